@@ -1,0 +1,151 @@
+import { z } from "zod";
+import {
+  CloneSnapshotRequest,
+  CreateSnapshotRequest,
+  CreateVolumeRequest,
+  ResizeVolumeRequest,
+  ResourceName,
+  RevertVolumeRequest,
+} from "../../core/model.js";
+import { registry } from "../metrics.js";
+import type { VolumeService } from "../volume-service.js";
+import { badRequest } from "./faults.js";
+import { parseWith } from "./request-body.js";
+import type { Reply, Route, RouteContext } from "./router.js";
+
+/** Attach and detach take no fields; a body, if sent, must be empty so typos are not silently ignored. */
+const NoFields = z.strictObject({});
+
+/** The control API: one entry per operation of the VolumeService, plus the probe and the scrape. */
+export function controlRoutes(service: VolumeService): Route[] {
+  return [
+    {
+      method: "GET",
+      pattern: "/healthz",
+      quiet: true,
+      handle: async () => ok({ status: "ok" }),
+    },
+    {
+      method: "GET",
+      pattern: "/metrics",
+      quiet: true,
+      handle: async () => ({
+        status: 200,
+        raw: { contentType: registry.contentType, text: await registry.metrics() },
+      }),
+    },
+    { method: "GET", pattern: "/v1/node", handle: async () => ok(await service.nodeStatus()) },
+
+    {
+      method: "GET",
+      pattern: "/v1/volumes",
+      handle: async () => ok({ volumes: await service.listVolumes() }),
+    },
+    {
+      method: "POST",
+      pattern: "/v1/volumes",
+      handle: async (context) => {
+        const request = parseWith(CreateVolumeRequest, await context.body());
+        return created(await service.createVolume(request));
+      },
+    },
+    {
+      method: "GET",
+      pattern: "/v1/volumes/:name",
+      handle: async (context) => ok(await service.getVolume(volumeParam(context))),
+    },
+    {
+      method: "PATCH",
+      pattern: "/v1/volumes/:name",
+      handle: async (context) => {
+        const volume = volumeParam(context);
+        const { sizeBytes } = parseWith(ResizeVolumeRequest, await context.body());
+        return ok(await service.resizeVolume(volume, sizeBytes));
+      },
+    },
+    {
+      method: "DELETE",
+      pattern: "/v1/volumes/:name",
+      handle: async (context) => {
+        await service.deleteVolume(volumeParam(context));
+        return noContent();
+      },
+    },
+    {
+      method: "POST",
+      pattern: "/v1/volumes/:name/attach",
+      handle: async (context) => {
+        const volume = volumeParam(context);
+        parseWith(NoFields, await context.body());
+        return ok(await service.attachVolume(volume));
+      },
+    },
+    {
+      method: "POST",
+      pattern: "/v1/volumes/:name/detach",
+      handle: async (context) => {
+        const volume = volumeParam(context);
+        parseWith(NoFields, await context.body());
+        await service.detachVolume(volume);
+        return noContent();
+      },
+    },
+    {
+      method: "POST",
+      pattern: "/v1/volumes/:name/revert",
+      handle: async (context) => {
+        const volume = volumeParam(context);
+        const { snapshot } = parseWith(RevertVolumeRequest, await context.body());
+        return ok(await service.revertVolume(volume, snapshot));
+      },
+    },
+
+    {
+      method: "GET",
+      pattern: "/v1/volumes/:name/snapshots",
+      handle: async (context) => ok({ snapshots: await service.listSnapshots(volumeParam(context)) }),
+    },
+    {
+      method: "POST",
+      pattern: "/v1/volumes/:name/snapshots",
+      handle: async (context) => {
+        const volume = volumeParam(context);
+        const { name } = parseWith(CreateSnapshotRequest, await context.body());
+        return created(await service.createSnapshot(volume, name));
+      },
+    },
+    {
+      method: "DELETE",
+      pattern: "/v1/volumes/:name/snapshots/:snapshot",
+      handle: async (context) => {
+        await service.deleteSnapshot(volumeParam(context), snapshotParam(context));
+        return noContent();
+      },
+    },
+    {
+      method: "POST",
+      pattern: "/v1/volumes/:name/snapshots/:snapshot/clone",
+      handle: async (context) => {
+        const [volume, snapshot] = [volumeParam(context), snapshotParam(context)];
+        const { target, labels } = parseWith(CloneSnapshotRequest, await context.body());
+        return created(await service.cloneSnapshot(volume, snapshot, target, labels));
+      },
+    },
+  ];
+}
+
+const ok = (body: unknown): Reply => ({ status: 200, body });
+const created = (body: unknown): Reply => ({ status: 201, body });
+const noContent = (): Reply => ({ status: 204 });
+
+const volumeParam = (context: RouteContext) => nameParam(context, "name", "volume");
+const snapshotParam = (context: RouteContext) => nameParam(context, "snapshot", "snapshot");
+
+/** Names in the path are checked like names in bodies, so the service never sees an impossible one. */
+function nameParam(context: RouteContext, param: string, kind: string): string {
+  const value = context.params[param] ?? "";
+  const result = ResourceName.safeParse(value);
+  if (!result.success)
+    throw badRequest(`invalid ${kind} name "${value}": ${result.error.issues[0]?.message}`);
+  return result.data;
+}

@@ -1,0 +1,55 @@
+/**
+ * What a frontend (the NBD server today; replication later) needs from a volume. Offsets and
+ * lengths are in bytes and need not be block-aligned; the frontend has already checked them
+ * against `sizeBytes`. Failures are BlockIoErrors so a frontend can answer with the right errno.
+ */
+export interface WriteOptions {
+  /** Force unit access: return only once this write is durable. */
+  fua: boolean;
+}
+
+export interface WriteZeroesOptions extends WriteOptions {
+  /** False when the client asked for allocated zeros (NBD_CMD_FLAG_NO_HOLE). */
+  mayPunch: boolean;
+}
+
+export interface BlockDevice {
+  readonly sizeBytes: number;
+  read(offset: number, length: number): Promise<Buffer>;
+  write(offset: number, data: Buffer, options: WriteOptions): Promise<void>;
+  writeZeroes(offset: number, length: number, options: WriteZeroesOptions): Promise<void>;
+  /** The range's contents become unspecified and its space may be given back. */
+  trim(offset: number, length: number, options: WriteOptions): Promise<void>;
+  /** Every write completed before this call is durable when it resolves. */
+  flush(): Promise<void>;
+}
+
+/** The errnos the NBD protocol can carry back to a client. */
+export type IoErrno =
+  | "EPERM"
+  | "EIO"
+  | "ENOMEM"
+  | "EINVAL"
+  | "ENOSPC"
+  | "EOVERFLOW"
+  | "ENOTSUP"
+  | "ESHUTDOWN";
+
+export class BlockIoError extends Error {
+  constructor(
+    readonly errno: IoErrno,
+    message: string,
+  ) {
+    super(message);
+    this.name = "BlockIoError";
+  }
+}
+
+/** Maps a Node fs error (or anything else) to the errno a block client should see. */
+export function toBlockIoError(error: unknown): BlockIoError {
+  if (error instanceof BlockIoError) return error;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (code === "ENOSPC" || code === "EDQUOT") return new BlockIoError("ENOSPC", message);
+  return new BlockIoError("EIO", message);
+}

@@ -1,0 +1,16 @@
+import type { BlockDevice } from "./block-device.js";
+
+/** An export opened by one NBD connection; `release` is called exactly once when it closes. */
+export interface ExportLease {
+  readonly name: string;
+  readonly description: string;
+  readonly device: BlockDevice;
+  release(): void;
+}
+
+/** The volumes a frontend may serve. Only attached volumes are exported. */
+export interface ExportRegistry {
+  names(): string[];
+  /** undefined when no such export exists (the client gets NBD_REP_ERR_UNKNOWN). */
+  open(name: string): ExportLease | undefined;
+}

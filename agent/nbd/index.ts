@@ -1,0 +1,1 @@
+export { type NbdServer, type NbdServerOptions, startNbdServer } from "./server.js";

@@ -1,0 +1,56 @@
+import { BlockCopier } from "./block-copier.js";
+import { BlockState, BlockStateMap } from "./block-state-map.js";
+import { topmostEntry, viewHasData } from "./chain-view.js";
+import type { Layer } from "./layer.js";
+import { dataPositionOf } from "./layer-index.js";
+import type { SpaceAllocator } from "./space.js";
+
+/**
+ * Fills `target`, an empty layer that will replace the head on top of every current snapshot, so
+ * that the volume reads exactly as snapshot S (at `snapshotPosition`). Once the old head is gone,
+ * only blocks defined by snapshots newer than S can differ from S's view, so only those are
+ * visited (cost ∝ data changed since S): each gets S's data, or zeros where S has none but a
+ * newer snapshot has data.
+ */
+export async function fillRevertHead(
+  layers: readonly Layer[],
+  snapshotPosition: number,
+  target: Layer,
+  allocator: SpaceAllocator,
+): Promise<void> {
+  const newestSnapshot = layers.length - 1;
+  const visited = new BlockStateMap();
+  const copier = new BlockCopier(target, allocator);
+  for (let position = snapshotPosition + 1; position <= newestSnapshot; position++) {
+    const { map } = layers[position - 1]!;
+    for (let block = map.nextDefined(0); block >= 0; block = map.nextDefined(block + 1)) {
+      if (visited.set(block, BlockState.data) === BlockState.data) continue;
+      const source = dataPositionOf(topmostEntry(layers, snapshotPosition, block));
+      if (source !== 0) await copier.add(layers[source - 1]!, block);
+      else if (viewHasData(layers, newestSnapshot, block)) target.map.set(block, BlockState.zero);
+    }
+  }
+  await copier.finish();
+}
+
+/**
+ * Copies snapshot S's view into `target`, an empty head: only blocks some layer up to S defines
+ * are visited, newest layer first so each block is taken from the layer S's view reads it from.
+ */
+export async function copySnapshotView(
+  layers: readonly Layer[],
+  snapshotPosition: number,
+  target: Layer,
+  allocator: SpaceAllocator,
+): Promise<void> {
+  const visited = new BlockStateMap();
+  const copier = new BlockCopier(target, allocator);
+  for (let position = snapshotPosition; position >= 1; position--) {
+    const layer = layers[position - 1]!;
+    for (let block = layer.map.nextDefined(0); block >= 0; block = layer.map.nextDefined(block + 1)) {
+      if (visited.set(block, BlockState.data) === BlockState.data) continue;
+      if (layer.map.get(block) === BlockState.data) await copier.add(layer, block);
+    }
+  }
+  await copier.finish();
+}

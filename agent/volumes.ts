@@ -1,0 +1,429 @@
+import { randomUUID } from "node:crypto";
+import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { z } from "zod";
+import { conflict, invalid, notFound, StrataError } from "../core/errors.js";
+import {
+  type Attachment,
+  type Labels,
+  Labels as LabelsSchema,
+  type NodeStatus,
+  ResourceName,
+  type Snapshot,
+  type Volume,
+} from "../core/model.js";
+import { formatSize } from "../core/units.js";
+import { syncDirectory, writeJsonAtomic } from "./durable-file.js";
+import type { ExportLease, ExportRegistry } from "./exports.js";
+import type { Logger } from "./log.js";
+import { setPoolGaugeSource } from "./metrics.js";
+import { Mutex } from "./mutex.js";
+import type { Drive, Pool } from "./pool.js";
+import { Replica } from "./store/replica.js";
+
+/** The volume's own record, next to its replica's files; the replica keeps its layer chain itself. */
+const VolumeRecord = z.object({
+  formatVersion: z.literal(1),
+  id: z.string(),
+  name: ResourceName,
+  labels: LabelsSchema,
+  createdAt: z.string(),
+  attached: z.boolean(),
+});
+type VolumeRecord = z.infer<typeof VolumeRecord>;
+
+const VOLUME_RECORD = "volume.json";
+const VOLUMES_DIR = "volumes";
+/** A volume directory renamed to this suffix is being deleted; finish the job at the next start. */
+const DELETING_SUFFIX = ".deleting";
+/** The replica of a single-node volume; replication (next issue) gives each replica its own id. */
+const LOCAL_REPLICA_EPOCH = 1;
+
+interface VolumeEntry {
+  record: VolumeRecord;
+  replica: Replica;
+  drive: Drive;
+  dir: string;
+  /** Open NBD connections: a volume in use cannot be detached, deleted or reverted. */
+  leases: number;
+  lock: Mutex;
+}
+
+export interface NodeIdentity {
+  nodeId: string;
+  zone: string;
+  version: string;
+  startedAt: string;
+}
+
+export interface Endpoints {
+  apiUrl: string;
+  /** host:port of the NBD TCP listener. */
+  nbdAddress: string;
+  nbdSocket: string | null;
+}
+
+/**
+ * The volumes of one agent: creates them on the pool, serves the control API's operations, and is
+ * the registry the NBD server opens exports from.
+ */
+export class VolumeManager implements ExportRegistry {
+  private readonly byName = new Map<string, VolumeEntry>();
+  /** Creates and clones are serialized so that a name is checked and taken atomically. */
+  private readonly namespaceLock = new Mutex();
+  endpoints: Endpoints = { apiUrl: "", nbdAddress: "", nbdSocket: null };
+
+  private constructor(
+    private readonly identity: NodeIdentity,
+    private readonly pool: Pool,
+    private readonly log: Logger,
+  ) {}
+
+  /** Loads every volume on the pool's drives, finishing any create or delete a crash interrupted. */
+  static async load(identity: NodeIdentity, pool: Pool, log: Logger): Promise<VolumeManager> {
+    const manager = new VolumeManager(identity, pool, log);
+    for (const drive of pool.drives) {
+      const root = join(drive.path, VOLUMES_DIR);
+      await mkdir(root, { recursive: true });
+      for (const name of await readdir(root)) {
+        await manager.loadVolumeDir(drive, join(root, name));
+      }
+    }
+    setPoolGaugeSource({
+      usage: () => pool.usage(manager.provisionedBytes()),
+      volumeCount: () => manager.byName.size,
+    });
+    return manager;
+  }
+
+  private async loadVolumeDir(drive: Drive, dir: string): Promise<void> {
+    if (dir.endsWith(DELETING_SUFFIX)) {
+      this.log.info({ dir }, "finishing a volume delete interrupted by a restart");
+      await rm(dir, { recursive: true, force: true });
+      return;
+    }
+    let text: string;
+    try {
+      text = await readFile(join(dir, VOLUME_RECORD), "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      this.log.warn({ dir }, "removing a volume whose creation a restart interrupted");
+      await rm(dir, { recursive: true, force: true });
+      return;
+    }
+    const parsed = VolumeRecord.safeParse(JSON.parse(text));
+    if (!parsed.success) {
+      throw new Error(`${join(dir, VOLUME_RECORD)} is not a valid volume record: ${parsed.error.message}`);
+    }
+    const replica = await Replica.open(dir, { allocator: drive, log: this.log });
+    this.byName.set(parsed.data.name, this.newEntry(parsed.data, replica, drive, dir));
+  }
+
+  private newEntry(record: VolumeRecord, replica: Replica, drive: Drive, dir: string): VolumeEntry {
+    return { record, replica, drive, dir, leases: 0, lock: new Mutex() };
+  }
+
+  private entry(name: string): VolumeEntry {
+    const entry = this.byName.get(name);
+    if (!entry) throw notFound(`volume "${name}"`);
+    return entry;
+  }
+
+  private requireDetached(entry: VolumeEntry, action: string): void {
+    if (entry.record.attached) {
+      throw conflict(
+        `cannot ${action} volume "${entry.record.name}": it is attached to ${this.identity.nodeId}; detach it first`,
+      );
+    }
+  }
+
+  private provisionedBytes(): number {
+    let total = 0;
+    for (const entry of this.byName.values()) total += entry.replica.sizeBytes;
+    return total;
+  }
+
+  private toVolume(entry: VolumeEntry): Volume {
+    const { record, replica } = entry;
+    return {
+      id: record.id,
+      name: record.name,
+      sizeBytes: replica.sizeBytes,
+      labels: record.labels,
+      createdAt: record.createdAt,
+      epoch: replica.epoch,
+      attachedNode: record.attached ? this.identity.nodeId : null,
+      nbdUri: record.attached ? this.attachment(record.name).nbdUri : null,
+      allocatedBytes: replica.allocatedBytes,
+      snapshotCount: replica.snapshots().length,
+      replicas: [{ replicaId: replica.replicaId, node: this.identity.nodeId, state: "in-sync" }],
+    };
+  }
+
+  private attachment(name: string): Attachment {
+    const { nbdAddress, nbdSocket } = this.endpoints;
+    return {
+      volume: name,
+      node: this.identity.nodeId,
+      nbdUri: `nbd://${nbdAddress}/${name}`,
+      nbdUnixUri: nbdSocket ? `nbd+unix:///${name}?socket=${nbdSocket}` : null,
+    };
+  }
+
+  private async saveRecord(entry: VolumeEntry, record: VolumeRecord): Promise<void> {
+    await writeJsonAtomic(join(entry.dir, VOLUME_RECORD), record);
+    entry.record = record;
+  }
+
+  async nodeStatus(): Promise<NodeStatus> {
+    return {
+      id: this.identity.nodeId,
+      zone: this.identity.zone,
+      state: "up",
+      version: this.identity.version,
+      apiUrl: this.endpoints.apiUrl,
+      nbdAddress: this.endpoints.nbdAddress,
+      nbdSocket: this.endpoints.nbdSocket,
+      pool: this.pool.usage(this.provisionedBytes()),
+      volumeCount: this.byName.size,
+      startedAt: this.identity.startedAt,
+    };
+  }
+
+  async listVolumes(): Promise<Volume[]> {
+    return [...this.byName.values()]
+      .map((entry) => this.toVolume(entry))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async getVolume(name: string): Promise<Volume> {
+    return this.toVolume(this.entry(name));
+  }
+
+  /**
+   * Creates a volume's directory and replica first and its record last: a crash in between leaves a
+   * directory without a record, which the next start removes. Nothing half-made is ever listed.
+   */
+  private async createOnPool(
+    name: string,
+    labels: Labels,
+    makeReplica: (
+      dir: string,
+      identity: { volumeId: string; replicaId: string },
+      drive: Drive,
+    ) => Promise<Replica>,
+  ): Promise<Volume> {
+    if (this.byName.has(name)) throw new StrataError("ALREADY_EXISTS", `volume "${name}" already exists`);
+    const drive = this.pool.pickDrive();
+    const volumeId = randomUUID();
+    const dir = join(drive.path, VOLUMES_DIR, volumeId);
+    await mkdir(dir);
+    let replica: Replica | undefined;
+    try {
+      replica = await makeReplica(dir, { volumeId, replicaId: randomUUID() }, drive);
+      const record: VolumeRecord = {
+        formatVersion: 1,
+        id: volumeId,
+        name,
+        labels,
+        createdAt: new Date().toISOString(),
+        attached: false,
+      };
+      await writeJsonAtomic(join(dir, VOLUME_RECORD), record);
+      const entry = this.newEntry(record, replica, drive, dir);
+      this.byName.set(name, entry);
+      this.log.info({ volume: name, volumeId, sizeBytes: replica.sizeBytes }, "volume created");
+      return this.toVolume(entry);
+    } catch (error) {
+      await replica?.close();
+      await Replica.destroy(dir, drive);
+      throw error;
+    }
+  }
+
+  async createVolume(request: { name: string; sizeBytes: number; labels: Labels }): Promise<Volume> {
+    return this.namespaceLock.run(() =>
+      this.createOnPool(request.name, request.labels, (dir, identity, drive) =>
+        Replica.create(dir, {
+          ...identity,
+          sizeBytes: request.sizeBytes,
+          epoch: LOCAL_REPLICA_EPOCH,
+          allocator: drive,
+          log: this.log,
+        }),
+      ),
+    );
+  }
+
+  async resizeVolume(name: string, sizeBytes: number): Promise<Volume> {
+    const entry = this.entry(name);
+    return entry.lock.run(async () => {
+      const current = entry.replica.sizeBytes;
+      if (sizeBytes < current) {
+        throw invalid(
+          `cannot shrink volume "${name}" from ${formatSize(current)} to ${formatSize(sizeBytes)}: volumes only grow`,
+        );
+      }
+      if (sizeBytes > current) {
+        await entry.replica.resize(sizeBytes);
+        this.log.info({ volume: name, from: current, to: sizeBytes }, "volume resized");
+      }
+      return this.toVolume(entry);
+    });
+  }
+
+  async deleteVolume(name: string): Promise<void> {
+    const entry = this.entry(name);
+    await entry.lock.run(async () => {
+      this.requireDetached(entry, "delete");
+      if (this.byName.get(name) !== entry) throw notFound(`volume "${name}"`);
+      // The rename is the commit point: once it is durable the volume is gone, whatever happens next.
+      const doomed = `${entry.dir}${DELETING_SUFFIX}`;
+      await rename(entry.dir, doomed);
+      await syncDirectory(join(entry.drive.path, VOLUMES_DIR));
+      this.byName.delete(name);
+      await entry.replica.close();
+      await Replica.destroy(doomed, entry.drive);
+      this.log.info({ volume: name }, "volume deleted");
+    });
+  }
+
+  async attachVolume(name: string): Promise<Attachment> {
+    const entry = this.entry(name);
+    return entry.lock.run(async () => {
+      if (!entry.record.attached) {
+        await this.saveRecord(entry, { ...entry.record, attached: true });
+        this.log.info({ volume: name }, "volume attached");
+      }
+      return this.attachment(name);
+    });
+  }
+
+  async detachVolume(name: string): Promise<void> {
+    const entry = this.entry(name);
+    await entry.lock.run(async () => {
+      if (entry.leases > 0) {
+        throw conflict(
+          `cannot detach volume "${name}": ${entry.leases} NBD client connection(s) are still open; disconnect them first`,
+        );
+      }
+      if (entry.record.attached) {
+        await entry.replica.flush();
+        await this.saveRecord(entry, { ...entry.record, attached: false });
+        this.log.info({ volume: name }, "volume detached");
+      }
+    });
+  }
+
+  private snapshotOf(entry: VolumeEntry, snapshot: string) {
+    const found = entry.replica.snapshots().find((s) => s.name === snapshot);
+    if (!found) throw notFound(`snapshot "${entry.record.name}@${snapshot}"`);
+    return found;
+  }
+
+  private toSnapshot(
+    entry: VolumeEntry,
+    snapshot: { id: string; name: string; createdAt: string },
+  ): Snapshot {
+    return {
+      id: snapshot.id,
+      name: snapshot.name,
+      volume: entry.record.name,
+      createdAt: snapshot.createdAt,
+      exclusiveBytes: entry.replica.exclusiveBytes(snapshot.id),
+    };
+  }
+
+  async listSnapshots(volume: string): Promise<Snapshot[]> {
+    const entry = this.entry(volume);
+    return entry.replica.snapshots().map((s) => this.toSnapshot(entry, s));
+  }
+
+  async createSnapshot(volume: string, name?: string): Promise<Snapshot> {
+    const entry = this.entry(volume);
+    return entry.lock.run(async () => {
+      const taken = new Set(entry.replica.snapshots().map((s) => s.name));
+      if (name !== undefined && taken.has(name)) {
+        throw new StrataError("ALREADY_EXISTS", `snapshot "${volume}@${name}" already exists`);
+      }
+      const snapshotName = name ?? defaultSnapshotName(taken);
+      const snapshot = await entry.replica.snapshot(snapshotName);
+      this.log.info({ volume, snapshot: snapshotName }, "snapshot created");
+      return this.toSnapshot(entry, snapshot);
+    });
+  }
+
+  async deleteSnapshot(volume: string, snapshot: string): Promise<void> {
+    const entry = this.entry(volume);
+    await entry.lock.run(async () => {
+      const found = this.snapshotOf(entry, snapshot);
+      await entry.replica.deleteSnapshot(found.id);
+      this.log.info({ volume, snapshot }, "snapshot deleted");
+    });
+  }
+
+  async cloneSnapshot(volume: string, snapshot: string, target: string, labels: Labels): Promise<Volume> {
+    const entry = this.entry(volume);
+    return this.namespaceLock.run(() =>
+      entry.lock.run(() => {
+        const found = this.snapshotOf(entry, snapshot);
+        return this.createOnPool(target, labels, (dir, identity, drive) =>
+          entry.replica.cloneSnapshot(found.id, dir, {
+            ...identity,
+            epoch: LOCAL_REPLICA_EPOCH,
+            allocator: drive,
+            log: this.log,
+          }),
+        );
+      }),
+    );
+  }
+
+  async revertVolume(volume: string, snapshot: string): Promise<Volume> {
+    const entry = this.entry(volume);
+    return entry.lock.run(async () => {
+      this.requireDetached(entry, "revert");
+      const found = this.snapshotOf(entry, snapshot);
+      await entry.replica.revert(found.id);
+      this.log.info({ volume, snapshot }, "volume reverted to snapshot");
+      return this.toVolume(entry);
+    });
+  }
+
+  names(): string[] {
+    return [...this.byName.values()].filter((e) => e.record.attached).map((e) => e.record.name);
+  }
+
+  open(name: string): ExportLease | undefined {
+    const entry = this.byName.get(name);
+    if (!entry?.record.attached) return undefined;
+    entry.leases++;
+    let released = false;
+    return {
+      name,
+      description: `Strata volume ${name} (${formatSize(entry.replica.sizeBytes)})`,
+      device: entry.replica,
+      release: () => {
+        if (released) return;
+        released = true;
+        entry.leases--;
+      },
+    };
+  }
+
+  /** Flushes and closes every replica; the agent calls this on shutdown. */
+  async close(): Promise<void> {
+    for (const entry of this.byName.values()) {
+      await entry.lock.run(() => entry.replica.close());
+    }
+    this.byName.clear();
+  }
+}
+
+/** "snap-20261121-193012", with a suffix when two snapshots are taken within one second. */
+function defaultSnapshotName(taken: Set<string>): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+  let name = `snap-${stamp}`;
+  for (let n = 2; taken.has(name); n++) name = `snap-${stamp}-${n}`;
+  return name;
+}

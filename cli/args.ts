@@ -1,0 +1,69 @@
+import type { z } from "zod";
+import { Labels, ResourceName, VolumeSize } from "../core/model.js";
+import { parseSize } from "../core/units.js";
+import { usageError } from "./failures.js";
+
+/**
+ * Command-line arguments are checked here, before anything is sent, so a typo is a usage error
+ * (exit 2) with a message that quotes it, not a round trip to the agent.
+ */
+
+export function volumeSizeArg(text: string): number {
+  let bytes: number;
+  try {
+    bytes = parseSize(text);
+  } catch (error) {
+    throw usageError((error as Error).message);
+  }
+  const checked = VolumeSize.safeParse(bytes);
+  if (!checked.success) throw usageError(`invalid size "${text}": ${problemOf(checked.error)}`);
+  return bytes;
+}
+
+export function nameArg(text: string, kind: "volume" | "snapshot"): string {
+  const checked = ResourceName.safeParse(text);
+  if (!checked.success)
+    throw usageError(`invalid ${kind} name "${text}": ${checked.error.issues[0]?.message}`);
+  return text;
+}
+
+export interface SnapshotRef {
+  volume: string;
+  snapshot: string;
+}
+
+/** Snapshots are addressed ZFS-style: VOLUME@SNAPSHOT. */
+export function snapshotRefArg(text: string): SnapshotRef {
+  const parts = text.split("@");
+  const [volume, snapshot] = parts;
+  const wellFormed =
+    parts.length === 2 && ResourceName.safeParse(volume).success && ResourceName.safeParse(snapshot).success;
+  if (!wellFormed) {
+    throw usageError(`invalid snapshot reference "${text}": use VOLUME@SNAPSHOT, e.g. data@before-upgrade`);
+  }
+  return { volume: volume!, snapshot: snapshot! };
+}
+
+/** `--label k=v`, repeatable; collected by commander into one Labels object. */
+export function labelArg(text: string, previous: Labels = {}): Labels {
+  const equals = text.indexOf("=");
+  if (equals <= 0) throw usageError(`invalid label "${text}": use KEY=VALUE, e.g. app=postgres`);
+  const labels = { ...previous, [text.slice(0, equals)]: text.slice(equals + 1) };
+  const checked = Labels.safeParse(labels);
+  if (!checked.success) throw usageError(`invalid label "${text}": ${problemOf(checked.error)}`);
+  return checked.data;
+}
+
+/** A TCP port for a listener; 0 lets the system pick one. */
+export function portArg(text: string): number {
+  const port = Number(text);
+  if (!/^\d+$/.test(text) || port > 65535) throw usageError(`invalid port "${text}": use 0-65535`);
+  return port;
+}
+
+/** The schema's own words for what is wrong with one value (a bad record key says why the key is bad). */
+function problemOf(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (issue?.code === "invalid_key") return issue.issues[0]?.message ?? issue.message;
+  return issue?.message ?? "not valid";
+}

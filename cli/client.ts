@@ -1,0 +1,150 @@
+import { z } from "zod";
+import type { VolumeService } from "../agent/volume-service.js";
+import { ApiError, Attachment, type Labels, NodeStatus, Snapshot, Volume } from "../core/model.js";
+import { AgentUnreachable, ApiRefusal, CliError } from "./failures.js";
+
+const VolumeList = z.object({ volumes: z.array(Volume) });
+const SnapshotList = z.object({ snapshots: z.array(Snapshot) });
+const Health = z.object({ status: z.literal("ok") });
+
+type Method = "GET" | "POST" | "PATCH" | "DELETE";
+
+interface CallOptions {
+  /** Sent as JSON. */
+  body?: unknown;
+  timeoutMs?: number;
+}
+
+/**
+ * Status reads answer at once from a healthy agent; one that takes longer is wedged, and `cluster
+ * status` should say so rather than hang. Mutations have no limit: the API is synchronous and a
+ * clone or a snapshot merge takes as long as the data takes.
+ */
+const PROBE_TIMEOUT_MS = 10_000;
+
+/**
+ * The one HTTP client of the control API, used by the CLI and by the local supervisor's readiness
+ * probe. It speaks the VolumeService interface, so callers cannot tell it from the agent in-process.
+ * Answers are validated with the same schemas the agent serves.
+ */
+export class ControlClient implements VolumeService {
+  constructor(readonly baseUrl: string) {}
+
+  async health(): Promise<void> {
+    await this.call("GET", "/healthz", Health, { timeoutMs: PROBE_TIMEOUT_MS });
+  }
+
+  nodeStatus(): Promise<NodeStatus> {
+    return this.call("GET", "/v1/node", NodeStatus, { timeoutMs: PROBE_TIMEOUT_MS });
+  }
+
+  async listVolumes(): Promise<Volume[]> {
+    return (await this.call("GET", "/v1/volumes", VolumeList)).volumes;
+  }
+
+  getVolume(name: string): Promise<Volume> {
+    return this.call("GET", volumePath(name), Volume);
+  }
+
+  createVolume(request: { name: string; sizeBytes: number; labels: Labels }): Promise<Volume> {
+    return this.call("POST", "/v1/volumes", Volume, { body: request });
+  }
+
+  resizeVolume(name: string, sizeBytes: number): Promise<Volume> {
+    return this.call("PATCH", volumePath(name), Volume, { body: { sizeBytes } });
+  }
+
+  deleteVolume(name: string): Promise<void> {
+    return this.call("DELETE", volumePath(name), undefined);
+  }
+
+  attachVolume(name: string): Promise<Attachment> {
+    return this.call("POST", `${volumePath(name)}/attach`, Attachment, { body: {} });
+  }
+
+  detachVolume(name: string): Promise<void> {
+    return this.call("POST", `${volumePath(name)}/detach`, undefined, { body: {} });
+  }
+
+  async listSnapshots(volume: string): Promise<Snapshot[]> {
+    return (await this.call("GET", snapshotsPath(volume), SnapshotList)).snapshots;
+  }
+
+  createSnapshot(volume: string, name?: string): Promise<Snapshot> {
+    return this.call("POST", snapshotsPath(volume), Snapshot, { body: name === undefined ? {} : { name } });
+  }
+
+  deleteSnapshot(volume: string, snapshot: string): Promise<void> {
+    return this.call("DELETE", snapshotPath(volume, snapshot), undefined);
+  }
+
+  cloneSnapshot(volume: string, snapshot: string, target: string, labels: Labels): Promise<Volume> {
+    return this.call("POST", `${snapshotPath(volume, snapshot)}/clone`, Volume, { body: { target, labels } });
+  }
+
+  revertVolume(volume: string, snapshot: string): Promise<Volume> {
+    return this.call("POST", `${volumePath(volume)}/revert`, Volume, { body: { snapshot } });
+  }
+
+  /** Sends one request; `schema` undefined means the answer has no body (204). */
+  private async call<S extends z.ZodType>(
+    method: Method,
+    path: string,
+    schema: S,
+    options?: CallOptions,
+  ): Promise<z.output<S>>;
+  private async call(method: Method, path: string, schema: undefined, options?: CallOptions): Promise<void>;
+  private async call(method: Method, path: string, schema: z.ZodType | undefined, options: CallOptions = {}) {
+    const { body, timeoutMs } = options;
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(`${this.baseUrl}${path}`, {
+        method,
+        ...(body === undefined
+          ? {}
+          : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) }),
+        ...(timeoutMs === undefined ? {} : { signal: AbortSignal.timeout(timeoutMs) }),
+      });
+      text = await response.text();
+    } catch (error) {
+      if ((error as Error).name === "TimeoutError") {
+        throw new CliError(
+          `the Strata agent at ${this.baseUrl} did not answer within ${(timeoutMs ?? 0) / 1000} s`,
+        );
+      }
+      // fetch only throws for transport failures (refused, reset, DNS): the agent is not there.
+      throw new AgentUnreachable(this.baseUrl);
+    }
+    if (!response.ok) throw this.refusal(method, path, response.status, text);
+    if (schema === undefined) return undefined;
+    const parsed = schema.safeParse(parseJson(text));
+    if (!parsed.success) {
+      throw new CliError(`the agent at ${this.baseUrl} sent an unexpected answer to ${method} ${path}`);
+    }
+    return parsed.data;
+  }
+
+  private refusal(method: Method, path: string, status: number, text: string): CliError {
+    const parsed = ApiError.safeParse(parseJson(text));
+    if (parsed.success) return new ApiRefusal(status, parsed.data.error.code, parsed.data.error.message);
+    return new ApiRefusal(
+      status,
+      "UNKNOWN",
+      `the agent at ${this.baseUrl} answered ${method} ${path} with HTTP ${status}`,
+    );
+  }
+}
+
+const volumePath = (name: string) => `/v1/volumes/${encodeURIComponent(name)}`;
+const snapshotsPath = (volume: string) => `${volumePath(volume)}/snapshots`;
+const snapshotPath = (volume: string, snapshot: string) =>
+  `${snapshotsPath(volume)}/${encodeURIComponent(snapshot)}`;
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,41 @@
+import { resolve } from "node:path";
+import { type ClusterFile, readClusterFile } from "../infra/local/cluster-file.js";
+import { isAlive } from "../infra/local/processes.js";
+import { ControlClient } from "./client.js";
+import { CliError } from "./failures.js";
+
+export const DEFAULT_CLUSTER_DIR = ".strata";
+
+/** Where the local cluster lives: --dir, else $STRATA_HOME, else ./.strata. Always absolute. */
+export function resolveClusterDir(option: string | undefined): string {
+  return resolve(option ?? process.env.STRATA_HOME ?? DEFAULT_CLUSTER_DIR);
+}
+
+/** The running cluster in `dir`, or a clear refusal saying how to start one. */
+export async function runningCluster(dir: string): Promise<ClusterFile> {
+  let file: ClusterFile | undefined;
+  try {
+    file = await readClusterFile(dir);
+  } catch (error) {
+    throw new CliError((error as Error).message);
+  }
+  if (!file || file.nodes.length === 0) {
+    throw new CliError(`no Strata cluster is running in ${dir}: start one with \`strata cluster up\``);
+  }
+  if (!isAlive(file.pid)) {
+    throw new CliError(
+      `the Strata cluster in ${dir} is not running (its supervisor, pid ${file.pid}, has exited): ` +
+        "start it again with `strata cluster up`",
+    );
+  }
+  return file;
+}
+
+/**
+ * The client for volume and snapshot commands. With one agent that is the only node; when the
+ * cluster grows (next issue), any node can take control requests since state is in the shared store.
+ */
+export async function controlClient(dir: string): Promise<ControlClient> {
+  const cluster = await runningCluster(dir);
+  return new ControlClient(cluster.nodes[0]!.apiUrl);
+}

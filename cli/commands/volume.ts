@@ -1,0 +1,95 @@
+import { Command } from "commander";
+import { labelArg, nameArg, volumeSizeArg } from "../args.js";
+import { contextOf } from "../context.js";
+import { formatSize } from "../format.js";
+import { print } from "../output.js";
+import { attachmentDescription, volumeDescription, volumeTable } from "../views.js";
+
+export function volumeCommand(): Command {
+  const volume = new Command("volume").alias("volumes").description("create, inspect and attach volumes");
+
+  volume
+    .command("create")
+    .description("create a thin volume on the cluster")
+    .argument("<name>", "volume name (also its NBD export name)")
+    .requiredOption("--size <size>", "size with a unit, e.g. 10GiB, 512MiB", volumeSizeArg)
+    .option("--label <key=value>", "label the volume (repeatable)", labelArg)
+    .action(
+      async (name: string, options: { size: number; label?: Record<string, string> }, command: Command) => {
+        const context = contextOf(command);
+        const request = {
+          name: nameArg(name, "volume"),
+          sizeBytes: options.size,
+          labels: options.label ?? {},
+        };
+        const created = await (await context.client()).createVolume(request);
+        context.emit(created, (v) => print(`volume "${v.name}" created (${formatSize(v.sizeBytes)})`));
+      },
+    );
+
+  volume
+    .command("list")
+    .alias("ls")
+    .description("list volumes")
+    .action(async (_options: object, command: Command) => {
+      const context = contextOf(command);
+      const volumes = await (await context.client()).listVolumes();
+      context.emit({ volumes }, () => print(volumes.length === 0 ? "No volumes." : volumeTable(volumes)));
+    });
+
+  volume
+    .command("inspect")
+    .description("describe a volume: size, space, labels, attachment, replicas, snapshots")
+    .argument("<name>", "volume name")
+    .action(async (name: string, _options: object, command: Command) => {
+      const context = contextOf(command);
+      const client = await context.client();
+      const found = await client.getVolume(nameArg(name, "volume"));
+      const snapshots = await client.listSnapshots(found.name);
+      context.emit(found, (v) => print(volumeDescription(v, snapshots)));
+    });
+
+  volume
+    .command("resize")
+    .description("grow a volume (shrinking is refused)")
+    .argument("<name>", "volume name")
+    .requiredOption("--size <size>", "new size with a unit, e.g. 20GiB", volumeSizeArg)
+    .action(async (name: string, options: { size: number }, command: Command) => {
+      const context = contextOf(command);
+      const resized = await (await context.client()).resizeVolume(nameArg(name, "volume"), options.size);
+      context.emit(resized, (v) => print(`volume "${v.name}" resized to ${formatSize(v.sizeBytes)}`));
+    });
+
+  volume
+    .command("delete")
+    .alias("rm")
+    .description("delete a detached volume and its snapshots")
+    .argument("<name>", "volume name")
+    .action(async (name: string, _options: object, command: Command) => {
+      const context = contextOf(command);
+      await (await context.client()).deleteVolume(nameArg(name, "volume"));
+      context.emit({ deleted: name }, () => print(`volume "${name}" deleted`));
+    });
+
+  volume
+    .command("attach")
+    .description("export a volume over NBD on its node")
+    .argument("<name>", "volume name")
+    .action(async (name: string, _options: object, command: Command) => {
+      const context = contextOf(command);
+      const attachment = await (await context.client()).attachVolume(nameArg(name, "volume"));
+      context.emit(attachment, (a) => print(attachmentDescription(a)));
+    });
+
+  volume
+    .command("detach")
+    .description("stop exporting a volume (refused while NBD clients are connected)")
+    .argument("<name>", "volume name")
+    .action(async (name: string, _options: object, command: Command) => {
+      const context = contextOf(command);
+      await (await context.client()).detachVolume(nameArg(name, "volume"));
+      context.emit({ detached: name }, () => print(`volume "${name}" detached`));
+    });
+
+  return volume;
+}

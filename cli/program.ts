@@ -1,0 +1,28 @@
+import { Command } from "commander";
+import { clusterCommand } from "./commands/cluster.js";
+import { snapshotCommand } from "./commands/snapshot.js";
+import { volumeCommand } from "./commands/volume.js";
+
+export const CLI_VERSION = "0.1.0";
+
+/** The `strata` command tree. Global options work before or after the subcommand. */
+export function buildProgram(): Command {
+  const program = new Command("strata")
+    .description("Strata: replicated block storage for Kubernetes, run locally or on AWS")
+    .version(CLI_VERSION)
+    .option("--dir <dir>", "local cluster directory (default: $STRATA_HOME, else ./.strata)")
+    .option("--json", "print the API's JSON instead of tables")
+    .showSuggestionAfterError(true);
+
+  program.addCommand(clusterCommand());
+  program.addCommand(volumeCommand());
+  program.addCommand(snapshotCommand());
+  applyToAll(program, (command) => command.exitOverride());
+  return program;
+}
+
+/** Commander settings are per command; subcommands built separately do not inherit them. */
+function applyToAll(command: Command, apply: (command: Command) => void): void {
+  apply(command);
+  for (const sub of command.commands) applyToAll(sub, apply);
+}

@@ -1,0 +1,191 @@
+import { StrataError } from "./errors.js";
+import type { Labels, Replica } from "./model.js";
+import type { NodeRecord, VolumeRecord } from "./state/records.js";
+import { formatSize } from "./units.js";
+
+/**
+ * Replica placement: pure functions from what the state store says about the cluster to a choice of
+ * nodes, with the reasons for it. The rules, in order:
+ *
+ * 1. Distinct nodes, always (DESIGN.md invariant 1); a node already holding a replica is never chosen.
+ * 2. Distinct zones whenever enough zones have a qualifying node; otherwise the replicas share zones
+ *    and the placement says so in a warning.
+ * 3. Among the rest, most free space first, then fewest replicas (load), then node id so the choice is
+ *    deterministic.
+ *
+ * A node qualifies when it is up with a fresh heartbeat, carries every label of the volume's node
+ * selector, and has at least the volume's size free. Volumes are thin, so this is a judgement rather
+ * than a reservation: free space >= size keeps a new volume from landing on a nearly full pool,
+ * without counting the space that existing volumes have yet to write.
+ */
+
+export type PlacementNode = Pick<NodeRecord, "id" | "zone" | "state" | "lastHeartbeat" | "labels" | "pool">;
+
+export interface ClusterView {
+  nodes: readonly PlacementNode[];
+  /** Replicas each node holds now (see countReplicas); nodes missing from the map hold none. */
+  replicaCounts: ReadonlyMap<string, number>;
+  /** A node whose last heartbeat is older than this is treated as down, whatever its state says. */
+  heartbeatTimeoutMs: number;
+  now: Date;
+}
+
+export interface PlacementRequest {
+  sizeBytes: number;
+  /** How many replicas to choose. */
+  count: number;
+  nodeSelector?: Labels;
+  /** The volume's current replicas: their nodes are excluded, their zones avoided (unless failed). */
+  existing?: readonly Pick<Replica, "node" | "state">[];
+}
+
+/** What placement thought of one node: the explanation shown when it cannot place. */
+export interface NodeVerdict {
+  node: string;
+  zone: string;
+  qualifies: boolean;
+  /** Why it does not qualify, e.g. "down" or "2 GiB free"; empty when it qualifies. */
+  reasons: string[];
+}
+
+export type Placement =
+  | { ok: true; nodes: string[]; warnings: string[]; verdicts: NodeVerdict[] }
+  | { ok: false; message: string; verdicts: NodeVerdict[] };
+
+/** Chooses `count` nodes for new replicas of a volume, or explains why it cannot. */
+export function placeReplicas(request: PlacementRequest, cluster: ClusterView): Placement {
+  const existing = request.existing ?? [];
+  const verdicts = cluster.nodes.map((node) => judge(node, request, cluster));
+  const qualifying = cluster.nodes
+    .filter((_, index) => verdicts[index]!.qualifies)
+    .sort((a, b) => rank(a, b, cluster.replicaCounts));
+  if (qualifying.length < request.count) {
+    return { ok: false, message: explainShortage(request, qualifying, verdicts), verdicts };
+  }
+
+  const zoneOf = new Map(cluster.nodes.map((node) => [node.id, node.zone]));
+  // A failed replica is about to be replaced, so its zone is open to the replacement.
+  const holders = existing
+    .filter((replica) => replica.state !== "failed" && zoneOf.has(replica.node))
+    .map((replica) => ({ id: replica.node, zone: zoneOf.get(replica.node)! }));
+  const usedZones = new Set(holders.map((holder) => holder.zone));
+  const chosen: PlacementNode[] = [];
+  const remaining = [...qualifying];
+  while (chosen.length < request.count) {
+    // The best-ranked node in a zone not used yet; only when there is none, the best-ranked overall.
+    const inNewZone = remaining.findIndex((node) => !usedZones.has(node.zone));
+    const [pick] = remaining.splice(Math.max(inNewZone, 0), 1);
+    chosen.push(pick!);
+    usedZones.add(pick!.zone);
+  }
+
+  const availableZones = new Set([...holders, ...qualifying].map((node) => node.zone));
+  const warnings = zoneSharingWarning([...holders, ...chosen], chosen, availableZones);
+  return { ok: true, nodes: chosen.map((node) => node.id), warnings, verdicts };
+}
+
+/** The replicas of a new volume. */
+export function placeVolume(
+  volume: Pick<VolumeRecord, "sizeBytes" | "replicationFactor" | "nodeSelector">,
+  cluster: ClusterView,
+): Placement {
+  const { sizeBytes, replicationFactor, nodeSelector } = volume;
+  return placeReplicas({ sizeBytes, count: replicationFactor, nodeSelector }, cluster);
+}
+
+/** One more replica for an existing volume (raising its replication factor, or replacing a lost one). */
+export function placeAdditionalReplica(
+  volume: Pick<VolumeRecord, "sizeBytes" | "nodeSelector" | "replicas">,
+  cluster: ClusterView,
+): Placement {
+  const { sizeBytes, nodeSelector, replicas } = volume;
+  return placeReplicas({ sizeBytes, count: 1, nodeSelector, existing: replicas }, cluster);
+}
+
+/** The nodes of a successful placement, or a RESOURCE_EXHAUSTED error carrying the explanation. */
+export function requirePlacement(placement: Placement): { nodes: string[]; warnings: string[] } {
+  if (!placement.ok) throw new StrataError("RESOURCE_EXHAUSTED", placement.message);
+  return { nodes: placement.nodes, warnings: placement.warnings };
+}
+
+/** Replicas per node across volumes; failed replicas serve no I/O, so they are not load. */
+export function countReplicas(volumes: readonly Pick<VolumeRecord, "replicas">[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const replica of volumes.flatMap((volume) => volume.replicas)) {
+    if (replica.state !== "failed") counts.set(replica.node, (counts.get(replica.node) ?? 0) + 1);
+  }
+  return counts;
+}
+
+function judge(node: PlacementNode, request: PlacementRequest, cluster: ClusterView): NodeVerdict {
+  const verdict = (reasons: string[]) => ({
+    node: node.id,
+    zone: node.zone,
+    qualifies: reasons.length === 0,
+    reasons,
+  });
+  if (request.existing?.some((replica) => replica.node === node.id))
+    return verdict(["holds a replica already"]);
+
+  const reasons: string[] = [];
+  const silentMs = cluster.now.getTime() - Date.parse(node.lastHeartbeat);
+  if (node.state === "down") reasons.push("down");
+  else if (silentMs > cluster.heartbeatTimeoutMs)
+    reasons.push(`no heartbeat for ${Math.round(silentMs / 1000)}s`);
+  const mismatched = selectorEntries(request.nodeSelector).filter(
+    ([key, value]) => node.labels[key] !== value,
+  );
+  if (mismatched.length > 0) reasons.push(`lacks label ${formatLabels(mismatched)}`);
+  if (node.pool.freeBytes < request.sizeBytes) reasons.push(`${formatSize(node.pool.freeBytes)} free`);
+  return verdict(reasons);
+}
+
+function rank(a: PlacementNode, b: PlacementNode, replicaCounts: ReadonlyMap<string, number>): number {
+  return (
+    b.pool.freeBytes - a.pool.freeBytes ||
+    (replicaCounts.get(a.id) ?? 0) - (replicaCounts.get(b.id) ?? 0) ||
+    a.id.localeCompare(b.id)
+  );
+}
+
+/** e.g. "needs 3 nodes with 10 GiB free; 2 qualify: node-1 (zone a), node-2 (zone b); node-3: down" */
+function explainShortage(
+  request: PlacementRequest,
+  qualifying: PlacementNode[],
+  verdicts: NodeVerdict[],
+): string {
+  const more = (request.existing?.length ?? 0) > 0 ? " more" : "";
+  const noun = request.count === 1 ? "node" : "nodes";
+  const selector = selectorEntries(request.nodeSelector);
+  const labels = selector.length > 0 ? ` and label ${formatLabels(selector)}` : "";
+  const need = `needs ${request.count}${more} ${noun} with ${formatSize(request.sizeBytes)} free${labels}`;
+  const fit = qualifying.map((node) => `${node.id} (zone ${node.zone})`).join(", ");
+  const qualify = `${qualifying.length} qualify${fit === "" ? "" : `: ${fit}`}`;
+  const rejected = verdicts
+    .filter((verdict) => !verdict.qualifies)
+    .map((verdict) => `${verdict.node}: ${verdict.reasons.join(", ")}`);
+  const nobody = verdicts.length === 0 ? ["no nodes are registered"] : [];
+  return [need, qualify, ...rejected, ...nobody].join("; ");
+}
+
+/** e.g. "only 2 zones available (a, b); replicas on node-2 and node-3 share zone b" */
+function zoneSharingWarning(
+  replicas: readonly Pick<PlacementNode, "id" | "zone">[],
+  chosen: readonly PlacementNode[],
+  availableZones: ReadonlySet<string>,
+): string[] {
+  const sharedZones = [...new Set(chosen.map((node) => node.zone))].filter(
+    (zone) => replicas.filter((node) => node.zone === zone).length > 1,
+  );
+  if (sharedZones.length === 0) return [];
+  const zoneCount = `only ${availableZones.size} ${availableZones.size === 1 ? "zone" : "zones"}`;
+  const shares = sharedZones.map((zone) => {
+    const ids = replicas.filter((node) => node.zone === zone).map((node) => node.id);
+    return `replicas on ${ids.slice(0, -1).join(", ")} and ${ids.at(-1)} share zone ${zone}`;
+  });
+  return [`${zoneCount} available (${[...availableZones].sort().join(", ")}); ${shares.join("; ")}`];
+}
+
+const selectorEntries = (selector: Labels | undefined): [string, string][] => Object.entries(selector ?? {});
+const formatLabels = (entries: [string, string][]) =>
+  entries.map(([key, value]) => `${key}=${value}`).join(",");

@@ -1,0 +1,39 @@
+import { StrataError } from "../errors.js";
+
+/**
+ * Typed failures of the state store. They extend StrataError so the control API and the CLI map them
+ * to a status and one sentence without knowing about the store; callers that can recover (retry a
+ * compare-and-swap, pick another name) test for the class.
+ */
+
+export class RecordNotFoundError extends StrataError {
+  constructor(readonly what: string) {
+    super("NOT_FOUND", `${what} not found`);
+    this.name = "RecordNotFoundError";
+  }
+}
+
+export class RecordExistsError extends StrataError {
+  constructor(readonly what: string) {
+    super("ALREADY_EXISTS", `${what} already exists`);
+    this.name = "RecordExistsError";
+  }
+}
+
+/**
+ * A compare-and-swap lost: the volume's epoch is no longer the one the caller read. The caller
+ * re-reads (the current epoch is here to say how far behind it was) and retries or gives up.
+ */
+export class EpochConflictError extends StrataError {
+  constructor(
+    readonly volumeId: string,
+    readonly expectedEpoch: number,
+    readonly currentEpoch: number,
+  ) {
+    super(
+      "FAILED_PRECONDITION",
+      `volume ${volumeId} changed concurrently: expected epoch ${expectedEpoch}, found ${currentEpoch}`,
+    );
+    this.name = "EpochConflictError";
+  }
+}

@@ -1,0 +1,7 @@
+export { EpochConflictError, RecordExistsError, RecordNotFoundError } from "./errors.js";
+export type { Heartbeat } from "./nodes.js";
+export * from "./records.js";
+export type { NewSnapshot } from "./snapshots.js";
+export { StateStore, type StateStoreOptions } from "./store.js";
+export { ensureStateTable, stateTableDefinition } from "./table.js";
+export type { NewVolume } from "./volumes.js";

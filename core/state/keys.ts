@@ -1,0 +1,36 @@
+/**
+ * The key design of the one cluster-state table (partition key `pk`, sort key `sk`, both strings).
+ *
+ * Each kind of record lives in a collection partition, one item per member:
+ *
+ * | record           | pk                    | sk                 |
+ * | ---------------- | --------------------- | ------------------ |
+ * | node             | `NODES`               | `NODE#<nodeId>`     |
+ * | volume           | `VOLUMES`             | `VOLUME#<volumeId>` |
+ * | volume name      | `VOLUME_NAMES`        | `NAME#<name>`       |
+ * | snapshot         | `SNAPSHOTS#<volumeId>`| `SNAPSHOT#<name>`   |
+ *
+ * Why collections rather than one partition per item: listing (every node for placement, every volume
+ * for the health sweep and the CLI) is then a Query of one partition, which can be strongly
+ * consistent and needs no Scan or secondary index (an index is only eventually consistent). The
+ * collections stay far inside one partition's throughput: nodes heartbeat every few seconds, and
+ * volumes change only on replica-set, attachment or resize events. The prefixes in `sk` keep a raw
+ * dump of the table readable and leave room for later records in the same partitions.
+ */
+export interface ItemKey {
+  pk: string;
+  sk: string;
+}
+
+export const NODES_PARTITION = "NODES";
+export const VOLUMES_PARTITION = "VOLUMES";
+export const VOLUME_NAMES_PARTITION = "VOLUME_NAMES";
+
+export const nodeKey = (nodeId: string): ItemKey => ({ pk: NODES_PARTITION, sk: `NODE#${nodeId}` });
+export const volumeKey = (volumeId: string): ItemKey => ({ pk: VOLUMES_PARTITION, sk: `VOLUME#${volumeId}` });
+export const volumeNameKey = (name: string): ItemKey => ({ pk: VOLUME_NAMES_PARTITION, sk: `NAME#${name}` });
+export const snapshotsPartition = (volumeId: string): string => `SNAPSHOTS#${volumeId}`;
+export const snapshotKey = (volumeId: string, name: string): ItemKey => ({
+  pk: snapshotsPartition(volumeId),
+  sk: `SNAPSHOT#${name}`,
+});

@@ -1,0 +1,81 @@
+import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { RecordNotFoundError } from "./errors.js";
+import { NODES_PARTITION, nodeKey } from "./keys.js";
+import { NodeRecord, type NodeState } from "./records.js";
+import { isConditionFailure, type StateTable, validateInput } from "./table-client.js";
+
+export interface Heartbeat {
+  /** The pool's free space now, so placement sees space used since registration. */
+  freeBytes: number;
+}
+
+/** Node registration, heartbeats and the health sweep's verdicts. */
+export class NodeStore {
+  constructor(private readonly table: StateTable) {}
+
+  /**
+   * Registers a node, or re-registers it with what it reports now (addresses and pool can change when
+   * an agent restarts). Unconditional: the agent is the authority on its own node.
+   */
+  async register(node: NodeRecord): Promise<NodeRecord> {
+    const record = validateInput(NodeRecord, node, "node");
+    await this.table.doc.send(
+      new PutCommand({ TableName: this.table.tableName, Item: { ...nodeKey(record.id), ...record } }),
+    );
+    return record;
+  }
+
+  /**
+   * Records that the node is alive and how much space it has. It does not set the state back to up:
+   * a node the health sweep marked down comes back through `register` (or `setState`), on purpose.
+   */
+  async heartbeat(nodeId: string, heartbeat: Heartbeat): Promise<void> {
+    await this.updateExisting(
+      nodeId,
+      "SET #lastHeartbeat = :now, #pool.#freeBytes = :free",
+      { "#lastHeartbeat": "lastHeartbeat", "#pool": "pool", "#freeBytes": "freeBytes" },
+      { ":now": this.table.now(), ":free": heartbeat.freeBytes },
+    );
+  }
+
+  async setState(nodeId: string, state: NodeState): Promise<void> {
+    await this.updateExisting(nodeId, "SET #state = :state", { "#state": "state" }, { ":state": state });
+  }
+
+  async get(nodeId: string): Promise<NodeRecord> {
+    const node = await this.table.get(nodeKey(nodeId), NodeRecord, "node");
+    if (node === undefined) throw new RecordNotFoundError(`node ${nodeId}`);
+    return node;
+  }
+
+  list(): Promise<NodeRecord[]> {
+    return this.table.queryPartition(NODES_PARTITION, NodeRecord, "node");
+  }
+
+  /**
+   * An update that must not create a half-filled node record for an id that never registered.
+   * Attribute names always go through placeholders: "pool" and "state" are DynamoDB reserved words.
+   */
+  private async updateExisting(
+    nodeId: string,
+    updateExpression: string,
+    names: Record<string, string>,
+    values: Record<string, unknown>,
+  ): Promise<void> {
+    try {
+      await this.table.doc.send(
+        new UpdateCommand({
+          TableName: this.table.tableName,
+          Key: nodeKey(nodeId),
+          UpdateExpression: updateExpression,
+          ConditionExpression: "attribute_exists(pk)",
+          ExpressionAttributeValues: values,
+          ExpressionAttributeNames: names,
+        }),
+      );
+    } catch (error) {
+      if (isConditionFailure(error)) throw new RecordNotFoundError(`node ${nodeId}`);
+      throw error;
+    }
+  }
+}

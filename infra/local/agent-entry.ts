@@ -1,0 +1,28 @@
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/**
+ * The built agent, dist/agent.mjs of this package. Found by walking up from this module, which is
+ * bundled into dist/cli.mjs in normal use but runs from infra/local/ under tsx.
+ */
+export function findAgentEntry(from = fileURLToPath(import.meta.url)): string {
+  for (let dir = dirname(from); ; dir = dirname(dir)) {
+    if (isStrataPackage(dir)) {
+      const entry = join(dir, "dist", "agent.mjs");
+      if (!existsSync(entry))
+        throw new Error(`the Strata agent is not built (${entry} is missing): run \`npm run build\``);
+      return entry;
+    }
+    if (dirname(dir) === dir) throw new Error(`cannot find the Strata package root above ${from}`);
+  }
+}
+
+function isStrataPackage(dir: string): boolean {
+  try {
+    const manifest = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as { name?: unknown };
+    return manifest.name === "strata";
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the external NBD clients and the reference server the tests drive, if they are missing:
+# qemu-io (qemu-utils), nbdinfo/nbdcopy (libnbd-bin), fio with its nbd engine, nbdkit.
+set -euo pipefail
+
+declare -A package_of=(
+  [qemu-io]=qemu-utils
+  [nbdinfo]=libnbd-bin
+  [nbdcopy]=libnbd-bin
+  [fio]=fio
+  [nbdkit]=nbdkit
+)
+
+missing=()
+for tool in "${!package_of[@]}"; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "test dependencies: all present (qemu-io, nbdinfo, nbdcopy, fio, nbdkit)"
+  exit 0
+fi
+
+mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "need root (or sudo) to install: ${packages[*]}" >&2; exit 1; }
+  sudo="sudo"
+fi
+echo "installing test dependencies: ${packages[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+echo "test dependencies installed"

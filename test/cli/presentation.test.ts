@@ -1,0 +1,106 @@
+import { describe, expect, it } from "vitest";
+import { labelArg, portArg, snapshotRefArg, volumeSizeArg } from "../../cli/args.js";
+import { CliError, EXIT_USAGE } from "../../cli/failures.js";
+import { formatAge } from "../../cli/format.js";
+import { formatDetails, formatTable } from "../../cli/output.js";
+
+describe("formatTable", () => {
+  it("upper-cases headers and aligns columns with spaces, without trailing blanks", () => {
+    const table = formatTable(
+      ["name", "size", "age"],
+      [
+        ["db", "10 GiB", "5m"],
+        ["scratch-volume", "64 MiB", "3d"],
+      ],
+    );
+    expect(table).toBe(
+      ["NAME             SIZE     AGE", "db               10 GiB   5m", "scratch-volume   64 MiB   3d"].join(
+        "\n",
+      ),
+    );
+  });
+
+  it("prints only the header for no rows", () => {
+    expect(formatTable(["name", "size"], [])).toBe("NAME   SIZE");
+  });
+});
+
+describe("formatDetails", () => {
+  it("aligns values after the longest key", () => {
+    expect(
+      formatDetails([
+        ["Name", "db"],
+        ["Allocated", "4 MiB"],
+      ]),
+    ).toBe("Name:       db\nAllocated:  4 MiB");
+  });
+});
+
+describe("formatAge", () => {
+  const now = Date.parse("2026-01-10T12:00:00Z");
+  const ago = (seconds: number) => formatAge(new Date(now - seconds * 1000), now);
+
+  it("reads like kubectl's ages", () => {
+    expect(ago(0)).toBe("0s");
+    expect(ago(119)).toBe("119s");
+    expect(ago(192)).toBe("3m12s");
+    expect(ago(600)).toBe("10m");
+    expect(ago(5 * 3600 + 20 * 60)).toBe("5h20m");
+    expect(ago(30 * 3600)).toBe("30h");
+    expect(ago(4 * 86400 + 6 * 3600)).toBe("4d6h");
+    expect(ago(12 * 86400)).toBe("12d");
+    expect(ago(3 * 365 * 86400)).toBe("3y");
+  });
+
+  it("shows a time slightly in the future (clock skew) as 0s", () => {
+    expect(ago(-5)).toBe("0s");
+  });
+});
+
+/** Every argument error is a usage error (exit 2) whose message quotes the bad input. */
+function usageMessage(parse: () => unknown): string {
+  try {
+    parse();
+  } catch (error) {
+    expect(error).toBeInstanceOf(CliError);
+    expect((error as CliError).exitCode).toBe(EXIT_USAGE);
+    return (error as CliError).message;
+  }
+  throw new Error("expected a usage error");
+}
+
+describe("argument parsing", () => {
+  it("parses volume sizes and refuses impossible ones", () => {
+    expect(volumeSizeArg("10GiB")).toBe(10 * 1024 ** 3);
+    expect(volumeSizeArg("512M")).toBe(512 * 1024 ** 2);
+    expect(usageMessage(() => volumeSizeArg("0"))).toBe('invalid size "0": size must be greater than 0');
+    expect(usageMessage(() => volumeSizeArg("1.5k"))).toMatch(/^invalid size "1.5k": .*multiple of 4 KiB/);
+    expect(usageMessage(() => volumeSizeArg("65TiB"))).toMatch(/at most 64 TiB/);
+    expect(usageMessage(() => volumeSizeArg("big"))).toMatch(/^invalid size "big"/);
+  });
+
+  it("splits VOLUME@SNAPSHOT and names a malformed reference", () => {
+    expect(snapshotRefArg("db@before-upgrade")).toEqual({ volume: "db", snapshot: "before-upgrade" });
+    for (const bad of ["db", "@s", "db@", "a@b@c", "d b@s"]) {
+      expect(usageMessage(() => snapshotRefArg(bad))).toBe(
+        `invalid snapshot reference "${bad}": use VOLUME@SNAPSHOT, e.g. data@before-upgrade`,
+      );
+    }
+  });
+
+  it("collects repeated labels and checks them", () => {
+    expect(labelArg("tier=gold", labelArg("app=pg"))).toEqual({ app: "pg", tier: "gold" });
+    expect(labelArg("empty=")).toEqual({ empty: "" });
+    expect(usageMessage(() => labelArg("novalue"))).toBe(
+      'invalid label "novalue": use KEY=VALUE, e.g. app=postgres',
+    );
+    expect(usageMessage(() => labelArg("bad key=x"))).toMatch(/^invalid label "bad key=x": label keys/);
+  });
+
+  it("accepts ports 0-65535 only", () => {
+    expect(portArg("0")).toBe(0);
+    expect(portArg("10809")).toBe(10809);
+    expect(usageMessage(() => portArg("65536"))).toBe('invalid port "65536": use 0-65535');
+    expect(usageMessage(() => portArg("-1"))).toBe('invalid port "-1": use 0-65535');
+  });
+});

@@ -1,0 +1,104 @@
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { ClusterFile } from "../../infra/local/cluster-file.js";
+
+/** Drives the real `strata` binary (bin/strata.mjs → dist/cli.mjs) as a user would. */
+
+export const PACKAGE_ROOT = fileURLToPath(new URL("../..", import.meta.url));
+const STRATA_BIN = join(PACKAGE_ROOT, "bin", "strata.mjs");
+
+export interface Outcome {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one CLI command to completion; never throws for a non-zero exit (tests look at `code`). */
+export function strata(args: string[], env: Record<string, string> = {}): Promise<Outcome> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [STRATA_BIN, ...args],
+      { env: { ...process.env, ...env }, cwd: PACKAGE_ROOT },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === "number" ? error.code : -1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** A `strata cluster up` running in the foreground, with everything it printed so far. */
+export interface RunningCluster {
+  process: ChildProcess;
+  output(): string;
+  file: ClusterFile;
+  /** Resolves with the exit code (or the signal name) once the supervisor has exited. */
+  exited: Promise<number | string>;
+}
+
+/** Starts `cluster up` on free ports and waits until it has printed its getting-started text. */
+export async function clusterUp(dir: string, extraArgs: string[] = []): Promise<RunningCluster> {
+  const child = spawn(
+    process.execPath,
+    [STRATA_BIN, "cluster", "up", "--dir", dir, "--nbd-port", "0", "--api-port", "0", ...extraArgs],
+    { cwd: PACKAGE_ROOT, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+  });
+  const exited = new Promise<number | string>((resolve) =>
+    child.once("exit", (code, signal) => resolve(code ?? signal ?? -1)),
+  );
+  let gone = false;
+  void exited.then(() => {
+    gone = true;
+  });
+  while (!output.includes("Press Ctrl-C")) {
+    if (gone) throw new Error(`strata cluster up exited before it was ready:\n${output}`);
+    await sleep(100);
+  }
+  const file = await readCluster(dir);
+  if (!file || file.pid !== child.pid)
+    throw new Error(`cluster.json does not name the supervisor:\n${output}`);
+  return { process: child, output: () => output, file, exited };
+}
+
+export async function readCluster(dir: string): Promise<ClusterFile | undefined> {
+  try {
+    return ClusterFile.parse(JSON.parse(await readFile(join(dir, "cluster.json"), "utf8")));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Retries `probe` until it returns true; for state that settles asynchronously (an agent restart). */
+export async function eventually(
+  probe: () => Promise<boolean>,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`);
+    await sleep(200);
+  }
+}
+
+/** A failing command must say what is wrong in one line on stderr, and nothing on stdout. */
+export function oneSentence(outcome: Outcome): string {
+  const lines = outcome.stderr.trimEnd().split("\n");
+  if (lines.length !== 1 || !lines[0]!.startsWith("error: ") || outcome.stdout !== "") {
+    throw new Error(
+      `expected one error line, got stdout=${JSON.stringify(outcome.stdout)} stderr=${JSON.stringify(outcome.stderr)}`,
+    );
+  }
+  return lines[0]!.slice("error: ".length);
+}

@@ -1,0 +1,69 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RecordNotFoundError } from "../../core/state/errors.js";
+import type { StateStore } from "../../core/state/store.js";
+import type { LocalDynamoDb } from "../../infra/local/dynamodb.js";
+import { GiB, nodeRecord } from "./fixtures.js";
+import { freshStore, startDynamoDb } from "./state-harness.js";
+
+let dynamoDb: LocalDynamoDb;
+let store: StateStore;
+let now = new Date("2030-01-01T00:00:00.000Z");
+
+beforeAll(async () => {
+  dynamoDb = await startDynamoDb();
+  store = await freshStore(() => now);
+});
+
+afterAll(async () => {
+  store.close();
+  await dynamoDb.close();
+});
+
+describe("node records", () => {
+  it("registers nodes and lists them", async () => {
+    const first = nodeRecord("node-1", { zone: "a", instanceId: "i-0123456789abcdef0" });
+    const second = nodeRecord("node-2", { zone: "b", labels: { rack: "r1" } });
+    await store.nodes.register(first);
+    await store.nodes.register(second);
+
+    expect(await store.nodes.get("node-1")).toEqual(first);
+    expect(await store.nodes.get("node-2")).toEqual(second);
+    expect(await store.nodes.list()).toEqual([first, second]);
+  });
+
+  it("takes a heartbeat's time from the clock and its free space from the agent, nothing else", async () => {
+    await store.nodes.register(nodeRecord("node-3"));
+    now = new Date("2030-01-01T00:00:10.000Z");
+    await store.nodes.heartbeat("node-3", { freeBytes: 42 * GiB });
+
+    expect(await store.nodes.get("node-3")).toEqual(
+      nodeRecord("node-3", {
+        lastHeartbeat: "2030-01-01T00:00:10.000Z",
+        pool: { capacityBytes: 100 * GiB, freeBytes: 42 * GiB },
+      }),
+    );
+  });
+
+  it("refuses a heartbeat from a node that never registered, without creating a record", async () => {
+    await expect(store.nodes.heartbeat("ghost", { freeBytes: GiB })).rejects.toThrow(RecordNotFoundError);
+    await expect(store.nodes.get("ghost")).rejects.toThrow("node ghost not found");
+    expect((await store.nodes.list()).map((node) => node.id)).not.toContain("ghost");
+  });
+
+  it("marks a node down, and a heartbeat does not bring it back up", async () => {
+    await store.nodes.register(nodeRecord("node-4"));
+    await store.nodes.setState("node-4", "down");
+    await store.nodes.heartbeat("node-4", { freeBytes: GiB });
+    expect((await store.nodes.get("node-4")).state).toBe("down");
+
+    await store.nodes.register(nodeRecord("node-4"));
+    expect((await store.nodes.get("node-4")).state).toBe("up");
+    await expect(store.nodes.setState("ghost", "down")).rejects.toThrow(RecordNotFoundError);
+  });
+
+  it("refuses an invalid node record", async () => {
+    const broken = nodeRecord("node-5", { pool: { capacityBytes: GiB, freeBytes: -1 } });
+    await expect(store.nodes.register(broken)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
+    await expect(store.nodes.get("node-5")).rejects.toThrow(RecordNotFoundError);
+  });
+});

@@ -1,0 +1,107 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+
+const AGENT_BUNDLE = join(import.meta.dirname, "..", "..", "dist", "agent.mjs");
+
+export interface AgentEndpoints {
+  apiUrl: string;
+  nbdAddress: string;
+  nbdSocket: string | null;
+  pid: number;
+}
+
+/** A real agent process on loopback with its own data dir; ports are picked by the kernel. */
+export class AgentProcess {
+  private child: ChildProcess | undefined;
+  endpoints!: AgentEndpoints;
+  readonly dataDir: string;
+
+  constructor(
+    readonly root: string = mkdtempSync(join(tmpdir(), "strata-agent-")),
+    private readonly extraArgs: string[] = [],
+  ) {
+    this.dataDir = join(root, "node");
+  }
+
+  async start(): Promise<this> {
+    const agentFile = join(this.dataDir, "agent.json");
+    rmSync(agentFile, { force: true });
+    const child = spawn(
+      process.execPath,
+      [
+        AGENT_BUNDLE,
+        "--data-dir",
+        this.dataDir,
+        "--api-listen",
+        "127.0.0.1:0",
+        "--nbd-listen",
+        "127.0.0.1:0",
+        "--nbd-socket",
+        join(this.root, "nbd.sock"),
+        ...this.extraArgs,
+      ],
+      { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, STRATA_LOG_LEVEL: "warn" } },
+    );
+    let stderr = "";
+    child.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    this.child = child;
+    for (let waited = 0; !existsSync(agentFile); waited += 50) {
+      if (child.exitCode !== null || waited > 20_000) {
+        throw new Error(`agent did not start (exit ${child.exitCode}): ${stderr}`);
+      }
+      await sleep(50);
+    }
+    this.endpoints = JSON.parse(readFileSync(agentFile, "utf8")) as AgentEndpoints;
+    return this;
+  }
+
+  nbdUri(volume: string): string {
+    return `nbd://${this.endpoints.nbdAddress}/${volume}`;
+  }
+
+  /** The agent dies at once: no flush, no close, like a power cut for the process. */
+  async kill9(): Promise<void> {
+    await this.signal("SIGKILL");
+  }
+
+  async stop(): Promise<void> {
+    await this.signal("SIGTERM");
+  }
+
+  private async signal(signal: NodeJS.Signals): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill(signal);
+    await exited;
+  }
+
+  async api<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+    const response = await fetch(`${this.endpoints.apiUrl}${path}`, {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? null : JSON.stringify(body),
+    });
+    const text = await response.text();
+    return { status: response.status, body: (text ? JSON.parse(text) : undefined) as T };
+  }
+
+  /** Creates and attaches a volume, failing the test on any refusal. */
+  async createAttachedVolume(name: string, sizeBytes: number): Promise<string> {
+    const created = await this.api("POST", "/v1/volumes", { name, sizeBytes });
+    if (created.status !== 201) throw new Error(`create ${name}: ${JSON.stringify(created.body)}`);
+    const attached = await this.api("POST", `/v1/volumes/${name}/attach`);
+    if (attached.status !== 200) throw new Error(`attach ${name}: ${JSON.stringify(attached.body)}`);
+    return this.nbdUri(name);
+  }
+
+  async destroy(): Promise<void> {
+    await this.kill9();
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
