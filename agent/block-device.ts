@@ -15,7 +15,9 @@ export interface WriteZeroesOptions extends WriteOptions {
 
 export interface BlockDevice {
   readonly sizeBytes: number;
+  /** The buffer is the caller's, and may come from agent/io-buffers.ts: give it back when done. */
   read(offset: number, length: number): Promise<Buffer>;
+  /** The device holds no reference to `data` once the promise settles: the caller reuses it. */
   write(offset: number, data: Buffer, options: WriteOptions): Promise<void>;
   writeZeroes(offset: number, length: number, options: WriteZeroesOptions): Promise<void>;
   /** The range's contents become unspecified and its space may be given back. */

@@ -51,15 +51,18 @@ export class ByteQueue {
     }
   }
 
-  /** Removes and returns the next `n` bytes (a view when contiguous). Call only when length >= n. */
-  take(n: number): Buffer {
+  /**
+   * Removes and returns the next `n` bytes (a view when contiguous, else a copy in memory from
+   * `allocate`). Call only when length >= n.
+   */
+  take(n: number, allocate: (n: number) => Buffer = Buffer.allocUnsafe): Buffer {
     const head = this.chunks[this.first];
     if (head !== undefined && head.length - this.offset >= n) {
       const view = head.subarray(this.offset, this.offset + n);
       this.skip(n);
       return view;
     }
-    const out = Buffer.allocUnsafe(n);
+    const out = allocate(n);
     this.copyTo(out, n);
     this.skip(n);
     return out;

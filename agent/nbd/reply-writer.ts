@@ -1,4 +1,5 @@
 import type { Socket } from "node:net";
+import { returnIoBuffer } from "../io-buffers.js";
 import { SIMPLE_REPLY_MAGIC, SIMPLE_REPLY_SIZE } from "./protocol.js";
 
 /** Read payloads up to this size are copied next to their header; larger ones go out as they are. */
@@ -17,6 +18,8 @@ export class ReplyWriter {
   private stagedFrom = 0;
   private stagedTo = 0;
   private parts: Buffer[] = [];
+  /** Read payloads queued by reference: given back to the I/O pool once the socket has sent them. */
+  private lent = new Set<Buffer>();
   private scheduled = false;
   private readonly flushBound = () => this.flush();
 
@@ -41,10 +44,12 @@ export class ReplyWriter {
       if (inline > 0) {
         data.copy(b, p);
         p += inline;
+        returnIoBuffer(data);
       } else {
         this.stagedTo = p;
         this.cut();
         this.parts.push(data);
+        this.lent.add(data);
       }
     }
     this.stagedTo = p;
@@ -62,14 +67,16 @@ export class ReplyWriter {
     if (parts.length === 0) return;
     this.parts = [];
     const socket = this.socket;
-    if (socket.destroyed || !socket.writable) return;
-    if (parts.length === 1) {
-      socket.write(parts[0]!);
-    } else {
-      socket.cork();
-      for (const part of parts) socket.write(part);
-      socket.uncork();
+    if (socket.destroyed || !socket.writable) {
+      this.lent.clear();
+      return;
     }
+    if (parts.length > 1) socket.cork();
+    for (const part of parts) {
+      if (this.lent.delete(part)) socket.write(part, () => returnIoBuffer(part));
+      else socket.write(part);
+    }
+    if (parts.length > 1) socket.uncork();
     if (socket.writableNeedDrain) this.onBackpressure();
   }
 

@@ -6,6 +6,7 @@
 import type { Socket } from "node:net";
 import { BlockIoError, toBlockIoError } from "../block-device.js";
 import type { ExportLease } from "../exports.js";
+import { borrowIoBuffer, returnIoBuffer } from "../io-buffers.js";
 import type { Logger } from "../log.js";
 import { type IoOp, observeIo } from "../metrics.js";
 import type { ByteQueue } from "./byte-queue.js";
@@ -123,7 +124,7 @@ export class Transmission {
       }
       this.need = REQUEST_HEADER_SIZE;
       queue.skip(REQUEST_HEADER_SIZE);
-      const payload = type === CMD_WRITE && length > 0 ? queue.take(length) : undefined;
+      const payload = type === CMD_WRITE && length > 0 ? queue.take(length, borrowIoBuffer) : undefined;
       this.requests++;
       if (type === CMD_DISC) {
         this.log.debug("nbd: client sent NBD_CMD_DISC");
@@ -272,6 +273,7 @@ export class Transmission {
         "nbd: request failed",
       );
     }
+    if (payload !== undefined) returnIoBuffer(payload);
     observeIo(this.name, op, bytes, startedAt, error === 0);
     this.inFlight--;
     this.inFlightBytes -= bytes;

@@ -9,6 +9,7 @@ import {
   type WriteOptions,
   type WriteZeroesOptions,
 } from "../block-device.js";
+import { borrowIoBuffer, returnIoBuffer } from "../io-buffers.js";
 import { log as defaultLog, type Logger } from "../log.js";
 import { Mutex } from "../mutex.js";
 import { BlockState } from "./block-state-map.js";
@@ -162,8 +163,13 @@ export class Replica implements BlockDevice {
   async read(offset: number, length: number): Promise<Buffer> {
     await this.gate.enter();
     try {
-      const target = Buffer.allocUnsafe(length);
-      await this.chain.read(target, offset);
+      const target = borrowIoBuffer(length);
+      try {
+        await this.chain.read(target, offset);
+      } catch (error) {
+        returnIoBuffer(target);
+        throw error;
+      }
       return target;
     } catch (error) {
       throw toBlockIoError(error);
