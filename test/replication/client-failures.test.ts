@@ -88,9 +88,9 @@ describe("replica client failures", () => {
     ];
     await sent();
     expect(client.inFlight).toBe(inFlight.length);
+    const outcomes = inFlight.map(rejection);
     await server.kill();
-    for (const promise of inFlight) {
-      const error = await rejection(promise);
+    for (const error of await Promise.all(outcomes)) {
       expect(error).toBeInstanceOf(ReplicaUnavailableError);
       expect(error).toMatchObject({ reason: "connection-lost" });
     }
@@ -105,8 +105,7 @@ describe("replica client failures", () => {
     await client.write("vol-1", 1, 0, pattern(BLOCK, 1), { fua: true });
     server.freeze();
     const stuck = [client.write("vol-1", 1, 0, pattern(BLOCK, 2), { fua: true }), client.getState("vol-1")];
-    for (const promise of stuck) {
-      const error = await rejection(promise);
+    for (const error of await Promise.all(stuck.map(rejection))) {
       expect(error).toBeInstanceOf(ReplicaUnavailableError);
       expect(error).toMatchObject({ reason: "timeout" });
     }

@@ -71,23 +71,28 @@ describe("epoch fencing (DESIGN invariant 2)", () => {
     expect(await replica().read(0, BLOCK)).toEqual(pattern(BLOCK, 1));
   });
 
-  it("lands writes sent before SET_EPOCH and refuses old-epoch writes pipelined after it", async () => {
+  it("lands writes sent before SET_EPOCH before it answers, and refuses old-epoch writes after it", async () => {
+    const size = 256 * 1024;
+    let landed = 0;
+    // Durable and large, so they are still running when SET_EPOCH arrives right behind them.
     const before = Array.from({ length: 50 }, (_, i) =>
-      client.write("vol-1", 5, i * BLOCK, pattern(BLOCK, i), { fua: false }),
+      client.write("vol-1", 5, i * size, pattern(size, i), { fua: true }).then(() => landed++),
     );
-    const change = client.setEpoch("vol-1", 5, 6);
+    const change = client.setEpoch("vol-1", 5, 6).then(() => landed);
     const after = Array.from({ length: 50 }, (_, i) =>
-      client.write("vol-1", 5, (50 + i) * BLOCK, pattern(BLOCK, 50 + i), { fua: false }),
+      client.write("vol-1", 5, (50 + i) * size, pattern(size, 50 + i), { fua: false }),
     );
+    const outcomes = Promise.allSettled(after);
+    // SET_EPOCH answers only once every write admitted under the old epoch has finished.
+    expect(await change).toBe(50);
     await Promise.all(before);
-    await change;
-    const refused = await Promise.allSettled(after);
-    for (const result of refused) {
+    for (const result of await outcomes) {
       expect(result.status).toBe("rejected");
       expect((result as PromiseRejectedResult).reason).toBeInstanceOf(StaleEpochError);
     }
-    for (let i = 0; i < 50; i++) expect(await replica().read(i * BLOCK, BLOCK)).toEqual(pattern(BLOCK, i));
-    expect(replica().allocatedBytes).toBe(50 * BLOCK);
+    for (let i = 0; i < 50; i++)
+      expect((await replica().read(i * size, size)).equals(pattern(size, i))).toBe(true);
+    expect(replica().allocatedBytes).toBe(50 * size);
   });
 
   it("fences reads that carry an epoch; an epoch-less read is served", async () => {

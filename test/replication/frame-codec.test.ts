@@ -1,0 +1,56 @@
+import { describe, expect, it } from "vitest";
+import { ByteQueue } from "../../agent/nbd/byte-queue.js";
+import { FrameDecoder } from "../../agent/replication/frame-codec.js";
+import { FrameType, HEADER_SIZE } from "../../agent/replication/protocol.js";
+import { pattern } from "./harness.js";
+import { frame, request } from "./raw-peer.js";
+
+describe("frame codec", () => {
+  it("decodes a frame however the stream splits it", () => {
+    const fields = request({
+      type: FrameType.WRITE,
+      flags: 1,
+      requestId: 0xfffffffe,
+      volumeId: "0b5f2a3e-volume-ünïcode",
+      epoch: Number.MAX_SAFE_INTEGER,
+      offset: 2 ** 40 + 12_345,
+      length: 1000,
+    });
+    const payload = pattern(1000, 5);
+    const bytes = Buffer.concat([frame(fields, payload), frame({ ...fields, requestId: 7 }, payload)]);
+    for (const step of [1, 3, 41, 500, bytes.length]) {
+      const queue = new ByteQueue();
+      const decoder = new FrameDecoder(queue, 4096);
+      const decoded = [];
+      for (let at = 0; at < bytes.length; at += step) {
+        queue.push(bytes.subarray(at, at + step));
+        for (let r = decoder.next(); r.kind === "frame"; r = decoder.next()) decoded.push(r.frame);
+      }
+      expect(decoded).toEqual([
+        { ...fields, payload, defect: undefined },
+        { ...fields, requestId: 7, payload, defect: undefined },
+      ]);
+      expect(queue.length).toBe(0);
+    }
+  });
+
+  it("refuses an oversized frame from its header alone", () => {
+    const queue = new ByteQueue();
+    const decoder = new FrameDecoder(queue, 4096);
+    queue.push(frame(request({ type: FrameType.WRITE }), Buffer.alloc(0), 4097).subarray(0, HEADER_SIZE));
+    expect(decoder.next()).toMatchObject({ kind: "fatal", reason: "frame payload over the maximum" });
+    decoder.maxPayload = 4097;
+    expect(decoder.next()).toEqual({ kind: "incomplete" });
+  });
+
+  it("marks 64-bit fields over 2^53 - 1 as a defect instead of rounding them", () => {
+    const bytes = frame(request({ type: FrameType.READ, length: 1 }), Buffer.alloc(0));
+    bytes.writeUInt32BE(0x00200000, 24); // offset 2^53
+    const queue = new ByteQueue();
+    queue.push(bytes);
+    expect(new FrameDecoder(queue, 0).next()).toMatchObject({
+      kind: "frame",
+      frame: { defect: "a 64-bit field is over 2^53 - 1" },
+    });
+  });
+});
