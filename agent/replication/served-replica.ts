@@ -9,8 +9,7 @@ import type { SnapshotInfo } from "../store/replica.js";
 
 /**
  * What the server needs from a replica; agent/store/replica.ts's Replica is one. `snapshot`
- * passes the coordinator's snapshot id so every replica names the snapshot the same; a Replica
- * whose snapshot() ignores it records its own id (see the report of issue 3 for the change).
+ * passes the coordinator's snapshot id so every replica names the snapshot the same.
  */
 export interface ServedReplica extends BlockDevice {
   readonly epoch: number;

@@ -248,7 +248,8 @@ export class Replica implements BlockDevice {
    * Freezes the head as a snapshot and starts an empty head: O(1) in the volume size (a flush of
    * the head, two small file creations and the replica.json rename). I/O is held back meanwhile.
    */
-  snapshot(name: string): Promise<SnapshotInfo> {
+  /** `id` lets a coordinator give one snapshot the same id on every replica. */
+  snapshot(name: string, id: string = randomUUID()): Promise<SnapshotInfo> {
     return this.changeChain(async () => {
       if (this.chain.headPosition >= MAX_CHAIN_POSITION) {
         throw new StrataError(
@@ -263,7 +264,7 @@ export class Replica implements BlockDevice {
         await frozen.flush();
         const layerId = this.manifest.nextLayerId;
         const newHead = await Layer.create(this.dir, layerId, this.sizeBytes);
-        const record = { id: randomUUID(), name, createdAt: new Date().toISOString() };
+        const record = { id, name, createdAt: new Date().toISOString() };
         await this.commitWithNewLayer(newHead, {
           ...this.manifest,
           layers: [

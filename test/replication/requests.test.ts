@@ -35,8 +35,9 @@ describe("replication requests over TCP", () => {
     const snapshot = await client.snapshot("vol-1", 1, { id: "snap-id-1", name: "before-zeroes" });
     const recorded = replica().snapshots();
     expect(recorded.map((s) => s.name)).toEqual(["before-zeroes"]);
+    expect(recorded[0]!.id).toBe("snap-id-1");
     expect(snapshot).toMatchObject({
-      id: recorded[0]!.id,
+      id: "snap-id-1",
       name: "before-zeroes",
       layerId: recorded[0]!.layerId,
     });
