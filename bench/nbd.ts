@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AgentProcess } from "../test/support/agent-process.js";
+import { fio } from "../test/support/fio.js";
 import { run } from "../test/support/run.js";
 
 const GiB = 1024 ** 3;
@@ -32,15 +33,8 @@ const JOBS: Job[] = [
   { name: "rand-read 4K qd32", rw: "randread", bs: "4k", iodepth: 32 },
 ];
 
-interface FioResult {
-  jobs: { read: { bw_bytes: number; iops: number }; write: { bw_bytes: number; iops: number } }[];
-}
-
-async function fio(uri: string, job: Job): Promise<{ mbps: number; iops: number }> {
-  const output = await run("fio", [
-    `--name=${job.rw}`,
-    "--ioengine=nbd",
-    `--uri=${uri}`,
+async function measure(uri: string, job: Job): Promise<{ mbps: number; iops: number }> {
+  const result = await fio(uri, [
     `--rw=${job.rw}`,
     `--bs=${job.bs}`,
     `--iodepth=${job.iodepth}`,
@@ -48,24 +42,14 @@ async function fio(uri: string, job: Job): Promise<{ mbps: number; iops: number 
     "--time_based",
     `--runtime=${RUNTIME_SECONDS}`,
     "--ramp_time=2",
-    "--output-format=json",
   ]);
-  const result = JSON.parse(output.slice(output.indexOf("{"))) as FioResult;
-  const side = job.rw.includes("read") ? result.jobs[0]!.read : result.jobs[0]!.write;
+  const side = job.rw.includes("read") ? result.read : result.write;
   return { mbps: side.bw_bytes / 1e6, iops: side.iops };
 }
 
 /** Writes the whole working set once so that reads hit allocated blocks on both servers. */
 async function fill(uri: string): Promise<void> {
-  await run("fio", [
-    "--name=fill",
-    "--ioengine=nbd",
-    `--uri=${uri}`,
-    "--rw=write",
-    "--bs=1m",
-    "--iodepth=8",
-    `--size=${WORKING_SET}`,
-  ]);
+  await fio(uri, ["--rw=write", "--bs=1m", "--iodepth=8", `--size=${WORKING_SET}`]);
 }
 
 async function startNbdkit(file: string, port: number): Promise<ChildProcess> {
@@ -112,8 +96,8 @@ async function main(): Promise<void> {
     console.log(`fio --ioengine=nbd, ${RUNTIME_SECONDS}s per job, ${WORKING_SET} working set, same disk\n`);
     console.log(`${pad("job", 22)}${pad("agent", 24)}${pad("nbdkit file", 24)}agent/nbdkit`);
     for (const job of JOBS) {
-      const ours = await fio(agentUri, job);
-      const theirs = await fio(nbdkitUri, job);
+      const ours = await measure(agentUri, job);
+      const theirs = await measure(nbdkitUri, job);
       const describe = (r: { mbps: number; iops: number }) =>
         `${r.mbps.toFixed(0)} MB/s ${r.iops.toFixed(0)} IOPS`;
       console.log(
@@ -125,10 +109,7 @@ async function main(): Promise<void> {
     await agent.createAttachedVolume("snap-64g", 64 * GiB);
     for (const volume of ["snap-1g", "snap-64g"]) {
       // Some written data in the head, so the snapshot has something to freeze.
-      await run("fio", [
-        "--name=prep",
-        "--ioengine=nbd",
-        `--uri=${agent.nbdUri(volume)}`,
+      await fio(agent.nbdUri(volume), [
         "--rw=randwrite",
         "--bs=64k",
         "--size=1g",

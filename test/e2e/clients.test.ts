@@ -3,6 +3,7 @@ import { createReadStream, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentProcess } from "../support/agent-process.js";
+import { fioVerifiedRandomWrites } from "../support/fio.js";
 import { run } from "../support/run.js";
 
 const MiB = 1024 * 1024;
@@ -115,21 +116,9 @@ describe("external NBD clients against the agent's export", () => {
     await agent.createAttachedVolume("fio", 128 * MiB);
     const socket = agent.endpoints.nbdSocket!;
     for (const uri of [agent.nbdUri("fio"), `nbd+unix:///fio?socket=${socket}`]) {
-      const output = await run("fio", [
-        "--name=verify",
-        "--ioengine=nbd",
-        `--uri=${uri}`,
-        "--rw=randwrite",
-        "--bs=4k",
-        "--size=64m",
-        "--iodepth=32",
-        "--verify=crc32c",
-        "--do_verify=1",
-        "--verify_fatal=1",
-        "--output-format=json",
-      ]);
-      const result = JSON.parse(output.slice(output.indexOf("{"))) as { jobs: { error: number }[] };
-      expect(result.jobs[0]!.error).toBe(0);
+      const job = await fioVerifiedRandomWrites(uri, "64m");
+      expect(job.error).toBe(0);
+      expect(job.read.io_bytes).toBe(64 * MiB); // the verify pass read everything back
     }
   });
 });

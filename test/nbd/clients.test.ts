@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { fioVerifiedRandomWrites } from "../support/fio.js";
 import { type Harness, runOk, startHarness } from "./harness.js";
 
 const MiB = 1024 * 1024;
@@ -143,24 +144,7 @@ describe("NBD server with real clients", () => {
 
   it("verifies random writes with crc32c over TCP and the Unix socket (fio)", async () => {
     for (const uri of [h.uri("scratch"), h.unixUri("scratch")]) {
-      const output = await runOk("fio", [
-        "--name=verify",
-        "--ioengine=nbd",
-        `--uri=${uri}`,
-        "--rw=randwrite",
-        "--bs=4k",
-        "--iodepth=32",
-        "--size=16M",
-        "--verify=crc32c",
-        "--verify_fatal=1",
-        "--do_verify=1",
-        "--output-format=json",
-      ]);
-      const job = (
-        JSON.parse(output.slice(output.indexOf("{"))) as {
-          jobs: { error: number; write: { io_bytes: number }; read: { io_bytes: number } }[];
-        }
-      ).jobs[0]!;
+      const job = await fioVerifiedRandomWrites(uri, "16M");
       expect(job.error).toBe(0);
       expect(job.write.io_bytes).toBe(16 * MiB);
       expect(job.read.io_bytes).toBe(16 * MiB); // the verify pass read everything back
