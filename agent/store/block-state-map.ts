@@ -30,6 +30,19 @@ const DATA_BLOCKS_IN_BYTE = Int8Array.from({ length: 256 }, (_, byte) => {
   return count;
 });
 
+/** The low bit of every 2-bit pair in a 32-bit word. */
+const EVEN_BITS = 0x55555555;
+
+function wordsOf(page: Uint8Array): Uint32Array {
+  return new Uint32Array(page.buffer, page.byteOffset, page.byteLength / 4);
+}
+
+function popcount32(word: number): number {
+  let w = word - ((word >>> 1) & 0x55555555);
+  w = (w & 0x33333333) + ((w >>> 2) & 0x33333333);
+  return (((w + (w >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}
+
 export interface MapPageImage {
   readonly pageNumber: number;
   readonly bytes: Buffer;
@@ -91,6 +104,34 @@ export class BlockStateMap {
       slot = 0;
     }
     return -1;
+  }
+
+  /**
+   * Blocks that hold data here and that `upper` also defines: what a snapshot holds alone, since
+   * the layer above hides it. Counted 16 blocks per 32-bit word, so listing the snapshots of a
+   * large volume does not stall the event loop the way a per-block walk would.
+   */
+  countDataHiddenBy(upper: BlockStateMap): number {
+    let count = 0;
+    for (
+      let pageNumber = this.pages.nextPage(0);
+      pageNumber >= 0;
+      pageNumber = this.pages.nextPage(pageNumber + 1)
+    ) {
+      const upperPage = upper.pages.get(pageNumber);
+      if (upperPage === undefined) continue;
+      const lowerWords = wordsOf(this.pages.get(pageNumber)!);
+      const upperWords = wordsOf(upperPage);
+      for (let i = 0; i < lowerWords.length; i++) {
+        const lower = lowerWords[i]!;
+        const above = upperWords[i]!;
+        // Per 2-bit pair: data is 01, defined is anything but 00; keep one bit per pair.
+        const data = lower & ~(lower >>> 1) & EVEN_BITS;
+        const defined = (above | (above >>> 1)) & EVEN_BITS;
+        count += popcount32(data & defined);
+      }
+    }
+    return count;
   }
 
   get hasDirtyPages(): boolean {

@@ -291,12 +291,7 @@ export class Replica implements BlockDevice {
   exclusiveBytes(snapshotId: string): number {
     const position = this.positionOf(snapshotId);
     const { map } = this.chain.layerAt(position);
-    const child = this.chain.layerAt(position + 1).map;
-    let blocks = 0;
-    for (let block = map.nextDefined(0); block >= 0; block = map.nextDefined(block + 1)) {
-      if (map.get(block) === BlockState.data && child.get(block) !== BlockState.absent) blocks++;
-    }
-    return blocks * VOLUME_BLOCK_SIZE;
+    return map.countDataHiddenBy(this.chain.layerAt(position + 1).map) * VOLUME_BLOCK_SIZE;
   }
 
   /**
