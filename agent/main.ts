@@ -5,13 +5,15 @@ import { parseArgs } from "node:util";
 import { startControlApi } from "./api/server.js";
 import { writeJsonAtomic } from "./durable-file.js";
 import { log } from "./log.js";
+import { NodeMembership } from "./membership.js";
 import { startNbdServer } from "./nbd/server.js";
 import { type DriveSpec, Pool, parseDriveSpec } from "./pool.js";
 import { VolumeManager } from "./volumes.js";
 
 const AGENT_VERSION = "0.1.0";
 const USAGE = `usage: strata-agent --data-dir DIR [--node-id ID] [--zone ZONE] [--drive PATH[:SIZE] ...]
-       [--api-listen HOST:PORT] [--nbd-listen HOST:PORT] [--nbd-socket PATH]`;
+       [--api-listen HOST:PORT] [--nbd-listen HOST:PORT] [--nbd-socket PATH]
+       [--replication-listen HOST:PORT] [--state-table TABLE]`;
 
 /** The agent's discovery file: the supervisor and the CLI read it to find the agent's endpoints. */
 export const AGENT_FILE = "agent.json";
@@ -44,6 +46,10 @@ function readOptions() {
       "api-listen": { type: "string", default: "127.0.0.1:9410" },
       "nbd-listen": { type: "string", default: "127.0.0.1:10809" },
       "nbd-socket": { type: "string" },
+      // Recorded in the node's registration for peers; the replication listener itself comes next.
+      "replication-listen": { type: "string", default: "127.0.0.1:9510" },
+      // Without it the agent runs standalone; with it, it registers and heartbeats in this table.
+      "state-table": { type: "string" },
     },
     strict: true,
   });
@@ -58,6 +64,8 @@ function readOptions() {
     api: parseHostPort(values["api-listen"], "--api-listen"),
     nbd: parseHostPort(values["nbd-listen"], "--nbd-listen"),
     nbdSocket: values["nbd-socket"] ?? null,
+    replication: parseHostPort(values["replication-listen"], "--replication-listen"),
+    stateTable: values["state-table"] ?? null,
   };
 }
 
@@ -92,12 +100,34 @@ async function main(): Promise<void> {
     ...volumes.endpoints,
   });
   log.info({ ...volumes.endpoints, drives: config.drives }, "agent ready");
+  const membership =
+    config.stateTable === null
+      ? undefined
+      : NodeMembership.start({
+          tableName: config.stateTable,
+          node: {
+            id: config.nodeId,
+            zone: config.zone,
+            addresses: {
+              api: api.url,
+              nbd: volumes.endpoints.nbdAddress,
+              replication: `${config.replication.host}:${config.replication.port}`,
+            },
+          },
+          pool: async () => {
+            const { capacityBytes, freeBytes } = (await volumes.nodeStatus()).pool;
+            return { capacityBytes, freeBytes };
+          },
+          log,
+        });
 
   let stopping = false;
   const stop = async (reason: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ reason }, "agent stopping");
+    // Down in the store first, so the cluster stops counting on this node before it goes.
+    await membership?.stop();
     await nbd.close();
     await api.close();
     await volumes.close();

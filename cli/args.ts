@@ -61,6 +61,17 @@ export function portArg(text: string): number {
   return port;
 }
 
+/** A count of things to run (nodes, zones): a whole number from 1 up. */
+export function countArg(text: string): number {
+  const count = Number(text);
+  if (!/^\d+$/.test(text) || count < 1 || count > MAX_COUNT)
+    throw usageError(`invalid count "${text}": use 1-${MAX_COUNT}`);
+  return count;
+}
+
+/** More agents than this on one machine is a mistake, not a cluster. */
+const MAX_COUNT = 26;
+
 /** The schema's own words for what is wrong with one value (a bad record key says why the key is bad). */
 function problemOf(error: z.ZodError): string {
   const issue = error.issues[0];

@@ -141,7 +141,8 @@ const snapshotsPath = (volume: string) => `${volumePath(volume)}/snapshots`;
 const snapshotPath = (volume: string, snapshot: string) =>
   `${snapshotsPath(volume)}/${encodeURIComponent(snapshot)}`;
 
-function parseJson(text: string): unknown {
+/** The body as JSON, or undefined when it is not JSON (an error page from something else). */
+export function parseJson(text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
   } catch {

@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { type ClusterFile, readClusterFile } from "../infra/local/cluster-file.js";
 import { isAlive } from "../infra/local/processes.js";
 import { ControlClient } from "./client.js";
-import { CliError } from "./failures.js";
+import { CliError, usageError } from "./failures.js";
 
 export const DEFAULT_CLUSTER_DIR = ".strata";
 
@@ -32,10 +32,15 @@ export async function runningCluster(dir: string): Promise<ClusterFile> {
 }
 
 /**
- * The client for volume and snapshot commands. With one agent that is the only node; when the
- * cluster grows (next issue), any node can take control requests since state is in the shared store.
+ * The client for volume and snapshot commands: the agent of `nodeId` (--node), else the first node.
+ * Volumes live on the node that created them until replication places them across nodes.
  */
-export async function controlClient(dir: string): Promise<ControlClient> {
+export async function controlClient(dir: string, nodeId?: string): Promise<ControlClient> {
   const cluster = await runningCluster(dir);
-  return new ControlClient(cluster.nodes[0]!.apiUrl);
+  const node = nodeId === undefined ? cluster.nodes[0]! : cluster.nodes.find(({ id }) => id === nodeId);
+  if (!node) {
+    const known = cluster.nodes.map(({ id }) => id).join(", ");
+    throw usageError(`no node "${nodeId}" in the cluster in ${dir} (nodes: ${known})`);
+  }
+  return new ControlClient(node.apiUrl);
 }

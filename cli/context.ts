@@ -6,6 +6,7 @@ import { printJson } from "./output.js";
 export interface GlobalOptions {
   dir?: string;
   json?: boolean;
+  node?: string;
 }
 
 /** What every command needs: where the cluster is, how to talk to it, how to print. */
@@ -24,7 +25,7 @@ export function contextOf(command: Command): CliContext {
   return {
     dir,
     json,
-    client: () => controlClient(dir),
+    client: () => controlClient(dir, options.node),
     emit: (value, human) => (json ? printJson(value) : human(value)),
   };
 }

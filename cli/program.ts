@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { clusterCommand } from "./commands/cluster.js";
+import { nodeCommand } from "./commands/node.js";
 import { snapshotCommand } from "./commands/snapshot.js";
 import { volumeCommand } from "./commands/volume.js";
 
@@ -12,9 +13,11 @@ export function buildProgram(): Command {
     .version(CLI_VERSION)
     .option("--dir <dir>", "local cluster directory (default: $STRATA_HOME, else ./.strata)")
     .option("--json", "print the API's JSON instead of tables")
+    .option("--node <id>", "node that volume and snapshot commands go to (default: the first node)")
     .showSuggestionAfterError(true);
 
   program.addCommand(clusterCommand());
+  program.addCommand(nodeCommand());
   program.addCommand(volumeCommand());
   program.addCommand(snapshotCommand());
   applyToAll(program, (command) => command.exitOverride());

@@ -1,4 +1,6 @@
-import type { Attachment, NodeStatus, Snapshot, Volume } from "../core/model.js";
+import type { Attachment, Snapshot, Volume } from "../core/model.js";
+import type { SupervisedNodeView } from "../infra/local/control-protocol.js";
+import type { ClusterVolume, NodeHealth } from "./cluster-status.js";
 import { formatAge, formatLabels, formatSize } from "./format.js";
 import { type Cell, formatDetails, formatTable, indent } from "./output.js";
 
@@ -60,32 +62,52 @@ export function snapshotTable(snapshots: readonly Snapshot[], now = Date.now()):
   );
 }
 
-/** A node of cluster.json with what its agent said, or why it said nothing. */
-export type NodeReport =
-  | { id: string; zone: string; apiUrl: string; status: NodeStatus }
-  | { id: string; zone: string; apiUrl: string; unreachable: string };
-
-export function nodeTable(nodes: readonly NodeReport[], now = Date.now()): string {
+/**
+ * The nodes of `cluster status`: the store's verdict, the pool as the agent reports it live (or as
+ * the store last heard it, for a node that does not answer), and when it last heartbeated.
+ */
+export function nodeTable(nodes: readonly NodeHealth[], now = Date.now()): string {
   return formatTable(
-    ["node", "zone", "state", "volumes", "capacity", "used", "provisioned", "api", "nbd", "age"],
+    ["node", "zone", "state", "volumes", "capacity", "used", "provisioned", "heartbeat", "api", "nbd"],
     nodes.map((node) => {
-      if ("unreachable" in node) {
-        return [node.id, node.zone, "unreachable", "-", "-", "-", "-", node.apiUrl, "-", "-"];
-      }
-      const { status } = node;
+      const { live, pool } = node;
+      const capacity = live?.pool.capacityBytes ?? pool?.capacityBytes;
+      const used = live?.pool.usedBytes ?? (pool ? pool.capacityBytes - pool.freeBytes : undefined);
       return [
-        status.id,
-        status.zone,
-        status.state,
-        status.volumeCount,
-        formatSize(status.pool.capacityBytes),
-        formatSize(status.pool.usedBytes),
-        formatSize(status.pool.provisionedBytes),
-        status.apiUrl,
-        status.nbdAddress,
-        formatAge(status.startedAt, now),
+        node.id,
+        node.zone,
+        node.state,
+        live?.volumeCount ?? "-",
+        capacity === undefined ? "-" : formatSize(capacity),
+        used === undefined ? "-" : formatSize(used),
+        live ? formatSize(live.pool.provisionedBytes) : "-",
+        node.lastHeartbeat ? `${formatAge(node.lastHeartbeat, now)} ago` : "never",
+        node.apiUrl,
+        live?.nbdAddress ?? "-",
       ];
     }),
+  );
+}
+
+/** Every volume of the cluster with each replica's node and state, e.g. "node-1(in-sync) node-2(rebuilding)". */
+export function clusterVolumeTable(volumes: readonly ClusterVolume[]): string {
+  return formatTable(
+    ["volume", "size", "replicas", "epoch", "attached"],
+    volumes.map((volume) => [
+      volume.name,
+      formatSize(volume.sizeBytes),
+      volume.replicas.map((replica) => `${replica.node}(${replica.state})`).join(" "),
+      volume.epoch,
+      volume.attachedNode ?? "-",
+    ]),
+  );
+}
+
+/** The supervisor's view of its agent processes (`strata node list`). */
+export function supervisedNodeTable(nodes: readonly SupervisedNodeView[]): string {
+  return formatTable(
+    ["node", "zone", "process", "pid", "api"],
+    nodes.map((node) => [node.id, node.zone, node.process, node.pid ?? "-", node.apiUrl]),
   );
 }
 

@@ -3,17 +3,27 @@ import { Command } from "commander";
 import { findAgentEntry } from "../../infra/local/agent-entry.js";
 import type { ClusterFile } from "../../infra/local/cluster-file.js";
 import { planLocalNodes } from "../../infra/local/node-spec.js";
+import { LOCAL_STATE_TABLE } from "../../infra/local/state-service.js";
 import { LocalCluster } from "../../infra/local/supervisor.js";
-import { portArg } from "../args.js";
-import { ControlClient } from "../client.js";
+import { countArg, portArg } from "../args.js";
 import { resolveClusterDir, runningCluster } from "../cluster-dir.js";
+import { type ClusterStatus, clusterStatus } from "../cluster-status.js";
 import { contextOf } from "../context.js";
-import { CliError } from "../failures.js";
 import { indent, print } from "../output.js";
-import { type NodeReport, nodeTable } from "../views.js";
+import { clusterVolumeTable, nodeTable } from "../views.js";
 
-/** This issue runs one agent; the supervisor takes any number of node specs. */
-const LOCAL_NODE_COUNT = 1;
+/** Three nodes in three zones: the smallest cluster where RF3 spreads over distinct zones. */
+const DEFAULT_NODES = 3;
+const DEFAULT_ZONES = 3;
+
+interface UpOptions {
+  nodes: number;
+  zones: number;
+  apiPort: number;
+  nbdPort: number;
+  replicationPort: number;
+  nbdHost: string;
+}
 
 export function clusterCommand(): Command {
   const cluster = new Command("cluster").description("run and inspect the local cluster");
@@ -21,35 +31,68 @@ export function clusterCommand(): Command {
   cluster
     .command("up")
     .description("start a local cluster in the foreground (Ctrl-C stops it; volumes persist)")
-    .option("--api-port <port>", "control API port of the first agent (0: any free port)", portArg, 9410)
-    .option("--nbd-port <port>", "NBD port of the first agent (0: any free port)", portArg, 10809)
+    .option("--nodes <n>", "number of agents (node-1, node-2, ...)", countArg, DEFAULT_NODES)
+    .option(
+      "--zones <n>",
+      "number of zones the nodes are spread over (local-a, local-b, ...)",
+      countArg,
+      DEFAULT_ZONES,
+    )
+    .option(
+      "--api-port <port>",
+      "control API port of the first agent, +1 per node (0: any free port)",
+      portArg,
+      9410,
+    )
+    .option(
+      "--nbd-port <port>",
+      "NBD port of the first agent, +1 per node (0: any free port)",
+      portArg,
+      10809,
+    )
+    .option(
+      "--replication-port <port>",
+      "replication port of the first agent, +1 per node (0: any free port)",
+      portArg,
+      9510,
+    )
     .option(
       "--nbd-host <address>",
       "address NBD listens on; 0.0.0.0 exports beyond this machine",
       "127.0.0.1",
     )
-    .action(async (options: { apiPort: number; nbdPort: number; nbdHost: string }, command: Command) => {
+    .action(async (options: UpOptions, command: Command) => {
       const { dir } = contextOf(command);
-      const nodes = planLocalNodes({ dir, ...options, nodeCount: LOCAL_NODE_COUNT });
+      const nodes = planLocalNodes({
+        dir,
+        ...options,
+        nodeCount: options.nodes,
+        zoneCount: options.zones,
+        stateTable: LOCAL_STATE_TABLE,
+      });
       const running = await LocalCluster.start({ dir, nodes, agentEntry: findAgentEntry(), report });
       stopOnSignals(running, dir);
       const { file } = running;
       print(`\nStrata local cluster running in ${dir} (supervisor pid ${file.pid})\n`);
-      print(nodeTable(await nodeReports(file)));
+      print(statusText(await clusterStatus(file)));
       print(`\n${nextSteps(dir, file)}`);
     });
 
   cluster
     .command("status")
-    .description("show the nodes of the local cluster")
+    .description("show the nodes of the local cluster and the replicas of every volume")
     .action(async (_options: object, command: Command) => {
       const context = contextOf(command);
-      const file = await runningCluster(context.dir);
-      const nodes = await nodeReports(file);
-      context.emit({ pid: file.pid, startedAt: file.startedAt, nodes }, () => print(nodeTable(nodes)));
+      const status = await clusterStatus(await runningCluster(context.dir));
+      context.emit(status, () => print(statusText(status)));
     });
 
   return cluster;
+}
+
+function statusText(status: ClusterStatus): string {
+  const volumes = status.volumes.length === 0 ? "No volumes." : clusterVolumeTable(status.volumes);
+  return `${nodeTable(status.nodes)}\n\n${volumes}`;
 }
 
 /** The supervisor's own terminal lines, timestamped so a restart can be matched with agent.log. */
@@ -81,37 +124,39 @@ function stopOnSignals(running: LocalCluster, dir: string): void {
   process.on("SIGTERM", stop);
 }
 
-/** Asks every node for its status; a node that does not answer is listed as unreachable. */
-async function nodeReports(file: ClusterFile): Promise<NodeReport[]> {
-  return Promise.all(
-    file.nodes.map(async ({ id, zone, apiUrl }): Promise<NodeReport> => {
-      try {
-        return { id, zone, apiUrl, status: await new ControlClient(apiUrl).nodeStatus() };
-      } catch (error) {
-        if (error instanceof CliError) return { id, zone, apiUrl, unreachable: error.message };
-        throw error;
-      }
-    }),
-  );
-}
-
 /** Copy-pasteable first steps with this cluster's real directory and ports. */
 function nextSteps(dir: string, file: ClusterFile): string {
   const strata = [invocation(), ...(dir === resolveClusterDir(undefined) ? [] : ["--dir", shellQuote(dir)])];
+  const cli = strata.join(" ");
   const nbdUri = `nbd://${file.nodes[0]!.nbdAddress}/demo`;
-  return [
+  const lines = [
     "Create a volume, attach it, and reach it over NBD:",
     indent(
       [
-        `${strata.join(" ")} volume create demo --size 1GiB`,
-        `${strata.join(" ")} volume attach demo`,
+        `${cli} volume create demo --size 1GiB`,
+        `${cli} volume attach demo`,
         `nbdinfo ${nbdUri}`,
         `qemu-io -f raw -c 'write -P 0xab 0 64k' -c 'read -P 0xab 0 64k' ${nbdUri}`,
       ].join("\n"),
     ),
-    "",
-    `Press Ctrl-C to stop the cluster; volumes are kept in ${dir}.`,
-  ].join("\n");
+  ];
+  const other = file.nodes[1];
+  if (other) {
+    lines.push(
+      "",
+      `Volume commands go to ${file.nodes[0]!.id} unless told otherwise; stop and start a node to try a failure:`,
+      indent(
+        [
+          `${cli} --node ${other.id} volume create other --size 1GiB`,
+          `${cli} node stop ${other.id} --kill`,
+          `${cli} cluster status`,
+          `${cli} node start ${other.id}`,
+        ].join("\n"),
+      ),
+    );
+  }
+  lines.push("", `Press Ctrl-C to stop the cluster; volumes are kept in ${dir}.`);
+  return lines.join("\n");
 }
 
 /** How this CLI was started, so the printed commands work as pasted (an installed `strata` or node bin/strata.mjs). */

@@ -21,6 +21,8 @@ export interface AgentRun {
   readonly exited: Promise<string>;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
   stop(graceMs: number): Promise<void>;
+  /** SIGKILL at once, like a crash: no flush, no goodbye to the state store. */
+  kill(): Promise<void>;
 }
 
 /**
@@ -28,7 +30,11 @@ export interface AgentRun {
  * answers /healthz. Its stdout and stderr go to <data-dir>/agent.log. The IPC channel is how the
  * agent notices that its supervisor died (it exits on disconnect).
  */
-export async function launchAgent(spec: NodeSpec, agentEntry: string): Promise<AgentRun> {
+export async function launchAgent(
+  spec: NodeSpec,
+  agentEntry: string,
+  environment: Record<string, string>,
+): Promise<AgentRun> {
   await mkdir(spec.dataDir, { recursive: true });
   // A leftover agent.json from an earlier run must not be mistaken for this run's readiness.
   await rm(agentFilePath(spec.dataDir), { force: true });
@@ -42,7 +48,7 @@ export async function launchAgent(spec: NodeSpec, agentEntry: string): Promise<A
       // Own process group: a Ctrl-C in the terminal reaches the supervisor only, which then stops
       // the agents in order instead of racing them.
       detached: true,
-      env: { ...process.env, STRATA_NODE_ID: spec.id },
+      env: { ...process.env, ...environment, STRATA_NODE_ID: spec.id },
     });
   } finally {
     await logFile.close();
@@ -62,6 +68,12 @@ export async function launchAgent(spec: NodeSpec, agentEntry: string): Promise<A
       child.kill("SIGKILL");
       await exited;
     }
+    await exited;
+  };
+
+  const kill = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill("SIGKILL");
     await exited;
   };
 
@@ -85,7 +97,7 @@ export async function launchAgent(spec: NodeSpec, agentEntry: string): Promise<A
     await stop(5_000);
     throw new Error(`${spec.id}: the agent was not ready after ${READY_TIMEOUT_MS / 1000} s; see ${logPath}`);
   }
-  return { pid, info: outcome, startedAt: Date.now(), exited, stop };
+  return { pid, info: outcome, startedAt: Date.now(), exited, stop, kill };
 }
 
 async function waitUntilServing(spec: NodeSpec, pid: number, cancel: AbortSignal): Promise<AgentFile> {

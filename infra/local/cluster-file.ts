@@ -19,10 +19,19 @@ export const ClusterNode = z.object({
 });
 export type ClusterNode = z.infer<typeof ClusterNode>;
 
+/** Where the cluster state lives: the local DynamoDB-compatible server and the table in it. */
+export const ClusterStateStore = z.object({
+  /** For AWS_ENDPOINT_URL_DYNAMODB. */
+  endpoint: z.string(),
+  table: z.string(),
+});
+
 export const ClusterFile = z.object({
   /** The supervisor's pid: alive means the cluster is running. */
   pid: z.number().int(),
   startedAt: z.string(),
+  dynamodb: ClusterStateStore,
+  /** Every node of the cluster, running or stopped by the operator, with its last known endpoints. */
   nodes: z.array(ClusterNode),
 });
 export type ClusterFile = z.infer<typeof ClusterFile>;

@@ -19,8 +19,10 @@ import {
 
 /**
  * The whole user journey against real processes: `strata cluster up` supervising a real agent,
- * and every CLI command run as its own process, as a user would type it.
+ * and every CLI command run as its own process, as a user would type it. One node keeps it quick;
+ * multi-node.test.ts covers what more nodes add.
  */
+const up = (dir: string) => clusterUp(dir, ["--nodes", "1"]);
 
 let dir: string;
 let cluster: RunningCluster | undefined;
@@ -56,13 +58,14 @@ async function stop(): Promise<number | string> {
 
 describe("strata against a local cluster", () => {
   it("starts the cluster and tells how to use it", async () => {
-    cluster = await clusterUp(dir);
+    cluster = await up(dir);
     const node = cluster.file.nodes[0]!;
     expect(cluster.file.nodes).toHaveLength(1);
     expect(node).toMatchObject({ id: "node-1", zone: "local-a", dataDir: join(dir, "nodes", "node-1") });
 
     const output = cluster.output();
     expect(output).toMatch(/^NODE\s+ZONE\s+STATE\s+VOLUMES/m);
+    expect(output).toMatch(/^No volumes\.$/m);
     expect(output).toMatch(/^node-1\s+local-a\s+up\s+0\s/m);
     expect(output).toContain(`--dir ${dir} volume create demo --size 1GiB`);
     expect(output).toContain(`nbdinfo nbd://${node.nbdAddress}/demo`);
@@ -75,14 +78,15 @@ describe("strata against a local cluster", () => {
     const table = await run("cluster", "status");
     expect(table.code).toBe(0);
     expect(table.stdout).toMatch(
-      /^NODE\s+ZONE\s+STATE\s+VOLUMES\s+CAPACITY\s+USED\s+PROVISIONED\s+API\s+NBD\s+AGE\n/,
+      /^NODE\s+ZONE\s+STATE\s+VOLUMES\s+CAPACITY\s+USED\s+PROVISIONED\s+HEARTBEAT\s+API\s+NBD\n/,
     );
     const status = JSON.parse((await run("cluster", "status", "--json")).stdout) as {
       pid: number;
-      nodes: { status: { state: string } }[];
+      nodes: { state: string; live: { state: string } }[];
     };
     expect(status.pid).toBe(cluster!.process.pid);
-    expect(status.nodes[0]!.status.state).toBe("up");
+    expect(status.nodes[0]!.state).toBe("up");
+    expect(status.nodes[0]!.live.state).toBe("up");
   });
 
   it("creates, lists and inspects volumes", async () => {
@@ -281,7 +285,7 @@ describe("strata against a local cluster", () => {
       `no Strata cluster is running in ${dir}: start one with \`strata cluster up\``,
     );
 
-    cluster = await clusterUp(dir);
+    cluster = await up(dir);
     const volumes = (await json({ parse: (v: unknown) => v as { volumes: Volume[] } }, "volume", "list"))
       .volumes;
     expect(volumes.map((v) => [v.name, v.sizeBytes, v.snapshotCount])).toEqual([
@@ -309,7 +313,7 @@ describe("strata against a local cluster", () => {
     expect(stale.code).toBe(1);
     expect(oneSentence(stale)).toMatch(/is not running \(its supervisor, pid \d+, has exited\)/);
 
-    cluster = await clusterUp(dir);
+    cluster = await up(dir);
     expect(cluster.output()).toContain(
       `its previous supervisor (pid ${killed.process.pid}) is no longer running`,
     );
@@ -343,7 +347,12 @@ describe("strata when the cluster is not there", () => {
     };
     await writeFile(
       join(orphanDir, "cluster.json"),
-      JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), nodes: [node] }),
+      JSON.stringify({
+        pid: process.pid,
+        startedAt: new Date().toISOString(),
+        dynamodb: { endpoint: "http://127.0.0.1:1", table: "strata-state" },
+        nodes: [node],
+      }),
     );
     try {
       const outcome = await strata(["volume", "list"], { STRATA_HOME: orphanDir });
@@ -372,6 +381,8 @@ describe("strata when the cluster is not there", () => {
         String(port),
         "--nbd-port",
         "0",
+        "--nodes",
+        "1",
       ]);
       expect(outcome.code).toBe(1);
       expect(oneSentence(outcome)).toMatch(

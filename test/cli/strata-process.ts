@@ -44,7 +44,20 @@ export interface RunningCluster {
 export async function clusterUp(dir: string, extraArgs: string[] = []): Promise<RunningCluster> {
   const child = spawn(
     process.execPath,
-    [STRATA_BIN, "cluster", "up", "--dir", dir, "--nbd-port", "0", "--api-port", "0", ...extraArgs],
+    [
+      STRATA_BIN,
+      "cluster",
+      "up",
+      "--dir",
+      dir,
+      "--nbd-port",
+      "0",
+      "--api-port",
+      "0",
+      "--replication-port",
+      "0",
+      ...extraArgs,
+    ],
     { cwd: PACKAGE_ROOT, stdio: ["ignore", "pipe", "pipe"] },
   );
   let output = "";

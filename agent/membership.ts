@@ -1,0 +1,153 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type { Labels } from "../core/model.js";
+import { RecordNotFoundError } from "../core/state/errors.js";
+import type { NodeAddresses, NodePool } from "../core/state/records.js";
+import { StateStore } from "../core/state/store.js";
+import type { Logger } from "./log.js";
+
+/**
+ * How often a node tells the store it is alive. Two seconds lets the down verdict below wait for
+ * several missed beats (one slow write on a busy machine must not make a live node look dead) and
+ * still notice a dead node within seconds; one small update per node every two seconds is nothing
+ * for the NODES partition.
+ */
+export const HEARTBEAT_INTERVAL_MS = 2_000;
+
+/** A node whose last heartbeat is older than this is down: five missed beats. */
+export const HEARTBEAT_TIMEOUT_MS = 10_000;
+
+/** The down verdict's timeout; STRATA_HEARTBEAT_TIMEOUT_MS shortens it for tests and demos. */
+export function heartbeatTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
+  const configured = Number(env["STRATA_HEARTBEAT_TIMEOUT_MS"]);
+  return Number.isInteger(configured) && configured > 0 ? configured : HEARTBEAT_TIMEOUT_MS;
+}
+
+/** An unreachable store is retried after 1 s, 2 s, 4 s ... 30 s, so a long outage costs little. */
+const FIRST_RETRY_MS = 1_000;
+const MAX_RETRY_MS = 30_000;
+/** A blackholed endpoint must not hold the heartbeat loop for the SDK's default (no) timeout. */
+const STORE_REQUEST_TIMEOUT_MS = 5_000;
+/** Marking the node down is a courtesy to the health sweep: it must not hold a shutdown for long. */
+const MARK_DOWN_TIMEOUT_MS = 3_000;
+
+export interface MembershipOptions {
+  tableName: string;
+  node: { id: string; zone: string; addresses: NodeAddresses; labels?: Labels };
+  /** The pool's space now; called for every registration and heartbeat. */
+  pool: () => Promise<NodePool>;
+  log: Logger;
+}
+
+/**
+ * The node's presence in the cluster-state store: registers it (state up), heartbeats with the
+ * pool's free space, and marks it down on a clean shutdown. The store is never on the data path
+ * here: when it cannot be reached the agent logs, keeps serving local I/O, and retries with backoff.
+ * The endpoint, region and credentials come from the environment only (AWS_ENDPOINT_URL_DYNAMODB,
+ * AWS_REGION, ...), like every AWS client of Strata.
+ */
+export class NodeMembership {
+  private readonly client = new DynamoDBClient({
+    requestHandler: { requestTimeout: STORE_REQUEST_TIMEOUT_MS, connectionTimeout: STORE_REQUEST_TIMEOUT_MS },
+  });
+  private readonly store: StateStore;
+  private registered = false;
+  private failures = 0;
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private beating: Promise<void> | undefined;
+
+  private constructor(private readonly options: MembershipOptions) {
+    this.store = new StateStore({ tableName: options.tableName, client: this.client });
+  }
+
+  /** Starts registering in the background: the agent serves whether or not the store answers. */
+  static start(options: MembershipOptions): NodeMembership {
+    const membership = new NodeMembership(options);
+    membership.schedule(0);
+    return membership;
+  }
+
+  /** Stops heartbeating and marks the node down, waiting at most a few seconds for the store. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.timer);
+    const { log, node } = this.options;
+    const markDown = async () => {
+      await this.beating;
+      await this.store.nodes.setState(node.id, "down");
+      log.info({ table: this.options.tableName }, "node marked down in the state store");
+    };
+    const outcome = await Promise.race([
+      markDown().then(
+        () => "done",
+        (error: unknown) => error,
+      ),
+      sleep(MARK_DOWN_TIMEOUT_MS, "timed out"),
+    ]);
+    if (outcome === "timed out")
+      log.warn("could not mark the node down: the state store did not answer in time");
+    else if (outcome !== "done" && !(outcome instanceof RecordNotFoundError))
+      log.warn({ err: outcome }, "could not mark the node down in the state store");
+    this.client.destroy();
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.beating = this.beat().finally(() => {
+        this.beating = undefined;
+      });
+    }, delayMs);
+  }
+
+  private async beat(): Promise<void> {
+    const { log, node } = this.options;
+    try {
+      const pool = await this.options.pool();
+      if (this.registered) await this.heartbeat(pool);
+      else await this.register(pool);
+      if (this.failures > 0) log.info("the state store is reachable again");
+      this.failures = 0;
+      this.schedule(HEARTBEAT_INTERVAL_MS);
+    } catch (error) {
+      const retryMs = Math.min(FIRST_RETRY_MS * 2 ** this.failures, MAX_RETRY_MS);
+      this.failures++;
+      log.warn(
+        { err: error, node: node.id, attempt: this.failures, retryMs },
+        `cannot reach the state store (${this.registered ? "heartbeat" : "registration"}); local I/O goes on, retrying`,
+      );
+      this.schedule(retryMs);
+    }
+  }
+
+  private async register(pool: NodePool): Promise<void> {
+    const { node, log } = this.options;
+    await this.store.nodes.register({
+      id: node.id,
+      zone: node.zone,
+      addresses: node.addresses,
+      pool,
+      labels: node.labels ?? {},
+      state: "up",
+      lastHeartbeat: new Date().toISOString(),
+    });
+    this.registered = true;
+    log.info(
+      { table: this.options.tableName, addresses: node.addresses },
+      "node registered in the state store",
+    );
+  }
+
+  private async heartbeat(pool: NodePool): Promise<void> {
+    try {
+      await this.store.nodes.heartbeat(this.options.node.id, { freeBytes: pool.freeBytes });
+    } catch (error) {
+      if (!(error instanceof RecordNotFoundError)) throw error;
+      // The record is gone (a wiped or recreated table): this node is still here, so say so again.
+      this.options.log.warn("the node's record is missing from the state store; registering again");
+      await this.register(pool);
+    }
+  }
+}

@@ -1,0 +1,153 @@
+import { createServer } from "node:net";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { NodeRecord } from "../../core/state/records.js";
+import { StateStore } from "../../core/state/store.js";
+import { startLocalDynamoDb } from "../../infra/local/dynamodb.js";
+import { eventually } from "../cli/strata-process.js";
+import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { AgentProcess } from "../support/agent-process.js";
+import { run } from "../support/run.js";
+
+/**
+ * Node membership against real agent processes and a real dynalite: the agent finds the store only
+ * through the standard AWS variables of its environment (set by the harness, inherited by the agent).
+ */
+
+const REPLICATION_ADDRESS = "127.0.0.1:7777";
+let dynamoDb: Awaited<ReturnType<typeof startDynamoDb>>;
+let store: StateStore;
+const agents: AgentProcess[] = [];
+
+beforeAll(async () => {
+  // The SDK's notice that it will drop Node 20 one day: noise in the test output (agents inherit this).
+  process.env["AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED"] = "true";
+  dynamoDb = await startDynamoDb();
+  store = await freshStore();
+});
+
+afterEach(async () => {
+  await Promise.all(agents.splice(0).map((agent) => agent.destroy()));
+});
+
+afterAll(async () => {
+  store.close();
+  await dynamoDb.close();
+});
+
+async function startAgent(tableName: string, nodeId: string): Promise<AgentProcess> {
+  const agent = new AgentProcess(undefined, [
+    "--node-id",
+    nodeId,
+    "--zone",
+    "local-b",
+    "--replication-listen",
+    REPLICATION_ADDRESS,
+    "--state-table",
+    tableName,
+  ]);
+  agents.push(agent);
+  return agent.start();
+}
+
+async function registered(nodeId: string, check: (node: NodeRecord) => boolean = () => true) {
+  let found: NodeRecord | undefined;
+  await eventually(async () => {
+    found = (await store.nodes.list()).find((node) => node.id === nodeId);
+    return found !== undefined && check(found);
+  }, `${nodeId} in the state store`);
+  return found!;
+}
+
+describe("an agent with --state-table", () => {
+  it("registers its node, heartbeats, and marks it down when it stops cleanly", async () => {
+    const agent = await startAgent(store.tableName, "node-m1");
+    const first = await registered("node-m1");
+    expect(first).toMatchObject({
+      id: "node-m1",
+      zone: "local-b",
+      state: "up",
+      labels: {},
+      addresses: {
+        api: agent.endpoints.apiUrl,
+        nbd: agent.endpoints.nbdAddress,
+        replication: REPLICATION_ADDRESS,
+      },
+    });
+    expect(first.pool.capacityBytes).toBeGreaterThan(0);
+    expect(first.pool.freeBytes).toBeLessThanOrEqual(first.pool.capacityBytes);
+
+    const later = await registered("node-m1", (node) => node.lastHeartbeat > first.lastHeartbeat);
+    expect(later.state).toBe("up");
+
+    await agent.stop();
+    expect((await store.nodes.get("node-m1")).state).toBe("down");
+  });
+
+  it("serves local I/O while the store is unreachable, and registers once it answers", async () => {
+    // A port nobody listens on yet: the store is down when the agent starts.
+    const port = await freePort();
+    const reachable = process.env["AWS_ENDPOINT_URL_DYNAMODB"];
+    process.env["AWS_ENDPOINT_URL_DYNAMODB"] = `http://127.0.0.1:${port}`;
+    let agent: AgentProcess;
+    try {
+      agent = await startAgent("strata-late", "node-m2");
+    } finally {
+      process.env["AWS_ENDPOINT_URL_DYNAMODB"] = reachable;
+    }
+
+    const uri = await agent.createAttachedVolume("offline", 16 * 1024 * 1024);
+    const io = await run("qemu-io", [
+      "-f",
+      "raw",
+      "-c",
+      "write -P 0x5a 0 1M",
+      "-c",
+      "flush",
+      "-c",
+      "read -P 0x5a 0 1M",
+      uri,
+    ]);
+    expect(io).toContain("read 1048576/1048576 bytes");
+    expect((await agent.api("GET", "/healthz")).status).toBe(200);
+
+    // The store comes up where the agent was told it is: the retries with backoff reach it.
+    const late = await startLocalDynamoDb({ port });
+    const lateStore = await withEndpoint(late.endpoint, async () => {
+      const created = new StateStore({ tableName: "strata-late" });
+      await created.ensureTable();
+      return created;
+    });
+    try {
+      let record: NodeRecord | undefined;
+      await eventually(async () => {
+        record = (await lateStore.nodes.list()).find((node) => node.id === "node-m2");
+        return record !== undefined;
+      }, "node-m2 registers once the store answers");
+      expect(record!.state).toBe("up");
+    } finally {
+      lateStore.close();
+      await agent.stop();
+      await late.close();
+    }
+  });
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Creates a client while the environment names `endpoint` (SDK clients read it when they are made). */
+async function withEndpoint<T>(endpoint: string, make: () => Promise<T>): Promise<T> {
+  const previous = process.env["AWS_ENDPOINT_URL_DYNAMODB"];
+  process.env["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint;
+  try {
+    return await make();
+  } finally {
+    process.env["AWS_ENDPOINT_URL_DYNAMODB"] = previous;
+  }
+}
