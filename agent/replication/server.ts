@@ -6,7 +6,8 @@
 import { createServer, type Socket } from "node:net";
 import type { Logger } from "../log.js";
 import { type ClusterSecret, HANDSHAKE_TIMEOUT_MS, secretBytes } from "./auth.js";
-import { type ServedReplica, ServedReplicaEntry } from "./served-replica.js";
+import { servedEntry } from "./served-entries.js";
+import type { ServedReplica, ServedReplicaEntry } from "./served-replica.js";
 import { ServerSession } from "./server-session.js";
 
 export interface ReplicaServerOptions {
@@ -41,18 +42,10 @@ export interface ReplicaServer {
 export async function startReplicaServer(options: ReplicaServerOptions): Promise<ReplicaServer> {
   const { log, resolve } = options;
   const secret = secretBytes(options.secret);
-  // Keyed by the Replica object: the fence must be shared by every connection, and a replica
-  // closed and reopened is a new object with the epoch it persisted.
-  const entries = new WeakMap<ServedReplica, ServedReplicaEntry>();
+  // The fence is shared by every connection and by a local coordinator (see served-entries.ts).
   const entryFor = (volumeId: string): ServedReplicaEntry | undefined => {
     const replica = resolve(volumeId);
-    if (replica === undefined) return undefined;
-    let entry = entries.get(replica);
-    if (entry === undefined) {
-      entry = new ServedReplicaEntry(replica);
-      entries.set(replica, entry);
-    }
-    return entry;
+    return replica === undefined ? undefined : servedEntry(replica);
   };
   const context = {
     secret,

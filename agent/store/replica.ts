@@ -12,7 +12,6 @@ import {
 import { borrowIoBuffer, returnIoBuffer } from "../io-buffers.js";
 import { log as defaultLog, type Logger } from "../log.js";
 import { Mutex } from "../mutex.js";
-import { BlockState } from "./block-state-map.js";
 import { HeadWriter } from "./head-writer.js";
 import { IoGate } from "./io-gate.js";
 import { Layer } from "./layer.js";

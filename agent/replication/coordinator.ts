@@ -1,0 +1,657 @@
+/**
+ * The coordinator of one attached replicated volume: the NBD server's BlockDevice on the attached
+ * node. It sends every mutation to every replica in the set (in-sync and rebuilding) with the
+ * volume's epoch and completes it only when all of them have it (protocol C, DESIGN invariant 3);
+ * reads go to the local replica when it is in sync, else to an in-sync remote one.
+ *
+ * State machine (`state`, transitions checked in TRANSITIONS):
+ *
+ *   serving ──snapshot──▶ holding ──▶ serving
+ *   serving | holding ──replica failed / attach / rebuild join / in-sync──▶ changing-membership ──▶ serving
+ *   any live state ──StaleEpochError, or a CAS lost (EpochConflictError)──▶ fenced   (I/O: EPERM)
+ *   any live state ──the last in-sync replica failed──▶ failed                     (I/O: EIO)
+ *   any state ──close()──▶ closed                                                  (I/O: ESHUTDOWN)
+ *
+ * fenced and failed are final: this object never writes again (close() still releases it, and
+ * keeps answering with the errno that stopped it). In holding and changing-membership no new I/O
+ * is admitted: the I/O in flight drains first, then the change runs alone.
+ *
+ * Failure handling (invariant 4): a request that saw a replica fail leaves the in-flight count
+ * and waits, unacknowledged, while the coordinator holds new I/O, drains, removes the failed
+ * replicas with ONE conditional write that bumps the epoch (retried with backoff for as long as
+ * the store is unreachable), and moves the remaining replicas to the new epoch (a replica failing
+ * that is removed too, in a loop). Only then is the waiting request acknowledged: it is on every
+ * replica the store still lists. Overlapping ranges are locked for the whole request, so a
+ * rebuild's copy of a range never overtakes a client write to it (see rebuild.ts).
+ */
+import { EventEmitter } from "node:events";
+import {
+  type BlockDevice,
+  BlockIoError,
+  type WriteOptions,
+  type WriteZeroesOptions,
+} from "../block-device.js";
+import { returnIoBuffer } from "../io-buffers.js";
+import { log as defaultLog, type Logger } from "../log.js";
+import { Mutex } from "../mutex.js";
+import { IoGate } from "../store/io-gate.js";
+import { RangeLocks } from "../store/range-locks.js";
+import type { ByteRange, SnapshotInfo } from "../store/replica.js";
+import { MAX_RETRY_MS, nextDelay, sleep } from "./backoff.js";
+import { replicaRemovals } from "./coordinator-metrics.js";
+import {
+  type Rebuild,
+  RebuildAbortedError,
+  type RebuildHost,
+  type RebuildOptions,
+  startRebuild,
+} from "./rebuild.js";
+import type { ReplicaHandle, SnapshotRequest } from "./replica-handle.js";
+import { classifyReplicaError, judge } from "./replica-outcome.js";
+import { lostTheVolume, type VolumeMembership } from "./volume-membership.js";
+
+export type ReplicaRole = "in-sync" | "rebuilding";
+
+export interface ReplicaTarget {
+  replicaId: string;
+  nodeId: string;
+  state: ReplicaRole;
+  handle: ReplicaHandle;
+}
+
+export type CoordinatorState = "serving" | "holding" | "changing-membership" | "fenced" | "failed" | "closed";
+
+const TRANSITIONS: Readonly<Record<CoordinatorState, readonly CoordinatorState[]>> = {
+  serving: ["holding", "changing-membership", "fenced", "failed", "closed"],
+  holding: ["serving", "changing-membership", "fenced", "failed", "closed"],
+  "changing-membership": ["serving", "fenced", "failed", "closed"],
+  fenced: ["closed"],
+  failed: ["closed"],
+  closed: [],
+};
+
+export interface CoordinatorOptions {
+  volumeId: string;
+  sizeBytes: number;
+  /** The volume's epoch as read from the store, which the replicas are at. */
+  epoch: number;
+  replicas: readonly ReplicaTarget[];
+  membership: VolumeMembership;
+  log?: Logger;
+  /** Longest wait between two attempts to reach an unreachable store (default MAX_RETRY_MS). */
+  maxStoreRetryMs?: number;
+}
+
+/** What `replicas()` reports, e.g. for `volume inspect`. */
+export interface ReplicaStatus {
+  replicaId: string;
+  nodeId: string;
+  state: ReplicaRole;
+}
+
+/**
+ * Events, for logs, tests and the volume manager:
+ * - state (from, to): every transition.
+ * - store-unreachable (error, retryInMs): a membership write failed for a reason other than losing
+ *   the volume; I/O that needs it keeps waiting.
+ * - replicas-removed (replicaIds, newEpoch): the store no longer lists them.
+ */
+export interface CoordinatorEvents {
+  state: [from: CoordinatorState, to: CoordinatorState];
+  "store-unreachable": [error: Error, retryInMs: number];
+  "replicas-removed": [replicaIds: string[], epoch: number];
+}
+
+type Member = ReplicaTarget;
+type Send = (handle: ReplicaHandle, epoch: number) => Promise<unknown>;
+
+export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implements BlockDevice {
+  readonly volumeId: string;
+  readonly sizeBytes: number;
+  readonly log: Logger;
+  private currentEpoch: number;
+  private members: Member[];
+  private currentState: CoordinatorState = "serving";
+  private readonly membership: VolumeMembership;
+  private readonly maxStoreRetryMs: number;
+  /** Admission of I/O: counts what is in flight, holds new I/O during changes. */
+  private readonly gate = new IoGate();
+  /** Changes (membership, snapshot, close) run one at a time. */
+  private readonly control = new Mutex();
+  /** Byte ranges of client mutations and rebuild copies in progress (inclusive ends). */
+  private readonly locks = new RangeLocks();
+  /** Replicas that failed a request and wait for the next membership change. */
+  private readonly suspects = new Set<Member>();
+  private recoveryQueued = false;
+  private lastRecovery: Promise<void> = Promise.resolve();
+  /** Why I/O fails from now on, once fenced or failed. */
+  private stopError: BlockIoError | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly runningRebuilds = new Map<string, Rebuild>();
+
+  constructor(options: CoordinatorOptions) {
+    super();
+    this.volumeId = options.volumeId;
+    this.sizeBytes = options.sizeBytes;
+    this.currentEpoch = options.epoch;
+    this.members = options.replicas.map((target) => ({ ...target }));
+    this.membership = options.membership;
+    this.maxStoreRetryMs = options.maxStoreRetryMs ?? MAX_RETRY_MS;
+    this.log = (options.log ?? defaultLog).child({ volume: options.volumeId, component: "coordinator" });
+    if (!this.members.some((member) => member.state === "in-sync")) {
+      throw new BlockIoError("EIO", `volume ${this.volumeId}: no in-sync replica to coordinate`);
+    }
+  }
+
+  get epoch(): number {
+    return this.currentEpoch;
+  }
+
+  get state(): CoordinatorState {
+    return this.currentState;
+  }
+
+  replicas(): ReplicaStatus[] {
+    return this.members.map(({ replicaId, nodeId, state }) => ({ replicaId, nodeId, state }));
+  }
+
+  /** The rebuild of `replicaId` running now, for its progress. */
+  rebuild(replicaId: string): Rebuild | undefined {
+    return this.runningRebuilds.get(replicaId);
+  }
+
+  /**
+   * Takes the volume for this node: one conditional write records the attachment and bumps the
+   * epoch (fencing any previous coordinator), then every replica moves to the new epoch from the
+   * one it is at (a previous coordinator may have died between its CAS and its SET_EPOCHs).
+   * Replicas that cannot be reached are removed.
+   */
+  attach(): Promise<void> {
+    return this.exclusive("changing-membership", async () => {
+      const members = this.members.slice();
+      const epochs = await Promise.allSettled(members.map((member) => member.handle.currentEpoch()));
+      const unreachable = members.filter((_, i) => epochs[i]!.status === "rejected");
+      const reachable = members.flatMap((member, i) => {
+        const result = epochs[i]!;
+        return result.status === "fulfilled" ? [{ member, from: result.value }] : [];
+      });
+      const ahead = reachable.find(({ from }) => from > this.currentEpoch);
+      if (ahead !== undefined) {
+        throw this.fence(
+          new Error(`replica ${ahead.member.replicaId} is at epoch ${ahead.from}, past ${this.currentEpoch}`),
+        );
+      }
+      const expected = this.currentEpoch;
+      this.currentEpoch = await this.storeCall(() => this.membership.attach(expected));
+      const failed = await this.moveEpoch(
+        reachable.map(({ member, from }) => ({ member, from, trusted: true })),
+        this.currentEpoch,
+      );
+      await this.removeLocked([...unreachable, ...failed]);
+      this.log.info({ epoch: this.currentEpoch }, "coordinator attached the volume");
+    });
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    for (;;) {
+      await this.enter();
+      const source = this.readSource();
+      let failure: unknown;
+      try {
+        return await source.handle.read(this.currentEpoch, offset, length);
+      } catch (error) {
+        failure = error;
+      } finally {
+        this.gate.leave();
+      }
+      const kind = classifyReplicaError(failure);
+      if (kind === "fenced") throw this.fence(failure);
+      if (kind === "client") throw failure;
+      // Another in-sync replica has the same bytes: drop this one and read there.
+      await this.replicasFailed([source]);
+    }
+  }
+
+  write(offset: number, data: Buffer, options: WriteOptions): Promise<void> {
+    return this.mutate(offset, data.length, (handle, epoch) => handle.write(epoch, offset, data, options));
+  }
+
+  writeZeroes(offset: number, length: number, options: WriteZeroesOptions): Promise<void> {
+    return this.mutate(offset, length, (handle, epoch) => handle.writeZeroes(epoch, offset, length, options));
+  }
+
+  trim(offset: number, length: number, options: WriteOptions): Promise<void> {
+    return this.mutate(offset, length, (handle, epoch) => handle.trim(epoch, offset, length, options));
+  }
+
+  flush(): Promise<void> {
+    return this.mutate(0, 0, (handle, epoch) => handle.flush(epoch));
+  }
+
+  /**
+   * A crash-consistent snapshot across replicas: new I/O is held and what is in flight drains, so
+   * every in-sync replica freezes the same point of the write stream, under the same id. A
+   * rebuilding replica gets no snapshot (it has no complete data to freeze). A replica failing the
+   * snapshot is removed like any failed replica; the snapshot succeeds if the rest took it.
+   */
+  snapshot(request: SnapshotRequest): Promise<SnapshotInfo> {
+    return this.exclusive("holding", async () => {
+      const inSync = this.members.filter((member) => member.state === "in-sync");
+      const epoch = this.currentEpoch;
+      const results = await Promise.allSettled(
+        inSync.map((member) => member.handle.snapshot(epoch, request)),
+      );
+      const verdict = judge(inSync, results);
+      if (verdict.fenced !== undefined) throw this.fence(verdict.fenced);
+      await this.removeLocked(verdict.failed);
+      this.throwIfStopped();
+      if (verdict.clientError !== undefined) throw verdict.clientError;
+      const taken = results.find((result) => result.status === "fulfilled");
+      if (taken === undefined) throw new BlockIoError("EIO", "no replica took the snapshot");
+      this.log.info({ snapshot: request.id, replicas: verdict.succeeded.length }, "volume snapshot taken");
+      return taken.value;
+    });
+  }
+
+  /**
+   * Adds a new, empty replica while I/O goes on: it joins write-only (state rebuilding), the
+   * allocated data is copied to it from an in-sync replica, then it is marked in sync. The
+   * returned Rebuild reports progress; its `done` settles when the replica is in sync or the
+   * rebuild failed (the target is then removed from the set).
+   */
+  addReplica(target: Omit<ReplicaTarget, "state">, options: RebuildOptions = {}): Rebuild {
+    if (this.runningRebuilds.has(target.replicaId)) {
+      throw new BlockIoError("EINVAL", `replica ${target.replicaId} is already being rebuilt`);
+    }
+    const rebuild = startRebuild(this.rebuildHost(), { ...target, state: "rebuilding" }, options);
+    this.runningRebuilds.set(target.replicaId, rebuild);
+    void rebuild.done.then(
+      () => this.runningRebuilds.delete(target.replicaId),
+      () => this.runningRebuilds.delete(target.replicaId),
+    );
+    return rebuild;
+  }
+
+  /**
+   * Fails new I/O with ESHUTDOWN (or the errno that stopped the coordinator), lets what is in
+   * flight finish, waits for running rebuilds to give up, and closes the handles (remote
+   * connections; local replicas stay open, they are the volume manager's).
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const hold = this.gate.quiesce();
+      await this.control.run(async () => {
+        const resume = await hold;
+        this.transition("closed");
+        resume();
+      });
+      await Promise.allSettled([...this.runningRebuilds.values()].map((rebuild) => rebuild.done));
+      await Promise.allSettled(this.members.map((member) => member.handle.close()));
+      this.log.info("coordinator closed");
+    })();
+    return this.closing;
+  }
+
+  // ---- the data path ----
+
+  /**
+   * Sends one mutation to every replica in the set and resolves once all the replicas still in
+   * the set have it. Replicas that failed it are removed first; a replica that stayed in the set
+   * without getting it (none, normally) gets it again at the new epoch. Mutations are idempotent,
+   * and `data` stays the caller's until this settles, so resending is safe.
+   */
+  private async mutate(offset: number, length: number, send: Send): Promise<void> {
+    const range = length > 0 ? await this.locks.acquire(offset, offset + length - 1) : undefined;
+    try {
+      let targets: Member[] | undefined;
+      for (;;) {
+        await this.enter();
+        const epoch = this.currentEpoch;
+        const sentTo = targets ?? this.members.slice();
+        let results: PromiseSettledResult<unknown>[];
+        try {
+          results = await Promise.allSettled(sentTo.map((member) => send(member.handle, epoch)));
+        } finally {
+          this.gate.leave();
+        }
+        const verdict = judge(sentTo, results);
+        if (verdict.fenced !== undefined) throw this.fence(verdict.fenced);
+        if (verdict.failed.length > 0) await this.replicasFailed(verdict.failed);
+        if (verdict.clientError !== undefined) throw verdict.clientError;
+        const missing = this.members.filter(
+          (member) => sentTo.includes(member) && !verdict.succeeded.includes(member),
+        );
+        if (missing.length === 0) return;
+        targets = missing;
+      }
+    } finally {
+      if (range !== undefined) this.locks.release(range);
+    }
+  }
+
+  /** Admits one request (the caller must gate.leave()), or throws the errno that stopped us. */
+  private async enter(): Promise<void> {
+    this.throwIfStopped();
+    await this.gate.enter();
+    if (this.stopError !== undefined || this.closing !== undefined) {
+      this.gate.leave();
+      this.throwIfStopped();
+    }
+  }
+
+  /** The local replica when it is in sync, else an in-sync remote one. */
+  private readSource(): Member {
+    const inSync = this.members.filter((member) => member.state === "in-sync");
+    const source = inSync.find((member) => member.handle.local) ?? inSync[0];
+    // Unreachable while serving: losing the last in-sync replica moves the coordinator to failed.
+    if (source === undefined) throw new BlockIoError("EIO", `volume ${this.volumeId}: no in-sync replica`);
+    return source;
+  }
+
+  // ---- membership changes ----
+
+  /**
+   * Reports replicas that failed a request and resolves once they are out of the set (or throws
+   * if the coordinator stopped meanwhile). New I/O is held from now on; the removal itself waits
+   * for the I/O in flight to drain, and for any change already running.
+   */
+  private replicasFailed(failed: readonly Member[]): Promise<void> {
+    let added = false;
+    for (const member of failed) {
+      if (this.members.includes(member) && !this.suspects.has(member)) {
+        this.suspects.add(member);
+        added = true;
+      }
+    }
+    if (added && !this.recoveryQueued) {
+      this.recoveryQueued = true;
+      // Held now, not when the change gets its turn: no request may start on the failed set.
+      const hold = this.gate.quiesce();
+      this.lastRecovery = this.control.run(async () => {
+        this.recoveryQueued = false;
+        const doomed = [...this.suspects];
+        this.suspects.clear();
+        const resume = await hold;
+        try {
+          if (this.stopError === undefined && this.closing === undefined) {
+            this.transition("changing-membership");
+            await this.removeLocked(doomed);
+          }
+        } catch (error) {
+          // Whatever stopped the change (fenced, failed, closing) is in throwIfStopped's answer.
+          this.log.warn({ err: error }, "replica removal did not complete");
+        } finally {
+          this.backToServing();
+          resume();
+        }
+      });
+    }
+    return this.lastRecovery.then(() => this.throwIfStopped());
+  }
+
+  /**
+   * Removes `failed` (those still in the set) with one conditional write, then moves the rest to
+   * the new epoch; replicas failing that are removed the same way, until none fails. Runs inside
+   * a change (I/O held and drained).
+   */
+  private async removeLocked(failed: readonly Member[]): Promise<void> {
+    let doomed = failed.filter((member) => this.members.includes(member));
+    while (doomed.length > 0) {
+      this.transition("changing-membership");
+      const ids = doomed.map((member) => member.replicaId);
+      const remaining = this.members.filter((member) => !doomed.includes(member));
+      if (!remaining.some((member) => member.state === "in-sync")) {
+        throw this.stop(
+          "failed",
+          new BlockIoError(
+            "EIO",
+            `volume ${this.volumeId}: its last in-sync replica failed (${ids.join(", ")})`,
+          ),
+        );
+      }
+      const expected = this.currentEpoch;
+      this.log.warn({ replicas: ids, epoch: expected }, "removing failed replicas from the volume");
+      const next = await this.storeCall(() => this.membership.removeReplicas(ids, expected));
+      this.members = remaining;
+      this.currentEpoch = next;
+      replicaRemovals.inc({ volume: this.volumeId }, doomed.length);
+      this.emit("replicas-removed", ids, next);
+      for (const member of doomed) {
+        member.handle
+          .close()
+          .catch((error: unknown) => this.log.debug({ err: error }, "closing a removed replica"));
+      }
+      doomed = await this.moveEpoch(
+        remaining.map((member) => ({ member, from: expected, trusted: true })),
+        next,
+      );
+    }
+  }
+
+  /**
+   * SET_EPOCH on each member, concurrently; resolves with the members that failed it. A trusted
+   * member refusing (it is not at the epoch we expect) means someone else moved it: we are fenced.
+   * An untrusted one (a rebuild target we just met) refusing is only a failed target.
+   */
+  private async moveEpoch(
+    moves: readonly { member: Member; from: number; trusted: boolean }[],
+    to: number,
+  ): Promise<Member[]> {
+    const results = await Promise.allSettled(
+      moves.map(({ member, from }) => member.handle.setEpoch(from, to)),
+    );
+    const failed: Member[] = [];
+    results.forEach((result, i) => {
+      if (result.status === "fulfilled") return;
+      const { member, trusted } = moves[i]!;
+      if (trusted && classifyReplicaError(result.reason) === "fenced") throw this.fence(result.reason);
+      this.log.warn(
+        { err: result.reason, replica: member.replicaId, epoch: to },
+        "a replica failed SET_EPOCH",
+      );
+      failed.push(member);
+    });
+    return failed;
+  }
+
+  /**
+   * One membership write, retried with backoff while the store cannot be reached: I/O waiting on
+   * it stays unacknowledged (invariant 4). Losing the volume to someone else fences us.
+   */
+  private async storeCall(call: () => Promise<number>): Promise<number> {
+    let delay: number | undefined;
+    for (;;) {
+      this.throwIfStopped();
+      try {
+        return await call();
+      } catch (error) {
+        if (lostTheVolume(error)) throw this.fence(error);
+        delay = nextDelay(delay, this.maxStoreRetryMs);
+        const reason = error instanceof Error ? error : new Error(String(error));
+        this.log.warn({ err: reason, retryInMs: delay }, "cluster state unreachable; I/O waits");
+        this.emit("store-unreachable", reason, delay);
+        await sleep(delay);
+      }
+    }
+  }
+
+  /** Runs `work` alone: new I/O held, in-flight I/O drained, other changes queued behind it. */
+  private exclusive<T>(state: "holding" | "changing-membership", work: () => Promise<T>): Promise<T> {
+    const hold = this.gate.quiesce();
+    return this.control.run(async () => {
+      const resume = await hold;
+      try {
+        this.throwIfStopped();
+        this.transition(state);
+        return await work();
+      } finally {
+        this.backToServing();
+        resume();
+      }
+    });
+  }
+
+  // ---- the rebuild's view of the coordinator ----
+
+  private rebuildHost(): RebuildHost {
+    return {
+      volumeId: this.volumeId,
+      log: this.log,
+      join: (target) => this.join(target),
+      copyRange: (replicaId, range, skipZeros) => this.copyRange(replicaId, range, skipZeros),
+      markInSync: (replicaId) => this.markInSync(replicaId),
+      abandon: async (replicaId) => {
+        const target = this.members.find((member) => member.replicaId === replicaId);
+        if (target !== undefined && target.state === "rebuilding") await this.replicasFailed([target]);
+      },
+    };
+  }
+
+  /** Joins `target` write-only; resolves with the ranges to copy, taken while no write can run. */
+  private join(target: Member): Promise<{ runs: ByteRange[]; sparse: boolean }> {
+    return this.exclusive("changing-membership", async () => {
+      const clash = this.members.find((m) => m.replicaId === target.replicaId || m.nodeId === target.nodeId);
+      if (clash !== undefined) {
+        throw new BlockIoError("EINVAL", `node ${clash.nodeId} already holds replica ${clash.replicaId}`);
+      }
+      const targetEpoch = await target.handle.currentEpoch();
+      const expected = this.currentEpoch;
+      const next = await this.storeCall(() =>
+        this.membership.addReplica({ replicaId: target.replicaId, nodeId: target.nodeId }, expected),
+      );
+      const existing = this.members;
+      this.members = [...existing, target];
+      this.currentEpoch = next;
+      const failed = await this.moveEpoch(
+        [
+          ...existing.map((member) => ({ member, from: expected, trusted: true })),
+          { member: target, from: targetEpoch, trusted: false },
+        ],
+        next,
+      );
+      await this.removeLocked(failed);
+      if (!this.members.includes(target))
+        throw new RebuildAbortedError(target.replicaId, "it failed to join");
+      const runs = this.readSource().handle.allocatedRuns();
+      // Without a map of the source, everything is read and only non-zero chunks written.
+      return runs === undefined
+        ? { runs: [{ offset: 0, length: this.sizeBytes }], sparse: false }
+        : { runs, sparse: true };
+    });
+  }
+
+  /**
+   * Copies one range from an in-sync replica to the rebuild target under the range lock, so no
+   * client write to the range is in flight meanwhile and none starts until the copy is written.
+   * A source failing is removed and the copy retried from another; the target failing ends the
+   * rebuild (it is removed like any failed replica).
+   */
+  private async copyRange(replicaId: string, range: ByteRange, skipZeros: boolean): Promise<void> {
+    const lock = await this.locks.acquire(range.offset, range.offset + range.length - 1);
+    try {
+      for (;;) {
+        const target = this.members.find((member) => member.replicaId === replicaId);
+        if (target === undefined) throw new RebuildAbortedError(replicaId, "it left the replica set");
+        await this.enter();
+        const epoch = this.currentEpoch;
+        const source = this.readSource();
+        let failing = source;
+        let data: Buffer | undefined;
+        let failure: unknown;
+        try {
+          data = await source.handle.read(epoch, range.offset, range.length);
+          failing = target;
+          if (!(skipZeros && isZeros(data)))
+            await target.handle.write(epoch, range.offset, data, { fua: false });
+          return;
+        } catch (error) {
+          failure = error;
+        } finally {
+          this.gate.leave();
+          if (data !== undefined) returnIoBuffer(data);
+        }
+        const kind = classifyReplicaError(failure);
+        if (kind === "fenced") throw this.fence(failure);
+        if (kind === "client") throw failure;
+        await this.replicasFailed([failing]);
+      }
+    } finally {
+      this.locks.release(lock);
+    }
+  }
+
+  /** Flushes the target, records it in sync (CAS) and moves every replica to the new epoch. */
+  private markInSync(replicaId: string): Promise<void> {
+    return this.exclusive("changing-membership", async () => {
+      const target = this.members.find((member) => member.replicaId === replicaId);
+      if (target === undefined) throw new RebuildAbortedError(replicaId, "it left the replica set");
+      try {
+        await target.handle.flush(this.currentEpoch);
+      } catch (error) {
+        if (classifyReplicaError(error) === "fenced") throw this.fence(error);
+        await this.removeLocked([target]);
+        throw new RebuildAbortedError(replicaId, "its final flush failed");
+      }
+      const expected = this.currentEpoch;
+      const next = await this.storeCall(() => this.membership.markInSync(replicaId, expected));
+      this.currentEpoch = next;
+      target.state = "in-sync";
+      const failed = await this.moveEpoch(
+        this.members.map((member) => ({ member, from: expected, trusted: true })),
+        next,
+      );
+      await this.removeLocked(failed);
+    });
+  }
+
+  // ---- states ----
+
+  private transition(to: CoordinatorState): void {
+    const from = this.currentState;
+    if (from === to) return;
+    if (!TRANSITIONS[from].includes(to)) throw new Error(`coordinator: no transition from ${from} to ${to}`);
+    this.currentState = to;
+    this.log.debug({ from, to }, "coordinator state");
+    this.emit("state", from, to);
+  }
+
+  private backToServing(): void {
+    if (this.currentState === "holding" || this.currentState === "changing-membership") {
+      this.transition("serving");
+    }
+  }
+
+  /** Someone else holds the volume now: every pending and later request fails with EPERM. */
+  private fence(cause: unknown): BlockIoError {
+    const message = cause instanceof Error ? cause.message : String(cause);
+    return this.stop(
+      "fenced",
+      new BlockIoError("EPERM", `volume ${this.volumeId}: this coordinator is fenced (${message})`),
+    );
+  }
+
+  private stop(state: "fenced" | "failed", error: BlockIoError): BlockIoError {
+    if (this.stopError !== undefined) return this.stopError;
+    this.stopError = error;
+    this.log.error({ epoch: this.currentEpoch, reason: error.message }, `coordinator ${state}`);
+    if (this.currentState !== "closed") this.transition(state);
+    return error;
+  }
+
+  private throwIfStopped(): void {
+    if (this.stopError !== undefined) throw this.stopError;
+    if (this.closing !== undefined) {
+      throw new BlockIoError("ESHUTDOWN", `volume ${this.volumeId}: the coordinator is closed`);
+    }
+  }
+}
+
+const ZEROS = Buffer.alloc(1024 * 1024);
+
+function isZeros(data: Buffer): boolean {
+  for (let at = 0; at < data.length; at += ZEROS.length) {
+    const piece = data.subarray(at, Math.min(data.length, at + ZEROS.length));
+    if (!piece.equals(ZEROS.subarray(0, piece.length))) return false;
+  }
+  return true;
+}

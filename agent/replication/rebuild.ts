@@ -1,0 +1,173 @@
+/**
+ * Rebuild: brings a new, empty replica into a volume while I/O goes on (DESIGN: Data path).
+ *
+ * 1. Join: the coordinator adds the target write-only (state rebuilding, one CAS + SET_EPOCH on
+ *    all) and, while no write can run, takes the source's allocated runs. From then on every live
+ *    write reaches the target too, so the runs are all that is missing on it.
+ * 2. Copy: the runs, cut into chunks, are read from an in-sync replica and written to the target,
+ *    each chunk under the coordinator's range lock: a client write to the chunk waits for the
+ *    copy, and the copy waits for client writes already in flight there, so an older copy never
+ *    lands over a newer write.
+ * 3. In sync: the target is flushed, recorded in sync (CAS) and every replica moves to the new
+ *    epoch.
+ *
+ * The target must be empty: blocks the source does not hold are not written.
+ */
+import type { Logger } from "../log.js";
+import type { ByteRange } from "../store/replica.js";
+import type { ReplicaTarget } from "./coordinator.js";
+import { rebuildProgress } from "./coordinator-metrics.js";
+
+/** Big enough that per-request costs vanish next to the copy, small enough to stall a client write briefly. */
+export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
+/** Chunks copied at once: keeps both the source read and the network write busy. */
+export const DEFAULT_COPY_CONCURRENCY = 4;
+
+export interface RebuildOptions {
+  chunkBytes?: number;
+  concurrency?: number;
+}
+
+/** What the rebuild needs from the coordinator (VolumeCoordinator provides it). */
+export interface RebuildHost {
+  readonly volumeId: string;
+  readonly log: Logger;
+  /**
+   * Adds the target as a rebuilding replica. `sparse` is false when the source could not list its
+   * allocated data: `runs` is then the whole volume, and chunks of zeros are skipped.
+   */
+  join(target: ReplicaTarget): Promise<{ runs: ByteRange[]; sparse: boolean }>;
+  copyRange(replicaId: string, range: ByteRange, skipZeros: boolean): Promise<void>;
+  markInSync(replicaId: string): Promise<void>;
+  /** Removes a target whose rebuild failed from the set, if it is still there. */
+  abandon(replicaId: string): Promise<void>;
+}
+
+export type RebuildPhase = "joining" | "copying" | "marking-in-sync" | "in-sync" | "failed";
+
+export interface RebuildProgress {
+  phase: RebuildPhase;
+  /** Bytes of the runs copied so far. */
+  copiedBytes: number;
+  /** Bytes of the runs to copy (the source's allocated data, or the volume size if unknown). */
+  totalBytes: number;
+}
+
+export interface RebuildResult {
+  copiedBytes: number;
+  durationMs: number;
+  /** Copy rate, bytes per second, over the copy phase only. */
+  bytesPerSecond: number;
+}
+
+/** The rebuild stopped because its target is no longer in the set (failed, or never joined). */
+export class RebuildAbortedError extends Error {
+  constructor(
+    readonly replicaId: string,
+    why: string,
+  ) {
+    super(`rebuild of replica ${replicaId} aborted: ${why}`);
+    this.name = "RebuildAbortedError";
+  }
+}
+
+export class Rebuild {
+  private phase: RebuildPhase = "joining";
+  private copiedBytes = 0;
+  private totalBytes = 0;
+  readonly done: Promise<RebuildResult>;
+
+  constructor(
+    private readonly host: RebuildHost,
+    readonly target: ReplicaTarget,
+    private readonly options: Required<RebuildOptions>,
+  ) {
+    this.done = this.run();
+    // The caller may only poll progress; a failure is logged either way.
+    this.done.catch(() => {});
+  }
+
+  get progress(): RebuildProgress {
+    return { phase: this.phase, copiedBytes: this.copiedBytes, totalBytes: this.totalBytes };
+  }
+
+  private async run(): Promise<RebuildResult> {
+    const { volumeId } = this.host;
+    const replicaId = this.target.replicaId;
+    const labels = { volume: volumeId, replica: replicaId };
+    const log = this.host.log.child({ replica: replicaId });
+    try {
+      const { runs, sparse } = await this.host.join(this.target);
+      this.phase = "copying";
+      this.totalBytes = runs.reduce((sum, run) => sum + run.length, 0);
+      rebuildProgress.set(labels, 0);
+      log.info({ totalBytes: this.totalBytes, sparse }, "rebuild: joined, copying");
+      const started = performance.now();
+      await this.copy(chunksOf(runs, this.options.chunkBytes), !sparse, labels);
+      const copyMs = performance.now() - started;
+      this.phase = "marking-in-sync";
+      await this.host.markInSync(replicaId);
+      this.phase = "in-sync";
+      const result = {
+        copiedBytes: this.copiedBytes,
+        durationMs: copyMs,
+        bytesPerSecond: copyMs > 0 ? (this.copiedBytes * 1000) / copyMs : 0,
+      };
+      log.info(
+        { ...result, megabytesPerSecond: Math.round(result.bytesPerSecond / 1e6) },
+        "rebuild: replica in sync",
+      );
+      return result;
+    } catch (error) {
+      this.phase = "failed";
+      log.error({ err: error, copiedBytes: this.copiedBytes }, "rebuild failed");
+      await this.host.abandon(replicaId).catch(() => {});
+      throw error;
+    } finally {
+      rebuildProgress.remove(labels);
+    }
+  }
+
+  /** Copies the chunks with a few workers; the first failure stops them all. */
+  private async copy(chunks: ByteRange[], skipZeros: boolean, labels: { volume: string; replica: string }) {
+    let next = 0;
+    let failure: unknown;
+    const worker = async () => {
+      while (failure === undefined && next < chunks.length) {
+        const chunk = chunks[next++]!;
+        try {
+          await this.host.copyRange(this.target.replicaId, chunk, skipZeros);
+        } catch (error) {
+          failure ??= error;
+          return;
+        }
+        this.copiedBytes += chunk.length;
+        rebuildProgress.set(labels, this.copiedBytes / this.totalBytes);
+      }
+    };
+    await Promise.all(Array.from({ length: this.options.concurrency }, worker));
+    if (failure !== undefined) throw failure;
+  }
+}
+
+export function startRebuild(
+  host: RebuildHost,
+  target: ReplicaTarget,
+  options: RebuildOptions = {},
+): Rebuild {
+  return new Rebuild(host, target, {
+    chunkBytes: options.chunkBytes ?? DEFAULT_CHUNK_BYTES,
+    concurrency: options.concurrency ?? DEFAULT_COPY_CONCURRENCY,
+  });
+}
+
+/** Cuts runs into pieces of at most `chunkBytes`, in order. */
+export function chunksOf(runs: readonly ByteRange[], chunkBytes: number): ByteRange[] {
+  const chunks: ByteRange[] = [];
+  for (const run of runs) {
+    for (let offset = run.offset; offset < run.offset + run.length; offset += chunkBytes) {
+      chunks.push({ offset, length: Math.min(chunkBytes, run.offset + run.length - offset) });
+    }
+  }
+  return chunks;
+}

@@ -1,0 +1,99 @@
+/**
+ * How a coordinator reaches one replica of its volume, local or remote, with the epoch passed on
+ * every call (the coordinator owns the epoch; a handle keeps none). Both kinds fence the same way:
+ * a mutation or read carrying an epoch that is not the replica's rejects with StaleEpochError and
+ * changes nothing.
+ */
+import type { WriteOptions, WriteZeroesOptions } from "../block-device.js";
+import type { ByteRange, Replica, SnapshotInfo } from "../store/replica.js";
+import type { ReplicaClient } from "./client.js";
+import { StaleEpochError } from "./errors.js";
+import { servedEntry } from "./served-entries.js";
+import { EpochMismatch } from "./served-replica.js";
+
+export interface SnapshotRequest {
+  id: string;
+  name: string;
+}
+
+export interface ReplicaHandle {
+  /** True for the replica on this node: reads prefer it. */
+  readonly local: boolean;
+  /** The caller owns the returned buffer (it may come from agent/io-buffers.ts). */
+  read(epoch: number, offset: number, length: number): Promise<Buffer>;
+  /** Holds no reference to `data` once settled. */
+  write(epoch: number, offset: number, data: Buffer, options: WriteOptions): Promise<void>;
+  writeZeroes(epoch: number, offset: number, length: number, options: WriteZeroesOptions): Promise<void>;
+  trim(epoch: number, offset: number, length: number, options: WriteOptions): Promise<void>;
+  flush(epoch: number): Promise<void>;
+  snapshot(epoch: number, request: SnapshotRequest): Promise<SnapshotInfo>;
+  /** The epoch the replica is at now. */
+  currentEpoch(): Promise<number>;
+  /** Moves the replica from `expected` to `next` once every write admitted under `expected` is done. */
+  setEpoch(expected: number, next: number): Promise<void>;
+  /**
+   * The ranges holding data, when the replica can say (a rebuild copies only those); undefined
+   * when it cannot (the replication protocol has no request for it yet).
+   */
+  allocatedRuns(): ByteRange[] | undefined;
+  /** Gives back what the handle owns (a remote handle's connection); the replica itself stays. */
+  close(): Promise<void>;
+}
+
+/** Turns the local fence's refusal into the error a remote replica answers with. */
+async function fenced<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof EpochMismatch) throw new StaleEpochError(error.requestEpoch, error.replicaEpoch);
+    throw error;
+  }
+}
+
+/**
+ * This node's replica, written directly (no loopback TCP) but through the same epoch fence the
+ * replica server uses, so a SET_EPOCH from another node's coordinator fences this one's local
+ * writes too. The Replica stays the caller's: close() does not close it.
+ */
+export function localReplicaHandle(replica: Replica): ReplicaHandle {
+  const entry = servedEntry(replica);
+  return {
+    local: true,
+    read: (epoch, offset, length) =>
+      fenced(async () => {
+        if (epoch !== entry.epoch) throw new EpochMismatch(epoch, entry.epoch, "stale reader");
+        return replica.read(offset, length);
+      }),
+    write: (epoch, offset, data, options) =>
+      fenced(() => entry.mutate(epoch, () => replica.write(offset, data, options))),
+    writeZeroes: (epoch, offset, length, options) =>
+      fenced(() => entry.mutate(epoch, () => replica.writeZeroes(offset, length, options))),
+    trim: (epoch, offset, length, options) =>
+      fenced(() => entry.mutate(epoch, () => replica.trim(offset, length, options))),
+    flush: (epoch) => fenced(() => entry.mutate(epoch, () => replica.flush())),
+    snapshot: (epoch, request) =>
+      fenced(() => entry.mutate(epoch, () => replica.snapshot(request.name, request.id))),
+    currentEpoch: async () => replica.epoch,
+    setEpoch: (expected, next) => fenced(() => entry.setEpoch(expected, next)),
+    allocatedRuns: () => Array.from(replica.allocatedRuns()),
+    close: async () => {},
+  };
+}
+
+/** A replica on another node, over an authenticated connection this handle owns (close() closes it). */
+export function remoteReplicaHandle(client: ReplicaClient, volumeId: string): ReplicaHandle {
+  return {
+    local: false,
+    read: (epoch, offset, length) => client.read(volumeId, offset, length, { epoch }),
+    write: (epoch, offset, data, options) => client.write(volumeId, epoch, offset, data, options),
+    writeZeroes: (epoch, offset, length, options) =>
+      client.writeZeroes(volumeId, epoch, offset, length, options),
+    trim: (epoch, offset, length, options) => client.trim(volumeId, epoch, offset, length, options),
+    flush: (epoch) => client.flush(volumeId, epoch),
+    snapshot: (epoch, request) => client.snapshot(volumeId, epoch, request),
+    currentEpoch: async () => (await client.getState(volumeId)).epoch,
+    setEpoch: (expected, next) => client.setEpoch(volumeId, expected, next),
+    allocatedRuns: () => undefined,
+    close: () => client.close(),
+  };
+}
