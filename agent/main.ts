@@ -2,12 +2,19 @@ import "./threadpool.js";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { StateStore } from "../core/state/store.js";
 import { startControlApi } from "./api/server.js";
+import { ClusterVolumes } from "./cluster-volumes.js";
 import { writeJsonAtomic } from "./durable-file.js";
 import { log } from "./log.js";
-import { NodeMembership } from "./membership.js";
+import { heartbeatTimeoutMs, NodeMembership } from "./membership.js";
 import { startNbdServer } from "./nbd/server.js";
+import { PeerReplicas } from "./peer-replicas.js";
 import { type DriveSpec, Pool, parseDriveSpec } from "./pool.js";
+import { ReplicaHost } from "./replica-host.js";
+import { MIN_SECRET_BYTES } from "./replication/auth.js";
+import { type ReplicaServer, startReplicaServer } from "./replication/server.js";
+import { VolumeRouter } from "./volume-router.js";
 import { VolumeManager } from "./volumes.js";
 
 const AGENT_VERSION = "0.1.0";
@@ -17,6 +24,10 @@ const USAGE = `usage: strata-agent --data-dir DIR [--node-id ID] [--zone ZONE] [
 
 /** The agent's discovery file: the supervisor and the CLI read it to find the agent's endpoints. */
 export const AGENT_FILE = "agent.json";
+/** Where the replica server listens when the cluster secret is set and no --replication-listen is given. */
+const DEFAULT_REPLICATION_LISTEN = "127.0.0.1:9510";
+/** The key agents of one cluster authenticate each other with; without it the agent serves no replicas. */
+const CLUSTER_SECRET_ENV = "STRATA_CLUSTER_SECRET";
 
 function parseHostPort(text: string, flag: string): { host: string; port: number } {
   const match = /^(.+):(\d{1,5})$/.exec(text);
@@ -46,8 +57,8 @@ function readOptions() {
       "api-listen": { type: "string", default: "127.0.0.1:9410" },
       "nbd-listen": { type: "string", default: "127.0.0.1:10809" },
       "nbd-socket": { type: "string" },
-      // Recorded in the node's registration for peers; the replication listener itself comes next.
-      "replication-listen": { type: "string", default: "127.0.0.1:9510" },
+      // The replica server's address (needs STRATA_CLUSTER_SECRET); the bound one is registered.
+      "replication-listen": { type: "string" },
       // Without it the agent runs standalone; with it, it registers and heartbeats in this table.
       "state-table": { type: "string" },
     },
@@ -64,20 +75,76 @@ function readOptions() {
     api: parseHostPort(values["api-listen"], "--api-listen"),
     nbd: parseHostPort(values["nbd-listen"], "--nbd-listen"),
     nbdSocket: values["nbd-socket"] ?? null,
-    replication: parseHostPort(values["replication-listen"], "--replication-listen"),
+    replication: replicationListen(values["replication-listen"]),
     stateTable: values["state-table"] ?? null,
   };
+}
+
+/**
+ * Where to serve replicas, with the secret peers must prove: only when the cluster secret is set.
+ * A weak secret, or --replication-listen without any, is a mistake worth refusing to start over.
+ */
+function replicationListen(flag: string | undefined) {
+  const text = process.env[CLUSTER_SECRET_ENV];
+  if (text === undefined || text === "") {
+    if (flag !== undefined) {
+      throw new Error(
+        `--replication-listen needs ${CLUSTER_SECRET_ENV} (at least ${MIN_SECRET_BYTES} bytes)`,
+      );
+    }
+    return null;
+  }
+  if (Buffer.byteLength(text, "utf8") < MIN_SECRET_BYTES) {
+    throw new Error(`${CLUSTER_SECRET_ENV} must be at least ${MIN_SECRET_BYTES} bytes`);
+  }
+  return { ...parseHostPort(flag ?? DEFAULT_REPLICATION_LISTEN, "--replication-listen"), secret: text };
+}
+
+/** A wildcard bind is reachable on loopback; addresses handed to others must name a real one. */
+function reachableAddress({ host, port }: { host: string; port: number }): string {
+  return `${host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host}:${port}`;
 }
 
 async function main(): Promise<void> {
   const config = parseCommandLine();
   await mkdir(config.dataDir, { recursive: true });
   const pool = await Pool.open(config.drives);
-  const volumes = await VolumeManager.load(
-    { nodeId: config.nodeId, zone: config.zone, version: AGENT_VERSION, startedAt: new Date().toISOString() },
-    pool,
-    log,
-  );
+  const replicas = await ReplicaHost.open(pool, log);
+  const identity = {
+    nodeId: config.nodeId,
+    zone: config.zone,
+    version: AGENT_VERSION,
+    startedAt: new Date().toISOString(),
+  };
+  // With a cluster state store and a replica server, volumes are the cluster's (replicated, their
+  // records in the store); otherwise this agent runs standalone with volumes of its own.
+  const store = config.stateTable === null ? undefined : new StateStore({ tableName: config.stateTable });
+  const local = await VolumeManager.load(identity, pool, log, replicas);
+  const cluster =
+    store !== undefined && config.replication !== null
+      ? new ClusterVolumes(
+          identity,
+          pool,
+          store,
+          replicas,
+          new PeerReplicas(config.replication.secret, log),
+          heartbeatTimeoutMs(),
+          log,
+        )
+      : undefined;
+  const volumes = cluster === undefined ? local : new VolumeRouter(local, cluster);
+  const replication: ReplicaServer | undefined =
+    config.replication === null
+      ? undefined
+      : await startReplicaServer({
+          host: config.replication.host,
+          port: config.replication.port,
+          secret: config.replication.secret,
+          resolve: (volumeId) => replicas.get(volumeId),
+          admin: replicas,
+          log,
+        });
+  const replicationAddress = replication === undefined ? null : reachableAddress(replication.address);
   const nbd = await startNbdServer({
     registry: volumes,
     tcp: config.nbd,
@@ -85,12 +152,9 @@ async function main(): Promise<void> {
     log,
   });
   const api = await startControlApi({ service: volumes, host: config.api.host, port: config.api.port, log });
-  const tcp = nbd.tcpAddress!;
-  // A wildcard bind is reachable on loopback; the URIs handed to clients must name a real address.
-  const nbdHost = tcp.host === "0.0.0.0" || tcp.host === "::" ? "127.0.0.1" : tcp.host;
   volumes.endpoints = {
     apiUrl: api.url,
-    nbdAddress: `${nbdHost}:${tcp.port}`,
+    nbdAddress: reachableAddress(nbd.tcpAddress!),
     nbdSocket: nbd.unixPath ?? null,
   };
   await writeJsonAtomic(join(config.dataDir, AGENT_FILE), {
@@ -98,8 +162,12 @@ async function main(): Promise<void> {
     zone: config.zone,
     pid: process.pid,
     ...volumes.endpoints,
+    replicationAddress,
   });
-  log.info({ ...volumes.endpoints, drives: config.drives }, "agent ready");
+  log.info({ ...volumes.endpoints, replicationAddress, drives: config.drives }, "agent ready");
+  if (config.stateTable !== null && replicationAddress === null) {
+    log.warn(`no ${CLUSTER_SECRET_ENV}: this node serves no replicas to its peers`);
+  }
   const membership =
     config.stateTable === null
       ? undefined
@@ -111,7 +179,8 @@ async function main(): Promise<void> {
             addresses: {
               api: api.url,
               nbd: volumes.endpoints.nbdAddress,
-              replication: `${config.replication.host}:${config.replication.port}`,
+              // Empty without a replica server: peers have nothing to reach here.
+              replication: replicationAddress ?? "",
             },
           },
           pool: async () => {
@@ -121,6 +190,9 @@ async function main(): Promise<void> {
           log,
         });
 
+  // Replicated volumes that were attached here before a restart come back without an operator.
+  void cluster?.resume();
+
   let stopping = false;
   const stop = async (reason: string) => {
     if (stopping) return;
@@ -128,9 +200,13 @@ async function main(): Promise<void> {
     log.info({ reason }, "agent stopping");
     // Down in the store first, so the cluster stops counting on this node before it goes.
     await membership?.stop();
+    // Peers' requests in flight are answered before their replicas close.
+    await replication?.close();
     await nbd.close();
     await api.close();
     await volumes.close();
+    await replicas.close();
+    store?.close();
     log.info("agent stopped; every volume flushed");
     process.exit(0);
   };

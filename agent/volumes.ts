@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, readdir, readFile, rename, rm } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
 import { conflict, invalid, notFound, StrataError } from "../core/errors.js";
@@ -13,13 +13,15 @@ import {
   type Volume,
 } from "../core/model.js";
 import { formatSize } from "../core/units.js";
-import { syncDirectory, writeJsonAtomic } from "./durable-file.js";
+import { writeJsonAtomic } from "./durable-file.js";
 import type { ExportLease, ExportRegistry } from "./exports.js";
 import type { Logger } from "./log.js";
 import { setPoolGaugeSource } from "./metrics.js";
 import { Mutex } from "./mutex.js";
 import type { Drive, Pool } from "./pool.js";
+import { ReplicaHost } from "./replica-host.js";
 import { Replica } from "./store/replica.js";
+import type { CreateVolume } from "./volume-service.js";
 
 /** The volume's own record, next to its replica's files; the replica keeps its layer chain itself. */
 const VolumeRecord = z.object({
@@ -33,16 +35,13 @@ const VolumeRecord = z.object({
 type VolumeRecord = z.infer<typeof VolumeRecord>;
 
 const VOLUME_RECORD = "volume.json";
-const VOLUMES_DIR = "volumes";
-/** A volume directory renamed to this suffix is being deleted; finish the job at the next start. */
-const DELETING_SUFFIX = ".deleting";
 /** The replica of a single-node volume; replication (next issue) gives each replica its own id. */
 const LOCAL_REPLICA_EPOCH = 1;
 
 interface VolumeEntry {
   record: VolumeRecord;
   replica: Replica;
-  drive: Drive;
+  /** The replica's directory (the ReplicaHost's), where the record lives too. */
   dir: string;
   /** Open NBD connections: a volume in use cannot be detached, deleted or reverted. */
   leases: number;
@@ -65,7 +64,10 @@ export interface Endpoints {
 
 /**
  * The volumes of one agent: creates them on the pool, serves the control API's operations, and is
- * the registry the NBD server opens exports from.
+ * the registry the NBD server opens exports from. Each volume's replica directory is the
+ * ReplicaHost's (it creates, opens and destroys it crash-safely); the volume's record
+ * (volume.json, next to the replica's files) is this manager's. A replica without a record is not
+ * a volume of this node: a peer's coordinator created it, and it is left to the host.
  */
 export class VolumeManager implements ExportRegistry {
   private readonly byName = new Map<string, VolumeEntry>();
@@ -76,19 +78,30 @@ export class VolumeManager implements ExportRegistry {
   private constructor(
     private readonly identity: NodeIdentity,
     private readonly pool: Pool,
+    private readonly host: ReplicaHost,
+    /** True when load() opened the host itself, so close() closes it too. */
+    private readonly ownsHost: boolean,
     private readonly log: Logger,
   ) {}
 
-  /** Loads every volume on the pool's drives, finishing any create or delete a crash interrupted. */
-  static async load(identity: NodeIdentity, pool: Pool, log: Logger): Promise<VolumeManager> {
-    const manager = new VolumeManager(identity, pool, log);
-    for (const drive of pool.drives) {
-      const root = join(drive.path, VOLUMES_DIR);
-      await mkdir(root, { recursive: true });
-      for (const name of await readdir(root)) {
-        await manager.loadVolumeDir(drive, join(root, name));
-      }
-    }
+  /**
+   * Loads every volume on the pool's drives (the host, opened here unless given, has finished any
+   * create or delete a crash interrupted).
+   */
+  static async load(
+    identity: NodeIdentity,
+    pool: Pool,
+    log: Logger,
+    host?: ReplicaHost,
+  ): Promise<VolumeManager> {
+    const manager = new VolumeManager(
+      identity,
+      pool,
+      host ?? (await ReplicaHost.open(pool, log)),
+      !host,
+      log,
+    );
+    for (const replica of manager.host.list()) await manager.loadVolume(replica);
     setPoolGaugeSource({
       usage: () => pool.usage(manager.provisionedBytes()),
       volumeCount: () => manager.byName.size,
@@ -96,31 +109,32 @@ export class VolumeManager implements ExportRegistry {
     return manager;
   }
 
-  private async loadVolumeDir(drive: Drive, dir: string): Promise<void> {
-    if (dir.endsWith(DELETING_SUFFIX)) {
-      this.log.info({ dir }, "finishing a volume delete interrupted by a restart");
-      await rm(dir, { recursive: true, force: true });
-      return;
-    }
+  private async loadVolume(replica: Replica): Promise<void> {
+    const dir = this.host.dirOf(replica.volumeId)!;
     let text: string;
     try {
       text = await readFile(join(dir, VOLUME_RECORD), "utf8");
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-      this.log.warn({ dir }, "removing a volume whose creation a restart interrupted");
-      await rm(dir, { recursive: true, force: true });
+      this.log.debug({ dir }, "a replica without a volume record: a peer's, not a volume of this node");
       return;
     }
     const parsed = VolumeRecord.safeParse(JSON.parse(text));
     if (!parsed.success) {
       throw new Error(`${join(dir, VOLUME_RECORD)} is not a valid volume record: ${parsed.error.message}`);
     }
-    const replica = await Replica.open(dir, { allocator: drive, log: this.log });
-    this.byName.set(parsed.data.name, this.newEntry(parsed.data, replica, drive, dir));
+    this.addEntry(parsed.data, replica, dir);
   }
 
-  private newEntry(record: VolumeRecord, replica: Replica, drive: Drive, dir: string): VolumeEntry {
-    return { record, replica, drive, dir, leases: 0, lock: new Mutex() };
+  private addEntry(record: VolumeRecord, replica: Replica, dir: string): VolumeEntry {
+    const entry: VolumeEntry = { record, replica, dir, leases: 0, lock: new Mutex() };
+    this.byName.set(record.name, entry);
+    this.host.hold(record.id, `volume "${record.name}"`);
+    return entry;
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
   }
 
   private entry(name: string): VolumeEntry {
@@ -201,8 +215,9 @@ export class VolumeManager implements ExportRegistry {
   }
 
   /**
-   * Creates a volume's directory and replica first and its record last: a crash in between leaves a
-   * directory without a record, which the next start removes. Nothing half-made is ever listed.
+   * Creates a volume's replica and its record as one ReplicaHost create: the record is written
+   * before the create commits, so a crash leaves either both or a half-made directory the next
+   * start removes. Nothing half-made is ever listed.
    */
   private async createOnPool(
     name: string,
@@ -214,34 +229,27 @@ export class VolumeManager implements ExportRegistry {
     ) => Promise<Replica>,
   ): Promise<Volume> {
     if (this.byName.has(name)) throw new StrataError("ALREADY_EXISTS", `volume "${name}" already exists`);
-    const drive = this.pool.pickDrive();
     const volumeId = randomUUID();
-    const dir = join(drive.path, VOLUMES_DIR, volumeId);
-    await mkdir(dir);
-    let replica: Replica | undefined;
-    try {
-      replica = await makeReplica(dir, { volumeId, replicaId: randomUUID() }, drive);
-      const record: VolumeRecord = {
-        formatVersion: 1,
-        id: volumeId,
-        name,
-        labels,
-        createdAt: new Date().toISOString(),
-        attached: false,
-      };
-      await writeJsonAtomic(join(dir, VOLUME_RECORD), record);
-      const entry = this.newEntry(record, replica, drive, dir);
-      this.byName.set(name, entry);
-      this.log.info({ volume: name, volumeId, sizeBytes: replica.sizeBytes }, "volume created");
-      return this.toVolume(entry);
-    } catch (error) {
-      await replica?.close();
-      await Replica.destroy(dir, drive);
-      throw error;
-    }
+    const record: VolumeRecord = {
+      formatVersion: 1,
+      id: volumeId,
+      name,
+      labels,
+      createdAt: new Date().toISOString(),
+      attached: false,
+    };
+    const replica = await this.host.build(
+      volumeId,
+      (dir, drive) => makeReplica(dir, { volumeId, replicaId: randomUUID() }, drive),
+      { beforeCommit: (dir) => writeJsonAtomic(join(dir, VOLUME_RECORD), record) },
+    );
+    const entry = this.addEntry(record, replica, this.host.dirOf(volumeId)!);
+    this.log.info({ volume: name, volumeId, sizeBytes: replica.sizeBytes }, "volume created");
+    return this.toVolume(entry);
   }
 
-  async createVolume(request: { name: string; sizeBytes: number; labels: Labels }): Promise<Volume> {
+  async createVolume(request: CreateVolume): Promise<Volume> {
+    if (request.replicationFactor > 1) throw standaloneOnly("replicated volumes");
     return this.namespaceLock.run(() =>
       this.createOnPool(request.name, request.labels, (dir, identity, drive) =>
         Replica.create(dir, {
@@ -277,15 +285,16 @@ export class VolumeManager implements ExportRegistry {
     await entry.lock.run(async () => {
       this.requireDetached(entry, "delete");
       if (this.byName.get(name) !== entry) throw notFound(`volume "${name}"`);
-      // The rename is the commit point: once it is durable the volume is gone, whatever happens next.
-      const doomed = `${entry.dir}${DELETING_SUFFIX}`;
-      await rename(entry.dir, doomed);
-      await syncDirectory(join(entry.drive.path, VOLUMES_DIR));
+      // The host's rename to .deleting is the commit point: once durable, the volume is gone.
+      await this.host.destroy(entry.record.id);
       this.byName.delete(name);
-      await entry.replica.close();
-      await Replica.destroy(doomed, entry.drive);
       this.log.info({ volume: name }, "volume deleted");
     });
+  }
+
+  async updateReplication(name: string): Promise<Volume> {
+    this.entry(name);
+    throw standaloneOnly("replicated volumes");
   }
 
   async attachVolume(name: string): Promise<Attachment> {
@@ -417,7 +426,15 @@ export class VolumeManager implements ExportRegistry {
       await entry.lock.run(() => entry.replica.close());
     }
     this.byName.clear();
+    if (this.ownsHost) await this.host.close();
   }
+}
+
+/** What a standalone agent (no cluster state store) cannot do, and how to get it. */
+function standaloneOnly(what: string): StrataError {
+  return invalid(
+    `${what} need a cluster: this agent runs standalone (start it with --state-table, as \`strata cluster up\` does)`,
+  );
 }
 
 /** "snap-20261121-193012", with a suffix when two snapshots are taken within one second. */

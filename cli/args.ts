@@ -1,5 +1,5 @@
 import type { z } from "zod";
-import { Labels, ResourceName, VolumeSize } from "../core/model.js";
+import { Labels, ReplicationFactor, ResourceName, VolumeSize } from "../core/model.js";
 import { parseSize } from "../core/units.js";
 import { usageError } from "./failures.js";
 
@@ -42,6 +42,14 @@ export function snapshotRefArg(text: string): SnapshotRef {
     throw usageError(`invalid snapshot reference "${text}": use VOLUME@SNAPSHOT, e.g. data@before-upgrade`);
   }
   return { volume: volume!, snapshot: snapshot! };
+}
+
+/** `--repl N`: how many replicas, on distinct nodes (and zones when there are enough). */
+export function replicationArg(text: string): number {
+  const checked = ReplicationFactor.safeParse(Number(text));
+  if (!/^\d+$/.test(text) || !checked.success)
+    throw usageError(`invalid replication factor "${text}": use 1, 2 or 3`);
+  return checked.data;
 }
 
 /** `--label k=v`, repeatable; collected by commander into one Labels object. */

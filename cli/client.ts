@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { VolumeService } from "../agent/volume-service.js";
+import type { CreateVolume, VolumeService } from "../agent/volume-service.js";
 import { ApiError, Attachment, type Labels, NodeStatus, Snapshot, Volume } from "../core/model.js";
 import { AgentUnreachable, ApiRefusal, CliError } from "./failures.js";
 
@@ -46,8 +46,12 @@ export class ControlClient implements VolumeService {
     return this.call("GET", volumePath(name), Volume);
   }
 
-  createVolume(request: { name: string; sizeBytes: number; labels: Labels }): Promise<Volume> {
+  createVolume(request: CreateVolume): Promise<Volume> {
     return this.call("POST", "/v1/volumes", Volume, { body: request });
+  }
+
+  updateReplication(name: string, replicationFactor: number): Promise<Volume> {
+    return this.call("POST", `${volumePath(name)}/replication`, Volume, { body: { replicationFactor } });
   }
 
   resizeVolume(name: string, sizeBytes: number): Promise<Volume> {

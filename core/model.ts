@@ -95,14 +95,21 @@ export const NodeStatus = z.object({
 });
 export type NodeStatus = z.infer<typeof NodeStatus>;
 
+/** Up to three replicas, one per availability zone in a typical AWS region. */
+export const ReplicationFactor = z.number().int().min(1).max(3, "replication factor must be 1, 2 or 3");
+
 export const CreateVolumeRequest = z.strictObject({
   name: ResourceName,
   sizeBytes: VolumeSize,
   labels: Labels.default({}),
+  replicationFactor: ReplicationFactor.default(1),
+  /** Replicas go only to nodes carrying every one of these labels. */
+  nodeSelector: Labels.default({}),
 });
 export type CreateVolumeRequest = z.input<typeof CreateVolumeRequest>;
 
 export const ResizeVolumeRequest = z.strictObject({ sizeBytes: VolumeSize });
+export const UpdateReplicationRequest = z.strictObject({ replicationFactor: ReplicationFactor });
 export const CreateSnapshotRequest = z.strictObject({ name: ResourceName.optional() });
 export const CloneSnapshotRequest = z.strictObject({ target: ResourceName, labels: Labels.default({}) });
 export const RevertVolumeRequest = z.strictObject({ snapshot: ResourceName });

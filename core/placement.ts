@@ -56,9 +56,14 @@ export type Placement =
 export function placeReplicas(request: PlacementRequest, cluster: ClusterView): Placement {
   const existing = request.existing ?? [];
   const verdicts = cluster.nodes.map((node) => judge(node, request, cluster));
+  // A node whose replica of this volume failed may take its replacement (after a 3-node cluster
+  // loses a node, the node that comes back is the only place left), but only as a last resort.
+  const failedOn = new Set(existing.filter((replica) => replica.state === "failed").map((r) => r.node));
   const qualifying = cluster.nodes
     .filter((_, index) => verdicts[index]!.qualifies)
-    .sort((a, b) => rank(a, b, cluster.replicaCounts));
+    .sort(
+      (a, b) => Number(failedOn.has(a.id)) - Number(failedOn.has(b.id)) || rank(a, b, cluster.replicaCounts),
+    );
   if (qualifying.length < request.count) {
     return { ok: false, message: explainShortage(request, qualifying, verdicts), verdicts };
   }
@@ -124,7 +129,7 @@ function judge(node: PlacementNode, request: PlacementRequest, cluster: ClusterV
     qualifies: reasons.length === 0,
     reasons,
   });
-  if (request.existing?.some((replica) => replica.node === node.id))
+  if (request.existing?.some((replica) => replica.node === node.id && replica.state !== "failed"))
     return verdict(["holds a replica already"]);
 
   const reasons: string[] = [];

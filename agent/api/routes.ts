@@ -6,6 +6,7 @@ import {
   ResizeVolumeRequest,
   ResourceName,
   RevertVolumeRequest,
+  UpdateReplicationRequest,
 } from "../../core/model.js";
 import { registry } from "../metrics.js";
 import type { VolumeService } from "../volume-service.js";
@@ -88,6 +89,15 @@ export function controlRoutes(service: VolumeService): Route[] {
         parseWith(NoFields, await context.body());
         await service.detachVolume(volume);
         return noContent();
+      },
+    },
+    {
+      method: "POST",
+      pattern: "/v1/volumes/:name/replication",
+      handle: async (context) => {
+        const volume = volumeParam(context);
+        const { replicationFactor } = parseWith(UpdateReplicationRequest, await context.body());
+        return ok(await service.updateReplication(volume, replicationFactor));
       },
     },
     {

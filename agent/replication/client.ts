@@ -11,7 +11,7 @@ import { z } from "zod";
 import { BlockIoError, type WriteOptions, type WriteZeroesOptions } from "../block-device.js";
 import type { Logger } from "../log.js";
 import { ByteQueue } from "../nbd/byte-queue.js";
-import type { SnapshotInfo } from "../store/replica.js";
+import type { ByteRange, SnapshotInfo } from "../store/replica.js";
 import { ClientHandshake, type ClusterSecret, secretBytes } from "./auth.js";
 import { ReplicaAuthError, ReplicaUnavailableError, replyError } from "./errors.js";
 import { controlFields, type Frame, FrameDecoder, type FrameFields, volumeIdBytes } from "./frame-codec.js";
@@ -25,6 +25,13 @@ import {
   type RequestType,
   Status,
 } from "./protocol.js";
+import {
+  AllocatedRunsPage,
+  DeleteReplicaReply,
+  ListReplicasReply,
+  ReplicaInfo,
+  type ReplicaSpec,
+} from "./replica-admin.js";
 
 /** A replica slower than this is treated as failed (the coordinator then removes it). */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
@@ -220,6 +227,68 @@ export class ReplicaClient {
     await this.request(FrameType.SET_EPOCH, 0, volumeId, expectedEpoch, 0, 0, payload);
   }
 
+  // ---- replica management (agent to agent) ----
+
+  /**
+   * Creates the volume's replica on the server, empty, at `epoch`. Idempotent: the same replica id
+   * already there is answered as it is now. Rejects with ReplicaExistsError when another replica
+   * of the volume is there.
+   */
+  async createReplica(spec: ReplicaSpec): Promise<ReplicaInfo> {
+    const { volumeId, replicaId, sizeBytes, epoch } = spec;
+    const payload = Buffer.from(JSON.stringify({ replicaId, sizeBytes }));
+    const reply = await this.request(FrameType.CREATE_REPLICA, 0, volumeId, epoch, 0, 0, payload);
+    return parseJson(ReplicaInfo, reply.payload, "CREATE_REPLICA");
+  }
+
+  /** Deletes the volume's replica if it is `replicaId`; resolves false when it was not there. */
+  async deleteReplica(volumeId: string, replicaId: string): Promise<boolean> {
+    const payload = Buffer.from(JSON.stringify({ replicaId }));
+    const reply = await this.request(FrameType.DELETE_REPLICA, 0, volumeId, 0, 0, 0, payload);
+    return parseJson(DeleteReplicaReply, reply.payload, "DELETE_REPLICA").deleted;
+  }
+
+  /**
+   * Sets (a rebuild target: it takes writes, refuses reads) or clears the replica's rebuild mark.
+   * Fenced: `epoch` must be the replica's. The server persists the mark across restarts.
+   */
+  async setRebuilding(volumeId: string, epoch: number, rebuilding: boolean): Promise<void> {
+    const payload = Buffer.from(JSON.stringify({ rebuilding }));
+    await this.request(FrameType.SET_REBUILDING, 0, volumeId, epoch, 0, 0, payload);
+  }
+
+  /** The replicas on the server: all of them, or only the one of `volumeId` (none or one). */
+  async listReplicas(volumeId?: string): Promise<ReplicaInfo[]> {
+    const reply = await this.request(FrameType.LIST_REPLICAS, 0, volumeId ?? "", 0, 0, 0);
+    return parseJson(ListReplicasReply, reply.payload, "LIST_REPLICAS").replicas;
+  }
+
+  /**
+   * One page of the replica's allocated runs, from byte `from` on; the next page starts at `next`.
+   * With `epoch`, refused unless it is the replica's (like read). A rebuilding replica refuses.
+   */
+  async allocatedRunsPage(volumeId: string, from: number, options: { epoch?: number } = {}) {
+    const reply = await this.request(FrameType.ALLOCATED_RUNS, 0, volumeId, options.epoch ?? 0, from, 0);
+    return parseJson(AllocatedRunsPage, reply.payload, "ALLOCATED_RUNS");
+  }
+
+  /**
+   * Every allocated run of the replica, page by page. A consistent picture only while the volume
+   * does not change: a coordinator asks while it holds writes back (rebuild's join).
+   */
+  async allocatedRuns(volumeId: string, options: { epoch?: number } = {}): Promise<ByteRange[]> {
+    const runs: ByteRange[] = [];
+    for (let from: number | null = 0; from !== null; ) {
+      const page: AllocatedRunsPage = await this.allocatedRunsPage(volumeId, from, options);
+      for (const [offset, length] of page.runs) runs.push({ offset, length });
+      if (page.next !== null && page.next <= from) {
+        throw new BlockIoError("EIO", `${this.peer}: ALLOCATED_RUNS did not move past ${from}`);
+      }
+      from = page.next;
+    }
+    return runs;
+  }
+
   /**
    * Sends nothing more; requests in flight still get their replies (up to a grace period), then
    * the connection closes. Later requests reject with ReplicaUnavailableError("closed").
@@ -250,7 +319,11 @@ export class ReplicaClient {
         this.failure ?? new ReplicaUnavailableError("closed", `${this.peer}: not connected`),
       );
     }
-    if (volumeIdBytes(volumeId) <= 0) throw new RangeError(`volume id must be 1–255 bytes: ${volumeId}`);
+    // Only LIST_REPLICAS may name no volume (it then lists them all).
+    const idBytes = volumeIdBytes(volumeId);
+    if (idBytes < 0 || (idBytes === 0 && type !== FrameType.LIST_REPLICAS)) {
+      throw new RangeError(`volume id must be 1–255 bytes: ${volumeId}`);
+    }
     checkU53(epoch);
     checkU53(offset);
     const requestId = this.allocateId();

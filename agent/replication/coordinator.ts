@@ -532,7 +532,7 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
       await this.removeLocked(failed);
       if (!this.members.includes(target))
         throw new RebuildAbortedError(target.replicaId, "it failed to join");
-      const runs = this.readSource().handle.allocatedRuns();
+      const runs = await this.readSource().handle.allocatedRuns(this.currentEpoch);
       // Without a map of the source, everything is read and only non-zero chunks written.
       return runs === undefined
         ? { runs: [{ offset: 0, length: this.sizeBytes }], sparse: false }

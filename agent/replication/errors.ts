@@ -56,6 +56,17 @@ export class UnknownVolumeError extends ReplicaRefusedError {
   }
 }
 
+/** CREATE_REPLICA: the server already holds another replica (another replica id) of the volume. */
+export class ReplicaExistsError extends ReplicaRefusedError {
+  constructor(
+    readonly volumeId: string,
+    message: string,
+  ) {
+    super(Status.REPLICA_EXISTS, message || `the replica server already has a replica of volume ${volumeId}`);
+    this.name = "ReplicaExistsError";
+  }
+}
+
 /**
  * The error a non-OK reply status stands for. I/O errnos become BlockIoErrors, so a coordinator
  * can hand them to its NBD client as they are.
@@ -70,5 +81,6 @@ export function replyError(
   if (errno !== undefined) return new BlockIoError(errno, message || `replica answered ${errno}`);
   if (status === Status.STALE_EPOCH) return new StaleEpochError(request.epoch, replicaEpoch);
   if (status === Status.UNKNOWN_VOLUME) return new UnknownVolumeError(request.volumeId);
+  if (status === Status.REPLICA_EXISTS) return new ReplicaExistsError(request.volumeId, message);
   return new ReplicaRefusedError(status, message || `replica refused the request (status ${status})`);
 }

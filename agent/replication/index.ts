@@ -8,6 +8,7 @@ export {
 } from "./client.js";
 export {
   ReplicaAuthError,
+  ReplicaExistsError,
   ReplicaRefusedError,
   ReplicaUnavailableError,
   StaleEpochError,
@@ -15,5 +16,12 @@ export {
 } from "./errors.js";
 export { Status } from "./protocol.js";
 export { RemoteReplica } from "./remote-replica.js";
+export {
+  AllocatedRunsPage,
+  MAX_RUNS_PER_PAGE,
+  type ReplicaAdmin,
+  ReplicaInfo,
+  type ReplicaSpec,
+} from "./replica-admin.js";
 export type { ServedReplica } from "./served-replica.js";
 export { type ReplicaServer, type ReplicaServerOptions, startReplicaServer } from "./server.js";

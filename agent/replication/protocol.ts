@@ -58,6 +58,17 @@ export const FrameType = {
   SNAPSHOT: 21,
   GET_STATE: 22,
   SET_EPOCH: 23,
+  // Replica management (agent to agent; JSON payloads, see replica-admin.ts).
+  /** Creates the volume's replica here (header epoch = its first epoch); idempotent. */
+  CREATE_REPLICA: 32,
+  /** Deletes the volume's replica if it is the one named; idempotent. */
+  DELETE_REPLICA: 33,
+  /** Sets or clears the rebuild mark (write-only replica); fenced by the header epoch. */
+  SET_REBUILDING: 34,
+  /** Lists the replicas here (all, or the header volume's). */
+  LIST_REPLICAS: 35,
+  /** One page of the replica's allocated runs from the header offset on. */
+  ALLOCATED_RUNS: 36,
 } as const;
 
 export type RequestType =
@@ -68,7 +79,12 @@ export type RequestType =
   | typeof FrameType.FLUSH
   | typeof FrameType.SNAPSHOT
   | typeof FrameType.GET_STATE
-  | typeof FrameType.SET_EPOCH;
+  | typeof FrameType.SET_EPOCH
+  | typeof FrameType.CREATE_REPLICA
+  | typeof FrameType.DELETE_REPLICA
+  | typeof FrameType.SET_REBUILDING
+  | typeof FrameType.LIST_REPLICAS
+  | typeof FrameType.ALLOCATED_RUNS;
 
 export const REPLY_BIT = 0x80;
 
@@ -104,6 +120,12 @@ export const Status = {
   AUTH_FAILED: 1004,
   /** The replica is being rebuilt: it takes writes but its data is not complete enough to read. */
   NOT_IN_SYNC: 1005,
+  /** CREATE_REPLICA: another replica of that volume (another replica id) is already here. */
+  REPLICA_EXISTS: 1006,
+  /** DELETE_REPLICA: the replica belongs to a volume this node manages itself (delete that instead). */
+  REPLICA_IN_USE: 1007,
+  /** The server does not manage replicas (a bare replica server): no CREATE/DELETE/LIST. */
+  NOT_MANAGED: 1008,
 } as const;
 
 export type StatusCode = (typeof Status)[keyof typeof Status];

@@ -32,10 +32,11 @@ export interface ReplicaHandle {
   /** Moves the replica from `expected` to `next` once every write admitted under `expected` is done. */
   setEpoch(expected: number, next: number): Promise<void>;
   /**
-   * The ranges holding data, when the replica can say (a rebuild copies only those); undefined
-   * when it cannot (the replication protocol has no request for it yet).
+   * The ranges holding data (a rebuild copies only those), asked with `epoch` like a read;
+   * undefined when the replica cannot say, and the rebuild then reads the whole volume. A handle
+   * that knows at once may answer synchronously.
    */
-  allocatedRuns(): ByteRange[] | undefined;
+  allocatedRuns(epoch: number): ByteRange[] | undefined | Promise<ByteRange[] | undefined>;
   /** Gives back what the handle owns (a remote handle's connection); the replica itself stays. */
   close(): Promise<void>;
 }
@@ -75,7 +76,11 @@ export function localReplicaHandle(replica: Replica): ReplicaHandle {
       fenced(() => entry.mutate(epoch, () => replica.snapshot(request.name, request.id))),
     currentEpoch: async () => replica.epoch,
     setEpoch: (expected, next) => fenced(() => entry.setEpoch(expected, next)),
-    allocatedRuns: () => Array.from(replica.allocatedRuns()),
+    allocatedRuns: (epoch) =>
+      fenced(async () => {
+        if (epoch !== entry.epoch) throw new EpochMismatch(epoch, entry.epoch, "stale reader");
+        return Array.from(replica.allocatedRuns());
+      }),
     close: async () => {},
   };
 }
@@ -93,7 +98,9 @@ export function remoteReplicaHandle(client: ReplicaClient, volumeId: string): Re
     snapshot: (epoch, request) => client.snapshot(volumeId, epoch, request),
     currentEpoch: async () => (await client.getState(volumeId)).epoch,
     setEpoch: (expected, next) => client.setEpoch(volumeId, expected, next),
-    allocatedRuns: () => undefined,
+    // Any failure (an older server without ALLOCATED_RUNS, the source going away) falls back to
+    // reading the whole volume: the copy itself then handles a failed source, as it always did.
+    allocatedRuns: (epoch) => client.allocatedRuns(volumeId, { epoch }).catch(() => undefined),
     close: () => client.close(),
   };
 }

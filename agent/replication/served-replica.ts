@@ -5,7 +5,7 @@
  */
 
 import type { BlockDevice } from "../block-device.js";
-import type { SnapshotInfo } from "../store/replica.js";
+import type { ByteRange, SnapshotInfo } from "../store/replica.js";
 
 /**
  * What the server needs from a replica; agent/store/replica.ts's Replica is one. `snapshot`
@@ -16,6 +16,8 @@ export interface ServedReplica extends BlockDevice {
   readonly allocatedBytes: number;
   setEpoch(epoch: number): Promise<void>;
   snapshot(name: string, id: string): Promise<SnapshotInfo>;
+  /** The live view's byte ranges holding data, in order: what a rebuild from this replica copies. */
+  allocatedRuns(): Iterable<ByteRange>;
 }
 
 /** The request's epoch is not the replica's; carries the replica's so the reply can say it. */
@@ -41,7 +43,8 @@ export class ServedReplicaEntry {
    * Hook for rebuild/resync (a later piece of issue 3): set while this replica is being rebuilt
    * or resynced. It still takes mutations carrying its epoch (a joining replica is write-only),
    * but READ is refused with NOT_IN_SYNC, since its data is incomplete, and GET_STATE reports it.
-   * Set and cleared through ReplicaServer.setRebuilding.
+   * Set and cleared through ReplicaServer.setRebuilding, or by a peer's SET_REBUILDING (which the
+   * node's ReplicaAdmin also persists, so a restart keeps it).
    */
   rebuilding = false;
   private active = 0;

@@ -9,6 +9,7 @@ import { z } from "zod";
 import { BlockIoError, toBlockIoError } from "../block-device.js";
 import type { Logger } from "../log.js";
 import { ByteQueue } from "../nbd/byte-queue.js";
+import { ADMIN_TYPES, checkAdminShape, NEED_NO_REPLICA, parsePayload, runAdmin } from "./admin-requests.js";
 import { ServerHandshake } from "./auth.js";
 import { controlFields, type Frame, FrameDecoder } from "./frame-codec.js";
 import { FrameWriter } from "./frame-writer.js";
@@ -22,6 +23,8 @@ import {
   REPLY_BIT,
   Status,
 } from "./protocol.js";
+import { Refusal } from "./refusal.js";
+import type { ReplicaAdmin } from "./replica-admin.js";
 import { EpochMismatch, type ServedReplicaEntry } from "./served-replica.js";
 
 /** Requests run at once per connection; beyond this the socket is not read (backpressure). */
@@ -38,18 +41,10 @@ export interface SessionContext {
   secret: Buffer;
   /** The entry of the replica serving `volumeId` here, if any. */
   entryFor(volumeId: string): ServedReplicaEntry | undefined;
+  /** The node's replica management; without it CREATE/DELETE/LIST_REPLICAS answer NOT_MANAGED. */
+  admin: ReplicaAdmin | undefined;
   log: Logger;
   handshakeTimeoutMs: number;
-}
-
-/** A refusal decided by the server itself, with the status the reply carries. */
-class Refusal extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 const SnapshotRequest = z.object({
@@ -67,6 +62,7 @@ const ALLOWED_FLAGS: ReadonlyMap<number, number> = new Map([
   [FrameType.SNAPSHOT, 0],
   [FrameType.GET_STATE, 0],
   [FrameType.SET_EPOCH, 0],
+  ...[...ADMIN_TYPES].map((type): [number, number] => [type, 0]),
 ]);
 
 export class ServerSession {
@@ -189,7 +185,7 @@ export class ServerSession {
       return;
     }
     const entry = this.context.entryFor(frame.volumeId);
-    if (entry === undefined) {
+    if (entry === undefined && !NEED_NO_REPLICA.has(frame.type)) {
       this.log.warn(
         { volume: frame.volumeId, type: frame.type },
         "replication: request for an unknown volume",
@@ -203,11 +199,13 @@ export class ServerSession {
     void this.execute(frame, entry, bytes);
   }
 
-  private async execute(frame: Frame, entry: ServedReplicaEntry, bytes: number): Promise<void> {
+  private async execute(frame: Frame, entry: ServedReplicaEntry | undefined, bytes: number): Promise<void> {
     let status: number = Status.OK;
     let payload: Buffer | undefined;
     try {
-      payload = await run(frame, entry);
+      payload = ADMIN_TYPES.has(frame.type)
+        ? await runAdmin(frame, entry, this.context.admin)
+        : await run(frame, entry!);
     } catch (error) {
       status = statusOf(error);
       payload = Buffer.from(errorMessage(error).slice(0, MAX_REASON_BYTES));
@@ -217,7 +215,9 @@ export class ServerSession {
     }
     this.inFlight--;
     this.inFlightBytes -= bytes;
-    this.reply(frame, status, entry.epoch, payload);
+    // A CREATE_REPLICA found no replica at dispatch: the reply carries the one it made, if any.
+    const replicaEpoch = (entry ?? this.context.entryFor(frame.volumeId))?.epoch ?? 0;
+    this.reply(frame, status, replicaEpoch, payload);
     if (this.phase === "serving") {
       if (this.socketPaused) this.pump();
     } else {
@@ -291,6 +291,7 @@ function checkShape(frame: Frame): string | undefined {
   if (allowed === undefined) return `unknown request type ${frame.type}`;
   if ((frame.flags & ~allowed) !== 0) return `flags ${frame.flags} not allowed`;
   if (frame.status !== 0) return "a request carries no status";
+  if (ADMIN_TYPES.has(frame.type)) return checkAdminShape(frame);
   const payload = frame.payload.length;
   switch (frame.type) {
     case FrameType.READ:
@@ -346,7 +347,7 @@ async function run(frame: Frame, entry: ServedReplicaEntry): Promise<Buffer | un
       await entry.mutate(epoch, () => replica.flush());
       return undefined;
     case FrameType.SNAPSHOT: {
-      const request = parseSnapshotRequest(frame.payload);
+      const request = parsePayload(SnapshotRequest, frame);
       const info = await entry.mutate(epoch, () => replica.snapshot(request.name, request.id));
       return Buffer.from(JSON.stringify(info));
     }
@@ -367,18 +368,6 @@ async function run(frame: Frame, entry: ServedReplicaEntry): Promise<Buffer | un
       return undefined;
     }
   }
-}
-
-function parseSnapshotRequest(payload: Buffer): z.infer<typeof SnapshotRequest> {
-  let json: unknown;
-  try {
-    json = JSON.parse(payload.toString("utf8"));
-  } catch {
-    throw new Refusal(Status.BAD_REQUEST, "SNAPSHOT payload is not JSON");
-  }
-  const parsed = SnapshotRequest.safeParse(json);
-  if (!parsed.success) throw new Refusal(Status.BAD_REQUEST, `SNAPSHOT payload: ${parsed.error.message}`);
-  return parsed.data;
 }
 
 function statusOf(error: unknown): number {

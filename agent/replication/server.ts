@@ -6,6 +6,7 @@
 import { createServer, type Socket } from "node:net";
 import type { Logger } from "../log.js";
 import { type ClusterSecret, HANDSHAKE_TIMEOUT_MS, secretBytes } from "./auth.js";
+import type { ReplicaAdmin } from "./replica-admin.js";
 import { servedEntry } from "./served-entries.js";
 import type { ServedReplica, ServedReplicaEntry } from "./served-replica.js";
 import { ServerSession } from "./server-session.js";
@@ -18,6 +19,12 @@ export interface ReplicaServerOptions {
   secret: ClusterSecret;
   /** The local replica of a volume, or undefined when this node holds none. Called per request. */
   resolve: (volumeId: string) => ServedReplica | undefined;
+  /**
+   * The node's replica management (agent/replica-host.ts), which peers drive with CREATE_REPLICA,
+   * DELETE_REPLICA, SET_REBUILDING and LIST_REPLICAS. Without it those answer NOT_MANAGED (a
+   * SET_REBUILDING then only sets the in-memory mark).
+   */
+  admin?: ReplicaAdmin;
   log: Logger;
   /** How long a peer has to authenticate (default HANDSHAKE_TIMEOUT_MS). */
   handshakeTimeoutMs?: number;
@@ -50,6 +57,7 @@ export async function startReplicaServer(options: ReplicaServerOptions): Promise
   const context = {
     secret,
     entryFor,
+    admin: options.admin,
     log,
     handshakeTimeoutMs: options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
   };

@@ -29,17 +29,28 @@ export class StoreMembership implements VolumeMembership {
     return this.change(expectedEpoch, () => ({ attachedNode: this.nodeId }));
   }
 
+  /**
+   * Removed replicas stay in the record as failed: operators see what was lost and where, and the
+   * failed replica's data is never counted as in sync again (it is replaced, not resumed).
+   */
   removeReplicas(replicaIds: readonly string[], expectedEpoch: number): Promise<number> {
     const doomed = new Set(replicaIds);
     return this.change(expectedEpoch, (volume) => ({
-      replicas: volume.replicas.filter((replica) => !doomed.has(replica.replicaId)),
+      replicas: volume.replicas.map((replica) =>
+        doomed.has(replica.replicaId) ? { ...replica, state: "failed" } : replica,
+      ),
     }));
   }
 
+  /** A new replica replaces a failed one on the same node (replicas stay on distinct nodes). */
   addReplica(replica: ReplicaPlacement, expectedEpoch: number): Promise<number> {
     return this.change(expectedEpoch, (volume) => ({
       replicas: [
-        ...volume.replicas.filter((other) => other.replicaId !== replica.replicaId),
+        ...volume.replicas.filter(
+          (other) =>
+            other.replicaId !== replica.replicaId &&
+            !(other.node === replica.nodeId && other.state === "failed"),
+        ),
         { replicaId: replica.replicaId, node: replica.nodeId, state: "rebuilding" },
       ],
     }));

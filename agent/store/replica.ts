@@ -436,7 +436,12 @@ export class Replica implements BlockDevice {
    * Waits for I/O in flight, flushes and closes the files; later calls fail with ESHUTDOWN. The
    * space stays accounted to the allocator: the files are still on the drive (see destroy).
    */
-  close(): Promise<void> {
+  /**
+   * `flush: false` is for a replica about to be deleted: syncing data that is going away can take
+   * seconds (a crashed writer may have left the page cache full of it) and would make the delete
+   * time out for nothing.
+   */
+  close(options: { flush: boolean } = { flush: true }): Promise<void> {
     return this.chainLock.run(async () => {
       if (this.closed) return;
       this.closed = true;
@@ -445,7 +450,7 @@ export class Replica implements BlockDevice {
       this.gate.close();
       resume();
       try {
-        await this.chain.head.flush();
+        if (options.flush) await this.chain.head.flush();
       } finally {
         await Promise.all(this.chain.layers.map((layer) => layer.close()));
       }

@@ -1,9 +1,16 @@
 import { Command } from "commander";
-import { labelArg, nameArg, volumeSizeArg } from "../args.js";
+import { labelArg, nameArg, replicationArg, volumeSizeArg } from "../args.js";
 import { contextOf } from "../context.js";
 import { formatSize } from "../format.js";
 import { print } from "../output.js";
 import { attachmentDescription, volumeDescription, volumeTable } from "../views.js";
+
+interface CreateOptions {
+  size: number;
+  label?: Record<string, string>;
+  repl: number;
+  selector?: Record<string, string>;
+}
 
 export function volumeCommand(): Command {
   const volume = new Command("volume").alias("volumes").description("create, inspect and attach volumes");
@@ -14,18 +21,40 @@ export function volumeCommand(): Command {
     .argument("<name>", "volume name (also its NBD export name)")
     .requiredOption("--size <size>", "size with a unit, e.g. 10GiB, 512MiB", volumeSizeArg)
     .option("--label <key=value>", "label the volume (repeatable)", labelArg)
-    .action(
-      async (name: string, options: { size: number; label?: Record<string, string> }, command: Command) => {
-        const context = contextOf(command);
-        const request = {
-          name: nameArg(name, "volume"),
-          sizeBytes: options.size,
-          labels: options.label ?? {},
-        };
-        const created = await (await context.client()).createVolume(request);
-        context.emit(created, (v) => print(`volume "${v.name}" created (${formatSize(v.sizeBytes)})`));
-      },
-    );
+    .option("--repl <n>", "replicas on distinct nodes and zones: 1, 2 or 3", replicationArg, 1)
+    .option("--selector <key=value>", "place replicas only on nodes with this label (repeatable)", labelArg)
+    .action(async (name: string, options: CreateOptions, command: Command) => {
+      const context = contextOf(command);
+      const created = await (await context.client()).createVolume({
+        name: nameArg(name, "volume"),
+        sizeBytes: options.size,
+        labels: options.label ?? {},
+        replicationFactor: options.repl,
+        nodeSelector: options.selector ?? {},
+      });
+      context.emit(created, (v) => {
+        const placed =
+          v.replicas.length > 1 ? `, replicas on ${v.replicas.map((r) => r.node).join(", ")}` : "";
+        print(`volume "${v.name}" created (${formatSize(v.sizeBytes)}${placed})`);
+      });
+    });
+
+  volume
+    .command("ha-update")
+    .description(
+      "add replicas to a volume online (attached on --node); each new one is rebuilt while I/O goes on",
+    )
+    .argument("<name>", "volume name")
+    .requiredOption("--repl <n>", "the replication factor to reach: 1, 2 or 3", replicationArg)
+    .action(async (name: string, options: { repl: number }, command: Command) => {
+      const context = contextOf(command);
+      const updated = await (await context.client()).updateReplication(nameArg(name, "volume"), options.repl);
+      context.emit(updated, (v) =>
+        print(
+          `volume "${v.name}" now has ${v.replicas.length} replicas: ${v.replicas.map((r) => `${r.node}(${r.state})`).join(" ")}`,
+        ),
+      );
+    });
 
   volume
     .command("list")

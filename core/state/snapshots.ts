@@ -6,6 +6,8 @@ import { SnapshotRecord } from "./records.js";
 import { isConditionFailure, type StateTable, validateInput } from "./table-client.js";
 
 export interface NewSnapshot {
+  /** The id every replica records the snapshot under, when the coordinator already chose it. */
+  id?: string;
   volumeId: string;
   name: string;
   sizeBytes: number;
@@ -18,7 +20,7 @@ export class SnapshotStore {
   async create(request: NewSnapshot): Promise<SnapshotRecord> {
     const snapshot = validateInput(
       SnapshotRecord,
-      { ...request, id: randomUUID(), createdAt: this.table.now() },
+      { ...request, id: request.id ?? randomUUID(), createdAt: this.table.now() },
       "snapshot",
     );
     try {

@@ -8,6 +8,8 @@ import { VolumeChange, VolumeRecord } from "./records.js";
 import { isConditionFailure, parseStored, type StateTable, validateInput } from "./table-client.js";
 
 export interface NewVolume {
+  /** Chosen by the caller when the replicas must exist (named by it) before the record does. */
+  id?: string;
   name: string;
   sizeBytes: number;
   replicationFactor: number;
@@ -18,7 +20,7 @@ export interface NewVolume {
 }
 
 /** A new volume's first epoch; 0 is left to mean "never saw this volume" to replicas. */
-const FIRST_EPOCH = 1;
+export const FIRST_EPOCH = 1;
 
 /**
  * Volumes. The replica set and the attachment change only through `updateIfEpoch`, a conditional
@@ -42,7 +44,7 @@ export class VolumeStore {
     const volume = validateInput(
       VolumeRecord,
       {
-        id: randomUUID(),
+        id: request.id ?? randomUUID(),
         name: request.name,
         sizeBytes: request.sizeBytes,
         replicationFactor: request.replicationFactor,

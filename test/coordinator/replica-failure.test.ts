@@ -42,7 +42,11 @@ it("a remote replica killed under load is removed; the load goes on; acknowledge
   expect(load.errors).toEqual([]);
 
   const record = await store.volumes.get(volume.volumeId);
-  expect(record.replicas.map((replica) => replica.node)).toEqual(["node-a", "node-c"]);
+  expect(record.replicas.map(({ node, state }) => `${node}:${state}`)).toEqual([
+    "node-a:in-sync",
+    "node-b:failed",
+    "node-c:in-sync",
+  ]);
   expect(record.epoch).toBeGreaterThan(attachedEpoch);
   expect(coordinator.epoch).toBe(record.epoch);
   expect(await volume.node("node-a").epoch()).toBe(record.epoch);

@@ -65,7 +65,11 @@ it("with the store unreachable, a write that needs a replica removed waits until
   await proxy.up();
   await write;
   const record = await direct.volumes.get(volume.volumeId);
-  expect(record.replicas.map((replica) => replica.node)).toEqual(["node-a", "node-c"]);
+  expect(record.replicas.map(({ node, state }) => `${node}:${state}`)).toEqual([
+    "node-a:in-sync",
+    "node-b:failed",
+    "node-c:in-sync",
+  ]);
   expect(record.epoch).toBe(epochBefore + 1);
   expect(coordinator.epoch).toBe(record.epoch);
   expect(coordinator.state).toBe("serving");

@@ -159,7 +159,7 @@ describe("placing one more replica", () => {
     });
   });
 
-  it("reuses the zone of a failed replica it replaces, but never its node", () => {
+  it("reuses the zone of a failed replica it replaces, and its node only as a last resort", () => {
     const view = cluster([
       node("node-1", "a", 200),
       node("node-2", "b"),
@@ -172,6 +172,13 @@ describe("placing one more replica", () => {
       nodes: ["node-3"],
       warnings: [],
     });
+    // Three nodes, one replica failed on node-3: the node that came back takes the replacement.
+    const small = cluster([node("node-1", "a"), node("node-2", "b"), node("node-3", "c", 500)]);
+    const lost = {
+      ...volume(3),
+      replicas: [replica("node-1"), replica("node-2"), replica("node-3", "failed")],
+    };
+    expect(placeAdditionalReplica(lost, small)).toMatchObject({ ok: true, nodes: ["node-3"], warnings: [] });
   });
 
   it("shares a zone only when no other zone qualifies, with a warning", () => {

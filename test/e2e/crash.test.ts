@@ -50,6 +50,8 @@ describe("durability across kill -9", () => {
       `write -f -P ${patternOf(i)} ${i * WRITE_SIZE} ${WRITE_SIZE}`,
     ]).flat();
     const writer = spawn("qemu-io", ["-f", "raw", uri, ...commands], { stdio: ["ignore", "pipe", "pipe"] });
+    // Listened for from the start: qemu-io may exit before the kill has been awaited.
+    const writerExited = new Promise((resolve) => writer.once("exit", resolve));
     const acknowledged: number[] = [];
     let pending = "";
     const killed = new Promise<void>((resolve) => {
@@ -66,7 +68,7 @@ describe("durability across kill -9", () => {
     });
     await killed;
     await agent.kill9();
-    await new Promise((resolve) => writer.once("exit", resolve));
+    await writerExited;
     load.kill("SIGKILL");
     expect(acknowledged.length).toBeGreaterThanOrEqual(KILL_AFTER);
     expect(acknowledged.length).toBeLessThan(WRITES);

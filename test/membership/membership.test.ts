@@ -13,7 +13,10 @@ import { run } from "../support/run.js";
  * through the standard AWS variables of its environment (set by the harness, inherited by the agent).
  */
 
-const REPLICATION_ADDRESS = "127.0.0.1:7777";
+/** Port 0: the agent registers the address its replica server really bound. */
+const REPLICATION_LISTEN = "127.0.0.1:0";
+/** The replica server (and so --replication-listen) needs the cluster secret. */
+const CLUSTER_ENV = { STRATA_CLUSTER_SECRET: "membership-test-cluster-secret" };
 let dynamoDb: Awaited<ReturnType<typeof startDynamoDb>>;
 let store: StateStore;
 const agents: AgentProcess[] = [];
@@ -35,16 +38,20 @@ afterAll(async () => {
 });
 
 async function startAgent(tableName: string, nodeId: string): Promise<AgentProcess> {
-  const agent = new AgentProcess(undefined, [
-    "--node-id",
-    nodeId,
-    "--zone",
-    "local-b",
-    "--replication-listen",
-    REPLICATION_ADDRESS,
-    "--state-table",
-    tableName,
-  ]);
+  const agent = new AgentProcess(
+    undefined,
+    [
+      "--node-id",
+      nodeId,
+      "--zone",
+      "local-b",
+      "--replication-listen",
+      REPLICATION_LISTEN,
+      "--state-table",
+      tableName,
+    ],
+    CLUSTER_ENV,
+  );
   agents.push(agent);
   return agent.start();
 }
@@ -70,7 +77,7 @@ describe("an agent with --state-table", () => {
       addresses: {
         api: agent.endpoints.apiUrl,
         nbd: agent.endpoints.nbdAddress,
-        replication: REPLICATION_ADDRESS,
+        replication: agent.endpoints.replicationAddress,
       },
     });
     expect(first.pool.capacityBytes).toBeGreaterThan(0);

@@ -11,6 +11,8 @@ export interface AgentEndpoints {
   nbdAddress: string;
   nbdSocket: string | null;
   pid: number;
+  /** host:port of the replica server; null when the agent serves no replicas (no cluster secret). */
+  replicationAddress: string | null;
 }
 
 /** A real agent process on loopback with its own data dir; ports are picked by the kernel. */
@@ -22,6 +24,8 @@ export class AgentProcess {
   constructor(
     readonly root: string = mkdtempSync(join(tmpdir(), "strata-agent-")),
     private readonly extraArgs: string[] = [],
+    /** Added to the agent's environment (e.g. STRATA_CLUSTER_SECRET). */
+    private readonly env: Record<string, string> = {},
   ) {
     this.dataDir = join(root, "node");
   }
@@ -43,7 +47,7 @@ export class AgentProcess {
         join(this.root, "nbd.sock"),
         ...this.extraArgs,
       ],
-      { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, STRATA_LOG_LEVEL: "warn" } },
+      { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, STRATA_LOG_LEVEL: "warn", ...this.env } },
     );
     let stderr = "";
     child.stderr?.on("data", (chunk: Buffer) => {

@@ -1,0 +1,481 @@
+import { randomUUID } from "node:crypto";
+import { conflict, invalid, notFound, StrataError } from "../core/errors.js";
+import type { Attachment, NodeStatus, Snapshot, Volume } from "../core/model.js";
+import { countReplicas, placeAdditionalReplica, placeVolume, requirePlacement } from "../core/placement.js";
+import { EpochConflictError, RecordExistsError, RecordNotFoundError } from "../core/state/errors.js";
+import type { NodeRecord, VolumeRecord } from "../core/state/records.js";
+import type { StateStore } from "../core/state/store.js";
+import { FIRST_EPOCH } from "../core/state/volumes.js";
+import { formatSize } from "../core/units.js";
+import type { ExportLease, ExportRegistry } from "./exports.js";
+import type { Logger } from "./log.js";
+import { Mutex } from "./mutex.js";
+import type { PeerReplicas } from "./peer-replicas.js";
+import type { Pool } from "./pool.js";
+import { VolumeCoordinator } from "./replication/coordinator.js";
+import type { ReplicaAdmin, ReplicaSpec } from "./replication/replica-admin.js";
+import { localReplicaHandle, type ReplicaHandle } from "./replication/replica-handle.js";
+import { StoreMembership } from "./replication/store-membership.js";
+import type { Replica } from "./store/replica.js";
+import type { CreateVolume, VolumeService } from "./volume-service.js";
+import type { Endpoints, NodeIdentity } from "./volumes.js";
+
+/** This node's replicas on its pool (agent/replica-host.ts's ReplicaHost). */
+export interface LocalReplicas extends ReplicaAdmin {
+  get(volumeId: string): Replica | undefined;
+  list(): Replica[];
+}
+
+/** What creating and removing replicas needs, the same on this node and over the protocol. */
+type ReplicaLifecycle = Pick<ReplicaAdmin, "createReplica" | "deleteReplica">;
+
+interface AttachedVolume {
+  coordinator: VolumeCoordinator;
+  /** Open NBD connections. */
+  leases: number;
+}
+
+/**
+ * Volumes in cluster mode: their records live in the state store, their replicas on the nodes
+ * placement chose, and the node a volume is attached to runs its coordinator, which the NBD
+ * server exports. Every change of a replica set or attachment is a CAS on the volume's epoch.
+ */
+export class ClusterVolumes implements VolumeService, ExportRegistry {
+  private readonly attached = new Map<string, AttachedVolume>();
+  private readonly locks = new Map<string, Mutex>();
+  endpoints: Endpoints = { apiUrl: "", nbdAddress: "", nbdSocket: null };
+
+  constructor(
+    private readonly identity: NodeIdentity,
+    private readonly pool: Pool,
+    private readonly store: StateStore,
+    private readonly local: LocalReplicas,
+    private readonly peers: PeerReplicas,
+    private readonly heartbeatTimeoutMs: number,
+    private readonly log: Logger,
+  ) {}
+
+  /** Re-attaches the volumes the store says are attached here (the agent restarted). */
+  async resume(): Promise<void> {
+    let volumes: VolumeRecord[];
+    try {
+      volumes = await this.store.volumes.list();
+    } catch (error) {
+      // The store may be down at start: the volumes stay attached in it, and an attach from the
+      // operator (or the next restart) brings them back.
+      this.log.error({ err: error }, "could not read the state store to re-attach volumes");
+      return;
+    }
+    for (const volume of volumes) {
+      if (volume.attachedNode !== this.identity.nodeId) continue;
+      try {
+        await this.attachVolume(volume.name);
+      } catch (error) {
+        this.log.error({ err: error, volume: volume.name }, "could not re-attach a volume after restart");
+      }
+    }
+  }
+
+  private lock(name: string): Mutex {
+    let lock = this.locks.get(name);
+    if (lock === undefined) {
+      lock = new Mutex();
+      this.locks.set(name, lock);
+    }
+    return lock;
+  }
+
+  async exists(name: string): Promise<boolean> {
+    return (await this.store.volumes.getByName(name).catch(() => undefined)) !== undefined;
+  }
+
+  private async record(name: string): Promise<VolumeRecord> {
+    try {
+      return await this.store.volumes.getByName(name);
+    } catch (error) {
+      if (error instanceof RecordNotFoundError) throw notFound(`volume "${name}"`);
+      throw error;
+    }
+  }
+
+  private async nodes(): Promise<Map<string, NodeRecord>> {
+    return new Map((await this.store.nodes.list()).map((node) => [node.id, node]));
+  }
+
+  private async clusterView() {
+    const [nodes, volumes] = await Promise.all([this.store.nodes.list(), this.store.volumes.list()]);
+    return {
+      nodes,
+      replicaCounts: countReplicas(volumes),
+      heartbeatTimeoutMs: this.heartbeatTimeoutMs,
+      now: new Date(),
+    };
+  }
+
+  private toVolume(record: VolumeRecord, nodes: Map<string, NodeRecord>): Volume {
+    const local = this.local.get(record.id);
+    const attachedAt = record.attachedNode === null ? undefined : nodes.get(record.attachedNode);
+    return {
+      id: record.id,
+      name: record.name,
+      sizeBytes: record.sizeBytes,
+      labels: record.labels,
+      createdAt: record.createdAt,
+      epoch: record.epoch,
+      attachedNode: record.attachedNode,
+      nbdUri: attachedAt === undefined ? null : `nbd://${attachedAt.addresses.nbd}/${record.name}`,
+      // What this node's replica holds; every in-sync replica holds the same blocks.
+      allocatedBytes: local?.allocatedBytes ?? 0,
+      snapshotCount: local?.snapshots().length ?? 0,
+      replicas: record.replicas,
+    };
+  }
+
+  async nodeStatus(): Promise<NodeStatus> {
+    const replicas = this.local.list();
+    return {
+      id: this.identity.nodeId,
+      zone: this.identity.zone,
+      state: "up",
+      version: this.identity.version,
+      apiUrl: this.endpoints.apiUrl,
+      nbdAddress: this.endpoints.nbdAddress,
+      nbdSocket: this.endpoints.nbdSocket,
+      pool: this.pool.usage(replicas.reduce((sum, replica) => sum + replica.sizeBytes, 0)),
+      volumeCount: replicas.length,
+      startedAt: this.identity.startedAt,
+    };
+  }
+
+  async listVolumes(): Promise<Volume[]> {
+    const [records, nodes] = await Promise.all([this.store.volumes.list(), this.nodes()]);
+    return records.map((record) => this.toVolume(record, nodes)).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async getVolume(name: string): Promise<Volume> {
+    return this.toVolume(await this.record(name), await this.nodes());
+  }
+
+  /**
+   * Places the replicas, creates them on their nodes, and only then writes the volume's record: a
+   * volume is listed only once all its replicas exist. A failure removes the replicas made so far.
+   */
+  async createVolume(request: CreateVolume): Promise<Volume> {
+    return this.lock(request.name).run(async () => {
+      if (await this.exists(request.name)) {
+        throw new StrataError("ALREADY_EXISTS", `volume "${request.name}" already exists`);
+      }
+      const { replicationFactor, nodeSelector } = request;
+      const placement = requirePlacement(
+        placeVolume(
+          { sizeBytes: request.sizeBytes, replicationFactor, nodeSelector },
+          await this.clusterView(),
+        ),
+      );
+      for (const warning of placement.warnings) this.log.warn({ volume: request.name }, warning);
+      const nodes = await this.nodes();
+      const volumeId = randomUUID();
+      const replicas = placement.nodes.map((node) => ({
+        replicaId: randomUUID(),
+        node,
+        state: "in-sync" as const,
+      }));
+      const made: typeof replicas = [];
+      try {
+        for (const replica of replicas) {
+          await this.createReplica(nodes.get(replica.node)!, {
+            volumeId,
+            replicaId: replica.replicaId,
+            sizeBytes: request.sizeBytes,
+            epoch: FIRST_EPOCH,
+          });
+          made.push(replica);
+        }
+        const record = await this.store.volumes.create({
+          id: volumeId,
+          name: request.name,
+          sizeBytes: request.sizeBytes,
+          replicationFactor,
+          labels: request.labels,
+          nodeSelector,
+          replicas,
+        });
+        this.log.info({ volume: request.name, replicas: placement.nodes }, "volume created");
+        return this.toVolume(record, nodes);
+      } catch (error) {
+        await Promise.allSettled(
+          made.map((r) => this.destroyReplica(nodes.get(r.node)!, volumeId, r.replicaId)),
+        );
+        if (error instanceof RecordExistsError) {
+          throw new StrataError("ALREADY_EXISTS", `volume "${request.name}" already exists`);
+        }
+        throw error;
+      }
+    });
+  }
+
+  /** The same replica administration here and on a peer: locally directly, remotely over the protocol. */
+  private admin<T>(node: NodeRecord, work: (admin: ReplicaLifecycle) => Promise<T>): Promise<T> {
+    return node.id === this.identity.nodeId ? work(this.local) : this.peers.call(node, work);
+  }
+
+  private async createReplica(node: NodeRecord, spec: ReplicaSpec): Promise<void> {
+    await this.admin(node, (admin) => admin.createReplica(spec));
+  }
+
+  private async destroyReplica(node: NodeRecord, volumeId: string, replicaId: string): Promise<void> {
+    await this.admin(node, (admin) => admin.deleteReplica(volumeId, replicaId));
+  }
+
+  async resizeVolume(name: string): Promise<Volume> {
+    throw invalid(`resizing replicated volume "${name}" is not supported yet`);
+  }
+
+  async deleteVolume(name: string): Promise<void> {
+    await this.lock(name).run(async () => {
+      const record = await this.record(name);
+      if (record.attachedNode !== null) {
+        throw conflict(
+          `cannot delete volume "${name}": it is attached to ${record.attachedNode}; detach it first`,
+        );
+      }
+      // The record goes first: once it is gone no coordinator can attach, and leftover replicas
+      // are unreachable garbage rather than a half-deleted volume.
+      await this.store.volumes.delete(record.id, record.epoch);
+      const nodes = await this.nodes();
+      const results = await Promise.allSettled(
+        record.replicas.map((replica) => {
+          const node = nodes.get(replica.node);
+          return node === undefined
+            ? Promise.resolve()
+            : this.destroyReplica(node, record.id, replica.replicaId);
+        }),
+      );
+      for (const result of results) {
+        if (result.status === "rejected")
+          this.log.warn({ err: result.reason, volume: name }, "a replica was left behind");
+      }
+      this.log.info({ volume: name }, "volume deleted");
+    });
+  }
+
+  private attachment(name: string): Attachment {
+    const { nbdAddress, nbdSocket } = this.endpoints;
+    return {
+      volume: name,
+      node: this.identity.nodeId,
+      nbdUri: `nbd://${nbdAddress}/${name}`,
+      nbdUnixUri: nbdSocket ? `nbd+unix:///${name}?socket=${nbdSocket}` : null,
+    };
+  }
+
+  /**
+   * Attaches the volume here: a coordinator over its replicas takes the volume's epoch with a CAS,
+   * which fences any coordinator still running on another node (invariant 5).
+   */
+  async attachVolume(name: string): Promise<Attachment> {
+    return this.lock(name).run(async () => {
+      if (this.attached.has(name)) return this.attachment(name);
+      const record = await this.record(name);
+      const coordinator = await this.coordinatorFor(record);
+      try {
+        await coordinator.attach();
+      } catch (error) {
+        await coordinator.close();
+        if (error instanceof EpochConflictError) {
+          throw conflict(`volume "${name}" changed while attaching; try again`);
+        }
+        throw error;
+      }
+      this.attached.set(name, { coordinator, leases: 0 });
+      this.log.info({ volume: name, epoch: coordinator.epoch }, "volume attached");
+      return this.attachment(name);
+    });
+  }
+
+  private async coordinatorFor(record: VolumeRecord): Promise<VolumeCoordinator> {
+    const nodes = await this.nodes();
+    const replicas = [];
+    for (const replica of record.replicas) {
+      if (replica.state === "failed") continue;
+      const node = nodes.get(replica.node);
+      let handle: ReplicaHandle;
+      if (replica.node === this.identity.nodeId) {
+        const local = this.local.get(record.id);
+        if (local === undefined) continue;
+        handle = localReplicaHandle(local);
+      } else if (node === undefined) {
+        continue;
+      } else {
+        try {
+          handle = await this.peers.open(node, record.id);
+        } catch (error) {
+          // Unreachable now: left out, and attach() removes it from the set with the epoch bump.
+          this.log.warn({ err: error, node: node.id, volume: record.name }, "replica unreachable at attach");
+          handle = unreachableHandle(error);
+        }
+      }
+      replicas.push({ replicaId: replica.replicaId, nodeId: replica.node, state: replica.state, handle });
+    }
+    return new VolumeCoordinator({
+      volumeId: record.id,
+      sizeBytes: record.sizeBytes,
+      epoch: record.epoch,
+      replicas,
+      membership: new StoreMembership(this.store.volumes, record.id, this.identity.nodeId),
+      log: this.log,
+    });
+  }
+
+  async detachVolume(name: string): Promise<void> {
+    await this.lock(name).run(async () => {
+      const attached = this.attached.get(name);
+      if (attached === undefined) return;
+      if (attached.leases > 0) {
+        throw conflict(
+          `cannot detach volume "${name}": ${attached.leases} NBD client connection(s) are still open; disconnect them first`,
+        );
+      }
+      await attached.coordinator.flush();
+      const epoch = attached.coordinator.epoch;
+      await attached.coordinator.close();
+      this.attached.delete(name);
+      const record = await this.record(name);
+      await this.store.volumes.updateIfEpoch(record.id, epoch, { attachedNode: null });
+      this.log.info({ volume: name }, "volume detached");
+    });
+  }
+
+  /** Adds replicas (rebuilt while I/O goes on) or removes them; the volume must be attached here. */
+  async updateReplication(name: string, replicationFactor: number): Promise<Volume> {
+    return this.lock(name).run(async () => {
+      const attached = this.attached.get(name);
+      if (attached === undefined) {
+        throw conflict(`volume "${name}" must be attached to ${this.identity.nodeId} to change its replicas`);
+      }
+      let record = await this.record(name);
+      const current = record.replicas.filter((replica) => replica.state !== "failed");
+      if (replicationFactor < current.length) {
+        throw invalid(`lowering the replication of "${name}" is not supported yet`);
+      }
+      const nodes = await this.nodes();
+      for (let count = current.length; count < replicationFactor; count++) {
+        record = await this.record(name);
+        const placement = requirePlacement(placeAdditionalReplica(record, await this.clusterView()));
+        const node = nodes.get(placement.nodes[0]!)!;
+        // The node may still hold the replica that failed there: it is replaced, never resumed.
+        const stale = record.replicas.find(
+          (replica) => replica.node === node.id && replica.state === "failed",
+        );
+        if (stale !== undefined) await this.destroyReplica(node, record.id, stale.replicaId);
+        const replicaId = randomUUID();
+        await this.createReplica(node, {
+          volumeId: record.id,
+          replicaId,
+          sizeBytes: record.sizeBytes,
+          epoch: FIRST_EPOCH,
+        });
+        const handle =
+          node.id === this.identity.nodeId
+            ? localReplicaHandle(this.local.get(record.id)!)
+            : await this.peers.open(node, record.id);
+        const rebuild = attached.coordinator.addReplica({ replicaId, nodeId: node.id, handle });
+        this.log.info({ volume: name, node: node.id }, "replica added; rebuilding");
+        await rebuild.done;
+      }
+      return this.toVolume(await this.record(name), nodes);
+    });
+  }
+
+  async listSnapshots(volume: string): Promise<Snapshot[]> {
+    const record = await this.record(volume);
+    const local = this.local.get(record.id);
+    return (await this.store.snapshots.list(record.id)).map((snapshot) => ({
+      id: snapshot.id,
+      name: snapshot.name,
+      volume,
+      createdAt: snapshot.createdAt,
+      exclusiveBytes: local?.snapshots().some((s) => s.id === snapshot.id)
+        ? local.exclusiveBytes(snapshot.id)
+        : 0,
+    }));
+  }
+
+  /** Taken by the coordinator at one point of the write stream on every replica. */
+  async createSnapshot(volume: string, name?: string): Promise<Snapshot> {
+    return this.lock(volume).run(async () => {
+      const attached = this.attached.get(volume);
+      if (attached === undefined) {
+        throw conflict(`volume "${volume}" must be attached to ${this.identity.nodeId} to snapshot it`);
+      }
+      const record = await this.record(volume);
+      const snapshotName =
+        name ?? `snap-${new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15)}`;
+      const id = randomUUID();
+      await this.store.snapshots.create({
+        volumeId: record.id,
+        name: snapshotName,
+        sizeBytes: record.sizeBytes,
+        id,
+      });
+      const info = await attached.coordinator.snapshot({ id, name: snapshotName });
+      return { id, name: snapshotName, volume, createdAt: info.createdAt, exclusiveBytes: 0 };
+    });
+  }
+
+  async deleteSnapshot(volume: string): Promise<void> {
+    throw invalid(`deleting snapshots of replicated volume "${volume}" is not supported yet`);
+  }
+
+  async cloneSnapshot(volume: string): Promise<Volume> {
+    throw invalid(`cloning snapshots of replicated volume "${volume}" is not supported yet`);
+  }
+
+  async revertVolume(volume: string): Promise<Volume> {
+    throw invalid(`reverting replicated volume "${volume}" is not supported yet`);
+  }
+
+  names(): string[] {
+    return [...this.attached.keys()];
+  }
+
+  open(name: string): ExportLease | undefined {
+    const attached = this.attached.get(name);
+    if (attached === undefined) return undefined;
+    attached.leases++;
+    let released = false;
+    return {
+      name,
+      description: `Strata volume ${name} (${formatSize(attached.coordinator.sizeBytes)}, replicated)`,
+      device: attached.coordinator,
+      release: () => {
+        if (released) return;
+        released = true;
+        attached.leases--;
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const attached of this.attached.values()) await attached.coordinator.close();
+    this.attached.clear();
+  }
+}
+
+/** A replica that could not be reached at attach: every call fails, so attach() removes it. */
+function unreachableHandle(cause: unknown): ReplicaHandle {
+  const fail = () => Promise.reject(cause);
+  return {
+    local: false,
+    read: fail,
+    write: fail,
+    writeZeroes: fail,
+    trim: fail,
+    flush: fail,
+    snapshot: fail,
+    currentEpoch: fail,
+    setEpoch: fail,
+    allocatedRuns: () => undefined,
+    close: async () => {},
+  };
+}

@@ -1,0 +1,135 @@
+/**
+ * The replica server's side of replica management (CREATE_REPLICA, DELETE_REPLICA,
+ * SET_REBUILDING, LIST_REPLICAS, ALLOCATED_RUNS): shape checks and execution. The peer has
+ * authenticated like for any request; these frames only decide what the node's ReplicaAdmin does.
+ */
+import type { z } from "zod";
+import type { Frame } from "./frame-codec.js";
+import { FrameType, MAX_CONTROL_PAYLOAD, Status } from "./protocol.js";
+import { asRefusal, Refusal } from "./refusal.js";
+import {
+  CreateReplicaPayload,
+  DeleteReplicaPayload,
+  type ReplicaAdmin,
+  runsPage,
+  SetRebuildingPayload,
+} from "./replica-admin.js";
+import { EpochMismatch, type ServedReplicaEntry } from "./served-replica.js";
+
+/** The management frame types; every one takes no flags. */
+export const ADMIN_TYPES: ReadonlySet<number> = new Set([
+  FrameType.CREATE_REPLICA,
+  FrameType.DELETE_REPLICA,
+  FrameType.SET_REBUILDING,
+  FrameType.LIST_REPLICAS,
+  FrameType.ALLOCATED_RUNS,
+]);
+
+/** Types that make sense without a replica of the header's volume here (the others need one). */
+export const NEED_NO_REPLICA: ReadonlySet<number> = new Set([
+  FrameType.CREATE_REPLICA,
+  FrameType.DELETE_REPLICA,
+  FrameType.LIST_REPLICAS,
+]);
+
+/** Why a management frame cannot be run whatever the node holds, or undefined. */
+export function checkAdminShape(frame: Frame): string | undefined {
+  const payload = frame.payload.length;
+  const noRange = frame.offset === 0 && frame.length === 0;
+  switch (frame.type) {
+    case FrameType.CREATE_REPLICA:
+    case FrameType.DELETE_REPLICA:
+    case FrameType.SET_REBUILDING:
+      return payload > 0 && payload <= MAX_CONTROL_PAYLOAD && noRange && frame.volumeId !== ""
+        ? undefined
+        : "needs a volume id, a small JSON payload and no range";
+    case FrameType.LIST_REPLICAS:
+      return payload === 0 && noRange ? undefined : "LIST_REPLICAS takes no range or payload";
+    default: // ALLOCATED_RUNS: the offset is where the page starts
+      return payload === 0 && frame.length === 0 ? undefined : "ALLOCATED_RUNS takes an offset only";
+  }
+}
+
+/**
+ * Runs one well-formed management request; resolves to the reply's JSON payload. `entry` is the
+ * served replica of the header's volume, when there is one here.
+ */
+export async function runAdmin(
+  frame: Frame,
+  entry: ServedReplicaEntry | undefined,
+  admin: ReplicaAdmin | undefined,
+): Promise<Buffer> {
+  try {
+    return Buffer.from(JSON.stringify(await execute(frame, entry, admin)));
+  } catch (error) {
+    throw asRefusal(error);
+  }
+}
+
+async function execute(
+  frame: Frame,
+  entry: ServedReplicaEntry | undefined,
+  admin: ReplicaAdmin | undefined,
+): Promise<unknown> {
+  const { volumeId, epoch } = frame;
+  switch (frame.type) {
+    case FrameType.CREATE_REPLICA: {
+      const request = parsePayload(CreateReplicaPayload, frame);
+      return managing(admin).createReplica({ volumeId, epoch, ...request });
+    }
+    case FrameType.DELETE_REPLICA: {
+      const request = parsePayload(DeleteReplicaPayload, frame);
+      return { deleted: await managing(admin).deleteReplica(volumeId, request.replicaId) };
+    }
+    case FrameType.LIST_REPLICAS:
+      return { replicas: managing(admin).listReplicas(volumeId === "" ? undefined : volumeId) };
+    case FrameType.SET_REBUILDING: {
+      const { rebuilding } = parsePayload(SetRebuildingPayload, frame);
+      const served = required(entry);
+      // Under the epoch fence: a fenced coordinator cannot flip the mark, and the change waits
+      // for an epoch change in progress, like any mutation.
+      await served.mutate(epoch, async () => {
+        if (admin === undefined) served.rebuilding = rebuilding;
+        else await admin.setRebuilding(volumeId, rebuilding);
+      });
+      return {};
+    }
+    default: {
+      // ALLOCATED_RUNS: like READ, epoch 0 asks unfenced and a rebuilding replica is no source.
+      const served = required(entry);
+      if (served.rebuilding) throw new Refusal(Status.NOT_IN_SYNC, "the replica is being rebuilt");
+      if (epoch !== 0 && epoch !== served.epoch) throw new EpochMismatch(epoch, served.epoch, "stale reader");
+      return runsPage(served.replica.allocatedRuns(), frame.offset);
+    }
+  }
+}
+
+function managing(admin: ReplicaAdmin | undefined): ReplicaAdmin {
+  if (admin === undefined)
+    throw new Refusal(Status.NOT_MANAGED, "this replica server does not manage replicas");
+  return admin;
+}
+
+/** The dispatcher answers UNKNOWN_VOLUME before running a type that needs a replica. */
+function required(entry: ServedReplicaEntry | undefined): ServedReplicaEntry {
+  if (entry === undefined) throw new Refusal(Status.UNKNOWN_VOLUME, "no replica of that volume here");
+  return entry;
+}
+
+/** A request's JSON payload checked against `schema`; BAD_REQUEST when it is not. */
+export function parsePayload<T>(schema: z.ZodType<T>, frame: Frame): T {
+  const what = frameName(frame.type);
+  let json: unknown;
+  try {
+    json = JSON.parse(frame.payload.toString("utf8"));
+  } catch {
+    throw new Refusal(Status.BAD_REQUEST, `${what} payload is not JSON`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw new Refusal(Status.BAD_REQUEST, `${what} payload: ${parsed.error.message}`);
+  return parsed.data;
+}
+
+function frameName(type: number): string {
+  return Object.entries(FrameType).find(([, value]) => value === type)?.[0] ?? `type ${type}`;
+}

@@ -1,0 +1,177 @@
+import { execFile, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { log } from "../../agent/log.js";
+import { connectReplica } from "../../agent/replication/client.js";
+import type { Volume } from "../../core/model.js";
+import { StateStore } from "../../core/state/store.js";
+import { clusterUp, eventually, PACKAGE_ROOT, type RunningCluster, strata } from "../cli/strata-process.js";
+import { fio } from "../support/fio.js";
+import { run as runClient } from "../support/run.js";
+
+/**
+ * Replication as an operator meets it: `strata cluster up` (three agents in three zones), volumes
+ * created with --repl, nodes killed with `strata node stop --kill` while fio and qemu-io write.
+ */
+
+const MiB = 1024 * 1024;
+/** Short, so a killed node shows down quickly; still several heartbeats (2 s) long. */
+const env = { STRATA_HEARTBEAT_TIMEOUT_MS: "6000" };
+
+let dir: string;
+let cluster: RunningCluster | undefined;
+const cli = (...args: string[]) => strata(["--dir", dir, ...args], env);
+async function json<T>(...args: string[]): Promise<T> {
+  const outcome = await cli("--json", ...args);
+  if (outcome.code !== 0) throw new Error(`strata ${args.join(" ")}: ${outcome.stderr}`);
+  return JSON.parse(outcome.stdout) as T;
+}
+/** Asked of `node` (default: the first node), so it works while another node is down. */
+const inspect = (volume: string, node = "node-1") =>
+  json<Volume>("--node", node, "volume", "inspect", volume);
+const replicaStates = async (volume: string) =>
+  Object.fromEntries((await inspect(volume)).replicas.map((replica) => [replica.node, replica.state]));
+
+/** Every replica's bytes, read over the replication protocol from its own node. */
+async function replicaDigests(volume: Volume): Promise<Map<string, string>> {
+  const secret = (await readFile(join(dir, "cluster-secret"), "utf8")).trim();
+  const store = new StateStore({
+    tableName: cluster!.file.dynamodb.table,
+    client: new DynamoDBClient({
+      endpoint: cluster!.file.dynamodb.endpoint,
+      region: "local",
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    }),
+  });
+  const nodes = await store.nodes.list();
+  const digests = new Map<string, string>();
+  for (const replica of volume.replicas) {
+    const address = nodes.find((node) => node.id === replica.node)!.addresses.replication;
+    const [host, port] = address.split(":");
+    const client = await connectReplica({ host: host!, port: Number(port), secret, log });
+    try {
+      const hash = createHash("sha256");
+      for (let offset = 0; offset < volume.sizeBytes; offset += 4 * MiB) {
+        hash.update(await client.read(volume.id, offset, 4 * MiB));
+      }
+      digests.set(replica.node, hash.digest("hex"));
+    } finally {
+      await client.close();
+    }
+  }
+  return digests;
+}
+
+beforeAll(async () => {
+  await promisify(execFile)(process.execPath, ["scripts/build.mjs"], { cwd: PACKAGE_ROOT });
+  dir = await mkdtemp(join(tmpdir(), "strata-replication-"));
+  // The supervisor and its agents inherit this: placement and status treat a node silent this long as down.
+  process.env.STRATA_HEARTBEAT_TIMEOUT_MS = env.STRATA_HEARTBEAT_TIMEOUT_MS;
+  cluster = await clusterUp(dir);
+});
+
+afterAll(async () => {
+  if (cluster && cluster.process.exitCode === null) {
+    cluster.process.kill("SIGINT");
+    await cluster.exited;
+  }
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe("replicated volumes on a three-zone local cluster", () => {
+  it("places RF3 on three zones, survives kill -9 of a replica's node under load, and rebuilds it", async () => {
+    const created = await json<Volume>("volume", "create", "db", "--size", "256MiB", "--repl", "3");
+    expect(created.replicas.map((replica) => replica.node).sort()).toEqual(["node-1", "node-2", "node-3"]);
+    const attachment = await json<{ nbdUri: string }>("volume", "attach", "db");
+    const epochBefore = (await inspect("db")).epoch;
+
+    // fio writes and then verifies every block; node-3 dies in the middle of the writes.
+    const load = fio(attachment.nbdUri, [
+      "--rw=randwrite",
+      "--bs=4k",
+      "--iodepth=16",
+      "--size=128m",
+      "--verify=crc32c",
+      "--verify_fatal=1",
+      "--do_verify=1",
+    ]);
+    await eventually(async () => (await inspect("db")).allocatedBytes > 16 * MiB, "fio to write 16 MiB");
+    const stopped = await cli("node", "stop", "node-3", "--kill");
+    expect(stopped.code).toBe(0);
+    const result = await load;
+    expect(result.error).toBe(0);
+    expect(result.read.io_bytes).toBe(128 * MiB);
+
+    const degraded = await inspect("db");
+    expect(await replicaStates("db")).toEqual({
+      "node-1": "in-sync",
+      "node-2": "in-sync",
+      "node-3": "failed",
+    });
+    expect(degraded.epoch).toBeGreaterThan(epochBefore);
+
+    expect((await cli("node", "start", "node-3")).code).toBe(0);
+    const healed = await json<Volume>("volume", "ha-update", "db", "--repl", "3");
+    expect(Object.fromEntries(healed.replicas.map((replica) => [replica.node, replica.state]))).toEqual({
+      "node-1": "in-sync",
+      "node-2": "in-sync",
+      "node-3": "in-sync",
+    });
+    const digests = await replicaDigests(healed);
+    expect(digests.size).toBe(3);
+    expect(new Set(digests.values()).size).toBe(1);
+  });
+
+  it("moves the volume to another node after kill -9 of its coordinator, with every durable write", async () => {
+    await json<Volume>("volume", "create", "logs", "--size", "64MiB", "--repl", "2");
+    const holders = (await inspect("logs")).replicas.map((replica) => replica.node);
+    const first = holders[0]!;
+    const second = holders[1]!;
+    const attachment = await json<{ nbdUri: string }>("--node", first, "volume", "attach", "logs");
+
+    // FUA writes: each "wrote" line qemu-io prints is a write acknowledged as durable.
+    const commands = Array.from({ length: 400 }, (_, i) => [
+      "-c",
+      `write -f -P ${(i % 255) + 1} ${i * 64}k 64k`,
+    ]);
+    const writer = spawn("qemu-io", ["-f", "raw", attachment.nbdUri, ...commands.flat()], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    // Listened for from the start: qemu-io may exit before the kill command has even returned.
+    const writerExited = new Promise((resolve) => writer.once("exit", resolve));
+    const acknowledged: number[] = [];
+    let pending = "";
+    await new Promise<void>((resolve) => {
+      writer.stdout.on("data", (chunk: Buffer) => {
+        pending += chunk.toString();
+        const lines = pending.split("\n");
+        pending = lines.pop()!;
+        for (const line of lines) {
+          const match = /^wrote \d+\/\d+ bytes at offset (\d+)/.exec(line);
+          if (match) acknowledged.push(Number(match[1]) / (64 * 1024));
+        }
+        if (acknowledged.length >= 100) resolve();
+      });
+    });
+    expect((await cli("node", "stop", first, "--kill")).code).toBe(0);
+    await writerExited;
+
+    const moved = await json<{ nbdUri: string; node: string }>("--node", second, "volume", "attach", "logs");
+    expect(moved.node).toBe(second);
+    expect((await inspect("logs", second)).attachedNode).toBe(second);
+    const reads = acknowledged.flatMap((i) => ["-c", `read -P ${(i % 255) + 1} ${i * 64}k 64k`]);
+    await runClient("qemu-io", ["-f", "raw", moved.nbdUri, ...reads]);
+    expect((await cli("node", "start", first)).code).toBe(0);
+  });
+
+  it("explains a placement it cannot make", async () => {
+    const refused = await cli("volume", "create", "huge", "--size", "64TiB", "--repl", "3");
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/needs 3 nodes with 64 TiB free; 0 qualify/);
+  });
+});
