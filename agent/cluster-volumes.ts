@@ -7,7 +7,7 @@ import type { NodeRecord, VolumeRecord } from "../core/state/records.js";
 import type { StateStore } from "../core/state/store.js";
 import { FIRST_EPOCH } from "../core/state/volumes.js";
 import { formatSize } from "../core/units.js";
-import type { ExportLease, ExportRegistry } from "./exports.js";
+import { countedLease, type ExportLease, type ExportRegistry } from "./exports.js";
 import type { Logger } from "./log.js";
 import { Mutex } from "./mutex.js";
 import type { PeerReplicas } from "./peer-replicas.js";
@@ -442,18 +442,8 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
   open(name: string): ExportLease | undefined {
     const attached = this.attached.get(name);
     if (attached === undefined) return undefined;
-    attached.leases++;
-    let released = false;
-    return {
-      name,
-      description: `Strata volume ${name} (${formatSize(attached.coordinator.sizeBytes)}, replicated)`,
-      device: attached.coordinator,
-      release: () => {
-        if (released) return;
-        released = true;
-        attached.leases--;
-      },
-    };
+    const description = `Strata volume ${name} (${formatSize(attached.coordinator.sizeBytes)}, replicated)`;
+    return countedLease(name, description, attached.coordinator, attached);
   }
 
   async close(): Promise<void> {

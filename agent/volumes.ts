@@ -14,7 +14,7 @@ import {
 } from "../core/model.js";
 import { formatSize } from "../core/units.js";
 import { writeJsonAtomic } from "./durable-file.js";
-import type { ExportLease, ExportRegistry } from "./exports.js";
+import { countedLease, type ExportLease, type ExportRegistry } from "./exports.js";
 import type { Logger } from "./log.js";
 import { setPoolGaugeSource } from "./metrics.js";
 import { Mutex } from "./mutex.js";
@@ -406,18 +406,12 @@ export class VolumeManager implements ExportRegistry {
   open(name: string): ExportLease | undefined {
     const entry = this.byName.get(name);
     if (!entry?.record.attached) return undefined;
-    entry.leases++;
-    let released = false;
-    return {
+    return countedLease(
       name,
-      description: `Strata volume ${name} (${formatSize(entry.replica.sizeBytes)})`,
-      device: entry.replica,
-      release: () => {
-        if (released) return;
-        released = true;
-        entry.leases--;
-      },
-    };
+      `Strata volume ${name} (${formatSize(entry.replica.sizeBytes)})`,
+      entry.replica,
+      entry,
+    );
   }
 
   /** Flushes and closes every replica; the agent calls this on shutdown. */

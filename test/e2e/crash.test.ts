@@ -1,16 +1,13 @@
 import { spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentProcess } from "../support/agent-process.js";
+import { DurableWriter } from "../support/durable-writer.js";
 import { run } from "../support/run.js";
 
 const MiB = 1024 * 1024;
-const WRITE_SIZE = 64 * 1024;
 const WRITES = 1500;
 /** Kill the agent once this many durable writes were acknowledged: well inside the load. */
 const KILL_AFTER = 200;
-
-/** The byte pattern of write i: never 0, so a lost write cannot pass as zeros. */
-const patternOf = (i: number) => (i % 255) + 1;
 
 describe("durability across kill -9", () => {
   let agent: AgentProcess;
@@ -45,33 +42,13 @@ describe("durability across kill -9", () => {
       { stdio: "ignore" },
     );
 
-    const commands = Array.from({ length: WRITES }, (_, i) => [
-      "-c",
-      `write -f -P ${patternOf(i)} ${i * WRITE_SIZE} ${WRITE_SIZE}`,
-    ]).flat();
-    const writer = spawn("qemu-io", ["-f", "raw", uri, ...commands], { stdio: ["ignore", "pipe", "pipe"] });
-    // Listened for from the start: qemu-io may exit before the kill has been awaited.
-    const writerExited = new Promise((resolve) => writer.once("exit", resolve));
-    const acknowledged: number[] = [];
-    let pending = "";
-    const killed = new Promise<void>((resolve) => {
-      writer.stdout.on("data", (chunk: Buffer) => {
-        pending += chunk.toString();
-        const lines = pending.split("\n");
-        pending = lines.pop()!;
-        for (const line of lines) {
-          const match = /^wrote \d+\/\d+ bytes at offset (\d+)/.exec(line);
-          if (match) acknowledged.push(Number(match[1]) / WRITE_SIZE);
-        }
-        if (acknowledged.length >= KILL_AFTER) resolve();
-      });
-    });
-    await killed;
+    const writer = new DurableWriter(uri, WRITES);
+    await writer.reached(KILL_AFTER);
     await agent.kill9();
-    await writerExited;
+    await writer.exited;
     load.kill("SIGKILL");
-    expect(acknowledged.length).toBeGreaterThanOrEqual(KILL_AFTER);
-    expect(acknowledged.length).toBeLessThan(WRITES);
+    expect(writer.acknowledged.length).toBeGreaterThanOrEqual(KILL_AFTER);
+    expect(writer.acknowledged.length).toBeLessThan(WRITES);
 
     await agent.start();
     // The volume is still attached after the restart: its record survived, so its export is back.
@@ -83,10 +60,13 @@ describe("durability across kill -9", () => {
     );
     expect(snapshots.body.snapshots.map((s) => s.name)).toEqual(["before"]);
 
-    const reads = acknowledged.flatMap((i) => [
+    await run("qemu-io", [
+      "-f",
+      "raw",
+      agent.nbdUri("crash"),
+      ...writer.verifyCommands(),
       "-c",
-      `read -P ${patternOf(i)} ${i * WRITE_SIZE} ${WRITE_SIZE}`,
+      "read -P 0x5a 200M 1M",
     ]);
-    await run("qemu-io", ["-f", "raw", agent.nbdUri("crash"), ...reads, "-c", "read -P 0x5a 200M 1M"]);
   });
 });

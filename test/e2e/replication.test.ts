@@ -1,4 +1,4 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -11,6 +11,7 @@ import { connectReplica } from "../../agent/replication/client.js";
 import type { Volume } from "../../core/model.js";
 import { StateStore } from "../../core/state/store.js";
 import { clusterUp, eventually, PACKAGE_ROOT, type RunningCluster, strata } from "../cli/strata-process.js";
+import { DurableWriter } from "../support/durable-writer.js";
 import { fio } from "../support/fio.js";
 import { run as runClient } from "../support/run.js";
 
@@ -134,38 +135,15 @@ describe("replicated volumes on a three-zone local cluster", () => {
     const second = holders[1]!;
     const attachment = await json<{ nbdUri: string }>("--node", first, "volume", "attach", "logs");
 
-    // FUA writes: each "wrote" line qemu-io prints is a write acknowledged as durable.
-    const commands = Array.from({ length: 400 }, (_, i) => [
-      "-c",
-      `write -f -P ${(i % 255) + 1} ${i * 64}k 64k`,
-    ]);
-    const writer = spawn("qemu-io", ["-f", "raw", attachment.nbdUri, ...commands.flat()], {
-      stdio: ["ignore", "pipe", "ignore"],
-    });
-    // Listened for from the start: qemu-io may exit before the kill command has even returned.
-    const writerExited = new Promise((resolve) => writer.once("exit", resolve));
-    const acknowledged: number[] = [];
-    let pending = "";
-    await new Promise<void>((resolve) => {
-      writer.stdout.on("data", (chunk: Buffer) => {
-        pending += chunk.toString();
-        const lines = pending.split("\n");
-        pending = lines.pop()!;
-        for (const line of lines) {
-          const match = /^wrote \d+\/\d+ bytes at offset (\d+)/.exec(line);
-          if (match) acknowledged.push(Number(match[1]) / (64 * 1024));
-        }
-        if (acknowledged.length >= 100) resolve();
-      });
-    });
+    const writer = new DurableWriter(attachment.nbdUri, 400);
+    await writer.reached(100);
     expect((await cli("node", "stop", first, "--kill")).code).toBe(0);
-    await writerExited;
+    await writer.exited;
 
     const moved = await json<{ nbdUri: string; node: string }>("--node", second, "volume", "attach", "logs");
     expect(moved.node).toBe(second);
     expect((await inspect("logs", second)).attachedNode).toBe(second);
-    const reads = acknowledged.flatMap((i) => ["-c", `read -P ${(i % 255) + 1} ${i * 64}k 64k`]);
-    await runClient("qemu-io", ["-f", "raw", moved.nbdUri, ...reads]);
+    await runClient("qemu-io", ["-f", "raw", moved.nbdUri, ...writer.verifyCommands()]);
     expect((await cli("node", "start", first)).code).toBe(0);
   });
 
