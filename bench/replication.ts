@@ -14,7 +14,7 @@
 // First import: libuv sizes its thread pool once, when it first starts (as in the agent).
 import "../agent/threadpool.js";
 import { type ChildProcess, spawn } from "node:child_process";
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -24,7 +24,6 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
 import type { BlockDevice } from "../agent/block-device.js";
 import type { ExportLease, ExportRegistry } from "../agent/exports.js";
-import { returnIoBuffer } from "../agent/io-buffers.js";
 import type { Logger } from "../agent/log.js";
 import { type NbdServer, startNbdServer } from "../agent/nbd/server.js";
 import { Drive } from "../agent/pool.js";
@@ -35,13 +34,22 @@ import { StoreMembership } from "../agent/replication/store-membership.js";
 import { Replica } from "../agent/store/replica.js";
 import { StateStore } from "../core/state/store.js";
 import { type LocalDynamoDb, startLocalDynamoDb } from "../infra/local/dynamodb.js";
+import { checksum } from "../test/coordinator/checksum.js";
 import { fio } from "../test/support/fio.js";
-import { run } from "../test/support/run.js";
+import {
+  JOBS as ALL_JOBS,
+  describe,
+  FIO_SETUP,
+  fill,
+  measure,
+  ratio,
+  row,
+  startNbdkit,
+  WORKING_SET,
+} from "./fio-jobs.js";
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
-const RUNTIME_SECONDS = Number(process.env.BENCH_RUNTIME ?? 15);
-const WORKING_SET = "1g";
 const VOLUME_BYTES = 1 * GiB;
 /** The rebuild's source holds this much, spread over the whole volume. */
 const REBUILD_WRITTEN = "256m";
@@ -65,49 +73,11 @@ const PHASE_POLL_MS = 5;
 
 const quiet: Logger = pino({ level: "silent" });
 
-interface Job {
-  name: string;
-  rw: string;
-  bs: string;
-  iodepth: number;
-}
-
-/** The jobs of bench/nbd.ts, so the two tables compare. */
-const ALL_JOBS: Job[] = [
-  { name: "seq-write 1M qd8", rw: "write", bs: "1m", iodepth: 8 },
-  { name: "seq-read 1M qd8", rw: "read", bs: "1m", iodepth: 8 },
-  { name: "rand-write 4K qd32", rw: "randwrite", bs: "4k", iodepth: 32 },
-  { name: "rand-read 4K qd32", rw: "randread", bs: "4k", iodepth: 32 },
-];
 /** BENCH_JOBS=seq-write,rand-write runs only the jobs whose names contain one of these (profiling). */
 const JOB_FILTER = process.env.BENCH_JOBS?.split(",").filter((part) => part !== "");
 const JOBS = ALL_JOBS.filter(
   (job) => JOB_FILTER === undefined || JOB_FILTER.some((part) => job.name.includes(part)),
 );
-
-interface Rate {
-  mbps: number;
-  iops: number;
-}
-
-async function measure(uri: string, job: Job): Promise<Rate> {
-  const result = await fio(uri, [
-    `--rw=${job.rw}`,
-    `--bs=${job.bs}`,
-    `--iodepth=${job.iodepth}`,
-    `--size=${WORKING_SET}`,
-    "--time_based",
-    `--runtime=${RUNTIME_SECONDS}`,
-    "--ramp_time=2",
-  ]);
-  const side = job.rw.includes("read") ? result.read : result.write;
-  return { mbps: side.bw_bytes / 1e6, iops: side.iops };
-}
-
-/** Writes the whole working set once so that reads hit allocated blocks everywhere. */
-async function fill(uri: string): Promise<void> {
-  await fio(uri, ["--rw=write", "--bs=1m", "--iodepth=8", `--size=${WORKING_SET}`]);
-}
 
 /** Cleanup steps, run last-registered first, exactly once, whether the run succeeded or not. */
 class Teardown {
@@ -311,38 +281,7 @@ class Cluster {
   }
 }
 
-async function startNbdkit(file: string, port: number): Promise<ChildProcess> {
-  await run("truncate", ["-s", WORKING_SET, file]);
-  const nbdkit = spawn("nbdkit", ["-f", "-p", String(port), "--exit-with-parent", "file", file], {
-    stdio: "ignore",
-  });
-  for (let i = 0; i < 100; i++) {
-    try {
-      await run("nbdinfo", ["--size", `nbd://127.0.0.1:${port}`]);
-      return nbdkit;
-    } catch {
-      await sleep(100);
-    }
-  }
-  nbdkit.kill("SIGKILL");
-  throw new Error("nbdkit did not start");
-}
-
-/** SHA-256 of a whole volume as `read` returns it, in 1 MiB pieces. */
-async function checksum(sizeBytes: number, read: (offset: number, length: number) => Promise<Buffer>) {
-  const hash = createHash("sha256");
-  for (let offset = 0; offset < sizeBytes; offset += MiB) {
-    const data = await read(offset, Math.min(MiB, sizeBytes - offset));
-    hash.update(data);
-    returnIoBuffer(data);
-  }
-  return hash.digest("hex");
-}
-
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
-const pad = (text: string, width: number) => text.padEnd(width);
-const describe = (rate: Rate) => `${rate.mbps.toFixed(0)} MB/s ${rate.iops.toFixed(0)} IOPS`;
-const ratio = (ours: Rate, theirs: Rate) => `${(ours.iops / theirs.iops).toFixed(2)}×`;
 
 async function throughputTable(cluster: Cluster, nbdPort: number, nbdkitUri: string): Promise<void> {
   const [nodeB, nodeC] = cluster.remotes;
@@ -359,13 +298,12 @@ async function throughputTable(cluster: Cluster, nbdPort: number, nbdkitUri: str
     .map((value) => value.toFixed(2))
     .join(" ");
   console.log(
-    `fio --ioengine=nbd, ${RUNTIME_SECONDS}s per job, ${WORKING_SET} working set, same disk; ` +
+    `${FIO_SETUP}; ` +
       `RF2/RF3 replicas on replica servers in child processes over loopback TCP; ` +
       `${cpus().length} CPUs, load average before the jobs ${load}\n`,
   );
   const widths = [22, 24, 24, 24, 24, 10, 10];
-  const row = (cells: string[]) => cells.map((cell, i) => pad(cell, widths[i] ?? 0)).join("");
-  console.log(row(["job", "RF1", "RF2", "RF3", "nbdkit file", "RF2/RF1", "RF3/RF1", "RF1/nbdkit"]));
+  console.log(row(widths, ["job", "RF1", "RF2", "RF3", "nbdkit file", "RF2/RF1", "RF3/RF1", "RF1/nbdkit"]));
   for (const job of JOBS) {
     // Interleaved per job, so a drift of the machine over the run hits every column alike.
     const [rf1, rf2, rf3] = [
@@ -375,7 +313,7 @@ async function throughputTable(cluster: Cluster, nbdPort: number, nbdkitUri: str
     ];
     const nbdkit = await measure(nbdkitUri, job);
     console.log(
-      row([
+      row(widths, [
         job.name,
         describe(rf1),
         describe(rf2),
@@ -487,15 +425,14 @@ async function main(): Promise<void> {
     teardown.add("stop the NBD server", () => nbd.close());
     const cluster = new Cluster(store, join(root, LOCAL_NODE), remotes, exports, teardown);
 
-    const nbdkitPort = 10900 + Math.floor(Math.random() * 90);
-    const nbdkit = await startNbdkit(join(root, "nbdkit.img"), nbdkitPort);
+    const { nbdkit, uri: nbdkitUri } = await startNbdkit(join(root, "nbdkit.img"));
     teardown.add("stop nbdkit", () => {
       nbdkit.kill();
       return reap(nbdkit, CHILD_STOP_MS);
     });
 
     const nbdPort = nbd.tcpAddress!.port;
-    await throughputTable(cluster, nbdPort, `nbd://127.0.0.1:${nbdkitPort}`);
+    await throughputTable(cluster, nbdPort, nbdkitUri);
     await rebuildMeasurement(cluster, nbdPort);
   } finally {
     await teardown.run();

@@ -5,11 +5,10 @@
  * servers in this process or in child processes (to kill -9).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { join } from "node:path";
 import { pino } from "pino";
-import { returnIoBuffer } from "../../agent/io-buffers.js";
+import { afterAll, afterEach, beforeAll } from "vitest";
 import type { Logger } from "../../agent/log.js";
 import { connectReplica, type ReplicaClient } from "../../agent/replication/client.js";
 import { type ReplicaTarget, VolumeCoordinator } from "../../agent/replication/coordinator.js";
@@ -19,7 +18,10 @@ import { StoreMembership } from "../../agent/replication/store-membership.js";
 import type { Replica } from "../../agent/store/replica.js";
 import type { VolumeRecord } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
-import { createReplica, MiB, tempDir } from "../store/helpers.js";
+import type { LocalDynamoDb } from "../../infra/local/dynamodb.js";
+import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { createReplica, tempDir } from "../store/helpers.js";
+import { checksum as hashReads } from "./checksum.js";
 
 export const SECRET = "cluster-secret-for-coordinator-tests";
 export const quiet: Logger = pino({ level: "silent" });
@@ -41,16 +43,6 @@ export interface ReplicaNode {
 
 function connectTo(port: number): Promise<ReplicaClient> {
   return connectReplica({ host: "127.0.0.1", port, secret: SECRET, log: quiet, timeoutMs: 10_000 });
-}
-
-async function hashReads(sizeBytes: number, read: (offset: number, length: number) => Promise<Buffer>) {
-  const hash = createHash("sha256");
-  for (let offset = 0; offset < sizeBytes; offset += MiB) {
-    const data = await read(offset, Math.min(MiB, sizeBytes - offset));
-    hash.update(data);
-    returnIoBuffer(data);
-  }
-  return hash.digest("hex");
 }
 
 /** A replica and its server in this process. */
@@ -186,6 +178,11 @@ export class ChildNode implements ReplicaNode {
 
 export type NodeKind = "in-process" | "child";
 
+export interface AttachOptions {
+  log?: Logger;
+  maxStoreRetryMs?: number;
+}
+
 /** A replicated volume: its record in the store and one replica per node, all at epoch 1. */
 export class TestVolume {
   private constructor(
@@ -241,7 +238,7 @@ export class TestVolume {
   }
 
   /** A coordinator on `onNode` for the replicas the store lists, attached (it took the epoch). */
-  async attach(onNode: string, options: { log?: Logger; maxStoreRetryMs?: number } = {}) {
+  async attach(onNode: string, options: AttachOptions = {}): Promise<VolumeCoordinator> {
     const volume = await this.store.volumes.get(this.volumeId);
     const replicas = await Promise.all(volume.replicas.map((replica) => this.target(replica.node, onNode)));
     const coordinator = new VolumeCoordinator({
@@ -266,4 +263,64 @@ export class TestVolume {
   async stop(): Promise<void> {
     await Promise.all(this.nodes.map((node) => node.stop()));
   }
+}
+
+/** What a coordinator test file works with; see useCoordinatorSuite. */
+export interface CoordinatorSuite {
+  /** The file's dynalite. */
+  readonly dynamo: LocalDynamoDb;
+  /** The file's store, over a fresh table. */
+  readonly store: StateStore;
+  /** A test volume in `store` (the suite's unless given), stopped after the test. */
+  createVolume(sizeBytes: number, kinds: readonly NodeKind[], store?: StateStore): Promise<TestVolume>;
+  /** `volume.attach(onNode, options)`; the coordinator is closed after the test, before the volume stops. */
+  attach(volume: TestVolume, onNode: string, options?: AttachOptions): Promise<VolumeCoordinator>;
+}
+
+/**
+ * Registers a coordinator test file's hooks: a real dynalite and a fresh store for the file, and
+ * after each test the coordinators it attached closed, then its volume stopped. Call it at the top
+ * level of the file; the returned accessors are valid inside hooks and tests registered after it.
+ */
+export function useCoordinatorSuite(): CoordinatorSuite {
+  let dynamo: LocalDynamoDb | undefined;
+  let store: StateStore | undefined;
+  let volume: TestVolume | undefined;
+  const coordinators: VolumeCoordinator[] = [];
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error("the coordinator suite's beforeAll has not run");
+    return value;
+  };
+
+  beforeAll(async () => {
+    dynamo = await startDynamoDb();
+    store = await freshStore();
+  });
+  afterEach(async () => {
+    await Promise.all(coordinators.splice(0).map((coordinator) => coordinator.close()));
+    await volume?.stop();
+    volume = undefined;
+  });
+  afterAll(async () => {
+    store?.close();
+    await dynamo?.close();
+  });
+
+  return {
+    get dynamo() {
+      return started(dynamo);
+    },
+    get store() {
+      return started(store);
+    },
+    async createVolume(sizeBytes, kinds, on = started(store)) {
+      volume = await TestVolume.create(on, sizeBytes, kinds);
+      return volume;
+    },
+    async attach(target, onNode, options) {
+      const coordinator = await target.attach(onNode, options);
+      coordinators.push(coordinator);
+      return coordinator;
+    },
+  };
 }

@@ -1,36 +1,16 @@
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
-import type { VolumeCoordinator } from "../../agent/replication/coordinator.js";
-import type { StateStore } from "../../core/state/store.js";
-import type { LocalDynamoDb } from "../../infra/local/dynamodb.js";
-import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { expect, it } from "vitest";
 import { pattern } from "../replication/harness.js";
 import { MiB } from "../store/helpers.js";
-import { TestVolume } from "./harness.js";
+import { useCoordinatorSuite } from "./harness.js";
 import { WriteLoad } from "./load.js";
 
 const SIZE = 256 * MiB;
 const WRITTEN = 64 * MiB;
-let dynamo: LocalDynamoDb;
-let store: StateStore;
-let volume: TestVolume | undefined;
-let coordinator: VolumeCoordinator | undefined;
-
-beforeAll(async () => {
-  dynamo = await startDynamoDb();
-  store = await freshStore();
-});
-afterEach(async () => {
-  await coordinator?.close();
-  await volume?.stop();
-});
-afterAll(async () => {
-  store.close();
-  await dynamo.close();
-});
+const suite = useCoordinatorSuite();
 
 it("adds a third replica under I/O, copying only the allocated data", async () => {
-  volume = await TestVolume.create(store, SIZE, ["in-process", "child"]);
-  coordinator = await volume.attach("node-a");
+  const volume = await suite.createVolume(SIZE, ["in-process", "child"]);
+  const coordinator = await suite.attach(volume, "node-a");
   // 64 MiB in 1 MiB pieces, one every 4 MiB: three quarters of the volume stay unallocated.
   for (let i = 0; i < WRITTEN / MiB; i++) {
     await coordinator.write(i * 4 * MiB, pattern(MiB, i + 1), { fua: false });
@@ -60,7 +40,7 @@ it("adds a third replica under I/O, copying only the allocated data", async () =
       `(${load.count} client writes ran alongside)`,
   );
 
-  const record = await store.volumes.get(volume.volumeId);
+  const record = await suite.store.volumes.get(volume.volumeId);
   expect(record.replicas.map(({ node, state }) => ({ node, state }))).toEqual([
     { node: "node-a", state: "in-sync" },
     { node: "node-b", state: "in-sync" },

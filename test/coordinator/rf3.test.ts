@@ -1,35 +1,15 @@
 import { createHash } from "node:crypto";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
-import type { VolumeCoordinator } from "../../agent/replication/coordinator.js";
-import type { StateStore } from "../../core/state/store.js";
-import type { LocalDynamoDb } from "../../infra/local/dynamodb.js";
-import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { expect, it } from "vitest";
 import { BLOCK, MiB, random } from "../store/helpers.js";
-import { TestVolume } from "./harness.js";
+import { useCoordinatorSuite } from "./harness.js";
 
 const SIZE = 64 * MiB;
 const BATCH = 8;
-let dynamo: LocalDynamoDb;
-let store: StateStore;
-let volume: TestVolume | undefined;
-let coordinator: VolumeCoordinator | undefined;
-
-beforeAll(async () => {
-  dynamo = await startDynamoDb();
-  store = await freshStore();
-});
-afterEach(async () => {
-  await coordinator?.close();
-  await volume?.stop();
-});
-afterAll(async () => {
-  store.close();
-  await dynamo.close();
-});
+const suite = useCoordinatorSuite();
 
 it("RF3: random writes land identically on all three replicas", async () => {
-  volume = await TestVolume.create(store, SIZE, ["in-process", "child", "child"]);
-  coordinator = await volume.attach("node-a");
+  const volume = await suite.createVolume(SIZE, ["in-process", "child", "child"]);
+  const coordinator = await suite.attach(volume, "node-a");
   const model = Buffer.alloc(SIZE);
   const rng = random(42);
   const inFlight: Promise<void>[] = [];

@@ -1,35 +1,15 @@
 import { createHash, randomUUID } from "node:crypto";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
-import type { VolumeCoordinator } from "../../agent/replication/coordinator.js";
-import type { StateStore } from "../../core/state/store.js";
-import type { LocalDynamoDb } from "../../infra/local/dynamodb.js";
-import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { expect, it } from "vitest";
 import { MiB } from "../store/helpers.js";
-import { TestVolume } from "./harness.js";
+import { useCoordinatorSuite } from "./harness.js";
 import { WriteLoad } from "./load.js";
 
 const SIZE = 32 * MiB;
-let dynamo: LocalDynamoDb;
-let store: StateStore;
-let volume: TestVolume | undefined;
-let coordinator: VolumeCoordinator | undefined;
-
-beforeAll(async () => {
-  dynamo = await startDynamoDb();
-  store = await freshStore();
-});
-afterEach(async () => {
-  await coordinator?.close();
-  await volume?.stop();
-});
-afterAll(async () => {
-  store.close();
-  await dynamo.close();
-});
+const suite = useCoordinatorSuite();
 
 it("takes a snapshot at one point of the write stream on every replica", async () => {
-  volume = await TestVolume.create(store, SIZE, ["in-process", "in-process", "in-process"]);
-  coordinator = await volume.attach("node-a");
+  const volume = await suite.createVolume(SIZE, ["in-process", "in-process", "in-process"]);
+  const coordinator = await suite.attach(volume, "node-a");
   const load = new WriteLoad(coordinator, 64 * 1024, SIZE / (64 * 1024), 8).start();
   await load.acknowledged(100);
   const id = randomUUID();

@@ -1,48 +1,36 @@
 import { once } from "node:events";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { afterAll, afterEach, beforeAll, expect, it } from "vitest";
-import type { VolumeCoordinator } from "../../agent/replication/coordinator.js";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { StateStore } from "../../core/state/store.js";
-import type { LocalDynamoDb } from "../../infra/local/dynamodb.js";
-import { freshStore, startDynamoDb } from "../core/state-harness.js";
 import { pattern } from "../replication/harness.js";
 import { MiB } from "../store/helpers.js";
-import { type ChildNode, TestVolume } from "./harness.js";
+import { type ChildNode, useCoordinatorSuite } from "./harness.js";
 import { TcpProxy } from "./tcp-proxy.js";
 
 const SIZE = 16 * MiB;
-let dynamo: LocalDynamoDb;
-let direct: StateStore;
+// The coordinator reaches the suite's store through a proxy; the test checks it directly.
+const suite = useCoordinatorSuite();
 let proxy: TcpProxy;
 let proxied: StateStore;
-let volume: TestVolume | undefined;
-let coordinator: VolumeCoordinator | undefined;
 
+// Registered after the suite's hooks: runs after its beforeAll, and before its afterAll (stack order).
 beforeAll(async () => {
-  dynamo = await startDynamoDb();
-  direct = await freshStore();
-  const url = new URL(dynamo.endpoint);
+  const url = new URL(suite.dynamo.endpoint);
   proxy = new TcpProxy({ host: url.hostname, port: Number(url.port) });
   await proxy.up();
-  // The coordinator reaches the store through the proxy; the test checks it directly.
   proxied = new StateStore({
-    tableName: direct.tableName,
+    tableName: suite.store.tableName,
     client: new DynamoDBClient({ endpoint: `http://127.0.0.1:${proxy.port}`, maxAttempts: 1 }),
   });
 });
-afterEach(async () => {
-  await coordinator?.close();
-  await volume?.stop();
-});
 afterAll(async () => {
   await proxy.down();
-  direct.close();
-  await dynamo.close();
 });
 
 it("with the store unreachable, a write that needs a replica removed waits until the store is back", async () => {
-  volume = await TestVolume.create(proxied, SIZE, ["in-process", "child", "child"]);
-  coordinator = await volume.attach("node-a", { maxStoreRetryMs: 200 });
+  const direct = suite.store;
+  const volume = await suite.createVolume(SIZE, ["in-process", "child", "child"], proxied);
+  const coordinator = await suite.attach(volume, "node-a", { maxStoreRetryMs: 200 });
   await coordinator.write(0, pattern(MiB, 1), { fua: false });
   const epochBefore = coordinator.epoch;
 

@@ -29,8 +29,25 @@ let cluster: RunningCluster | undefined;
 const cli = (...args: string[]) => strata(["--dir", dir, ...args], env);
 async function json<T>(...args: string[]): Promise<T> {
   const outcome = await cli("--json", ...args);
-  if (outcome.code !== 0) throw new Error(`strata ${args.join(" ")}: ${outcome.stderr}`);
+  if (outcome.code !== 0) {
+    throw new Error(`strata ${args.join(" ")}: ${outcome.stderr}agent errors:\n${await agentErrors()}`);
+  }
   return JSON.parse(outcome.stdout) as T;
+}
+
+/** The agents' error lines, so a failure in CI says what went wrong inside the cluster. */
+async function agentErrors(): Promise<string> {
+  const lines: string[] = [];
+  for (const node of ["node-1", "node-2", "node-3"]) {
+    const text = await readFile(join(dir, "nodes", node, "agent.log"), "utf8").catch(() => "");
+    lines.push(
+      ...text
+        .split("\n")
+        .filter((line) => /"level":(40|50|60)/.test(line))
+        .slice(-5),
+    );
+  }
+  return lines.join("\n");
 }
 /** Asked of `node` (default: the first node), so it works while another node is down. */
 const inspect = (volume: string, node = "node-1") =>

@@ -1,32 +1,17 @@
 import { randomBytes } from "node:crypto";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { connectReplica } from "../../agent/replication/client.js";
 import { ReplicaAuthError } from "../../agent/replication/errors.js";
 import { FrameFlag, FrameType, Status } from "../../agent/replication/protocol.js";
 import { startReplicaServer } from "../../agent/replication/server.js";
 import { BLOCK } from "../store/helpers.js";
-import { pattern, SECRET, type ServerHarness, startServer } from "./harness.js";
+import { expectClosedWith, expectServingAndUntouched, pattern, SECRET, useServer } from "./harness.js";
 import { RawPeer, request } from "./raw-peer.js";
 
 const WRONG_SECRET = "not-the-cluster-secret-at-all!!";
 
 describe("replication peer authentication", () => {
-  let h: ServerHarness;
-
-  beforeEach(async () => {
-    h = await startServer({ "vol-1": 1 }, { handshakeTimeoutMs: 300 });
-  });
-  afterEach(() => h.stop());
-
-  const replica = () => h.replicas.get("vol-1")!;
-
-  /** The server still serves a peer that holds the secret, and nothing was written before. */
-  async function expectServingAndUntouched(): Promise<void> {
-    expect(replica().allocatedBytes).toBe(0);
-    const client = await h.connect();
-    await client.write("vol-1", 1, 0, pattern(BLOCK, 9), { fua: false });
-    expect(await client.read("vol-1", 0, BLOCK)).toEqual(pattern(BLOCK, 9));
-  }
+  const h = useServer({ "vol-1": 1 }, { handshakeTimeoutMs: 300 });
 
   it("refuses a client with the wrong secret", async () => {
     await expect(h.connect({ secret: WRONG_SECRET })).rejects.toBeInstanceOf(ReplicaAuthError);
@@ -37,7 +22,7 @@ describe("replication peer authentication", () => {
         "replication: connection refused: the peer refused our proof: the server does not hold the cluster secret",
       ),
     );
-    await expectServingAndUntouched();
+    await expectServingAndUntouched(h);
   });
 
   it("refuses, on the client side, a server that does not hold the secret", async () => {
@@ -45,7 +30,7 @@ describe("replication peer authentication", () => {
       host: "127.0.0.1",
       port: 0,
       secret: WRONG_SECRET,
-      resolve: () => replica(),
+      resolve: () => h.replica(),
       log: h.log.logger,
     });
     try {
@@ -68,46 +53,41 @@ describe("replication peer authentication", () => {
     expect((await peer.nextFrame()).type).toBe(FrameType.CHALLENGE);
     peer.send({ ...request({ type: FrameType.AUTH }), volumeId: "" }, randomBytes(32));
     peer.send(request({ type: FrameType.WRITE, length: BLOCK, flags: FrameFlag.FUA }), pattern(BLOCK, 1));
-    const frames = await peer.framesUntilClosed();
-    expect(frames.map((f) => [f.type, f.status])).toEqual([[FrameType.ERROR, Status.AUTH_FAILED]]);
+    await expectClosedWith(peer, Status.AUTH_FAILED);
     expect(h.log.warnings()).toContain(
       "replication: connection refused: the peer does not hold the cluster secret",
     );
-    await expectServingAndUntouched();
+    await expectServingAndUntouched(h);
   });
 
   it("refuses requests sent without a handshake", async () => {
     const peer = await RawPeer.open(h.port);
     peer.send(request({ type: FrameType.WRITE, length: BLOCK }), pattern(BLOCK, 1));
-    const frames = await peer.framesUntilClosed();
-    expect(frames.map((f) => [f.type, f.status])).toEqual([[FrameType.ERROR, Status.AUTH_FAILED]]);
-    await expectServingAndUntouched();
+    await expectClosedWith(peer, Status.AUTH_FAILED);
+    await expectServingAndUntouched(h);
   });
 
   it("drops a peer that never authenticates", async () => {
     const peer = await RawPeer.open(h.port);
-    const frames = await peer.framesUntilClosed();
-    expect(frames.map((f) => [f.type, f.status])).toEqual([[FrameType.ERROR, Status.AUTH_FAILED]]);
+    await expectClosedWith(peer, Status.AUTH_FAILED);
     expect(h.log.warnings()).toContain("replication: connection refused: no authentication in time");
-    await expectServingAndUntouched();
+    await expectServingAndUntouched(h);
   });
 
   it("refuses garbage", async () => {
     const peer = await RawPeer.open(h.port);
     peer.sendBytes(randomBytes(4096));
-    const frames = await peer.framesUntilClosed();
-    expect(frames.map((f) => [f.type, f.status])).toEqual([[FrameType.ERROR, Status.AUTH_FAILED]]);
+    await expectClosedWith(peer, Status.AUTH_FAILED);
     expect(h.log.warnings()).toContain("replication: connection refused: bad frame magic");
-    await expectServingAndUntouched();
+    await expectServingAndUntouched(h);
   });
 
   it("refuses a large frame before authentication without waiting for its payload", async () => {
     const peer = await RawPeer.open(h.port);
     // Declares 1 MiB but sends none of it: the server must not wait to buffer it.
     peer.send({ ...request({ type: FrameType.HELLO }), volumeId: "" }, Buffer.alloc(0), 1024 * 1024);
-    const frames = await peer.framesUntilClosed();
-    expect(frames.map((f) => [f.type, f.status])).toEqual([[FrameType.ERROR, Status.AUTH_FAILED]]);
-    await expectServingAndUntouched();
+    await expectClosedWith(peer, Status.AUTH_FAILED);
+    await expectServingAndUntouched(h);
   });
 
   it("keeps serving an authenticated client while other peers are refused", async () => {

@@ -2,30 +2,20 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { UnknownVolumeError } from "../../agent/replication/errors.js";
 import { FrameFlag, FrameType, MAX_IO_BYTES, REPLY_BIT, Status } from "../../agent/replication/protocol.js";
 import { BLOCK } from "../store/helpers.js";
-import { pattern, SECRET, type ServerHarness, startServer } from "./harness.js";
+import { expectClosedWith, expectServingAndUntouched, pattern, SECRET, useServer } from "./harness.js";
 import { frame, RawPeer, request } from "./raw-peer.js";
 
 describe("malformed replication frames", () => {
-  let h: ServerHarness;
+  const h = useServer({ "vol-1": 1 });
   let peer: RawPeer;
 
+  // After the server starts; destroyed before it stops.
   beforeEach(async () => {
-    h = await startServer({ "vol-1": 1 });
     peer = await RawPeer.authenticated(h.port, SECRET);
   });
-  afterEach(async () => {
+  afterEach(() => {
     peer.destroy();
-    await h.stop();
   });
-
-  const replica = () => h.replicas.get("vol-1")!;
-
-  async function expectServingAndUntouched(): Promise<void> {
-    expect(replica().allocatedBytes).toBe(0);
-    const client = await h.connect();
-    await client.write("vol-1", 1, 0, pattern(BLOCK, 9), { fua: false });
-    expect(await client.read("vol-1", 0, BLOCK)).toEqual(pattern(BLOCK, 9));
-  }
 
   it("answers a well-formed but unacceptable request with BAD_REQUEST and keeps the connection", async () => {
     const cases = [
@@ -77,7 +67,7 @@ describe("malformed replication frames", () => {
       11,
       Status.OK,
     ]);
-    await expectServingAndUntouched();
+    await expectServingAndUntouched(h);
   });
 
   it("closes the connection on a bad magic, acting on nothing after it", async () => {
@@ -86,9 +76,8 @@ describe("malformed replication frames", () => {
     peer.sendBytes(
       Buffer.concat([bad, frame(request({ type: FrameType.WRITE, length: BLOCK }), pattern(BLOCK, 2))]),
     );
-    const frames = await peer.framesUntilClosed();
-    expect(frames.map((f) => [f.type, f.status])).toEqual([[FrameType.ERROR, Status.BAD_REQUEST]]);
-    await expectServingAndUntouched();
+    await expectClosedWith(peer, Status.BAD_REQUEST);
+    await expectServingAndUntouched(h);
   });
 
   it("closes the connection on an unknown protocol version", async () => {
@@ -96,7 +85,7 @@ describe("malformed replication frames", () => {
     bad[4] = 2;
     peer.sendBytes(bad);
     expect((await peer.framesUntilClosed()).map((f) => f.status)).toEqual([Status.BAD_REQUEST]);
-    await expectServingAndUntouched();
+    await expectServingAndUntouched(h);
   });
 
   it("closes the connection on an oversized frame before buffering it", async () => {
@@ -106,10 +95,9 @@ describe("malformed replication frames", () => {
       Buffer.alloc(0),
       MAX_IO_BYTES + 1,
     );
-    const frames = await peer.framesUntilClosed();
-    expect(frames.map((f) => [f.type, f.status])).toEqual([[FrameType.ERROR, Status.BAD_REQUEST]]);
+    await expectClosedWith(peer, Status.BAD_REQUEST);
     expect(h.log.warnings()).toContain("replication: connection refused: frame payload over the maximum");
-    await expectServingAndUntouched();
+    await expectServingAndUntouched(h);
   });
 
   it("refuses requests for a volume it does not hold", async () => {
@@ -120,6 +108,6 @@ describe("malformed replication frames", () => {
     expect(error).toBeInstanceOf(UnknownVolumeError);
     expect(error).toMatchObject({ status: Status.UNKNOWN_VOLUME, volumeId: "vol-404" });
     await expect(client.getState("vol-404")).rejects.toBeInstanceOf(UnknownVolumeError);
-    await expectServingAndUntouched();
+    await expectServingAndUntouched(h);
   });
 });

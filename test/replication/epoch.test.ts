@@ -1,21 +1,19 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import type { ReplicaClient } from "../../agent/replication/client.js";
 import { ReplicaRefusedError, StaleEpochError } from "../../agent/replication/errors.js";
 import { Status } from "../../agent/replication/protocol.js";
 import { BLOCK } from "../store/helpers.js";
-import { pattern, type ServerHarness, startServer } from "./harness.js";
+import { pattern, useServer } from "./harness.js";
 
 describe("epoch fencing (DESIGN invariant 2)", () => {
-  let h: ServerHarness;
+  const h = useServer({ "vol-1": 5, "vol-2": 5 });
   let client: ReplicaClient;
 
   beforeEach(async () => {
-    h = await startServer({ "vol-1": 5, "vol-2": 5 });
     client = await h.connect();
   });
-  afterEach(() => h.stop());
 
-  const replica = (id = "vol-1") => h.replicas.get(id)!;
+  const replica = (id = "vol-1") => h.replica(id);
 
   it("accepts mutations with the current epoch and refuses stale and future ones, writing nothing", async () => {
     const first = pattern(BLOCK, 1);

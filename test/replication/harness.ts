@@ -1,8 +1,11 @@
 import { pino } from "pino";
+import { afterEach, beforeEach, expect } from "vitest";
 import { connectReplica, type ReplicaClient } from "../../agent/replication/client.js";
+import { FrameType } from "../../agent/replication/protocol.js";
 import { type ReplicaServer, startReplicaServer } from "../../agent/replication/server.js";
 import type { Replica } from "../../agent/store/replica.js";
-import { createReplica, MiB, tempDir } from "../store/helpers.js";
+import { BLOCK, createReplica, MiB, tempDir } from "../store/helpers.js";
+import type { RawPeer } from "./raw-peer.js";
 
 export const SECRET = "cluster-secret-for-replication-tests";
 export const VOLUME_SIZE = 64 * MiB;
@@ -24,6 +27,8 @@ export interface ServerHarness {
   log: CapturedLog;
   /** The served replicas, by volume id. */
   replicas: Map<string, Replica>;
+  /** The served replica of `volumeId`. */
+  replica(volumeId?: string): Replica;
   connect(options?: { secret?: string; timeoutMs?: number }): Promise<ReplicaClient>;
   stop(): Promise<void>;
 }
@@ -60,6 +65,11 @@ export async function startServer(
     port: server.address.port,
     log,
     replicas,
+    replica(volumeId = "vol-1") {
+      const replica = replicas.get(volumeId);
+      if (replica === undefined) throw new Error(`no replica of ${volumeId}`);
+      return replica;
+    },
     async connect(connectOptions = {}) {
       const client = await connectReplica({
         host: "127.0.0.1",
@@ -78,6 +88,61 @@ export async function startServer(
       await dir.cleanup();
     },
   };
+}
+
+/** The server of the current test, as useServer hands it out (the hooks stop it). */
+export type ServerFixture = Omit<ServerHarness, "stop">;
+
+/**
+ * Registers hooks that start a server (startServer's arguments) before each test of the suite and
+ * stop it after. Hooks registered after this call run after the start and before the stop.
+ */
+export function useServer(
+  volumes?: Record<string, number>,
+  options?: { handshakeTimeoutMs?: number },
+): ServerFixture {
+  let current: ServerHarness | undefined;
+  beforeEach(async () => {
+    current = await startServer(volumes, options);
+  });
+  afterEach(async () => {
+    await current?.stop();
+    current = undefined;
+  });
+  const now = (): ServerHarness => {
+    if (current === undefined) throw new Error("no server: useServer's beforeEach has not run");
+    return current;
+  };
+  return {
+    get server() {
+      return now().server;
+    },
+    get port() {
+      return now().port;
+    },
+    get log() {
+      return now().log;
+    },
+    get replicas() {
+      return now().replicas;
+    },
+    replica: (volumeId) => now().replica(volumeId),
+    connect: (connectOptions) => now().connect(connectOptions),
+  };
+}
+
+/** The server still serves a peer that holds the secret, and nothing was written to vol-1 before. */
+export async function expectServingAndUntouched(h: ServerFixture): Promise<void> {
+  expect(h.replica().allocatedBytes).toBe(0);
+  const client = await h.connect();
+  await client.write("vol-1", 1, 0, pattern(BLOCK, 9), { fua: false });
+  expect(await client.read("vol-1", 0, BLOCK)).toEqual(pattern(BLOCK, 9));
+}
+
+/** The server answered `peer` with one ERROR frame carrying `status` and closed the connection. */
+export async function expectClosedWith(peer: RawPeer, status: number): Promise<void> {
+  const frames = await peer.framesUntilClosed();
+  expect(frames.map((f) => [f.type, f.status])).toEqual([[FrameType.ERROR, status]]);
 }
 
 /** A deterministic pattern: a block written with `seed` is recognisable when read back. */

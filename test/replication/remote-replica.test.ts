@@ -1,15 +1,11 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { StaleEpochError } from "../../agent/replication/errors.js";
 import { RemoteReplica } from "../../agent/replication/remote-replica.js";
 import { BLOCK } from "../store/helpers.js";
-import { pattern, type ServerHarness, startServer, VOLUME_SIZE } from "./harness.js";
+import { pattern, useServer, VOLUME_SIZE } from "./harness.js";
 
 describe("RemoteReplica (a remote replica as a BlockDevice)", () => {
-  let h: ServerHarness;
-  beforeEach(async () => {
-    h = await startServer({ "vol-1": 3 });
-  });
-  afterEach(() => h.stop());
+  const h = useServer({ "vol-1": 3 });
 
   it("reads and writes through the protocol with its epoch", async () => {
     const client = await h.connect();

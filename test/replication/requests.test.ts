@@ -1,19 +1,17 @@
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import type { ReplicaClient } from "../../agent/replication/client.js";
 import { BLOCK, expectSameBytes, MiB } from "../store/helpers.js";
-import { pattern, type ServerHarness, startServer, VOLUME_SIZE } from "./harness.js";
+import { pattern, useServer, VOLUME_SIZE } from "./harness.js";
 
 describe("replication requests over TCP", () => {
-  let h: ServerHarness;
+  const h = useServer({ "vol-1": 1 });
   let client: ReplicaClient;
 
   beforeEach(async () => {
-    h = await startServer({ "vol-1": 1 });
     client = await h.connect();
   });
-  afterEach(() => h.stop());
 
-  const replica = () => h.replicas.get("vol-1")!;
+  const replica = () => h.replica();
 
   it("round-trips every request type against the real replica", async () => {
     const data = pattern(3 * BLOCK, 7);
