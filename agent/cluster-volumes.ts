@@ -18,7 +18,7 @@ import { localReplicaHandle, type ReplicaHandle } from "./replication/replica-ha
 import { StoreMembership } from "./replication/store-membership.js";
 import type { Replica } from "./store/replica.js";
 import type { CreateVolume, VolumeService } from "./volume-service.js";
-import type { Endpoints, NodeIdentity } from "./volumes.js";
+import { defaultSnapshotName, describeNode, type Endpoints, type NodeIdentity } from "./volumes.js";
 
 /** This node's replicas on its pool (agent/replica-host.ts's ReplicaHost). */
 export interface LocalReplicas extends ReplicaAdmin {
@@ -133,18 +133,8 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
 
   async nodeStatus(): Promise<NodeStatus> {
     const replicas = this.local.list();
-    return {
-      id: this.identity.nodeId,
-      zone: this.identity.zone,
-      state: "up",
-      version: this.identity.version,
-      apiUrl: this.endpoints.apiUrl,
-      nbdAddress: this.endpoints.nbdAddress,
-      nbdSocket: this.endpoints.nbdSocket,
-      pool: this.pool.usage(replicas.reduce((sum, replica) => sum + replica.sizeBytes, 0)),
-      volumeCount: replicas.length,
-      startedAt: this.identity.startedAt,
-    };
+    const provisioned = replicas.reduce((sum, replica) => sum + replica.sizeBytes, 0);
+    return describeNode(this.identity, this.endpoints, this.pool.usage(provisioned), replicas.length);
   }
 
   async listVolumes(): Promise<Volume[]> {
@@ -409,16 +399,20 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
         throw conflict(`volume "${volume}" must be attached to ${this.identity.nodeId} to snapshot it`);
       }
       const record = await this.record(volume);
-      const snapshotName =
-        name ?? `snap-${new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15)}`;
+      const taken = new Set((await this.store.snapshots.list(record.id)).map((snapshot) => snapshot.name));
+      if (name !== undefined && taken.has(name)) {
+        throw new StrataError("ALREADY_EXISTS", `snapshot "${volume}@${name}" already exists`);
+      }
+      const snapshotName = name ?? defaultSnapshotName(taken);
+      // On every replica first, recorded last: a snapshot that is listed always exists.
       const id = randomUUID();
+      const info = await attached.coordinator.snapshot({ id, name: snapshotName });
       await this.store.snapshots.create({
         volumeId: record.id,
         name: snapshotName,
         sizeBytes: record.sizeBytes,
         id,
       });
-      const info = await attached.coordinator.snapshot({ id, name: snapshotName });
       return { id, name: snapshotName, volume, createdAt: info.createdAt, exclusiveBytes: 0 };
     });
   }

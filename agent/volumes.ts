@@ -8,6 +8,7 @@ import {
   type Labels,
   Labels as LabelsSchema,
   type NodeStatus,
+  type PoolUsage,
   ResourceName,
   type Snapshot,
   type Volume,
@@ -190,18 +191,12 @@ export class VolumeManager implements ExportRegistry {
   }
 
   async nodeStatus(): Promise<NodeStatus> {
-    return {
-      id: this.identity.nodeId,
-      zone: this.identity.zone,
-      state: "up",
-      version: this.identity.version,
-      apiUrl: this.endpoints.apiUrl,
-      nbdAddress: this.endpoints.nbdAddress,
-      nbdSocket: this.endpoints.nbdSocket,
-      pool: this.pool.usage(this.provisionedBytes()),
-      volumeCount: this.byName.size,
-      startedAt: this.identity.startedAt,
-    };
+    return describeNode(
+      this.identity,
+      this.endpoints,
+      this.pool.usage(this.provisionedBytes()),
+      this.byName.size,
+    );
   }
 
   async listVolumes(): Promise<Volume[]> {
@@ -424,6 +419,25 @@ export class VolumeManager implements ExportRegistry {
   }
 }
 
+/** This node as the control API shows it. */
+export function describeNode(
+  identity: NodeIdentity,
+  endpoints: Endpoints,
+  pool: PoolUsage,
+  volumeCount: number,
+): NodeStatus {
+  return {
+    id: identity.nodeId,
+    zone: identity.zone,
+    state: "up",
+    version: identity.version,
+    ...endpoints,
+    pool,
+    volumeCount,
+    startedAt: identity.startedAt,
+  };
+}
+
 /** What a standalone agent (no cluster state store) cannot do, and how to get it. */
 function standaloneOnly(what: string): StrataError {
   return invalid(
@@ -432,7 +446,7 @@ function standaloneOnly(what: string): StrataError {
 }
 
 /** "snap-20261121-193012", with a suffix when two snapshots are taken within one second. */
-function defaultSnapshotName(taken: Set<string>): string {
+export function defaultSnapshotName(taken: ReadonlySet<string>): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
   let name = `snap-${stamp}`;
   for (let n = 2; taken.has(name); n++) name = `snap-${stamp}-${n}`;

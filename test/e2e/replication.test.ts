@@ -143,6 +143,14 @@ describe("replicated volumes on a three-zone local cluster", () => {
     const digests = await replicaDigests(healed);
     expect(digests.size).toBe(3);
     expect(new Set(digests.values()).size).toBe(1);
+
+    // A snapshot of the healed volume is taken on all three replicas and listed once.
+    await json("snapshot", "create", "db", "--name", "after-rebuild");
+    const listed = await json<{ snapshots: { name: string }[] }>("snapshot", "list", "db");
+    expect(listed.snapshots.map((snapshot) => snapshot.name)).toEqual(["after-rebuild"]);
+    const again = await cli("snapshot", "create", "db", "--name", "after-rebuild");
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/already exists/);
   });
 
   it("moves the volume to another node after kill -9 of its coordinator, with every durable write", async () => {
