@@ -127,7 +127,17 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
       // What this node's replica holds; every in-sync replica holds the same blocks.
       allocatedBytes: local?.allocatedBytes ?? 0,
       snapshotCount: local?.snapshots().length ?? 0,
-      replicas: record.replicas,
+      replicas: record.replicas.map((replica) => {
+        const progress = this.attached.get(record.name)?.coordinator.rebuild(replica.replicaId)?.progress;
+        const zone = nodes.get(replica.node)?.zone;
+        return {
+          ...replica,
+          ...(zone === undefined ? {} : { zone }),
+          ...(progress === undefined || replica.state !== "rebuilding"
+            ? {}
+            : { rebuild: { copiedBytes: progress.copiedBytes, totalBytes: progress.totalBytes } }),
+        };
+      }),
     };
   }
 

@@ -171,7 +171,14 @@ export class VolumeManager implements ExportRegistry {
       nbdUri: record.attached ? this.attachment(record.name).nbdUri : null,
       allocatedBytes: replica.allocatedBytes,
       snapshotCount: replica.snapshots().length,
-      replicas: [{ replicaId: replica.replicaId, node: this.identity.nodeId, state: "in-sync" }],
+      replicas: [
+        {
+          replicaId: replica.replicaId,
+          node: this.identity.nodeId,
+          zone: this.identity.zone,
+          state: "in-sync",
+        },
+      ],
     };
   }
 

@@ -40,8 +40,16 @@ export function volumeDescription(volume: Volume, snapshots: readonly Snapshot[]
   ];
   if (volume.nbdUri) fields.push(["NBD URI", volume.nbdUri]);
   const replicas = formatTable(
-    ["node", "state", "replica"],
-    volume.replicas.map((replica) => [replica.node, replica.state, replica.replicaId]),
+    ["node", "zone", "state", "rebuild", "replica"],
+    volume.replicas.map((replica) => [
+      replica.node,
+      replica.zone ?? "-",
+      replica.state,
+      replica.rebuild === undefined
+        ? "-"
+        : `${formatSize(replica.rebuild.copiedBytes)} / ${formatSize(replica.rebuild.totalBytes)}`,
+      replica.replicaId,
+    ]),
   );
   const parts = [formatDetails(fields), `Replicas:\n${indent(replicas)}`];
   parts.push(

@@ -39,6 +39,13 @@ export const Replica = z.object({
 });
 export type Replica = z.infer<typeof Replica>;
 
+/** A replica as the control API shows it: where it is, and how far its rebuild has come. */
+export const ReplicaView = Replica.extend({
+  zone: z.string().optional(),
+  rebuild: z.object({ copiedBytes: z.number(), totalBytes: z.number() }).optional(),
+});
+export type ReplicaView = z.infer<typeof ReplicaView>;
+
 export const Volume = z.object({
   id: z.string(),
   name: ResourceName,
@@ -52,7 +59,7 @@ export const Volume = z.object({
   nbdUri: z.string().nullable(),
   allocatedBytes: z.number(),
   snapshotCount: z.number().int(),
-  replicas: z.array(Replica),
+  replicas: z.array(ReplicaView),
 });
 export type Volume = z.infer<typeof Volume>;
 

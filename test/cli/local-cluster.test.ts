@@ -128,7 +128,7 @@ describe("strata against a local cluster", () => {
     expect(inspect.stdout).toMatch(/^Labels:\s+app=pg,tier=gold$/m);
     expect(inspect.stdout).toMatch(/^Epoch:\s+\d+$/m);
     expect(inspect.stdout).toMatch(/^Attached:\s+no$/m);
-    expect(inspect.stdout).toMatch(/^ {2}node-1\s+in-sync\s+\S+$/m);
+    expect(inspect.stdout).toMatch(/^ {2}node-1\s+local-a\s+in-sync\s+-\s+\S+$/m);
     expect((await json(Volume, "volume", "inspect", "db")).labels).toEqual({ app: "pg", tier: "gold" });
   });
 

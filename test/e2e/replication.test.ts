@@ -105,6 +105,7 @@ describe("replicated volumes on a three-zone local cluster", () => {
   it("places RF3 on three zones, survives kill -9 of a replica's node under load, and rebuilds it", async () => {
     const created = await json<Volume>("volume", "create", "db", "--size", "256MiB", "--repl", "3");
     expect(created.replicas.map((replica) => replica.node).sort()).toEqual(["node-1", "node-2", "node-3"]);
+    expect(created.replicas.map((replica) => replica.zone).sort()).toEqual(["local-a", "local-b", "local-c"]);
     const attachment = await json<{ nbdUri: string }>("volume", "attach", "db");
     const epochBefore = (await inspect("db")).epoch;
 
