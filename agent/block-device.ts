@@ -37,6 +37,21 @@ export type IoErrno =
   | "ENOTSUP"
   | "ESHUTDOWN";
 
+/**
+ * The numbers those errnos travel as: Linux's, which the NBD protocol fixes as its own, so the
+ * replication protocol uses them too and a replica's failure reaches the NBD client unchanged.
+ */
+export const ERRNO_VALUES = {
+  EPERM: 1,
+  EIO: 5,
+  ENOMEM: 12,
+  EINVAL: 22,
+  ENOSPC: 28,
+  EOVERFLOW: 75,
+  ENOTSUP: 95,
+  ESHUTDOWN: 108,
+} as const satisfies Record<IoErrno, number>;
+
 export class BlockIoError extends Error {
   constructor(
     readonly errno: IoErrno,

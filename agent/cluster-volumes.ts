@@ -18,7 +18,13 @@ import { localReplicaHandle, type ReplicaHandle } from "./replication/replica-ha
 import { StoreMembership } from "./replication/store-membership.js";
 import type { Replica } from "./store/replica.js";
 import type { CreateVolume, VolumeService } from "./volume-service.js";
-import { defaultSnapshotName, describeNode, type Endpoints, type NodeIdentity } from "./volumes.js";
+import {
+  defaultSnapshotName,
+  describeAttachment,
+  describeNode,
+  type Endpoints,
+  type NodeIdentity,
+} from "./volumes.js";
 
 /** This node's replicas on its pool (agent/replica-host.ts's ReplicaHost). */
 export interface LocalReplicas extends ReplicaAdmin {
@@ -260,13 +266,7 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
   }
 
   private attachment(name: string): Attachment {
-    const { nbdAddress, nbdSocket } = this.endpoints;
-    return {
-      volume: name,
-      node: this.identity.nodeId,
-      nbdUri: `nbd://${nbdAddress}/${name}`,
-      nbdUnixUri: nbdSocket ? `nbd+unix:///${name}?socket=${nbdSocket}` : null,
-    };
+    return describeAttachment(this.identity, this.endpoints, name);
   }
 
   /**

@@ -183,13 +183,7 @@ export class VolumeManager implements ExportRegistry {
   }
 
   private attachment(name: string): Attachment {
-    const { nbdAddress, nbdSocket } = this.endpoints;
-    return {
-      volume: name,
-      node: this.identity.nodeId,
-      nbdUri: `nbd://${nbdAddress}/${name}`,
-      nbdUnixUri: nbdSocket ? `nbd+unix:///${name}?socket=${nbdSocket}` : null,
-    };
+    return describeAttachment(this.identity, this.endpoints, name);
   }
 
   private async saveRecord(entry: VolumeEntry, record: VolumeRecord): Promise<void> {
@@ -424,6 +418,17 @@ export class VolumeManager implements ExportRegistry {
     this.byName.clear();
     if (this.ownsHost) await this.host.close();
   }
+}
+
+/** How to reach a volume attached to this node over NBD, by TCP and by Unix socket. */
+export function describeAttachment(identity: NodeIdentity, endpoints: Endpoints, volume: string): Attachment {
+  const { nbdAddress, nbdSocket } = endpoints;
+  return {
+    volume,
+    node: identity.nodeId,
+    nbdUri: `nbd://${nbdAddress}/${volume}`,
+    nbdUnixUri: nbdSocket ? `nbd+unix:///${volume}?socket=${nbdSocket}` : null,
+  };
 }
 
 /** This node as the control API shows it. */

@@ -2,7 +2,7 @@
  * NBD protocol constants and the small encoders shared by the handshake and transmission phases.
  * Values and names follow doc/proto.md of the NBD project (fixed newstyle negotiation only).
  */
-import type { IoErrno } from "../block-device.js";
+import { ERRNO_VALUES, type IoErrno } from "../block-device.js";
 
 /** "NBDMAGIC", the first 8 bytes the server sends. */
 export const NBDMAGIC = 0x4e42444d41474943n;
@@ -87,17 +87,8 @@ export const MAX_OPTION_DATA = 16 * 1024;
 export const REQUEST_HEADER_SIZE = 28;
 export const SIMPLE_REPLY_SIZE = 16;
 
-/** NBD error values: fixed by the protocol, not the host's errno numbering. */
-export const NBD_ERRNO: Readonly<Record<IoErrno, number>> = {
-  EPERM: 1,
-  EIO: 5,
-  ENOMEM: 12,
-  EINVAL: 22,
-  ENOSPC: 28,
-  EOVERFLOW: 75,
-  ENOTSUP: 95,
-  ESHUTDOWN: 108,
-};
+/** NBD error values: fixed by the protocol (Linux's numbering), not the host's errno numbering. */
+export const NBD_ERRNO: Readonly<Record<IoErrno, number>> = ERRNO_VALUES;
 
 export const NBD_EINVAL = NBD_ERRNO.EINVAL;
 export const NBD_ENOSPC = NBD_ERRNO.ENOSPC;

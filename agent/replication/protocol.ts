@@ -20,7 +20,7 @@
  * | 36     | 4    | payload length in bytes                                      |
  * | 40     | n    | volume id, then payload                                      |
  */
-import type { IoErrno } from "../block-device.js";
+import { ERRNO_VALUES, type IoErrno } from "../block-device.js";
 
 export const FRAME_MAGIC = 0x53545250;
 export const PROTOCOL_VERSION = 1;
@@ -102,14 +102,7 @@ export const FrameFlag = {
  */
 export const Status = {
   OK: 0,
-  EPERM: 1,
-  EIO: 5,
-  ENOMEM: 12,
-  EINVAL: 22,
-  ENOSPC: 28,
-  EOVERFLOW: 75,
-  ENOTSUP: 95,
-  ESHUTDOWN: 108,
+  ...ERRNO_VALUES,
   /** The request's epoch is not the replica's (stale or future): the sender is fenced. */
   STALE_EPOCH: 1001,
   /** The server holds no replica of that volume. */
@@ -130,16 +123,7 @@ export const Status = {
 
 export type StatusCode = (typeof Status)[keyof typeof Status];
 
-export const ERRNO_STATUS: Readonly<Record<IoErrno, number>> = {
-  EPERM: Status.EPERM,
-  EIO: Status.EIO,
-  ENOMEM: Status.ENOMEM,
-  EINVAL: Status.EINVAL,
-  ENOSPC: Status.ENOSPC,
-  EOVERFLOW: Status.EOVERFLOW,
-  ENOTSUP: Status.ENOTSUP,
-  ESHUTDOWN: Status.ESHUTDOWN,
-};
+export const ERRNO_STATUS: Readonly<Record<IoErrno, number>> = ERRNO_VALUES;
 
 export const STATUS_ERRNO: ReadonlyMap<number, IoErrno> = new Map(
   Object.entries(ERRNO_STATUS).map(([errno, status]) => [status, errno as IoErrno]),

@@ -1,9 +1,7 @@
-import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Attachment, Snapshot, Volume } from "../../core/model.js";
 import { AgentFile } from "../../infra/local/agent-file.js";
@@ -11,10 +9,11 @@ import {
   clusterUp,
   eventually,
   oneSentence,
-  PACKAGE_ROOT,
+  prepareClusterDir,
   type RunningCluster,
   readCluster,
   strata,
+  tearDownCluster,
 } from "./strata-process.js";
 
 /**
@@ -36,18 +35,10 @@ const json = async <T>(schema: { parse(value: unknown): T }, ...args: string[]) 
 };
 
 beforeAll(async () => {
-  // The journey runs the bundles, so test what the sources say now.
-  await promisify(execFile)(process.execPath, ["scripts/build.mjs"], { cwd: PACKAGE_ROOT });
-  dir = await mkdtemp(join(tmpdir(), "strata-cli-"));
+  dir = await prepareClusterDir("strata-cli-");
 });
 
-afterAll(async () => {
-  if (cluster && cluster.process.exitCode === null) {
-    cluster.process.kill("SIGINT");
-    await cluster.exited;
-  }
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => tearDownCluster(dir, cluster));
 
 async function stop(): Promise<number | string> {
   const running = cluster!;

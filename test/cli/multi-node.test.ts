@@ -1,18 +1,16 @@
-import { execFile } from "node:child_process";
-import { mkdtemp, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isAlive } from "../../infra/local/processes.js";
 import {
   clusterUp,
   eventually,
   oneSentence,
-  PACKAGE_ROOT,
+  prepareClusterDir,
   type RunningCluster,
   readCluster,
   strata,
+  tearDownCluster,
 } from "./strata-process.js";
 
 /**
@@ -46,17 +44,10 @@ const status = () => json<StatusJson>("cluster", "status");
 const states = async () => Object.fromEntries((await status()).nodes.map((node) => [node.id, node.state]));
 
 beforeAll(async () => {
-  await promisify(execFile)(process.execPath, ["scripts/build.mjs"], { cwd: PACKAGE_ROOT });
-  dir = await mkdtemp(join(tmpdir(), "strata-multi-"));
+  dir = await prepareClusterDir("strata-multi-");
 });
 
-afterAll(async () => {
-  if (cluster && cluster.process.exitCode === null) {
-    cluster.process.kill("SIGINT");
-    await cluster.exited;
-  }
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => tearDownCluster(dir, cluster));
 
 describe("a three-node local cluster", () => {
   it("starts three nodes in three zones around its own state store", async () => {

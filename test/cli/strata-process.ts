@@ -1,8 +1,10 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { ClusterFile } from "../../infra/local/cluster-file.js";
 
 /** Drives the real `strata` binary (bin/strata.mjs → dist/cli.mjs) as a user would. */
@@ -114,4 +116,22 @@ export function oneSentence(outcome: Outcome): string {
     );
   }
   return lines[0]!.slice("error: ".length);
+}
+
+/** Rebuilds the bundles (the tests run what the sources say now) and makes a scratch cluster dir. */
+export async function prepareClusterDir(prefix: string): Promise<string> {
+  await promisify(execFile)(process.execPath, ["scripts/build.mjs"], { cwd: PACKAGE_ROOT });
+  return mkdtemp(join(tmpdir(), prefix));
+}
+
+/** Stops a cluster still running (Ctrl-C, as a user would) and removes its dir. */
+export async function tearDownCluster(
+  dir: string | undefined,
+  cluster: RunningCluster | undefined,
+): Promise<void> {
+  if (cluster && cluster.process.exitCode === null) {
+    cluster.process.kill("SIGINT");
+    await cluster.exited;
+  }
+  if (dir) await rm(dir, { recursive: true, force: true });
 }

@@ -1,16 +1,20 @@
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { log } from "../../agent/log.js";
 import { connectReplica } from "../../agent/replication/client.js";
 import type { Volume } from "../../core/model.js";
 import { StateStore } from "../../core/state/store.js";
-import { clusterUp, eventually, PACKAGE_ROOT, type RunningCluster, strata } from "../cli/strata-process.js";
+import {
+  clusterUp,
+  eventually,
+  prepareClusterDir,
+  type RunningCluster,
+  strata,
+  tearDownCluster,
+} from "../cli/strata-process.js";
 import { DurableWriter } from "../support/durable-writer.js";
 import { fio } from "../support/fio.js";
 import { run as runClient } from "../support/run.js";
@@ -86,20 +90,13 @@ async function replicaDigests(volume: Volume): Promise<Map<string, string>> {
 }
 
 beforeAll(async () => {
-  await promisify(execFile)(process.execPath, ["scripts/build.mjs"], { cwd: PACKAGE_ROOT });
-  dir = await mkdtemp(join(tmpdir(), "strata-replication-"));
+  dir = await prepareClusterDir("strata-replication-");
   // The supervisor and its agents inherit this: placement and status treat a node silent this long as down.
   process.env.STRATA_HEARTBEAT_TIMEOUT_MS = env.STRATA_HEARTBEAT_TIMEOUT_MS;
   cluster = await clusterUp(dir);
 });
 
-afterAll(async () => {
-  if (cluster && cluster.process.exitCode === null) {
-    cluster.process.kill("SIGINT");
-    await cluster.exited;
-  }
-  if (dir) await rm(dir, { recursive: true, force: true });
-});
+afterAll(() => tearDownCluster(dir, cluster));
 
 describe("replicated volumes on a three-zone local cluster", () => {
   it("places RF3 on three zones, survives kill -9 of a replica's node under load, and rebuilds it", async () => {
