@@ -1,19 +1,32 @@
 import { randomUUID } from "node:crypto";
 import { conflict, invalid, notFound, StrataError } from "../core/errors.js";
 import type { Attachment, NodeStatus, Snapshot, Volume } from "../core/model.js";
-import { countReplicas, placeAdditionalReplica, placeVolume, requirePlacement } from "../core/placement.js";
+import {
+  countReplicas,
+  placeAdditionalReplica,
+  placeVolume,
+  requirePlacement,
+  whyDown,
+} from "../core/placement.js";
 import { EpochConflictError, RecordExistsError, RecordNotFoundError } from "../core/state/errors.js";
 import type { NodeRecord, VolumeRecord } from "../core/state/records.js";
 import type { StateStore } from "../core/state/store.js";
 import { FIRST_EPOCH } from "../core/state/volumes.js";
 import { formatSize } from "../core/units.js";
+import { millisecondsFromEnv } from "./env-settings.js";
 import { countedLease, type ExportLease, type ExportRegistry } from "./exports.js";
 import type { Logger } from "./log.js";
 import { Mutex } from "./mutex.js";
 import type { PeerReplicas } from "./peer-replicas.js";
 import type { Pool } from "./pool.js";
-import { VolumeCoordinator } from "./replication/coordinator.js";
-import type { ReplicaAdmin, ReplicaSpec } from "./replication/replica-admin.js";
+import {
+  type CoordinatorState,
+  DEFAULT_CHECKPOINT_MS,
+  VolumeCoordinator,
+} from "./replication/coordinator.js";
+import { ReplicaUnavailableError } from "./replication/errors.js";
+import type { Rebuild } from "./replication/rebuild.js";
+import type { ReplicaAdmin, ReplicaInfo, ReplicaSpec } from "./replication/replica-admin.js";
 import { localReplicaHandle, type ReplicaHandle } from "./replication/replica-handle.js";
 import { StoreMembership } from "./replication/store-membership.js";
 import type { Replica } from "./store/replica.js";
@@ -32,8 +45,29 @@ export interface LocalReplicas extends ReplicaAdmin {
   list(): Replica[];
 }
 
-/** What creating and removing replicas needs, the same on this node and over the protocol. */
-type ReplicaLifecycle = Pick<ReplicaAdmin, "createReplica" | "deleteReplica">;
+/** What creating, finding and removing replicas needs, the same on this node and over the protocol. */
+type ReplicaLifecycle = Pick<ReplicaAdmin, "createReplica" | "deleteReplica"> & {
+  listReplicas(volumeId: string): ReplicaInfo[] | Promise<ReplicaInfo[]>;
+};
+
+/** Coordinators that can still change their replica set (not fenced, failed or closed). */
+const LIVE_STATES: ReadonlySet<CoordinatorState> = new Set(["serving", "holding", "changing-membership"]);
+/** How often attached volumes are checked for failed replicas whose node is back with their data. */
+const RESYNC_SCAN_MS = 3000;
+/** After a resync failed, the same replica is tried again no sooner than this. */
+const RESYNC_RETRY_MS = 30_000;
+
+export interface ClusterTiming {
+  /** A node silent for longer is down (placement skips it, resync waits for it). */
+  heartbeatTimeoutMs: number;
+  /** How often coordinators checkpoint (see DEFAULT_CHECKPOINT_MS). */
+  checkpointIntervalMs: number;
+}
+
+/** The checkpoint interval; STRATA_CHECKPOINT_INTERVAL_MS shortens it for tests and demos. */
+export function checkpointIntervalMs(env: NodeJS.ProcessEnv = process.env): number {
+  return millisecondsFromEnv("STRATA_CHECKPOINT_INTERVAL_MS", DEFAULT_CHECKPOINT_MS, env);
+}
 
 interface AttachedVolume {
   coordinator: VolumeCoordinator;
@@ -49,6 +83,10 @@ interface AttachedVolume {
 export class ClusterVolumes implements VolumeService, ExportRegistry {
   private readonly attached = new Map<string, AttachedVolume>();
   private readonly locks = new Map<string, Mutex>();
+  /** Replica id → when a resync of it may be tried again after one failed. */
+  private readonly resyncRetryAt = new Map<string, number>();
+  private readonly resyncScan: NodeJS.Timeout;
+  private scanning = false;
   endpoints: Endpoints = { apiUrl: "", nbdAddress: "", nbdSocket: null };
 
   constructor(
@@ -57,9 +95,12 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     private readonly store: StateStore,
     private readonly local: LocalReplicas,
     private readonly peers: PeerReplicas,
-    private readonly heartbeatTimeoutMs: number,
+    private readonly timing: ClusterTiming,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.resyncScan = setInterval(() => this.scanForReturningReplicas(), RESYNC_SCAN_MS);
+    this.resyncScan.unref();
+  }
 
   /** Re-attaches the volumes the store says are attached here (the agent restarted). */
   async resume(): Promise<void> {
@@ -113,7 +154,7 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     return {
       nodes,
       replicaCounts: countReplicas(volumes),
-      heartbeatTimeoutMs: this.heartbeatTimeoutMs,
+      heartbeatTimeoutMs: this.timing.heartbeatTimeoutMs,
       now: new Date(),
     };
   }
@@ -165,59 +206,86 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
   /**
    * Places the replicas, creates them on their nodes, and only then writes the volume's record: a
    * volume is listed only once all its replicas exist. A failure removes the replicas made so far.
+   * A node that cannot be reached (it died and its heartbeat has not timed out yet) is left out
+   * and the replicas are placed again without it.
    */
   async createVolume(request: CreateVolume): Promise<Volume> {
     return this.lock(request.name).run(async () => {
       if (await this.exists(request.name)) {
         throw new StrataError("ALREADY_EXISTS", `volume "${request.name}" already exists`);
       }
-      const { replicationFactor, nodeSelector } = request;
-      const placement = requirePlacement(
-        placeVolume(
-          { sizeBytes: request.sizeBytes, replicationFactor, nodeSelector },
-          await this.clusterView(),
-        ),
-      );
-      for (const warning of placement.warnings) this.log.warn({ volume: request.name }, warning);
-      const nodes = await this.nodes();
-      const volumeId = randomUUID();
-      const replicas = placement.nodes.map((node) => ({
-        replicaId: randomUUID(),
-        node,
-        state: "in-sync" as const,
-      }));
-      const made: typeof replicas = [];
-      try {
-        for (const replica of replicas) {
-          await this.createReplica(nodes.get(replica.node)!, {
-            volumeId,
-            replicaId: replica.replicaId,
-            sizeBytes: request.sizeBytes,
-            epoch: FIRST_EPOCH,
-          });
-          made.push(replica);
-        }
-        const record = await this.store.volumes.create({
-          id: volumeId,
-          name: request.name,
-          sizeBytes: request.sizeBytes,
-          replicationFactor,
-          labels: request.labels,
-          nodeSelector,
-          replicas,
-        });
-        this.log.info({ volume: request.name, replicas: placement.nodes }, "volume created");
-        return this.toVolume(record, nodes);
-      } catch (error) {
-        await Promise.allSettled(
-          made.map((r) => this.destroyReplica(nodes.get(r.node)!, volumeId, r.replicaId)),
+      const unreachable = new Set<string>();
+      for (;;) {
+        const view = await this.clusterView();
+        const placement = requirePlacement(
+          placeVolume(request, {
+            ...view,
+            nodes: view.nodes.map((node) =>
+              unreachable.has(node.id) ? { ...node, state: "down" as const } : node,
+            ),
+          }),
         );
-        if (error instanceof RecordExistsError) {
-          throw new StrataError("ALREADY_EXISTS", `volume "${request.name}" already exists`);
+        try {
+          return await this.createPlaced(request, placement);
+        } catch (error) {
+          if (!(error instanceof NodeUnreachable)) throw error;
+          this.log.warn(
+            { volume: request.name, node: error.nodeId, err: error.cause },
+            "placing again without an unreachable node",
+          );
+          unreachable.add(error.nodeId);
         }
-        throw error;
       }
     });
+  }
+
+  private async createPlaced(
+    request: CreateVolume,
+    placement: { nodes: string[]; warnings: string[] },
+  ): Promise<Volume> {
+    for (const warning of placement.warnings) this.log.warn({ volume: request.name }, warning);
+    const nodes = await this.nodes();
+    const volumeId = randomUUID();
+    const replicas = placement.nodes.map((node) => ({
+      replicaId: randomUUID(),
+      node,
+      state: "in-sync" as const,
+    }));
+    const made: typeof replicas = [];
+    try {
+      for (const replica of replicas) {
+        const spec = {
+          volumeId,
+          replicaId: replica.replicaId,
+          sizeBytes: request.sizeBytes,
+          epoch: FIRST_EPOCH,
+        };
+        await this.createReplica(nodes.get(replica.node)!, spec).catch((error: unknown) => {
+          throw error instanceof ReplicaUnavailableError ? new NodeUnreachable(replica.node, error) : error;
+        });
+        made.push(replica);
+      }
+      const record = await this.store.volumes.create({
+        id: volumeId,
+        name: request.name,
+        sizeBytes: request.sizeBytes,
+        replicationFactor: request.replicationFactor,
+        labels: request.labels,
+        nodeSelector: request.nodeSelector,
+        replicas,
+      });
+      this.log.info({ volume: request.name, replicas: placement.nodes }, "volume created");
+      const volume = this.toVolume(record, nodes);
+      return placement.warnings.length === 0 ? volume : { ...volume, warnings: placement.warnings };
+    } catch (error) {
+      await Promise.allSettled(
+        made.map((r) => this.destroyReplica(nodes.get(r.node)!, volumeId, r.replicaId)),
+      );
+      if (error instanceof RecordExistsError) {
+        throw new StrataError("ALREADY_EXISTS", `volume "${request.name}" already exists`);
+      }
+      throw error;
+    }
   }
 
   /** The same replica administration here and on a peer: locally directly, remotely over the protocol. */
@@ -293,6 +361,15 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     });
   }
 
+  /** A coordinator's handle on the volume's replica on `node`: direct here, over the protocol elsewhere. */
+  private async handleOn(node: NodeRecord, volumeId: string): Promise<ReplicaHandle> {
+    if (node.id !== this.identity.nodeId) return this.peers.open(node, volumeId);
+    const local = this.local.get(volumeId);
+    if (local === undefined)
+      throw new StrataError("NOT_FOUND", `no replica of volume ${volumeId} on this node`);
+    return localReplicaHandle(local, this.local);
+  }
+
   private async coordinatorFor(record: VolumeRecord): Promise<VolumeCoordinator> {
     const nodes = await this.nodes();
     const replicas = [];
@@ -300,20 +377,16 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
       if (replica.state === "failed") continue;
       const node = nodes.get(replica.node);
       let handle: ReplicaHandle;
-      if (replica.node === this.identity.nodeId) {
-        const local = this.local.get(record.id);
-        if (local === undefined) continue;
-        handle = localReplicaHandle(local);
-      } else if (node === undefined) {
-        continue;
-      } else {
-        try {
-          handle = await this.peers.open(node, record.id);
-        } catch (error) {
-          // Unreachable now: left out, and attach() removes it from the set with the epoch bump.
-          this.log.warn({ err: error, node: node.id, volume: record.name }, "replica unreachable at attach");
-          handle = unreachableHandle(error);
-        }
+      try {
+        if (node === undefined) throw new Error(`node ${replica.node} is not registered`);
+        handle = await this.handleOn(node, record.id);
+      } catch (error) {
+        // Unreachable now: attach() removes it from the set with the epoch bump.
+        this.log.warn(
+          { err: error, node: replica.node, volume: record.name },
+          "replica unreachable at attach",
+        );
+        handle = unreachableHandle(error);
       }
       replicas.push({ replicaId: replica.replicaId, nodeId: replica.node, state: replica.state, handle });
     }
@@ -324,6 +397,7 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
       replicas,
       membership: new StoreMembership(this.store.volumes, record.id, this.identity.nodeId),
       log: this.log,
+      checkpointIntervalMs: this.timing.checkpointIntervalMs,
     });
   }
 
@@ -346,44 +420,166 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     });
   }
 
-  /** Adds replicas (rebuilt while I/O goes on) or removes them; the volume must be attached here. */
+  /**
+   * Adds replicas (rebuilt while I/O goes on) or drops them; the volume must be attached here.
+   * Returns once every added replica is in sync. Failed replicas whose node is back with their
+   * data are resynced first (only what changed is copied); new ones are placed for the rest.
+   */
   async updateReplication(name: string, replicationFactor: number): Promise<Volume> {
     return this.lock(name).run(async () => {
       const attached = this.attached.get(name);
       if (attached === undefined) {
         throw conflict(`volume "${name}" must be attached to ${this.identity.nodeId} to change its replicas`);
       }
+      const coordinator = attached.coordinator;
+      await this.settleRebuilds(coordinator);
       let record = await this.record(name);
-      const current = record.replicas.filter((replica) => replica.state !== "failed");
-      if (replicationFactor < current.length) {
-        throw invalid(`lowering the replication of "${name}" is not supported yet`);
-      }
-      const nodes = await this.nodes();
-      for (let count = current.length; count < replicationFactor; count++) {
+      const live = record.replicas.filter((replica) => replica.state !== "failed");
+      if (replicationFactor < live.length) {
+        await this.dropReplicas(record, coordinator, live.length - replicationFactor);
+      } else if (replicationFactor > live.length) {
+        const resyncs = await this.resyncReturning(record, coordinator, replicationFactor - live.length);
+        for (const rebuild of resyncs) await rebuild.done;
+        const nodes = await this.nodes();
         record = await this.record(name);
-        const placement = requirePlacement(placeAdditionalReplica(record, await this.clusterView()));
-        const node = nodes.get(placement.nodes[0]!)!;
-        // The node may still hold the replica that failed there: it is replaced, never resumed.
-        const stale = record.replicas.find(
-          (replica) => replica.node === node.id && replica.state === "failed",
-        );
-        if (stale !== undefined) await this.destroyReplica(node, record.id, stale.replicaId);
-        const replicaId = randomUUID();
-        await this.createReplica(node, {
-          volumeId: record.id,
-          replicaId,
-          sizeBytes: record.sizeBytes,
-          epoch: FIRST_EPOCH,
-        });
-        const handle =
-          node.id === this.identity.nodeId
-            ? localReplicaHandle(this.local.get(record.id)!)
-            : await this.peers.open(node, record.id);
-        const rebuild = attached.coordinator.addReplica({ replicaId, nodeId: node.id, handle });
-        this.log.info({ volume: name, node: node.id }, "replica added; rebuilding");
-        await rebuild.done;
+        for (let count = liveCount(record); count < replicationFactor; count++) {
+          await this.addNewReplica(await this.record(name), coordinator, nodes);
+        }
       }
-      return this.toVolume(await this.record(name), nodes);
+      return this.toVolume(await this.record(name), await this.nodes());
+    });
+  }
+
+  /** Waits for the volume's running rebuilds and resyncs (their outcome is in the record). */
+  private async settleRebuilds(coordinator: VolumeCoordinator): Promise<void> {
+    const running = coordinator.replicas().flatMap((replica) => coordinator.rebuild(replica.replicaId) ?? []);
+    await Promise.allSettled(running.map((rebuild) => rebuild.done));
+  }
+
+  /** Places one new replica, creates it empty on its node and rebuilds it; resolves once it is in sync. */
+  private async addNewReplica(
+    record: VolumeRecord,
+    coordinator: VolumeCoordinator,
+    nodes: Map<string, NodeRecord>,
+  ): Promise<void> {
+    const placement = requirePlacement(placeAdditionalReplica(record, await this.clusterView()));
+    const node = nodes.get(placement.nodes[0]!)!;
+    // The node may still hold a failed replica that cannot be resynced: it is replaced.
+    const stale = record.replicas.find((replica) => replica.node === node.id && replica.state === "failed");
+    if (stale !== undefined) await this.destroyReplica(node, record.id, stale.replicaId);
+    const replicaId = randomUUID();
+    await this.createReplica(node, {
+      volumeId: record.id,
+      replicaId,
+      sizeBytes: record.sizeBytes,
+      epoch: FIRST_EPOCH,
+    });
+    const handle = await this.handleOn(node, record.id);
+    const rebuild = coordinator.addReplica({ replicaId, nodeId: node.id, handle });
+    this.log.info({ volume: record.name, node: node.id }, "replica added; rebuilding");
+    await rebuild.done;
+  }
+
+  /**
+   * Drops `count` replicas that are not failed, the least useful first: rebuilding, then in sync
+   * on other nodes (the local one serves reads). Each leaves the set by CAS before its data is
+   * deleted.
+   */
+  private async dropReplicas(record: VolumeRecord, coordinator: VolumeCoordinator, count: number) {
+    const usefulness = (replica: VolumeRecord["replicas"][number]) =>
+      replica.state === "rebuilding" ? 0 : replica.node === this.identity.nodeId ? 2 : 1;
+    const doomed = record.replicas
+      .filter((replica) => replica.state !== "failed")
+      .sort((a, b) => usefulness(a) - usefulness(b))
+      .slice(0, count);
+    const nodes = await this.nodes();
+    for (const replica of doomed) {
+      await coordinator.dropReplica(replica.replicaId);
+      const node = nodes.get(replica.node);
+      if (node !== undefined) {
+        await this.destroyReplica(node, record.id, replica.replicaId).catch((error: unknown) =>
+          this.log.warn(
+            { err: error, volume: record.name, node: node.id },
+            "a dropped replica was left behind",
+          ),
+        );
+      }
+      this.log.info({ volume: record.name, node: replica.node }, "replica dropped");
+    }
+  }
+
+  /**
+   * Starts a resync of up to `wanted` failed replicas whose node is up and still holds that very
+   * replica (its agent restarted, a partition healed); returns the resyncs started.
+   */
+  private async resyncReturning(
+    record: VolumeRecord,
+    coordinator: VolumeCoordinator,
+    wanted: number,
+  ): Promise<Rebuild[]> {
+    const nodes = await this.nodes();
+    const cluster = { heartbeatTimeoutMs: this.timing.heartbeatTimeoutMs, now: new Date() };
+    const started: Rebuild[] = [];
+    for (const replica of record.replicas) {
+      if (started.length >= wanted) break;
+      const node = nodes.get(replica.node);
+      if (replica.state !== "failed" || node === undefined || whyDown(node, cluster) !== undefined) continue;
+      if ((this.resyncRetryAt.get(replica.replicaId) ?? 0) > Date.now()) continue;
+      const handle = await this.returningHandle(node, record.id, replica.replicaId);
+      if (handle === undefined) continue;
+      const rebuild = coordinator.resyncReplica({ replicaId: replica.replicaId, nodeId: node.id, handle });
+      this.log.info({ volume: record.name, node: node.id }, "a failed replica is back; resyncing it");
+      rebuild.done.then(
+        () => this.resyncRetryAt.delete(replica.replicaId),
+        () => this.resyncRetryAt.set(replica.replicaId, Date.now() + RESYNC_RETRY_MS),
+      );
+      started.push(rebuild);
+    }
+    return started;
+  }
+
+  /** A handle on `replicaId` when `node` still holds that very replica (not another, not none). */
+  private async returningHandle(
+    node: NodeRecord,
+    volumeId: string,
+    replicaId: string,
+  ): Promise<ReplicaHandle | undefined> {
+    try {
+      const held = await this.admin(node, async (admin) => admin.listReplicas(volumeId));
+      return held[0]?.replicaId === replicaId ? await this.handleOn(node, volumeId) : undefined;
+    } catch (error) {
+      this.log.debug(
+        { err: error, node: node.id, volume: volumeId },
+        "a failed replica's node is not reachable yet",
+      );
+      return undefined;
+    }
+  }
+
+  /**
+   * The background half of recovery without a human: each attached volume short of its
+   * replication factor gets its returning replicas resynced. A volume busy with an operator's
+   * change is left for the next round.
+   */
+  private scanForReturningReplicas(): void {
+    if (this.scanning) return;
+    this.scanning = true;
+    void (async () => {
+      for (const [name, attached] of this.attached) {
+        const lock = this.lock(name);
+        if (lock.busy || !LIVE_STATES.has(attached.coordinator.state)) continue;
+        await lock
+          .run(async () => {
+            const record = await this.record(name);
+            const missing = record.replicationFactor - liveCount(record);
+            if (missing > 0) await this.resyncReturning(record, attached.coordinator, missing);
+          })
+          .catch((error: unknown) =>
+            this.log.warn({ err: error, volume: name }, "checking for returning replicas failed"),
+          );
+      }
+    })().finally(() => {
+      this.scanning = false;
     });
   }
 
@@ -451,6 +647,7 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.resyncScan);
     for (const attached of this.attached.values()) await attached.coordinator.close();
     this.attached.clear();
   }
@@ -467,9 +664,25 @@ function unreachableHandle(cause: unknown): ReplicaHandle {
     trim: fail,
     flush: fail,
     snapshot: fail,
-    currentEpoch: fail,
+    standing: fail,
     setEpoch: fail,
+    setRebuilding: fail,
     allocatedRuns: () => undefined,
+    changedRuns: fail,
     close: async () => {},
   };
+}
+
+function liveCount(record: VolumeRecord): number {
+  return record.replicas.filter((replica) => replica.state !== "failed").length;
+}
+
+/** Creating a replica failed because its node could not be reached: place without it. */
+class NodeUnreachable extends Error {
+  constructor(
+    readonly nodeId: string,
+    cause: unknown,
+  ) {
+    super(`node ${nodeId} could not be reached`, { cause });
+  }
 }

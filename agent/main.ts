@@ -4,10 +4,10 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { StateStore } from "../core/state/store.js";
 import { startControlApi } from "./api/server.js";
-import { ClusterVolumes } from "./cluster-volumes.js";
+import { ClusterVolumes, checkpointIntervalMs } from "./cluster-volumes.js";
 import { writeJsonAtomic } from "./durable-file.js";
 import { log } from "./log.js";
-import { heartbeatTimeoutMs, NodeMembership } from "./membership.js";
+import { heartbeatTimeoutMs, NodeMembership, STORE_REQUEST_TIMEOUT_MS } from "./membership.js";
 import { startNbdServer } from "./nbd/server.js";
 import { PeerReplicas } from "./peer-replicas.js";
 import { type DriveSpec, Pool, parseDriveSpec } from "./pool.js";
@@ -118,7 +118,12 @@ async function main(): Promise<void> {
   };
   // With a cluster state store and a replica server, volumes are the cluster's (replicated, their
   // records in the store); otherwise this agent runs standalone with volumes of its own.
-  const store = config.stateTable === null ? undefined : new StateStore({ tableName: config.stateTable });
+  // Bounded requests: a coordinator retries a membership write the network lost, instead of
+  // waiting minutes for TCP to give up on it while its I/O is held.
+  const store =
+    config.stateTable === null
+      ? undefined
+      : new StateStore({ tableName: config.stateTable, requestTimeoutMs: STORE_REQUEST_TIMEOUT_MS });
   const local = await VolumeManager.load(identity, pool, log, replicas);
   const cluster =
     store !== undefined && config.replication !== null
@@ -128,7 +133,7 @@ async function main(): Promise<void> {
           store,
           replicas,
           new PeerReplicas(config.replication.secret, log),
-          heartbeatTimeoutMs(),
+          { heartbeatTimeoutMs: heartbeatTimeoutMs(), checkpointIntervalMs: checkpointIntervalMs() },
           log,
         )
       : undefined;

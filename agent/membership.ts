@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { Labels } from "../core/model.js";
 import { RecordNotFoundError } from "../core/state/errors.js";
 import type { NodeAddresses, NodePool } from "../core/state/records.js";
 import { StateStore } from "../core/state/store.js";
+import { millisecondsFromEnv } from "./env-settings.js";
 import type { Logger } from "./log.js";
 
 /**
@@ -19,15 +19,14 @@ export const HEARTBEAT_TIMEOUT_MS = 10_000;
 
 /** The down verdict's timeout; STRATA_HEARTBEAT_TIMEOUT_MS shortens it for tests and demos. */
 export function heartbeatTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  const configured = Number(env["STRATA_HEARTBEAT_TIMEOUT_MS"]);
-  return Number.isInteger(configured) && configured > 0 ? configured : HEARTBEAT_TIMEOUT_MS;
+  return millisecondsFromEnv("STRATA_HEARTBEAT_TIMEOUT_MS", HEARTBEAT_TIMEOUT_MS, env);
 }
 
 /** An unreachable store is retried after 1 s, 2 s, 4 s ... 30 s, so a long outage costs little. */
 const FIRST_RETRY_MS = 1_000;
 const MAX_RETRY_MS = 30_000;
 /** A blackholed endpoint must not hold the heartbeat loop for the SDK's default (no) timeout. */
-const STORE_REQUEST_TIMEOUT_MS = 5_000;
+export const STORE_REQUEST_TIMEOUT_MS = 5_000;
 /** Marking the node down is a courtesy to the health sweep: it must not hold a shutdown for long. */
 const MARK_DOWN_TIMEOUT_MS = 3_000;
 
@@ -47,9 +46,6 @@ export interface MembershipOptions {
  * AWS_REGION, ...), like every AWS client of Strata.
  */
 export class NodeMembership {
-  private readonly client = new DynamoDBClient({
-    requestHandler: { requestTimeout: STORE_REQUEST_TIMEOUT_MS, connectionTimeout: STORE_REQUEST_TIMEOUT_MS },
-  });
   private readonly store: StateStore;
   private registered = false;
   private failures = 0;
@@ -58,7 +54,7 @@ export class NodeMembership {
   private beating: Promise<void> | undefined;
 
   private constructor(private readonly options: MembershipOptions) {
-    this.store = new StateStore({ tableName: options.tableName, client: this.client });
+    this.store = new StateStore({ tableName: options.tableName, requestTimeoutMs: STORE_REQUEST_TIMEOUT_MS });
   }
 
   /** Starts registering in the background: the agent serves whether or not the store answers. */
@@ -90,7 +86,7 @@ export class NodeMembership {
       log.warn("could not mark the node down: the state store did not answer in time");
     else if (outcome !== "done" && !(outcome instanceof RecordNotFoundError))
       log.warn({ err: outcome }, "could not mark the node down in the state store");
-    this.client.destroy();
+    this.store.close();
   }
 
   private schedule(delayMs: number): void {

@@ -35,6 +35,11 @@ export function print(text: string): void {
   process.stdout.write(`${text}\n`);
 }
 
+/** Something the operator should know that is not an error: on stderr, so scripts' stdout stays clean. */
+export function warn(text: string): void {
+  process.stderr.write(`warning: ${text}\n`);
+}
+
 export function printJson(value: unknown): void {
   print(JSON.stringify(value, null, 2));
 }

@@ -60,6 +60,8 @@ export const Volume = z.object({
   allocatedBytes: z.number(),
   snapshotCount: z.number().int(),
   replicas: z.array(ReplicaView),
+  /** What the operator should know about a placement just made, e.g. replicas sharing a zone. */
+  warnings: z.array(z.string()).optional(),
 });
 export type Volume = z.infer<typeof Volume>;
 

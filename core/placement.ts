@@ -133,16 +133,26 @@ function judge(node: PlacementNode, request: PlacementRequest, cluster: ClusterV
     return verdict(["holds a replica already"]);
 
   const reasons: string[] = [];
-  const silentMs = cluster.now.getTime() - Date.parse(node.lastHeartbeat);
-  if (node.state === "down") reasons.push("down");
-  else if (silentMs > cluster.heartbeatTimeoutMs)
-    reasons.push(`no heartbeat for ${Math.round(silentMs / 1000)}s`);
+  const down = whyDown(node, cluster);
+  if (down !== undefined) reasons.push(down);
   const mismatched = selectorEntries(request.nodeSelector).filter(
     ([key, value]) => node.labels[key] !== value,
   );
   if (mismatched.length > 0) reasons.push(`lacks label ${formatLabels(mismatched)}`);
   if (node.pool.freeBytes < request.sizeBytes) reasons.push(`${formatSize(node.pool.freeBytes)} free`);
   return verdict(reasons);
+}
+
+/** Why `node` counts as down ("down", "no heartbeat for 12s"), or undefined when it is up. */
+export function whyDown(
+  node: Pick<PlacementNode, "state" | "lastHeartbeat">,
+  cluster: Pick<ClusterView, "heartbeatTimeoutMs" | "now">,
+): string | undefined {
+  if (node.state === "down") return "down";
+  const silentMs = cluster.now.getTime() - Date.parse(node.lastHeartbeat);
+  return silentMs > cluster.heartbeatTimeoutMs
+    ? `no heartbeat for ${Math.round(silentMs / 1000)}s`
+    : undefined;
 }
 
 function rank(a: PlacementNode, b: PlacementNode, replicaCounts: ReadonlyMap<string, number>): number {

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the external NBD clients and the reference server the tests drive, if they are missing:
-# qemu-io (qemu-utils), nbdinfo/nbdcopy (libnbd-bin), fio with its nbd engine, nbdkit.
+# Installs the external tools the tests drive, if they are missing: the NBD clients qemu-io
+# (qemu-utils), nbdinfo/nbdcopy (libnbd-bin) and fio with its nbd engine; nbdkit, the reference
+# server; ip (iproute2) and nft (nftables), which build the network namespaces and partitions of
+# test/e2e/partition.test.ts.
 set -euo pipefail
 
 declare -A package_of=(
@@ -9,6 +11,8 @@ declare -A package_of=(
   [nbdcopy]=libnbd-bin
   [fio]=fio
   [nbdkit]=nbdkit
+  [ip]=iproute2
+  [nft]=nftables
 )
 
 missing=()
@@ -16,7 +20,7 @@ for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test dependencies: all present (qemu-io, nbdinfo, nbdcopy, fio, nbdkit)"
+  echo "test dependencies: all present (qemu-io, nbdinfo, nbdcopy, fio, nbdkit, ip, nft)"
   exit 0
 fi
 

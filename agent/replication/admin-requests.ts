@@ -1,6 +1,6 @@
 /**
  * The replica server's side of replica management (CREATE_REPLICA, DELETE_REPLICA,
- * SET_REBUILDING, LIST_REPLICAS, ALLOCATED_RUNS): shape checks and execution. The peer has
+ * SET_REBUILDING, LIST_REPLICAS, ALLOCATED_RUNS, CHANGED_RUNS): shape checks and execution. The peer has
  * authenticated like for any request; these frames only decide what the node's ReplicaAdmin does.
  */
 import type { z } from "zod";
@@ -8,6 +8,7 @@ import type { Frame } from "./frame-codec.js";
 import { FrameType, MAX_CONTROL_PAYLOAD, Status } from "./protocol.js";
 import { asRefusal, Refusal } from "./refusal.js";
 import {
+  ChangedRunsPayload,
   CreateReplicaPayload,
   DeleteReplicaPayload,
   type ReplicaAdmin,
@@ -23,6 +24,7 @@ export const ADMIN_TYPES: ReadonlySet<number> = new Set([
   FrameType.SET_REBUILDING,
   FrameType.LIST_REPLICAS,
   FrameType.ALLOCATED_RUNS,
+  FrameType.CHANGED_RUNS,
 ]);
 
 /** Types that make sense without a replica of the header's volume here (the others need one). */
@@ -45,6 +47,10 @@ export function checkAdminShape(frame: Frame): string | undefined {
         : "needs a volume id, a small JSON payload and no range";
     case FrameType.LIST_REPLICAS:
       return payload === 0 && noRange ? undefined : "LIST_REPLICAS takes no range or payload";
+    case FrameType.CHANGED_RUNS:
+      return payload > 0 && payload <= MAX_CONTROL_PAYLOAD && frame.length === 0
+        ? undefined
+        : "CHANGED_RUNS takes an offset and a small JSON payload";
     default: // ALLOCATED_RUNS: the offset is where the page starts
       return payload === 0 && frame.length === 0 ? undefined : "ALLOCATED_RUNS takes an offset only";
   }
@@ -94,14 +100,24 @@ async function execute(
       });
       return {};
     }
+    case FrameType.CHANGED_RUNS: {
+      const { since } = parsePayload(ChangedRunsPayload, frame);
+      return runsPage(fencedReader(entry, epoch).replica.changedSince(since), frame.offset);
+    }
     default: {
-      // ALLOCATED_RUNS: like READ, epoch 0 asks unfenced and a rebuilding replica is no source.
-      const served = required(entry);
+      // ALLOCATED_RUNS: a rebuilding replica is no source.
+      const served = fencedReader(entry, epoch);
       if (served.rebuilding) throw new Refusal(Status.NOT_IN_SYNC, "the replica is being rebuilt");
-      if (epoch !== 0 && epoch !== served.epoch) throw new EpochMismatch(epoch, served.epoch, "stale reader");
       return runsPage(served.replica.allocatedRuns(), frame.offset);
     }
   }
+}
+
+/** The replica, for a request fenced like READ: epoch 0 asks unfenced, any other must be current. */
+function fencedReader(entry: ServedReplicaEntry | undefined, epoch: number): ServedReplicaEntry {
+  const served = required(entry);
+  if (epoch !== 0 && epoch !== served.epoch) throw new EpochMismatch(epoch, served.epoch, "stale reader");
+  return served;
 }
 
 function managing(admin: ReplicaAdmin | undefined): ReplicaAdmin {

@@ -267,24 +267,51 @@ export class ReplicaClient {
    * One page of the replica's allocated runs, from byte `from` on; the next page starts at `next`.
    * With `epoch`, refused unless it is the replica's (like read). A rebuilding replica refuses.
    */
-  async allocatedRunsPage(volumeId: string, from: number, options: { epoch?: number } = {}) {
-    const reply = await this.request(FrameType.ALLOCATED_RUNS, 0, volumeId, options.epoch ?? 0, from, 0);
-    return parseJson(AllocatedRunsPage, reply.payload, "ALLOCATED_RUNS");
+  allocatedRunsPage(volumeId: string, from: number, options: { epoch?: number } = {}) {
+    return this.runsPage(FrameType.ALLOCATED_RUNS, volumeId, options.epoch ?? 0, from);
   }
 
   /**
    * Every allocated run of the replica, page by page. A consistent picture only while the volume
    * does not change: a coordinator asks while it holds writes back (rebuild's join).
    */
-  async allocatedRuns(volumeId: string, options: { epoch?: number } = {}): Promise<ByteRange[]> {
+  allocatedRuns(volumeId: string, options: { epoch?: number } = {}): Promise<ByteRange[]> {
+    return this.allRuns((from) => this.allocatedRunsPage(volumeId, from, options));
+  }
+
+  /**
+   * The ranges of the regions the replica changed at epoch `since` or later (its dirty-region
+   * marks), page by page; fenced by `epoch` like a read (0: unfenced).
+   */
+  changedRuns(volumeId: string, epoch: number, since: number): Promise<ByteRange[]> {
+    const payload = Buffer.from(JSON.stringify({ since }));
+    return this.allRuns((from) => this.runsPage(FrameType.CHANGED_RUNS, volumeId, epoch, from, payload));
+  }
+
+  private async runsPage(
+    type: typeof FrameType.ALLOCATED_RUNS | typeof FrameType.CHANGED_RUNS,
+    volumeId: string,
+    epoch: number,
+    from: number,
+    payload?: Buffer,
+  ): Promise<AllocatedRunsPage> {
+    const reply = await this.request(type, 0, volumeId, epoch, from, 0, payload);
+    return parseJson(
+      AllocatedRunsPage,
+      reply.payload,
+      type === FrameType.CHANGED_RUNS ? "CHANGED_RUNS" : "ALLOCATED_RUNS",
+    );
+  }
+
+  private async allRuns(page: (from: number) => Promise<AllocatedRunsPage>): Promise<ByteRange[]> {
     const runs: ByteRange[] = [];
     for (let from: number | null = 0; from !== null; ) {
-      const page: AllocatedRunsPage = await this.allocatedRunsPage(volumeId, from, options);
-      for (const [offset, length] of page.runs) runs.push({ offset, length });
-      if (page.next !== null && page.next <= from) {
-        throw new BlockIoError("EIO", `${this.peer}: ALLOCATED_RUNS did not move past ${from}`);
+      const next: AllocatedRunsPage = await page(from);
+      for (const [offset, length] of next.runs) runs.push({ offset, length });
+      if (next.next !== null && next.next <= from) {
+        throw new BlockIoError("EIO", `${this.peer}: a page of runs did not move past ${from}`);
       }
-      from = page.next;
+      from = next.next;
     }
     return runs;
   }

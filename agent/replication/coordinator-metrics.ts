@@ -15,3 +15,10 @@ export const rebuildProgress = new Gauge({
   labelNames: ["volume", "replica"] as const,
   registers: [registry],
 });
+
+export const copiedBytes = new Counter({
+  name: "strata_replica_copied_bytes_total",
+  help: "Bytes copied to rebuild targets (kind=rebuild: new replicas; kind=resync: returning ones)",
+  labelNames: ["volume", "kind"] as const,
+  registers: [registry],
+});

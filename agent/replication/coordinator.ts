@@ -40,13 +40,17 @@ import type { ByteRange, SnapshotInfo } from "../store/replica.js";
 import { MAX_RETRY_MS, nextDelay, sleep } from "./backoff.js";
 import { replicaRemovals } from "./coordinator-metrics.js";
 import {
+  type CopyPlan,
+  mergeRuns,
   type Rebuild,
   RebuildAbortedError,
   type RebuildHost,
+  type RebuildKind,
   type RebuildOptions,
   startRebuild,
+  type ZeroChunks,
 } from "./rebuild.js";
-import type { ReplicaHandle, SnapshotRequest } from "./replica-handle.js";
+import type { ReplicaHandle, ReplicaStanding, SnapshotRequest } from "./replica-handle.js";
 import { classifyReplicaError, judge } from "./replica-outcome.js";
 import { lostTheVolume, type VolumeMembership } from "./volume-membership.js";
 
@@ -70,6 +74,13 @@ const TRANSITIONS: Readonly<Record<CoordinatorState, readonly CoordinatorState[]
   closed: [],
 };
 
+/**
+ * How often, while writes go on, the coordinator moves the replicas to a new epoch (a checkpoint).
+ * Dirty-region tracking counts a returning replica's missed changes from the epoch it left at, so
+ * this bounds a resync after a long-lived attachment to about this much writing.
+ */
+export const DEFAULT_CHECKPOINT_MS = 30_000;
+
 export interface CoordinatorOptions {
   volumeId: string;
   sizeBytes: number;
@@ -80,6 +91,8 @@ export interface CoordinatorOptions {
   log?: Logger;
   /** Longest wait between two attempts to reach an unreachable store (default MAX_RETRY_MS). */
   maxStoreRetryMs?: number;
+  /** Time between checkpoints while writes go on (default DEFAULT_CHECKPOINT_MS; 0: none). */
+  checkpointIntervalMs?: number;
 }
 
 /** What `replicas()` reports, e.g. for `volume inspect`. */
@@ -128,6 +141,8 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
   private stopError: BlockIoError | undefined;
   private closing: Promise<void> | undefined;
   private readonly runningRebuilds = new Map<string, Rebuild>();
+  private mutatedSinceCheckpoint = false;
+  private readonly checkpointTimer: NodeJS.Timeout | undefined;
 
   constructor(options: CoordinatorOptions) {
     super();
@@ -140,6 +155,11 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
     this.log = (options.log ?? defaultLog).child({ volume: options.volumeId, component: "coordinator" });
     if (!this.members.some((member) => member.state === "in-sync")) {
       throw new BlockIoError("EIO", `volume ${this.volumeId}: no in-sync replica to coordinate`);
+    }
+    const interval = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_MS;
+    if (interval > 0) {
+      this.checkpointTimer = setInterval(() => this.checkpointIfWritten(), interval);
+      this.checkpointTimer.unref();
     }
   }
 
@@ -168,12 +188,15 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
    */
   attach(): Promise<void> {
     return this.exclusive("changing-membership", async () => {
-      const members = this.members.slice();
-      const epochs = await Promise.allSettled(members.map((member) => member.handle.currentEpoch()));
-      const unreachable = members.filter((_, i) => epochs[i]!.status === "rejected");
+      // A rebuild the previous coordinator left unfinished cannot go on here: the target leaves
+      // the set, keeping its rebuild mark, and is resynced in full when it is next added.
+      const stalled = this.members.filter((member) => member.state === "rebuilding");
+      const members = this.members.filter((member) => member.state === "in-sync");
+      const standings = await Promise.allSettled(members.map((member) => member.handle.standing()));
+      const unreachable = members.filter((_, i) => standings[i]!.status === "rejected");
       const reachable = members.flatMap((member, i) => {
-        const result = epochs[i]!;
-        return result.status === "fulfilled" ? [{ member, from: result.value }] : [];
+        const result = standings[i]!;
+        return result.status === "fulfilled" ? [{ member, from: result.value.epoch }] : [];
       });
       const ahead = reachable.find(({ from }) => from > this.currentEpoch);
       if (ahead !== undefined) {
@@ -187,7 +210,7 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
         reachable.map(({ member, from }) => ({ member, from, trusted: true })),
         this.currentEpoch,
       );
-      await this.removeLocked([...unreachable, ...failed]);
+      await this.removeLocked([...unreachable, ...failed, ...stalled]);
       this.log.info({ epoch: this.currentEpoch }, "coordinator attached the volume");
     });
   }
@@ -260,10 +283,27 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
    * rebuild failed (the target is then removed from the set).
    */
   addReplica(target: Omit<ReplicaTarget, "state">, options: RebuildOptions = {}): Rebuild {
+    return this.startCopy("rebuild", target, options);
+  }
+
+  /**
+   * Brings back a replica that left the set with its data (its node restarted, a partition
+   * healed): it joins write-only like a new one, but only the regions changed since the epoch it
+   * left at are copied — on an in-sync replica, or on it (writes that reached only it).
+   */
+  resyncReplica(target: Omit<ReplicaTarget, "state">, options: RebuildOptions = {}): Rebuild {
+    return this.startCopy("resync", target, options);
+  }
+
+  private startCopy(
+    kind: RebuildKind,
+    target: Omit<ReplicaTarget, "state">,
+    options: RebuildOptions,
+  ): Rebuild {
     if (this.runningRebuilds.has(target.replicaId)) {
       throw new BlockIoError("EINVAL", `replica ${target.replicaId} is already being rebuilt`);
     }
-    const rebuild = startRebuild(this.rebuildHost(), { ...target, state: "rebuilding" }, options);
+    const rebuild = startRebuild(this.rebuildHost(), kind, { ...target, state: "rebuilding" }, options);
     this.runningRebuilds.set(target.replicaId, rebuild);
     void rebuild.done.then(
       () => this.runningRebuilds.delete(target.replicaId),
@@ -273,12 +313,65 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
   }
 
   /**
+   * Moves every replica to a new epoch at one point of the write stream: one CAS re-recording the
+   * attachment, then SET_EPOCH on each. Epochs are what dirty-region tracking counts from, so a
+   * replica that leaves later resyncs only the regions changed since this point.
+   */
+  checkpoint(): Promise<void> {
+    return this.exclusive("changing-membership", async () => {
+      const expected = this.currentEpoch;
+      this.currentEpoch = await this.storeCall(() => this.membership.attach(expected));
+      this.mutatedSinceCheckpoint = false;
+      const failed = await this.moveEpoch(
+        this.members.map((member) => ({ member, from: expected, trusted: true })),
+        this.currentEpoch,
+      );
+      await this.removeLocked(failed);
+      this.log.debug({ epoch: this.currentEpoch }, "checkpoint");
+    });
+  }
+
+  private checkpointIfWritten(): void {
+    if (!this.mutatedSinceCheckpoint || this.currentState !== "serving") return;
+    this.checkpoint().catch((error: unknown) => this.log.warn({ err: error }, "checkpoint failed"));
+  }
+
+  /**
+   * Takes a replica out of the set for good (the replica count is lowered): one CAS, then the
+   * rest move to the new epoch, so the dropped one can never be written again. A running rebuild
+   * of it is abandoned. The last in-sync replica cannot be dropped.
+   */
+  dropReplica(replicaId: string): Promise<void> {
+    return this.exclusive("changing-membership", async () => {
+      const doomed = this.members.find((member) => member.replicaId === replicaId);
+      if (doomed === undefined) throw new BlockIoError("EINVAL", `replica ${replicaId} is not in the set`);
+      const remaining = this.members.filter((member) => member !== doomed);
+      if (!remaining.some((member) => member.state === "in-sync")) {
+        throw new BlockIoError("EINVAL", `replica ${replicaId} is the volume's last in-sync replica`);
+      }
+      const expected = this.currentEpoch;
+      this.currentEpoch = await this.storeCall(() => this.membership.dropReplica(replicaId, expected));
+      this.members = remaining;
+      this.log.info({ replica: replicaId, epoch: this.currentEpoch }, "replica dropped from the volume");
+      doomed.handle
+        .close()
+        .catch((error: unknown) => this.log.debug({ err: error }, "closing a dropped replica"));
+      const failed = await this.moveEpoch(
+        remaining.map((member) => ({ member, from: expected, trusted: true })),
+        this.currentEpoch,
+      );
+      await this.removeLocked(failed);
+    });
+  }
+
+  /**
    * Fails new I/O with ESHUTDOWN (or the errno that stopped the coordinator), lets what is in
    * flight finish, waits for running rebuilds to give up, and closes the handles (remote
    * connections; local replicas stay open, they are the volume manager's).
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      clearInterval(this.checkpointTimer);
       const hold = this.gate.quiesce();
       await this.control.run(async () => {
         const resume = await hold;
@@ -302,6 +395,7 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
    */
   private async mutate(offset: number, length: number, send: Send): Promise<void> {
     const range = length > 0 ? await this.locks.acquire(offset, offset + length - 1) : undefined;
+    this.mutatedSinceCheckpoint = true;
     try {
       let targets: Member[] | undefined;
       for (;;) {
@@ -497,8 +591,8 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
     return {
       volumeId: this.volumeId,
       log: this.log,
-      join: (target) => this.join(target),
-      copyRange: (replicaId, range, skipZeros) => this.copyRange(replicaId, range, skipZeros),
+      join: (target, kind) => this.join(target, kind),
+      copyRange: (replicaId, range, zeros) => this.copyRange(replicaId, range, zeros),
       markInSync: (replicaId) => this.markInSync(replicaId),
       abandon: async (replicaId) => {
         const target = this.members.find((member) => member.replicaId === replicaId);
@@ -507,14 +601,19 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
     };
   }
 
-  /** Joins `target` write-only; resolves with the ranges to copy, taken while no write can run. */
-  private join(target: Member): Promise<{ runs: ByteRange[]; sparse: boolean }> {
+  /**
+   * Joins `target` write-only; resolves with the ranges to copy, taken while no write can run.
+   * The target is marked rebuilding before anything else changes, so a target whose copy is cut
+   * short (by a crash anywhere) is known to need a full resync.
+   */
+  private join(target: Member, kind: RebuildKind): Promise<CopyPlan> {
     return this.exclusive("changing-membership", async () => {
       const clash = this.members.find((m) => m.replicaId === target.replicaId || m.nodeId === target.nodeId);
       if (clash !== undefined) {
         throw new BlockIoError("EINVAL", `node ${clash.nodeId} already holds replica ${clash.replicaId}`);
       }
-      const targetEpoch = await target.handle.currentEpoch();
+      const before = await target.handle.standing();
+      if (!before.rebuilding) await target.handle.setRebuilding(before.epoch, true);
       const expected = this.currentEpoch;
       const next = await this.storeCall(() =>
         this.membership.addReplica({ replicaId: target.replicaId, nodeId: target.nodeId }, expected),
@@ -525,19 +624,49 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
       const failed = await this.moveEpoch(
         [
           ...existing.map((member) => ({ member, from: expected, trusted: true })),
-          { member: target, from: targetEpoch, trusted: false },
+          { member: target, from: before.epoch, trusted: false },
         ],
         next,
       );
       await this.removeLocked(failed);
       if (!this.members.includes(target))
         throw new RebuildAbortedError(target.replicaId, "it failed to join");
-      const runs = await this.readSource().handle.allocatedRuns(this.currentEpoch);
-      // Without a map of the source, everything is read and only non-zero chunks written.
-      return runs === undefined
-        ? { runs: [{ offset: 0, length: this.sizeBytes }], sparse: false }
-        : { runs, sparse: true };
+      return kind === "rebuild" ? this.rebuildPlan() : this.resyncPlan(target, before);
     });
+  }
+
+  /** An empty target needs the source's allocated data; zeros it would read anyway are skipped. */
+  private async rebuildPlan(): Promise<CopyPlan> {
+    const runs = await this.readSource().handle.allocatedRuns(this.currentEpoch);
+    // Without a map of the source, everything is read and only non-zero chunks written.
+    return runs === undefined
+      ? { runs: [{ offset: 0, length: this.sizeBytes }], zeros: "skip" }
+      : { runs, zeros: "write" };
+  }
+
+  /**
+   * A returning target differs from the source only in regions changed since the epoch it left at:
+   * by the source since then, or by itself in its last epoch (writes that reached only it). A
+   * target still marked rebuilding was cut short mid-copy: everything either ever changed.
+   * Zeros are punched, since the target may hold stale data where the source has none.
+   */
+  private async resyncPlan(target: Member, before: ReplicaStanding): Promise<CopyPlan> {
+    const since = before.rebuilding ? 0 : before.epoch;
+    const epoch = this.currentEpoch;
+    try {
+      const [source, own] = await Promise.all([
+        this.readSource().handle.changedRuns(epoch, since),
+        target.handle.changedRuns(epoch, since),
+      ]);
+      return { runs: mergeRuns([...source, ...own]), zeros: "punch", since };
+    } catch (error) {
+      if (classifyReplicaError(error) === "fenced") throw this.fence(error);
+      this.log.warn(
+        { err: error, replica: target.replicaId },
+        "resync: no dirty-region map; copying everything",
+      );
+      return { runs: [{ offset: 0, length: this.sizeBytes }], zeros: "punch", since };
+    }
   }
 
   /**
@@ -546,7 +675,7 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
    * A source failing is removed and the copy retried from another; the target failing ends the
    * rebuild (it is removed like any failed replica).
    */
-  private async copyRange(replicaId: string, range: ByteRange, skipZeros: boolean): Promise<void> {
+  private async copyRange(replicaId: string, range: ByteRange, zeros: ZeroChunks): Promise<void> {
     const lock = await this.locks.acquire(range.offset, range.offset + range.length - 1);
     try {
       for (;;) {
@@ -561,8 +690,14 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
         try {
           data = await source.handle.read(epoch, range.offset, range.length);
           failing = target;
-          if (!(skipZeros && isZeros(data)))
+          if (zeros === "write" || !isZeros(data)) {
             await target.handle.write(epoch, range.offset, data, { fua: false });
+          } else if (zeros === "punch") {
+            await target.handle.writeZeroes(epoch, range.offset, range.length, {
+              fua: false,
+              mayPunch: true,
+            });
+          }
           return;
         } catch (error) {
           failure = error;
@@ -580,17 +715,21 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
     }
   }
 
-  /** Flushes the target, records it in sync (CAS) and moves every replica to the new epoch. */
+  /**
+   * Flushes the target and clears its rebuild mark, records it in sync (CAS) and moves every
+   * replica to the new epoch.
+   */
   private markInSync(replicaId: string): Promise<void> {
     return this.exclusive("changing-membership", async () => {
       const target = this.members.find((member) => member.replicaId === replicaId);
       if (target === undefined) throw new RebuildAbortedError(replicaId, "it left the replica set");
       try {
         await target.handle.flush(this.currentEpoch);
+        await target.handle.setRebuilding(this.currentEpoch, false);
       } catch (error) {
         if (classifyReplicaError(error) === "fenced") throw this.fence(error);
         await this.removeLocked([target]);
-        throw new RebuildAbortedError(replicaId, "its final flush failed");
+        throw new RebuildAbortedError(replicaId, "its final flush or clearing its rebuild mark failed");
       }
       const expected = this.currentEpoch;
       const next = await this.storeCall(() => this.membership.markInSync(replicaId, expected));

@@ -69,6 +69,12 @@ export const FrameType = {
   LIST_REPLICAS: 35,
   /** One page of the replica's allocated runs from the header offset on. */
   ALLOCATED_RUNS: 36,
+  /**
+   * One page, from the header offset on, of the regions the replica changed at or after the
+   * payload's epoch (dirty-region tracking): what a resync copies. Answered by a rebuilding
+   * replica too, since its own changes are what a resync of it must undo.
+   */
+  CHANGED_RUNS: 37,
 } as const;
 
 export type RequestType =
@@ -84,7 +90,8 @@ export type RequestType =
   | typeof FrameType.DELETE_REPLICA
   | typeof FrameType.SET_REBUILDING
   | typeof FrameType.LIST_REPLICAS
-  | typeof FrameType.ALLOCATED_RUNS;
+  | typeof FrameType.ALLOCATED_RUNS
+  | typeof FrameType.CHANGED_RUNS;
 
 export const REPLY_BIT = 0x80;
 

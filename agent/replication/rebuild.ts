@@ -1,27 +1,46 @@
 /**
- * Rebuild: brings a new, empty replica into a volume while I/O goes on (DESIGN: Data path).
+ * Rebuild and resync: bring a replica into a volume while I/O goes on (DESIGN: Data path).
  *
- * 1. Join: the coordinator adds the target write-only (state rebuilding, one CAS + SET_EPOCH on
- *    all) and, while no write can run, takes the source's allocated runs. From then on every live
- *    write reaches the target too, so the runs are all that is missing on it.
- * 2. Copy: the runs, cut into chunks, are read from an in-sync replica and written to the target,
+ * 1. Join: the target is marked rebuilding (durable: a crash before the end leaves it known to be
+ *    incomplete), then the coordinator adds it write-only (state rebuilding, one CAS + SET_EPOCH
+ *    on all) and, while no write can run, plans the copy. From then on every live write reaches the
+ *    target too, so the planned ranges are all that can be missing or stale on it.
+ *    - rebuild (a new, empty target): the source's allocated runs.
+ *    - resync (a target that left the set with its data): the regions changed since the epoch it
+ *      left at, on the source or on the target (dirty-region tracking, agent/store/region-epochs.ts).
+ * 2. Copy: the ranges, cut into chunks, are read from an in-sync replica and written to the target,
  *    each chunk under the coordinator's range lock: a client write to the chunk waits for the
  *    copy, and the copy waits for client writes already in flight there, so an older copy never
  *    lands over a newer write.
- * 3. In sync: the target is flushed, recorded in sync (CAS) and every replica moves to the new
- *    epoch.
- *
- * The target must be empty: blocks the source does not hold are not written.
+ * 3. In sync: the target is flushed, its mark cleared, it is recorded in sync (CAS) and every
+ *    replica moves to the new epoch.
  */
 import type { Logger } from "../log.js";
 import type { ByteRange } from "../store/replica.js";
 import type { ReplicaTarget } from "./coordinator.js";
-import { rebuildProgress } from "./coordinator-metrics.js";
+import { copiedBytes, rebuildProgress } from "./coordinator-metrics.js";
 
 /** Big enough that per-request costs vanish next to the copy, small enough to stall a client write briefly. */
 export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
 /** Chunks copied at once: keeps both the source read and the network write busy. */
 export const DEFAULT_COPY_CONCURRENCY = 4;
+
+/** rebuild: a new, empty replica; resync: a replica that comes back with (older) data. */
+export type RebuildKind = "rebuild" | "resync";
+
+/**
+ * What to do with a chunk that reads as zeros: write it like any data, skip it (the target holds
+ * nothing there: it is new), or punch it (the target may hold stale data there).
+ */
+export type ZeroChunks = "write" | "skip" | "punch";
+
+/** What join planned: the ranges to copy and how zero chunks go. */
+export interface CopyPlan {
+  runs: ByteRange[];
+  zeros: ZeroChunks;
+  /** resync: the epoch the changes are counted from (0 when the target was cut short mid-copy). */
+  since?: number;
+}
 
 export interface RebuildOptions {
   chunkBytes?: number;
@@ -32,12 +51,9 @@ export interface RebuildOptions {
 export interface RebuildHost {
   readonly volumeId: string;
   readonly log: Logger;
-  /**
-   * Adds the target as a rebuilding replica. `sparse` is false when the source could not list its
-   * allocated data: `runs` is then the whole volume, and chunks of zeros are skipped.
-   */
-  join(target: ReplicaTarget): Promise<{ runs: ByteRange[]; sparse: boolean }>;
-  copyRange(replicaId: string, range: ByteRange, skipZeros: boolean): Promise<void>;
+  /** Adds the target as a rebuilding replica and plans what to copy to it. */
+  join(target: ReplicaTarget, kind: RebuildKind): Promise<CopyPlan>;
+  copyRange(replicaId: string, range: ByteRange, zeros: ZeroChunks): Promise<void>;
   markInSync(replicaId: string): Promise<void>;
   /** Removes a target whose rebuild failed from the set, if it is still there. */
   abandon(replicaId: string): Promise<void>;
@@ -46,10 +62,11 @@ export interface RebuildHost {
 export type RebuildPhase = "joining" | "copying" | "marking-in-sync" | "in-sync" | "failed";
 
 export interface RebuildProgress {
+  kind: RebuildKind;
   phase: RebuildPhase;
   /** Bytes of the runs copied so far. */
   copiedBytes: number;
-  /** Bytes of the runs to copy (the source's allocated data, or the volume size if unknown). */
+  /** Bytes of the runs to copy (allocated or changed data, or the volume size if unknown). */
   totalBytes: number;
 }
 
@@ -79,6 +96,7 @@ export class Rebuild {
 
   constructor(
     private readonly host: RebuildHost,
+    readonly kind: RebuildKind,
     readonly target: ReplicaTarget,
     private readonly options: Required<RebuildOptions>,
   ) {
@@ -88,7 +106,7 @@ export class Rebuild {
   }
 
   get progress(): RebuildProgress {
-    return { phase: this.phase, copiedBytes: this.copiedBytes, totalBytes: this.totalBytes };
+    return { kind: this.kind, phase: this.phase, copiedBytes: this.copiedBytes, totalBytes: this.totalBytes };
   }
 
   private async run(): Promise<RebuildResult> {
@@ -97,13 +115,16 @@ export class Rebuild {
     const labels = { volume: volumeId, replica: replicaId };
     const log = this.host.log.child({ replica: replicaId });
     try {
-      const { runs, sparse } = await this.host.join(this.target);
+      const { runs, zeros, since } = await this.host.join(this.target, this.kind);
       this.phase = "copying";
       this.totalBytes = runs.reduce((sum, run) => sum + run.length, 0);
       rebuildProgress.set(labels, 0);
-      log.info({ totalBytes: this.totalBytes, sparse }, "rebuild: joined, copying");
+      log.info(
+        { kind: this.kind, totalBytes: this.totalBytes, zeros, since },
+        `${this.kind}: joined, copying`,
+      );
       const started = performance.now();
-      await this.copy(chunksOf(runs, this.options.chunkBytes), !sparse, labels);
+      await this.copy(chunksOf(runs, this.options.chunkBytes), zeros, labels);
       const copyMs = performance.now() - started;
       this.phase = "marking-in-sync";
       await this.host.markInSync(replicaId);
@@ -115,12 +136,12 @@ export class Rebuild {
       };
       log.info(
         { ...result, megabytesPerSecond: Math.round(result.bytesPerSecond / 1e6) },
-        "rebuild: replica in sync",
+        `${this.kind}: replica in sync`,
       );
       return result;
     } catch (error) {
       this.phase = "failed";
-      log.error({ err: error, copiedBytes: this.copiedBytes }, "rebuild failed");
+      log.error({ err: error, copiedBytes: this.copiedBytes }, `${this.kind} failed`);
       await this.host.abandon(replicaId).catch(() => {});
       throw error;
     } finally {
@@ -129,19 +150,20 @@ export class Rebuild {
   }
 
   /** Copies the chunks with a few workers; the first failure stops them all. */
-  private async copy(chunks: ByteRange[], skipZeros: boolean, labels: { volume: string; replica: string }) {
+  private async copy(chunks: ByteRange[], zeros: ZeroChunks, labels: { volume: string; replica: string }) {
     let next = 0;
     let failure: unknown;
     const worker = async () => {
       while (failure === undefined && next < chunks.length) {
         const chunk = chunks[next++]!;
         try {
-          await this.host.copyRange(this.target.replicaId, chunk, skipZeros);
+          await this.host.copyRange(this.target.replicaId, chunk, zeros);
         } catch (error) {
           failure ??= error;
           return;
         }
         this.copiedBytes += chunk.length;
+        copiedBytes.inc({ volume: labels.volume, kind: this.kind }, chunk.length);
         rebuildProgress.set(labels, this.copiedBytes / this.totalBytes);
       }
     };
@@ -152,10 +174,11 @@ export class Rebuild {
 
 export function startRebuild(
   host: RebuildHost,
+  kind: RebuildKind,
   target: ReplicaTarget,
   options: RebuildOptions = {},
 ): Rebuild {
-  return new Rebuild(host, target, {
+  return new Rebuild(host, kind, target, {
     chunkBytes: options.chunkBytes ?? DEFAULT_CHUNK_BYTES,
     concurrency: options.concurrency ?? DEFAULT_COPY_CONCURRENCY,
   });
@@ -170,4 +193,18 @@ export function chunksOf(runs: readonly ByteRange[], chunkBytes: number): ByteRa
     }
   }
   return chunks;
+}
+
+/** Sorts ranges and merges those that overlap or touch. */
+export function mergeRuns(runs: readonly ByteRange[]): ByteRange[] {
+  const merged: ByteRange[] = [];
+  for (const run of [...runs].sort((a, b) => a.offset - b.offset)) {
+    const last = merged[merged.length - 1];
+    if (last !== undefined && run.offset <= last.offset + last.length) {
+      last.length = Math.max(last.length, run.offset + run.length - last.offset);
+    } else {
+      merged.push({ ...run });
+    }
+  }
+  return merged;
 }

@@ -41,10 +41,12 @@ export const CreateReplicaPayload = z.object({
 export const DeleteReplicaPayload = z.object({ replicaId: z.string().regex(REPLICA_ID_PATTERN) });
 export const DeleteReplicaReply = z.object({ deleted: z.boolean() });
 export const SetRebuildingPayload = z.object({ rebuilding: z.boolean() });
+/** CHANGED_RUNS: the epoch from which changes are asked for. */
+export const ChangedRunsPayload = z.object({ since: z.number().int().nonnegative() });
 export const ListReplicasReply = z.object({ replicas: z.array(ReplicaInfo) });
 
 /**
- * One page of a replica's allocated runs, as [offset, length] pairs in order; `next` is where the
+ * One page of a replica's allocated (or changed) runs, as [offset, length] pairs in order; `next` is where the
  * following page starts (the request's offset), or null after the last run.
  */
 export const AllocatedRunsPage = z.object({

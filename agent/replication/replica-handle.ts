@@ -8,12 +8,19 @@ import type { WriteOptions, WriteZeroesOptions } from "../block-device.js";
 import type { ByteRange, Replica, SnapshotInfo } from "../store/replica.js";
 import type { ReplicaClient } from "./client.js";
 import { StaleEpochError } from "./errors.js";
+import type { ReplicaAdmin } from "./replica-admin.js";
 import { servedEntry } from "./served-entries.js";
 import { EpochMismatch } from "./served-replica.js";
 
 export interface SnapshotRequest {
   id: string;
   name: string;
+}
+
+/** Where a replica stands: its epoch, and whether it carries the rebuild mark (write-only). */
+export interface ReplicaStanding {
+  epoch: number;
+  rebuilding: boolean;
 }
 
 export interface ReplicaHandle {
@@ -27,8 +34,15 @@ export interface ReplicaHandle {
   trim(epoch: number, offset: number, length: number, options: WriteOptions): Promise<void>;
   flush(epoch: number): Promise<void>;
   snapshot(epoch: number, request: SnapshotRequest): Promise<SnapshotInfo>;
-  /** The epoch the replica is at now. */
-  currentEpoch(): Promise<number>;
+  /** The replica's epoch and rebuild mark now. */
+  standing(): Promise<ReplicaStanding>;
+  /**
+   * Sets or clears the rebuild mark (durable where the node keeps it), fenced by `epoch`: while it
+   * is set the replica refuses reads, and a restart does not make it readable.
+   */
+  setRebuilding(epoch: number, rebuilding: boolean): Promise<void>;
+  /** The ranges of the regions the replica changed at epoch `since` or later; fenced like a read. */
+  changedRuns(epoch: number, since: number): Promise<ByteRange[]>;
   /** Moves the replica from `expected` to `next` once every write admitted under `expected` is done. */
   setEpoch(expected: number, next: number): Promise<void>;
   /**
@@ -51,18 +65,25 @@ async function fenced<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+/** What persists a local replica's rebuild mark (the node's ReplicaHost). */
+export type RebuildMarks = Pick<ReplicaAdmin, "setRebuilding">;
+
 /**
  * This node's replica, written directly (no loopback TCP) but through the same epoch fence the
  * replica server uses, so a SET_EPOCH from another node's coordinator fences this one's local
- * writes too. The Replica stays the caller's: close() does not close it.
+ * writes too. The Replica stays the caller's: close() does not close it. Without `marks` the
+ * rebuild mark is kept in memory only (like a replica server that manages no replicas).
  */
-export function localReplicaHandle(replica: Replica): ReplicaHandle {
+export function localReplicaHandle(replica: Replica, marks?: RebuildMarks): ReplicaHandle {
   const entry = servedEntry(replica);
+  const readable = (epoch: number) => {
+    if (epoch !== entry.epoch) throw new EpochMismatch(epoch, entry.epoch, "stale reader");
+  };
   return {
     local: true,
     read: (epoch, offset, length) =>
       fenced(async () => {
-        if (epoch !== entry.epoch) throw new EpochMismatch(epoch, entry.epoch, "stale reader");
+        readable(epoch);
         return replica.read(offset, length);
       }),
     write: (epoch, offset, data, options) =>
@@ -74,12 +95,24 @@ export function localReplicaHandle(replica: Replica): ReplicaHandle {
     flush: (epoch) => fenced(() => entry.mutate(epoch, () => replica.flush())),
     snapshot: (epoch, request) =>
       fenced(() => entry.mutate(epoch, () => replica.snapshot(request.name, request.id))),
-    currentEpoch: async () => replica.epoch,
+    standing: async () => ({ epoch: replica.epoch, rebuilding: entry.rebuilding }),
     setEpoch: (expected, next) => fenced(() => entry.setEpoch(expected, next)),
+    setRebuilding: (epoch, rebuilding) =>
+      fenced(() =>
+        entry.mutate(epoch, async () => {
+          if (marks === undefined) entry.rebuilding = rebuilding;
+          else await marks.setRebuilding(replica.volumeId, rebuilding);
+        }),
+      ),
     allocatedRuns: (epoch) =>
       fenced(async () => {
-        if (epoch !== entry.epoch) throw new EpochMismatch(epoch, entry.epoch, "stale reader");
+        readable(epoch);
         return Array.from(replica.allocatedRuns());
+      }),
+    changedRuns: (epoch, since) =>
+      fenced(async () => {
+        readable(epoch);
+        return replica.changedSince(since);
       }),
     close: async () => {},
   };
@@ -96,8 +129,13 @@ export function remoteReplicaHandle(client: ReplicaClient, volumeId: string): Re
     trim: (epoch, offset, length, options) => client.trim(volumeId, epoch, offset, length, options),
     flush: (epoch) => client.flush(volumeId, epoch),
     snapshot: (epoch, request) => client.snapshot(volumeId, epoch, request),
-    currentEpoch: async () => (await client.getState(volumeId)).epoch,
+    standing: async () => {
+      const { epoch, rebuilding } = await client.getState(volumeId);
+      return { epoch, rebuilding };
+    },
     setEpoch: (expected, next) => client.setEpoch(volumeId, expected, next),
+    setRebuilding: (epoch, rebuilding) => client.setRebuilding(volumeId, epoch, rebuilding),
+    changedRuns: (epoch, since) => client.changedRuns(volumeId, epoch, since),
     // Any failure (an older server without ALLOCATED_RUNS, the source going away) falls back to
     // reading the whole volume: the copy itself then handles a failed source, as it always did.
     allocatedRuns: (epoch) => client.allocatedRuns(volumeId, { epoch }).catch(() => undefined),

@@ -18,6 +18,8 @@ export interface ServedReplica extends BlockDevice {
   snapshot(name: string, id: string): Promise<SnapshotInfo>;
   /** The live view's byte ranges holding data, in order: what a rebuild from this replica copies. */
   allocatedRuns(): Iterable<ByteRange>;
+  /** The ranges of the regions changed at epoch `since` or later, in order: what a resync copies. */
+  changedSince(since: number): ByteRange[];
 }
 
 /** The request's epoch is not the replica's; carries the replica's so the reply can say it. */

@@ -42,18 +42,35 @@ export class StoreMembership implements VolumeMembership {
     }));
   }
 
-  /** A new replica replaces a failed one on the same node (replicas stay on distinct nodes). */
+  /**
+   * A new replica replaces a failed one on the same node (replicas stay on distinct nodes); a
+   * returning one (same id) goes from failed to rebuilding.
+   */
   addReplica(replica: ReplicaPlacement, expectedEpoch: number): Promise<number> {
-    return this.change(expectedEpoch, (volume) => ({
-      replicas: [
-        ...volume.replicas.filter(
-          (other) =>
-            other.replicaId !== replica.replicaId &&
-            !(other.node === replica.nodeId && other.state === "failed"),
-        ),
-        { replicaId: replica.replicaId, node: replica.nodeId, state: "rebuilding" },
-      ],
-    }));
+    return this.change(expectedEpoch, (volume) =>
+      withReplicas(
+        volume,
+        [
+          ...volume.replicas.filter(
+            (other) =>
+              other.replicaId !== replica.replicaId &&
+              !(other.node === replica.nodeId && other.state === "failed"),
+          ),
+          { replicaId: replica.replicaId, node: replica.nodeId, state: "rebuilding" },
+        ],
+        "add",
+      ),
+    );
+  }
+
+  dropReplica(replicaId: string, expectedEpoch: number): Promise<number> {
+    return this.change(expectedEpoch, (volume) =>
+      withReplicas(
+        volume,
+        volume.replicas.filter((replica) => replica.replicaId !== replicaId),
+        "drop",
+      ),
+    );
   }
 
   markInSync(replicaId: string, expectedEpoch: number): Promise<number> {
@@ -81,6 +98,21 @@ export class StoreMembership implements VolumeMembership {
     const written = await this.volumes.updateIfEpoch(this.volumeId, expectedEpoch, change);
     return written.epoch;
   }
+}
+
+/**
+ * A change to `replicas`, with the replication factor following the operator: an add raises it
+ * to the replicas that are not failed, a drop lowers it to them (a failure changes neither).
+ */
+function withReplicas(
+  volume: VolumeRecord,
+  replicas: VolumeRecord["replicas"],
+  direction: "add" | "drop",
+): VolumeChange {
+  const live = replicas.filter((replica) => replica.state !== "failed").length;
+  const factor =
+    direction === "add" ? Math.max(volume.replicationFactor, live) : Math.min(volume.replicationFactor, live);
+  return { replicas, replicationFactor: Math.max(1, factor) };
 }
 
 function applied(volume: VolumeRecord, change: VolumeChange): boolean {

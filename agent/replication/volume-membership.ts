@@ -20,8 +20,16 @@ export interface VolumeMembership {
   attach(expectedEpoch: number): Promise<number>;
   /** Drops replicas from the set (they must resync before they count again). */
   removeReplicas(replicaIds: readonly string[], expectedEpoch: number): Promise<number>;
-  /** Adds (or re-adds) a replica in state "rebuilding". */
+  /**
+   * Adds (or re-adds) a replica in state "rebuilding"; the volume's replication factor grows to
+   * count it.
+   */
   addReplica(replica: ReplicaPlacement, expectedEpoch: number): Promise<number>;
+  /**
+   * Takes a replica out of the set for good (the replica count is lowered, not a failure); the
+   * replication factor shrinks to what is left.
+   */
+  dropReplica(replicaId: string, expectedEpoch: number): Promise<number>;
   /** Moves a rebuilding replica to "in-sync". */
   markInSync(replicaId: string, expectedEpoch: number): Promise<number>;
 }

@@ -4,6 +4,7 @@ import { VOLUME_BLOCK_SIZE } from "../../core/model.js";
 import type { Logger } from "../log.js";
 import { LAYER_FILE_PATTERN, Layer } from "./layer.js";
 import { MANIFEST_FILE, type Manifest } from "./manifest.js";
+import { REGIONS_FILE } from "./region-epochs.js";
 
 /** Opens every layer of the chain, or none: on any failure the opened ones are closed again. */
 export async function openLayers(dir: string, manifest: Manifest): Promise<Layer[]> {
@@ -20,8 +21,8 @@ export async function openLayers(dir: string, manifest: Manifest): Promise<Layer
 
 /**
  * Deletes what a chain change interrupted by a crash left behind: layer files replica.json does
- * not name (a new layer before the commit, or a merged or replaced one after it) and a temporary
- * replica.json.
+ * not name (a new layer before the commit, or a merged or replaced one after it) and temporary
+ * replica.json and regions.map files.
  */
 export async function removeLeftovers(
   dir: string,
@@ -31,7 +32,11 @@ export async function removeLeftovers(
 ): Promise<void> {
   const leftovers = files.filter((file) => {
     const match = LAYER_FILE_PATTERN.exec(file);
-    return file === `${MANIFEST_FILE}.tmp` || (match !== null && !chainIds.has(Number(match[1])));
+    return (
+      file === `${MANIFEST_FILE}.tmp` ||
+      file === `${REGIONS_FILE}.tmp` ||
+      (match !== null && !chainIds.has(Number(match[1])))
+    );
   });
   if (leftovers.length === 0) return;
   await Promise.all(leftovers.map((file) => rm(join(dir, file), { force: true })));

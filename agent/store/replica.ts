@@ -27,6 +27,7 @@ import {
 } from "./manifest.js";
 import { mergeIntoChild } from "./merge.js";
 import { RangeLocks } from "./range-locks.js";
+import { RegionEpochs } from "./region-epochs.js";
 import { bytesOnDisk, openLayers, removeLeftovers } from "./replica-directory.js";
 import type { SpaceAllocator } from "./space.js";
 import { copySnapshotView, fillRevertHead } from "./view-copy.js";
@@ -84,6 +85,8 @@ export class Replica implements BlockDevice {
     /** Kept in step with the chain: manifest.layers[i] describes the layer at position i + 1. */
     private manifest: Manifest,
     private readonly chain: LayerChain,
+    /** Which regions changed at which epoch: what a resync of another replica from this one copies. */
+    private readonly regions: RegionEpochs,
     private readonly allocator: SpaceAllocator,
     private readonly log: Logger,
   ) {
@@ -103,14 +106,16 @@ export class Replica implements BlockDevice {
     }
     await removeLeftovers(dir, files, new Set(), log);
     const head = await Layer.create(dir, manifest.layers[0]!.id, manifest.sizeBytes);
+    let regions: RegionEpochs;
     try {
+      regions = await RegionEpochs.create(dir, manifest.sizeBytes);
       await writeManifest(dir, manifest);
     } catch (error) {
       await head.close();
       await Layer.removeFiles(dir, head.id);
       throw error;
     }
-    return new Replica(dir, manifest, LayerChain.of([head]), options.allocator, log);
+    return new Replica(dir, manifest, LayerChain.of([head]), regions, options.allocator, log);
   }
 
   /**
@@ -123,8 +128,15 @@ export class Replica implements BlockDevice {
     const log = options.log ?? defaultLog;
     await removeLeftovers(dir, await readdir(dir), new Set(manifest.layers.map((layer) => layer.id)), log);
     const chain = LayerChain.of(await openLayers(dir, manifest));
+    let regions: RegionEpochs;
+    try {
+      regions = await RegionEpochs.open(dir, manifest.sizeBytes, manifest.epoch, log);
+    } catch (error) {
+      await Promise.all(chain.layers.map((layer) => layer.close()));
+      throw error;
+    }
     options.allocator.adopt(chain.dataBlocks * VOLUME_BLOCK_SIZE);
-    return new Replica(dir, manifest, chain, options.allocator, log);
+    return new Replica(dir, manifest, chain, regions, options.allocator, log);
   }
 
   /**
@@ -207,10 +219,15 @@ export class Replica implements BlockDevice {
     }
   }
 
-  /** Runs one mutation under the I/O gate and a lock on its blocks; FUA flushes before returning. */
+  /**
+   * Runs one mutation under the I/O gate and a lock on its blocks; FUA flushes before returning.
+   * The regions it touches are marked changed at the replica's epoch before any block is.
+   */
   private async mutate(offset: number, length: number, options: WriteOptions, work: () => Promise<void>) {
     await this.gate.enter();
     try {
+      const marking = this.regions.mark(offset, length, this.manifest.epoch);
+      if (marking !== undefined) await marking;
       if (length > 0) {
         const range = await this.locks.acquire(
           Math.floor(offset / VOLUME_BLOCK_SIZE),
@@ -337,6 +354,7 @@ export class Replica implements BlockDevice {
       const position = this.positionOf(snapshotId);
       const resume = await this.gate.quiesce();
       try {
+        await this.regions.markAll(this.epoch);
         const oldHead = this.chain.head;
         const layerId = this.manifest.nextLayerId;
         const newHead = await Layer.create(this.dir, layerId, this.sizeBytes);
@@ -381,6 +399,8 @@ export class Replica implements BlockDevice {
         await copySnapshotView(this.chain.layers, position, target, options.allocator);
         clone.chain.reindex(target.map);
         await target.flush();
+        // Written below the mutations: a resync from the clone must copy all of it.
+        await clone.regions.markAll(options.epoch);
       } catch (error) {
         await clone.discard();
         throw error;
@@ -413,6 +433,14 @@ export class Replica implements BlockDevice {
     return this.chain.allocatedRuns();
   }
 
+  /**
+   * The byte ranges of the regions this replica changed at epoch `since` or later, in order: with
+   * the same from an in-sync replica, what a replica that left at `since` must copy to be identical.
+   */
+  changedSince(since: number): ByteRange[] {
+    return this.regions.changedSince(since, this.sizeBytes);
+  }
+
   /** Grows the volume (never shrinks): the files get longer holes, so it is O(1) in the size. */
   resize(sizeBytes: number): Promise<void> {
     return this.changeChain(async () => {
@@ -423,13 +451,22 @@ export class Replica implements BlockDevice {
       if (sizeBytes === this.sizeBytes) return;
       // Files first: a crash before the rename leaves longer files, which open() accepts.
       await Promise.all(this.chain.layers.map((layer) => layer.grow(sizeBytes)));
+      await this.regions.grow(sizeBytes);
       await this.commit({ ...this.manifest, sizeBytes });
     });
   }
 
-  /** Records the epoch of the volume's replica set that this replica now belongs to. */
+  /**
+   * Records the epoch of the volume's replica set that this replica now belongs to, after making
+   * every earlier write durable: an epoch is a durability boundary. A replica that crashes and
+   * comes back has lost nothing from before its epoch, and what it may have lost since is in the
+   * regions its write-ahead marks give for that epoch — which is what a resync copies.
+   */
   setEpoch(epoch: number): Promise<void> {
-    return this.changeChain(() => this.commit({ ...this.manifest, epoch }));
+    return this.changeChain(async () => {
+      await this.chain.head.flush();
+      await this.commit({ ...this.manifest, epoch });
+    });
   }
 
   /**

@@ -2,7 +2,7 @@ import { Command } from "commander";
 import { labelArg, nameArg, replicationArg, volumeSizeArg } from "../args.js";
 import { contextOf } from "../context.js";
 import { formatSize } from "../format.js";
-import { print } from "../output.js";
+import { print, warn } from "../output.js";
 import { attachmentDescription, volumeDescription, volumeTable } from "../views.js";
 
 interface CreateOptions {
@@ -36,13 +36,14 @@ export function volumeCommand(): Command {
         const placed =
           v.replicas.length > 1 ? `, replicas on ${v.replicas.map((r) => r.node).join(", ")}` : "";
         print(`volume "${v.name}" created (${formatSize(v.sizeBytes)}${placed})`);
+        for (const warning of v.warnings ?? []) warn(warning);
       });
     });
 
   volume
     .command("ha-update")
     .description(
-      "add replicas to a volume online (attached on --node); each new one is rebuilt while I/O goes on",
+      "raise or lower a volume's replica count online (attached on --node); returning replicas are resynced, new ones rebuilt while I/O goes on",
     )
     .argument("<name>", "volume name")
     .requiredOption("--repl <n>", "the replication factor to reach: 1, 2 or 3", replicationArg)

@@ -73,13 +73,15 @@ export const VolumeRecord = z.object({
 export type VolumeRecord = z.infer<typeof VolumeRecord>;
 
 /**
- * What a compare-and-swap may change: the replica set, the attachment, and the size (every replica
- * must agree on it, so a resize fences writes at the old epoch too). Labels are left out on purpose:
+ * What a compare-and-swap may change: the replica set and how many replicas it should have, the
+ * attachment, and the size (every replica must agree on it, so a resize fences writes at the old
+ * epoch too). Labels are left out on purpose:
  * they do not concern the data path, and bumping the epoch for them would fence in-flight writes.
  * An empty change only bumps the epoch, which is how a fence is recorded.
  */
 export const VolumeChange = VolumeRecord.pick({
   replicas: true,
+  replicationFactor: true,
   attachedNode: true,
   sizeBytes: true,
 }).partial();

@@ -16,6 +16,11 @@ export interface StateStoreOptions {
   client?: DynamoDBClient;
   /** Timestamps (heartbeats, creation) and the age of name reservations; tests move it. */
   clock?: () => Date;
+  /**
+   * When set (and no client is given), a request that takes longer fails instead of waiting for TCP
+   * to give up on a network that silently drops it. Callers on a retry loop want this.
+   */
+  requestTimeoutMs?: number;
 }
 
 /**
@@ -34,7 +39,7 @@ export class StateStore {
   constructor(options: StateStoreOptions) {
     this.tableName = options.tableName;
     this.ownsClient = options.client === undefined;
-    this.client = options.client ?? new DynamoDBClient({});
+    this.client = options.client ?? new DynamoDBClient(boundedRequests(options.requestTimeoutMs));
     const doc = DynamoDBDocumentClient.from(this.client, {
       // Optional fields (a node's instanceId) are left out of the item rather than failing the write.
       marshallOptions: { removeUndefinedValues: true },
@@ -54,4 +59,17 @@ export class StateStore {
   close(): void {
     if (this.ownsClient) this.client.destroy();
   }
+}
+
+/** The SDK only warns when a request outlives `requestTimeout` unless told to throw. */
+function boundedRequests(timeoutMs: number | undefined) {
+  return timeoutMs === undefined
+    ? {}
+    : {
+        requestHandler: {
+          requestTimeout: timeoutMs,
+          connectionTimeout: timeoutMs,
+          throwOnRequestTimeout: true,
+        },
+      };
 }

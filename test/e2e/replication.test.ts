@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { log } from "../../agent/log.js";
@@ -25,8 +26,11 @@ import { run as runClient } from "../support/run.js";
  */
 
 const MiB = 1024 * 1024;
-/** Short, so a killed node shows down quickly; still several heartbeats (2 s) long. */
-const env = { STRATA_HEARTBEAT_TIMEOUT_MS: "6000" };
+/**
+ * Short, so a killed node shows down quickly (still several heartbeats, 2 s, long), and so
+ * coordinators checkpoint soon after writes stop (a resync counts changes from a checkpoint).
+ */
+const env = { STRATA_HEARTBEAT_TIMEOUT_MS: "6000", STRATA_CHECKPOINT_INTERVAL_MS: "2000" };
 
 let dir: string;
 let cluster: RunningCluster | undefined;
@@ -91,8 +95,9 @@ async function replicaDigests(volume: Volume): Promise<Map<string, string>> {
 
 beforeAll(async () => {
   dir = await prepareClusterDir("strata-replication-");
-  // The supervisor and its agents inherit this: placement and status treat a node silent this long as down.
-  process.env.STRATA_HEARTBEAT_TIMEOUT_MS = env.STRATA_HEARTBEAT_TIMEOUT_MS;
+  // The supervisor and its agents inherit these: placement and status treat a node silent this
+  // long as down, and coordinators checkpoint this often.
+  Object.assign(process.env, env);
   cluster = await clusterUp(dir);
 });
 
@@ -168,6 +173,70 @@ describe("replicated volumes on a three-zone local cluster", () => {
     expect((await inspect("logs", second)).attachedNode).toBe(second);
     await runClient("qemu-io", ["-f", "raw", moved.nbdUri, ...writer.verifyCommands()]);
     expect((await cli("node", "start", first)).code).toBe(0);
+  });
+
+  it("resyncs a replica whose node comes back with its data, copying only what changed, with no operator", async () => {
+    const created = await json<Volume>("volume", "create", "orders", "--size", "256MiB", "--repl", "3");
+    const attachment = await json<{ nbdUri: string }>("--node", "node-1", "volume", "attach", "orders");
+    const written = await fio(attachment.nbdUri, ["--rw=write", "--bs=1m", "--size=64m", "--iodepth=4"]);
+    expect(written.error).toBe(0);
+    // The coordinator checkpoints while writes go on and once after they stop; when the epoch holds
+    // still for two intervals, the data above is older than node-2's epoch.
+    for (let epoch = -1; ; ) {
+      const now = (await inspect("orders")).epoch;
+      if (now === epoch) break;
+      epoch = now;
+      await sleep(5000);
+    }
+
+    expect((await cli("node", "stop", "node-2", "--kill")).code).toBe(0);
+    // Before its heartbeat times out node-2 still looks up; a create that picks it is placed
+    // again without it, or refused with the reason when that leaves too few nodes.
+    const pair = await json<Volume>("volume", "create", "pair", "--size", "16MiB", "--repl", "2");
+    expect(pair.replicas.map((replica) => replica.node).sort()).toEqual(["node-1", "node-3"]);
+    const trio = await cli("volume", "create", "trio", "--size", "16MiB", "--repl", "3");
+    expect(trio.code).toBe(1);
+    expect(trio.stderr).toMatch(/needs 3 nodes with 16 MiB free; 2 qualify: .*node-2: (down|no heartbeat)/);
+    expect((await cli("volume", "delete", "pair")).code).toBe(0);
+
+    const away = await fio(attachment.nbdUri, ["--rw=write", "--bs=64k", "--offset=128m", "--size=4m"]);
+    expect(away.error).toBe(0);
+    expect(await replicaStates("orders")).toMatchObject({ "node-2": "failed" });
+
+    // Back with its data: the coordinator notices and resyncs it, no ha-update needed.
+    expect((await cli("node", "start", "node-2")).code).toBe(0);
+    await eventually(
+      async () => Object.values(await replicaStates("orders")).every((state) => state === "in-sync"),
+      "node-2's replica to be resynced",
+      60_000,
+    );
+    const metrics = await (await fetch(`${cluster!.file.nodes[0]!.apiUrl}/metrics`)).text();
+    const resynced = Number(
+      metrics
+        .split("\n")
+        .find(
+          (line) =>
+            line.startsWith("strata_replica_copied_bytes_total{") &&
+            line.includes(`volume="${created.id}"`) &&
+            line.includes('kind="resync"'),
+        )
+        ?.split(" ")
+        .at(-1),
+    );
+    // The 4 MiB written while it was away, not the 68 MiB the volume holds.
+    expect(resynced).toBe(4 * MiB);
+    const digests = await replicaDigests(await inspect("orders"));
+    expect(new Set(digests.values()).size).toBe(1);
+
+    // Lowering the count drops a replica online (never the coordinator's own); raising it again
+    // rebuilds one, and the record keeps the count the operator asked for.
+    const lowered = await json<Volume>("volume", "ha-update", "orders", "--repl", "2");
+    expect(lowered.replicas).toHaveLength(2);
+    expect(lowered.replicas.map((replica) => replica.node)).toContain("node-1");
+    const raised = await json<Volume>("volume", "ha-update", "orders", "--repl", "3");
+    expect(raised.replicas.map((replica) => replica.state)).toEqual(["in-sync", "in-sync", "in-sync"]);
+    expect(new Set((await replicaDigests(raised)).values()).size).toBe(1);
+    expect((await cli("volume", "detach", "orders")).code).toBe(0);
   });
 
   it("explains a placement it cannot make", async () => {
