@@ -43,6 +43,8 @@ import {
 export interface LocalReplicas extends ReplicaAdmin {
   get(volumeId: string): Replica | undefined;
   list(): Replica[];
+  /** Set for a standalone volume's replica: not the cluster's, never an orphan. */
+  holder(volumeId: string): string | undefined;
 }
 
 /** What creating, finding and removing replicas needs, the same on this node and over the protocol. */
@@ -62,11 +64,29 @@ export interface ClusterTiming {
   heartbeatTimeoutMs: number;
   /** How often coordinators checkpoint (see DEFAULT_CHECKPOINT_MS). */
   checkpointIntervalMs: number;
+  /** How long a replica no volume record lists must stay so before it is deleted. */
+  orphanGraceMs: number;
 }
 
-/** The checkpoint interval; STRATA_CHECKPOINT_INTERVAL_MS shortens it for tests and demos. */
-export function checkpointIntervalMs(env: NodeJS.ProcessEnv = process.env): number {
-  return millisecondsFromEnv("STRATA_CHECKPOINT_INTERVAL_MS", DEFAULT_CHECKPOINT_MS, env);
+/**
+ * A replica exists before its volume's record lists it (a create or an added replica is recorded
+ * last), for seconds; one still unlisted after this long is garbage: its volume was deleted or it
+ * was replaced while its node was away.
+ */
+const ORPHAN_GRACE_MS = 10 * 60_000;
+/** How often this node looks for orphaned replicas (more often when the grace is shorter). */
+const ORPHAN_SWEEP_MS = 60_000;
+
+/** The timing from the environment: STRATA_CHECKPOINT_INTERVAL_MS and STRATA_ORPHAN_GRACE_MS shorten them for tests and demos. */
+export function clusterTiming(
+  heartbeatTimeoutMs: number,
+  env: NodeJS.ProcessEnv = process.env,
+): ClusterTiming {
+  return {
+    heartbeatTimeoutMs,
+    checkpointIntervalMs: millisecondsFromEnv("STRATA_CHECKPOINT_INTERVAL_MS", DEFAULT_CHECKPOINT_MS, env),
+    orphanGraceMs: millisecondsFromEnv("STRATA_ORPHAN_GRACE_MS", ORPHAN_GRACE_MS, env),
+  };
 }
 
 interface AttachedVolume {
@@ -87,6 +107,10 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
   private readonly resyncRetryAt = new Map<string, number>();
   private readonly resyncScan: NodeJS.Timeout;
   private scanning = false;
+  private readonly orphanSweep: NodeJS.Timeout;
+  /** Replica id → when the sweep first found no record listing it. */
+  private readonly orphanSince = new Map<string, number>();
+  private sweeping = false;
   endpoints: Endpoints = { apiUrl: "", nbdAddress: "", nbdSocket: null };
 
   constructor(
@@ -98,8 +122,13 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     private readonly timing: ClusterTiming,
     private readonly log: Logger,
   ) {
-    this.resyncScan = setInterval(() => this.scanForReturningReplicas(), RESYNC_SCAN_MS);
+    this.resyncScan = setInterval(() => this.tendReplicaSets(), RESYNC_SCAN_MS);
     this.resyncScan.unref();
+    this.orphanSweep = setInterval(
+      () => this.sweepOrphans(),
+      Math.min(ORPHAN_SWEEP_MS, Math.ceil(timing.orphanGraceMs / 3)),
+    );
+    this.orphanSweep.unref();
   }
 
   /** Re-attaches the volumes the store says are attached here (the agent restarted). */
@@ -347,7 +376,8 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
       const record = await this.record(name);
       const coordinator = await this.coordinatorFor(record);
       try {
-        await coordinator.attach();
+        // Still recorded as attached: its coordinator died or is being fenced, not detached.
+        await coordinator.attach({ reconcile: record.attachedNode !== null });
       } catch (error) {
         await coordinator.close();
         if (error instanceof EpochConflictError) {
@@ -557,11 +587,12 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
   }
 
   /**
-   * The background half of recovery without a human: each attached volume short of its
-   * replication factor gets its returning replicas resynced. A volume busy with an operator's
-   * change is left for the next round.
+   * The background half of recovery without a human, for each attached volume: short of its
+   * replication factor, its returning replicas are resynced; at it (a replacement is in sync), its
+   * failed replicas are dropped from the record and their data deleted where the node answers. A
+   * volume busy with an operator's change is left for the next round.
    */
-  private scanForReturningReplicas(): void {
+  private tendReplicaSets(): void {
     if (this.scanning) return;
     this.scanning = true;
     void (async () => {
@@ -573,14 +604,66 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
             const record = await this.record(name);
             const missing = record.replicationFactor - liveCount(record);
             if (missing > 0) await this.resyncReturning(record, attached.coordinator, missing);
+            else await this.dropSurplusFailed(record, attached.coordinator);
           })
           .catch((error: unknown) =>
-            this.log.warn({ err: error, volume: name }, "checking for returning replicas failed"),
+            this.log.warn({ err: error, volume: name }, "tending the replica set failed"),
           );
       }
     })().finally(() => {
       this.scanning = false;
     });
+  }
+
+  private async dropSurplusFailed(record: VolumeRecord, coordinator: VolumeCoordinator): Promise<void> {
+    const failed = record.replicas.filter((replica) => replica.state === "failed");
+    if (failed.length === 0) return;
+    const nodes = await this.nodes();
+    for (const replica of failed) {
+      await coordinator.dropReplica(replica.replicaId);
+      this.log.info(
+        { volume: record.name, node: replica.node },
+        "a failed replica is no longer needed; dropped",
+      );
+      const node = nodes.get(replica.node);
+      // Where the node does not answer, its own orphan sweep deletes the data later.
+      if (node !== undefined) await this.destroyReplica(node, record.id, replica.replicaId).catch(() => {});
+    }
+  }
+
+  /**
+   * Deletes this node's replicas that no volume record has listed for the grace period: what a
+   * delete, replacement or drop could not remove while this node was away.
+   */
+  private sweepOrphans(): void {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    void (async () => {
+      const now = Date.now();
+      const seen = new Set<string>();
+      for (const replica of this.local.list()) {
+        if (this.local.holder(replica.volumeId) !== undefined) continue;
+        const record = await this.store.volumes.get(replica.volumeId).catch((error: unknown) => {
+          if (error instanceof RecordNotFoundError) return undefined;
+          throw error;
+        });
+        if (record?.replicas.some((listed) => listed.replicaId === replica.replicaId)) continue;
+        seen.add(replica.replicaId);
+        const since = this.orphanSince.get(replica.replicaId) ?? now;
+        this.orphanSince.set(replica.replicaId, since);
+        if (now - since < this.timing.orphanGraceMs) continue;
+        await this.local.deleteReplica(replica.volumeId, replica.replicaId);
+        this.log.warn(
+          { volumeId: replica.volumeId, replica: replica.replicaId, unlistedForMs: now - since },
+          "deleted a replica no volume lists any more",
+        );
+      }
+      for (const id of this.orphanSince.keys()) if (!seen.has(id)) this.orphanSince.delete(id);
+    })()
+      .catch((error: unknown) => this.log.warn({ err: error }, "looking for orphaned replicas failed"))
+      .finally(() => {
+        this.sweeping = false;
+      });
   }
 
   async listSnapshots(volume: string): Promise<Snapshot[]> {
@@ -648,6 +731,7 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
 
   async close(): Promise<void> {
     clearInterval(this.resyncScan);
+    clearInterval(this.orphanSweep);
     for (const attached of this.attached.values()) await attached.coordinator.close();
     this.attached.clear();
   }

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { StateStore } from "../core/state/store.js";
 import { startControlApi } from "./api/server.js";
-import { ClusterVolumes, checkpointIntervalMs } from "./cluster-volumes.js";
+import { ClusterVolumes, clusterTiming } from "./cluster-volumes.js";
 import { writeJsonAtomic } from "./durable-file.js";
 import { log } from "./log.js";
 import { heartbeatTimeoutMs, NodeMembership, STORE_REQUEST_TIMEOUT_MS } from "./membership.js";
@@ -133,7 +133,7 @@ async function main(): Promise<void> {
           store,
           replicas,
           new PeerReplicas(config.replication.secret, log),
-          { heartbeatTimeoutMs: heartbeatTimeoutMs(), checkpointIntervalMs: checkpointIntervalMs() },
+          clusterTiming(heartbeatTimeoutMs()),
           log,
         )
       : undefined;

@@ -196,6 +196,11 @@ export class ReplicaHost implements ReplicaAdmin {
     this.held.set(volumeId, holder);
   }
 
+  /** Who holds the replica of `volumeId` on this node (see hold), if anyone. */
+  holder(volumeId: string): string | undefined {
+    return this.held.get(volumeId);
+  }
+
   /** Closes every replica (flushing it); the agent calls this last on shutdown. */
   async close(): Promise<void> {
     await this.namespace.run(async () => {

@@ -41,6 +41,8 @@ import { MAX_RETRY_MS, nextDelay, sleep } from "./backoff.js";
 import { replicaRemovals } from "./coordinator-metrics.js";
 import {
   type CopyPlan,
+  chunksOf,
+  DEFAULT_CHUNK_BYTES,
   mergeRuns,
   type Rebuild,
   RebuildAbortedError,
@@ -95,6 +97,14 @@ export interface CoordinatorOptions {
   checkpointIntervalMs?: number;
 }
 
+export interface AttachOptions {
+  /**
+   * The previous coordinator did not detach cleanly (it died or was fenced): its last writes may be
+   * on some replicas only, so the replicas are reconciled (see reconciled).
+   */
+  reconcile?: boolean;
+}
+
 /** What `replicas()` reports, e.g. for `volume inspect`. */
 export interface ReplicaStatus {
   replicaId: string;
@@ -142,6 +152,11 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
   private closing: Promise<void> | undefined;
   private readonly runningRebuilds = new Map<string, Rebuild>();
   private mutatedSinceCheckpoint = false;
+  /**
+   * Settles once the replicas hold the same bytes after a takeover (attach with `reconcile`), with
+   * the bytes copied to each; 0 at once when there was nothing to reconcile.
+   */
+  reconciled: Promise<number> = Promise.resolve(0);
   private readonly checkpointTimer: NodeJS.Timeout | undefined;
 
   constructor(options: CoordinatorOptions) {
@@ -186,7 +201,7 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
    * one it is at (a previous coordinator may have died between its CAS and its SET_EPOCHs).
    * Replicas that cannot be reached are removed.
    */
-  attach(): Promise<void> {
+  attach(options: AttachOptions = {}): Promise<void> {
     return this.exclusive("changing-membership", async () => {
       // A rebuild the previous coordinator left unfinished cannot go on here: the target leaves
       // the set, keeping its rebuild mark, and is resynced in full when it is next added.
@@ -212,7 +227,36 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
       );
       await this.removeLocked([...unreachable, ...failed, ...stalled]);
       this.log.info({ epoch: this.currentEpoch }, "coordinator attached the volume");
+      if (options.reconcile === true && reachable.length > 1) {
+        const since = Math.min(...reachable.map(({ from }) => from));
+        this.reconciled = this.reconcile(since);
+      }
     });
+  }
+
+  /**
+   * After a coordinator died, the writes it had in flight (none acknowledged) may have reached
+   * only some replicas. The regions any in-sync replica changed since `since` are copied from the
+   * read source to the others, while I/O goes on, so the replicas converge on one version of them.
+   * Resolves with the bytes copied to each replica; a failure is logged, never thrown.
+   */
+  private async reconcile(since: number): Promise<number> {
+    let copied = 0;
+    try {
+      const epoch = this.currentEpoch;
+      const inSync = this.members.filter((member) => member.state === "in-sync");
+      const changed = await Promise.all(inSync.map((member) => member.handle.changedRuns(epoch, since)));
+      const chunks = chunksOf(mergeRuns(changed.flat()), DEFAULT_CHUNK_BYTES);
+      const source = this.readSource();
+      for (const target of inSync.filter((member) => member !== source)) {
+        for (const chunk of chunks) await this.copyRange(target.replicaId, chunk, "punch");
+      }
+      copied = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
+      if (copied > 0) this.log.info({ since, copiedBytes: copied }, "replicas reconciled after a takeover");
+    } catch (error) {
+      this.log.error({ err: error, since }, "reconciling the replicas after a takeover failed");
+    }
+    return copied;
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
@@ -337,14 +381,15 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
   }
 
   /**
-   * Takes a replica out of the set for good (the replica count is lowered): one CAS, then the
-   * rest move to the new epoch, so the dropped one can never be written again. A running rebuild
-   * of it is abandoned. The last in-sync replica cannot be dropped.
+   * Takes a replica out of the set and the record for good (the replica count is lowered, or a
+   * failed replica is no longer needed): one CAS, then the rest move to the new epoch, so the
+   * dropped one can never be written again. A running rebuild of it is abandoned. The last
+   * in-sync replica cannot be dropped.
    */
   dropReplica(replicaId: string): Promise<void> {
     return this.exclusive("changing-membership", async () => {
+      // Not a member: a failed replica, still in the record only.
       const doomed = this.members.find((member) => member.replicaId === replicaId);
-      if (doomed === undefined) throw new BlockIoError("EINVAL", `replica ${replicaId} is not in the set`);
       const remaining = this.members.filter((member) => member !== doomed);
       if (!remaining.some((member) => member.state === "in-sync")) {
         throw new BlockIoError("EINVAL", `replica ${replicaId} is the volume's last in-sync replica`);
@@ -353,7 +398,7 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
       this.currentEpoch = await this.storeCall(() => this.membership.dropReplica(replicaId, expected));
       this.members = remaining;
       this.log.info({ replica: replicaId, epoch: this.currentEpoch }, "replica dropped from the volume");
-      doomed.handle
+      doomed?.handle
         .close()
         .catch((error: unknown) => this.log.debug({ err: error }, "closing a dropped replica"));
       const failed = await this.moveEpoch(
@@ -379,6 +424,7 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
         resume();
       });
       await Promise.allSettled([...this.runningRebuilds.values()].map((rebuild) => rebuild.done));
+      await this.reconciled;
       await Promise.allSettled(this.members.map((member) => member.handle.close()));
       this.log.info("coordinator closed");
     })();

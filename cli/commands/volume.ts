@@ -1,8 +1,10 @@
 import { Command } from "commander";
+import type { Volume } from "../../core/model.js";
 import { labelArg, nameArg, replicationArg, volumeSizeArg } from "../args.js";
 import { contextOf } from "../context.js";
 import { formatSize } from "../format.js";
 import { print, warn } from "../output.js";
+import { withProgress } from "../progress.js";
 import { attachmentDescription, volumeDescription, volumeTable } from "../views.js";
 
 interface CreateOptions {
@@ -49,7 +51,13 @@ export function volumeCommand(): Command {
     .requiredOption("--repl <n>", "the replication factor to reach: 1, 2 or 3", replicationArg)
     .action(async (name: string, options: { repl: number }, command: Command) => {
       const context = contextOf(command);
-      const updated = await (await context.client()).updateReplication(nameArg(name, "volume"), options.repl);
+      const client = await context.client();
+      const volumeName = nameArg(name, "volume");
+      const updated = await withProgress(
+        `changing the replicas of ${volumeName}`,
+        () => client.updateReplication(volumeName, options.repl),
+        async () => describeCopies(await client.getVolume(volumeName)),
+      );
       context.emit(updated, (v) =>
         print(
           `volume "${v.name}" now has ${v.replicas.length} replicas: ${v.replicas.map((r) => `${r.node}(${r.state})`).join(" ")}`,
@@ -122,4 +130,16 @@ export function volumeCommand(): Command {
     });
 
   return volume;
+}
+
+/** e.g. "node-3 12 MiB of 40 MiB copied": the replicas being rebuilt or resynced now, if any. */
+function describeCopies(volume: Volume): string | undefined {
+  const copies = volume.replicas.flatMap((replica) =>
+    replica.rebuild === undefined
+      ? []
+      : [
+          `${replica.node} ${formatSize(replica.rebuild.copiedBytes)} of ${formatSize(replica.rebuild.totalBytes)} copied`,
+        ],
+  );
+  return copies.length === 0 ? undefined : copies.join(", ");
 }

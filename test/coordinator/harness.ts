@@ -181,6 +181,8 @@ export type NodeKind = "in-process" | "child";
 export interface AttachOptions {
   log?: Logger;
   maxStoreRetryMs?: number;
+  /** Attach as after a coordinator crash (see VolumeCoordinator.attach). */
+  reconcile?: boolean;
 }
 
 /** A replicated volume: its record in the store and one replica per node, all at epoch 1. */
@@ -250,7 +252,7 @@ export class TestVolume {
       log: options.log ?? quiet,
       ...(options.maxStoreRetryMs === undefined ? {} : { maxStoreRetryMs: options.maxStoreRetryMs }),
     });
-    await coordinator.attach();
+    await coordinator.attach({ reconcile: options.reconcile ?? false });
     return coordinator;
   }
 

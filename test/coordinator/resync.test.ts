@@ -112,3 +112,48 @@ it("a replica whose resync was cut short (still marked rebuilding) is resynced o
   const sums = await volume.checksums();
   expect(sums.get("node-b")).toBe(sums.get("node-a"));
 });
+
+it("a coordinator taking over after a crash reconciles the last writes that reached only some replicas", async () => {
+  const volume = await suite.createVolume(64 * MiB, ["in-process", "child", "child"]);
+  const first = await suite.attach(volume, "node-a");
+  await first.write(0, pattern(MiB, 1), { fua: true });
+  await first.checkpoint();
+  // The coordinator dies while its last write is in flight: node-b got it, node-a and node-c not.
+  const partial = await volume.node("node-b").connect();
+  await partial.write(volume.volumeId, first.epoch, 20 * MiB, pattern(MiB, 2), { fua: true });
+  await partial.close();
+  const diverged = await volume.checksums();
+  expect(diverged.get("node-b")).not.toBe(diverged.get("node-c"));
+
+  const second = await suite.attach(volume, "node-c", { reconcile: true });
+  // Only the region written since the last checkpoint is copied, from node-c's replica to the others.
+  expect(await second.reconciled).toBe(MiB);
+  const sums = await volume.checksums();
+  expect(new Set(sums.values()).size).toBe(1);
+  expect(await second.read(0, MiB)).toEqual(pattern(MiB, 1));
+});
+
+it("a failed replica replaced elsewhere is dropped from the record, and the replication factor stays", async () => {
+  const volume = await suite.createVolume(16 * MiB, ["in-process", "child"]);
+  const coordinator = await suite.attach(volume, "node-a");
+  await (volume.node("node-b") as ChildNode).kill();
+  await coordinator.write(0, pattern(MiB, 3), { fua: true });
+  await volume.addNode("node-c", "child");
+  const { state: _, ...target } = await volume.target("node-c", "node-a");
+  await coordinator.addReplica(target).done;
+  const replaced = await suite.store.volumes.get(volume.volumeId);
+  expect(replaced.replicas.map(({ node, state }) => `${node}:${state}`)).toEqual([
+    "node-a:in-sync",
+    "node-b:failed",
+    "node-c:in-sync",
+  ]);
+
+  await coordinator.dropReplica("replica-node-b");
+  const tidied = await suite.store.volumes.get(volume.volumeId);
+  expect(tidied.replicas.map(({ node }) => node)).toEqual(["node-a", "node-c"]);
+  expect(tidied.replicationFactor).toBe(2);
+  expect(tidied.epoch).toBe(coordinator.epoch);
+  expect(await volume.node("node-c").epoch()).toBe(coordinator.epoch);
+  await expect(coordinator.dropReplica("replica-node-a")).resolves.toBeUndefined();
+  await expect(coordinator.dropReplica("replica-node-c")).rejects.toThrow(/last in-sync replica/);
+});

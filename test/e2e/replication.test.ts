@@ -5,7 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { log } from "../../agent/log.js";
-import { connectReplica } from "../../agent/replication/client.js";
+import { connectReplica, type ReplicaClient } from "../../agent/replication/client.js";
 import type { Volume } from "../../core/model.js";
 import { StateStore } from "../../core/state/store.js";
 import {
@@ -27,10 +27,16 @@ import { run as runClient } from "../support/run.js";
 
 const MiB = 1024 * 1024;
 /**
- * Short, so a killed node shows down quickly (still several heartbeats, 2 s, long), and so
- * coordinators checkpoint soon after writes stop (a resync counts changes from a checkpoint).
+ * Short, so a killed node shows down quickly (still several heartbeats, 2 s, long), coordinators
+ * checkpoint soon after writes stop (a resync counts changes from a checkpoint), and a node
+ * deletes replicas no volume lists within seconds.
  */
-const env = { STRATA_HEARTBEAT_TIMEOUT_MS: "6000", STRATA_CHECKPOINT_INTERVAL_MS: "2000" };
+const env = {
+  STRATA_HEARTBEAT_TIMEOUT_MS: "6000",
+  STRATA_CHECKPOINT_INTERVAL_MS: "2000",
+  // Longer than any create here takes (a replica exists before its record lists it).
+  STRATA_ORPHAN_GRACE_MS: "15000",
+};
 
 let dir: string;
 let cluster: RunningCluster | undefined;
@@ -63,8 +69,8 @@ const inspect = (volume: string, node = "node-1") =>
 const replicaStates = async (volume: string) =>
   Object.fromEntries((await inspect(volume)).replicas.map((replica) => [replica.node, replica.state]));
 
-/** Every replica's bytes, read over the replication protocol from its own node. */
-async function replicaDigests(volume: Volume): Promise<Map<string, string>> {
+/** An authenticated replication client to `node`'s replica server, at the address it registered. */
+async function replicaClientOf(node: string): Promise<ReplicaClient> {
   const secret = (await readFile(join(dir, "cluster-secret"), "utf8")).trim();
   const store = new StateStore({
     tableName: cluster!.file.dynamodb.table,
@@ -74,12 +80,19 @@ async function replicaDigests(volume: Volume): Promise<Map<string, string>> {
       credentials: { accessKeyId: "local", secretAccessKey: "local" },
     }),
   });
-  const nodes = await store.nodes.list();
+  try {
+    const [host, port] = (await store.nodes.get(node)).addresses.replication.split(":");
+    return await connectReplica({ host: host!, port: Number(port), secret, log });
+  } finally {
+    store.close();
+  }
+}
+
+/** Every replica's bytes, read over the replication protocol from its own node. */
+async function replicaDigests(volume: Volume): Promise<Map<string, string>> {
   const digests = new Map<string, string>();
   for (const replica of volume.replicas) {
-    const address = nodes.find((node) => node.id === replica.node)!.addresses.replication;
-    const [host, port] = address.split(":");
-    const client = await connectReplica({ host: host!, port: Number(port), secret, log });
+    const client = await replicaClientOf(replica.node);
     try {
       const hash = createHash("sha256");
       for (let offset = 0; offset < volume.sizeBytes; offset += 4 * MiB) {
@@ -104,7 +117,7 @@ beforeAll(async () => {
 afterAll(() => tearDownCluster(dir, cluster));
 
 describe("replicated volumes on a three-zone local cluster", () => {
-  it("places RF3 on three zones, survives kill -9 of a replica's node under load, and rebuilds it", async () => {
+  it("places RF3 on three zones, survives kill -9 of a replica's node under load, and brings it back in sync", async () => {
     const created = await json<Volume>("volume", "create", "db", "--size", "256MiB", "--repl", "3");
     expect(created.replicas.map((replica) => replica.node).sort()).toEqual(["node-1", "node-2", "node-3"]);
     expect(created.replicas.map((replica) => replica.zone).sort()).toEqual(["local-a", "local-b", "local-c"]);
@@ -237,6 +250,23 @@ describe("replicated volumes on a three-zone local cluster", () => {
     expect(raised.replicas.map((replica) => replica.state)).toEqual(["in-sync", "in-sync", "in-sync"]);
     expect(new Set((await replicaDigests(raised)).values()).size).toBe(1);
     expect((await cli("volume", "detach", "orders")).code).toBe(0);
+  });
+
+  it("a node that was away when its volume was deleted deletes the leftover replica itself", async () => {
+    const created = await json<Volume>("volume", "create", "scratch", "--size", "16MiB", "--repl", "3");
+    expect((await cli("node", "stop", "node-3")).code).toBe(0);
+    expect((await cli("volume", "delete", "scratch")).code).toBe(0);
+    expect((await cli("node", "start", "node-3")).code).toBe(0);
+    const holds = async () => {
+      const client = await replicaClientOf("node-3");
+      try {
+        return (await client.listReplicas(created.id)).length > 0;
+      } finally {
+        await client.close();
+      }
+    };
+    expect(await holds()).toBe(true);
+    await eventually(async () => !(await holds()), "node-3 to delete the orphaned replica", 60_000);
   });
 
   it("explains a placement it cannot make", async () => {
