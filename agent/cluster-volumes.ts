@@ -330,8 +330,36 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     await this.admin(node, (admin) => admin.deleteReplica(volumeId, replicaId));
   }
 
-  async resizeVolume(name: string): Promise<Volume> {
-    throw invalid(`resizing replicated volume "${name}" is not supported yet`);
+  /** Grows the volume on every replica (see VolumeCoordinator.resize); it must be attached here. */
+  async resizeVolume(name: string, sizeBytes: number): Promise<Volume> {
+    return this.lock(name).run(async () => {
+      const { coordinator } = this.attachedHere(name, "resize it");
+      if (sizeBytes < coordinator.sizeBytes) {
+        throw invalid(
+          `cannot shrink volume "${name}" from ${formatSize(coordinator.sizeBytes)} to ${formatSize(sizeBytes)}: volumes only grow`,
+        );
+      }
+      await coordinator.resize(sizeBytes);
+      return this.toVolume(await this.record(name), await this.nodes());
+    });
+  }
+
+  /** The volume's coordinator on this node, or a conflict saying where to attach it to `doWhat`. */
+  private attachedHere(name: string, doWhat: string): AttachedVolume {
+    const attached = this.attached.get(name);
+    if (attached === undefined) {
+      throw conflict(`volume "${name}" must be attached to ${this.identity.nodeId} to ${doWhat}`);
+    }
+    return attached;
+  }
+
+  private async snapshotRecord(volume: VolumeRecord, snapshot: string) {
+    try {
+      return await this.store.snapshots.get(volume.id, snapshot);
+    } catch (error) {
+      if (error instanceof RecordNotFoundError) throw notFound(`snapshot "${volume.name}@${snapshot}"`);
+      throw error;
+    }
   }
 
   async deleteVolume(name: string): Promise<void> {
@@ -706,16 +734,40 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     });
   }
 
-  async deleteSnapshot(volume: string): Promise<void> {
-    throw invalid(`deleting snapshots of replicated volume "${volume}" is not supported yet`);
+  /**
+   * Unlisted first, then deleted on every replica: a listed snapshot always exists, and a crash in
+   * between leaves only a layer no record names.
+   */
+  async deleteSnapshot(volume: string, snapshot: string): Promise<void> {
+    await this.lock(volume).run(async () => {
+      const { coordinator } = this.attachedHere(volume, "delete its snapshots");
+      const record = await this.record(volume);
+      const found = await this.snapshotRecord(record, snapshot);
+      await this.store.snapshots.delete(record.id, found.name);
+      await coordinator.deleteSnapshot(found.id);
+      this.log.info({ volume, snapshot }, "snapshot deleted");
+    });
   }
 
   async cloneSnapshot(volume: string): Promise<Volume> {
     throw invalid(`cloning snapshots of replicated volume "${volume}" is not supported yet`);
   }
 
-  async revertVolume(volume: string): Promise<Volume> {
-    throw invalid(`reverting replicated volume "${volume}" is not supported yet`);
+  /** Reverts every in-sync replica at once; attached here, with no NBD client connected. */
+  async revertVolume(volume: string, snapshot: string): Promise<Volume> {
+    return this.lock(volume).run(async () => {
+      const attached = this.attachedHere(volume, "revert it");
+      if (attached.leases > 0) {
+        throw conflict(
+          `cannot revert volume "${volume}": ${attached.leases} NBD client connection(s) are open; disconnect them first`,
+        );
+      }
+      const record = await this.record(volume);
+      const found = await this.snapshotRecord(record, snapshot);
+      await attached.coordinator.revert(found.id);
+      this.log.info({ volume, snapshot }, "volume reverted to snapshot");
+      return this.toVolume(await this.record(volume), await this.nodes());
+    });
   }
 
   names(): string[] {
@@ -753,6 +805,9 @@ function unreachableHandle(cause: unknown): ReplicaHandle {
     setRebuilding: fail,
     allocatedRuns: () => undefined,
     changedRuns: fail,
+    resize: fail,
+    deleteSnapshot: fail,
+    revert: fail,
     close: async () => {},
   };
 }

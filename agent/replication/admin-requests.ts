@@ -1,9 +1,12 @@
 /**
  * The replica server's side of replica management (CREATE_REPLICA, DELETE_REPLICA,
- * SET_REBUILDING, LIST_REPLICAS, ALLOCATED_RUNS, CHANGED_RUNS): shape checks and execution. The peer has
+ * SET_REBUILDING, LIST_REPLICAS, ALLOCATED_RUNS, CHANGED_RUNS) and of the chain changes a
+ * coordinator fans out (RESIZE_REPLICA, DELETE_SNAPSHOT, REVERT_REPLICA): shape checks and
+ * execution. The peer has
  * authenticated like for any request; these frames only decide what the node's ReplicaAdmin does.
  */
 import type { z } from "zod";
+import { StrataError } from "../../core/errors.js";
 import type { Frame } from "./frame-codec.js";
 import { FrameType, MAX_CONTROL_PAYLOAD, Status } from "./protocol.js";
 import { asRefusal, Refusal } from "./refusal.js";
@@ -12,8 +15,10 @@ import {
   CreateReplicaPayload,
   DeleteReplicaPayload,
   type ReplicaAdmin,
+  ResizeReplicaPayload,
   runsPage,
   SetRebuildingPayload,
+  SnapshotPayload,
 } from "./replica-admin.js";
 import { EpochMismatch, type ServedReplicaEntry } from "./served-replica.js";
 
@@ -25,6 +30,9 @@ export const ADMIN_TYPES: ReadonlySet<number> = new Set([
   FrameType.LIST_REPLICAS,
   FrameType.ALLOCATED_RUNS,
   FrameType.CHANGED_RUNS,
+  FrameType.RESIZE_REPLICA,
+  FrameType.DELETE_SNAPSHOT,
+  FrameType.REVERT_REPLICA,
 ]);
 
 /** Types that make sense without a replica of the header's volume here (the others need one). */
@@ -42,6 +50,9 @@ export function checkAdminShape(frame: Frame): string | undefined {
     case FrameType.CREATE_REPLICA:
     case FrameType.DELETE_REPLICA:
     case FrameType.SET_REBUILDING:
+    case FrameType.RESIZE_REPLICA:
+    case FrameType.DELETE_SNAPSHOT:
+    case FrameType.REVERT_REPLICA:
       return payload > 0 && payload <= MAX_CONTROL_PAYLOAD && noRange && frame.volumeId !== ""
         ? undefined
         : "needs a volume id, a small JSON payload and no range";
@@ -100,6 +111,20 @@ async function execute(
       });
       return {};
     }
+    case FrameType.RESIZE_REPLICA: {
+      const { sizeBytes } = parsePayload(ResizeReplicaPayload, frame);
+      const served = required(entry);
+      await served.mutate(epoch, () => served.replica.resize(sizeBytes));
+      return {};
+    }
+    case FrameType.DELETE_SNAPSHOT:
+    case FrameType.REVERT_REPLICA: {
+      const { snapshotId } = parsePayload(SnapshotPayload, frame);
+      const served = required(entry);
+      const change = frame.type === FrameType.DELETE_SNAPSHOT ? "deleteSnapshot" : "revert";
+      await served.mutate(epoch, () => withSnapshot(() => served.replica[change](snapshotId)));
+      return {};
+    }
     case FrameType.CHANGED_RUNS: {
       const { since } = parsePayload(ChangedRunsPayload, frame);
       return runsPage(fencedReader(entry, epoch).replica.changedSince(since), frame.offset);
@@ -148,4 +173,16 @@ export function parsePayload<T>(schema: z.ZodType<T>, frame: Frame): T {
 
 function frameName(type: number): string {
   return Object.entries(FrameType).find(([, value]) => value === type)?.[0] ?? `type ${type}`;
+}
+
+/** Runs a change naming a snapshot; the store's NOT_FOUND is the protocol's UNKNOWN_SNAPSHOT. */
+export async function withSnapshot<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof StrataError && error.code === "NOT_FOUND") {
+      throw new Refusal(Status.UNKNOWN_SNAPSHOT, error.message);
+    }
+    throw error;
+  }
 }

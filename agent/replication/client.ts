@@ -257,6 +257,25 @@ export class ReplicaClient {
     await this.request(FrameType.SET_REBUILDING, 0, volumeId, epoch, 0, 0, payload);
   }
 
+  /** Grows the replica to `sizeBytes`; fenced by `epoch`. */
+  async resizeReplica(volumeId: string, epoch: number, sizeBytes: number): Promise<void> {
+    await this.control(FrameType.RESIZE_REPLICA, volumeId, epoch, { sizeBytes });
+  }
+
+  /** Deletes a snapshot of the replica; UnknownSnapshotError when it has none with that id. */
+  async deleteSnapshot(volumeId: string, epoch: number, snapshotId: string): Promise<void> {
+    await this.control(FrameType.DELETE_SNAPSHOT, volumeId, epoch, { snapshotId });
+  }
+
+  /** Makes the replica's live view the snapshot again; UnknownSnapshotError when it lacks it. */
+  async revertReplica(volumeId: string, epoch: number, snapshotId: string): Promise<void> {
+    await this.control(FrameType.REVERT_REPLICA, volumeId, epoch, { snapshotId });
+  }
+
+  private control(type: RequestType, volumeId: string, epoch: number, body: object) {
+    return this.request(type, 0, volumeId, epoch, 0, 0, Buffer.from(JSON.stringify(body)));
+  }
+
   /** The replicas on the server: all of them, or only the one of `volumeId` (none or one). */
   async listReplicas(volumeId?: string): Promise<ReplicaInfo[]> {
     const reply = await this.request(FrameType.LIST_REPLICAS, 0, volumeId ?? "", 0, 0, 0);

@@ -25,6 +25,7 @@
  * rebuild's copy of a range never overtakes a client write to it (see rebuild.ts).
  */
 import { EventEmitter } from "node:events";
+import { conflict } from "../../core/errors.js";
 import {
   type BlockDevice,
   BlockIoError,
@@ -39,6 +40,7 @@ import { RangeLocks } from "../store/range-locks.js";
 import type { ByteRange, SnapshotInfo } from "../store/replica.js";
 import { MAX_RETRY_MS, nextDelay, sleep } from "./backoff.js";
 import { replicaRemovals } from "./coordinator-metrics.js";
+import { UnknownSnapshotError } from "./errors.js";
 import {
   type CopyPlan,
   chunksOf,
@@ -130,7 +132,8 @@ type Send = (handle: ReplicaHandle, epoch: number) => Promise<unknown>;
 
 export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implements BlockDevice {
   readonly volumeId: string;
-  readonly sizeBytes: number;
+  /** Grows with resize(); an NBD connection keeps the size it was opened with. */
+  sizeBytes: number;
   readonly log: Logger;
   private currentEpoch: number;
   private members: Member[];
@@ -354,6 +357,90 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
       () => this.runningRebuilds.delete(target.replicaId),
     );
     return rebuild;
+  }
+
+  /**
+   * Grows the volume: every replica grows first (a replica failing it is removed), then the new
+   * size is recorded with one CAS and every replica moves to the new epoch. I/O is held meanwhile
+   * (growing is O(1): longer sparse files).
+   */
+  resize(sizeBytes: number): Promise<void> {
+    return this.exclusive("holding", async () => {
+      if (sizeBytes < this.sizeBytes) {
+        throw new BlockIoError(
+          "EINVAL",
+          `volume ${this.volumeId}: cannot shrink from ${this.sizeBytes} bytes`,
+        );
+      }
+      if (sizeBytes === this.sizeBytes) return;
+      await this.fanOut(this.members, (handle, epoch) => handle.resize(epoch, sizeBytes));
+      const expected = this.currentEpoch;
+      this.currentEpoch = await this.storeCall(() => this.membership.resize(sizeBytes, expected));
+      this.sizeBytes = sizeBytes;
+      const failed = await this.moveEpoch(
+        this.members.map((member) => ({ member, from: expected, trusted: true })),
+        this.currentEpoch,
+      );
+      await this.removeLocked(failed);
+      this.log.info({ sizeBytes, epoch: this.currentEpoch }, "volume resized");
+    });
+  }
+
+  /**
+   * Deletes a snapshot on every replica holding it, while I/O goes on (each merges the layer into
+   * the next one up). A replica without it (rebuilt after it was taken) has nothing to do; one
+   * failing otherwise keeps an unreferenced layer, which costs space, not correctness.
+   */
+  deleteSnapshot(snapshotId: string): Promise<void> {
+    return this.control.run(async () => {
+      this.throwIfStopped();
+      const epoch = this.currentEpoch;
+      const results = await Promise.allSettled(
+        this.members.map((member) => member.handle.deleteSnapshot(epoch, snapshotId)),
+      );
+      results.forEach((result, i) => {
+        if (result.status === "fulfilled" || result.reason instanceof UnknownSnapshotError) return;
+        if (classifyReplicaError(result.reason) === "fenced") throw this.fence(result.reason);
+        this.log.warn(
+          { err: result.reason, replica: this.members[i]!.replicaId, snapshot: snapshotId },
+          "a replica could not delete the snapshot; its layer stays behind",
+        );
+      });
+    });
+  }
+
+  /**
+   * Makes the volume the snapshot again on every in-sync replica, with I/O held (the caller makes
+   * sure no client is connected). A replica that lacks the snapshot, or fails, is removed: it is
+   * resynced later, over everything (a revert marks every region changed). Refused while a
+   * rebuild runs: its target has no snapshot to revert to.
+   */
+  revert(snapshotId: string): Promise<void> {
+    return this.exclusive("holding", async () => {
+      if (this.runningRebuilds.size > 0) {
+        throw conflict(`volume ${this.volumeId}: a replica is being rebuilt; revert once it is in sync`);
+      }
+      const inSync = this.members.filter((member) => member.state === "in-sync");
+      await this.fanOut(inSync, (handle, epoch) => handle.revert(epoch, snapshotId));
+      this.log.info({ snapshot: snapshotId }, "volume reverted");
+    });
+  }
+
+  /**
+   * Sends one chain change to `targets` (inside a change: I/O held) and removes those that fail
+   * it; throws when none succeeded, or with a client error (a bad size).
+   */
+  private async fanOut(targets: readonly Member[], send: Send): Promise<void> {
+    const epoch = this.currentEpoch;
+    const results = await Promise.allSettled(targets.map((member) => send(member.handle, epoch)));
+    const verdict = judge(targets, results);
+    if (verdict.fenced !== undefined) throw this.fence(verdict.fenced);
+    if (verdict.clientError !== undefined) throw verdict.clientError;
+    if (verdict.succeeded.length === 0) {
+      const reason = results.find((result) => result.status === "rejected")?.reason;
+      throw reason instanceof Error ? reason : new BlockIoError("EIO", "no replica made the change");
+    }
+    await this.removeLocked(verdict.failed);
   }
 
   /**

@@ -67,6 +67,14 @@ export class ReplicaExistsError extends ReplicaRefusedError {
   }
 }
 
+/** The replica has no snapshot with that id (a replica rebuilt after it was taken, say). */
+export class UnknownSnapshotError extends ReplicaRefusedError {
+  constructor(message: string) {
+    super(Status.UNKNOWN_SNAPSHOT, message || "the replica has no such snapshot");
+    this.name = "UnknownSnapshotError";
+  }
+}
+
 /**
  * The error a non-OK reply status stands for. I/O errnos become BlockIoErrors, so a coordinator
  * can hand them to its NBD client as they are.
@@ -82,5 +90,6 @@ export function replyError(
   if (status === Status.STALE_EPOCH) return new StaleEpochError(request.epoch, replicaEpoch);
   if (status === Status.UNKNOWN_VOLUME) return new UnknownVolumeError(request.volumeId);
   if (status === Status.REPLICA_EXISTS) return new ReplicaExistsError(request.volumeId, message);
+  if (status === Status.UNKNOWN_SNAPSHOT) return new UnknownSnapshotError(message);
   return new ReplicaRefusedError(status, message || `replica refused the request (status ${status})`);
 }

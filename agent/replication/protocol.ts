@@ -75,6 +75,13 @@ export const FrameType = {
    * replica too, since its own changes are what a resync of it must undo.
    */
   CHANGED_RUNS: 37,
+  // Chain changes a coordinator fans out to every replica; JSON payloads, fenced by the header epoch.
+  /** Grows the replica to the payload's size. */
+  RESIZE_REPLICA: 38,
+  /** Deletes the payload's snapshot (its layer merges into the next one up). */
+  DELETE_SNAPSHOT: 39,
+  /** Makes the live view the payload's snapshot again (no I/O may run meanwhile). */
+  REVERT_REPLICA: 40,
 } as const;
 
 export type RequestType =
@@ -91,7 +98,10 @@ export type RequestType =
   | typeof FrameType.SET_REBUILDING
   | typeof FrameType.LIST_REPLICAS
   | typeof FrameType.ALLOCATED_RUNS
-  | typeof FrameType.CHANGED_RUNS;
+  | typeof FrameType.CHANGED_RUNS
+  | typeof FrameType.RESIZE_REPLICA
+  | typeof FrameType.DELETE_SNAPSHOT
+  | typeof FrameType.REVERT_REPLICA;
 
 export const REPLY_BIT = 0x80;
 
@@ -126,6 +136,8 @@ export const Status = {
   REPLICA_IN_USE: 1007,
   /** The server does not manage replicas (a bare replica server): no CREATE/DELETE/LIST. */
   NOT_MANAGED: 1008,
+  /** DELETE_SNAPSHOT, REVERT_REPLICA: the replica has no snapshot with that id. */
+  UNKNOWN_SNAPSHOT: 1009,
 } as const;
 
 export type StatusCode = (typeof Status)[keyof typeof Status];

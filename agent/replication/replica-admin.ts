@@ -43,6 +43,9 @@ export const DeleteReplicaReply = z.object({ deleted: z.boolean() });
 export const SetRebuildingPayload = z.object({ rebuilding: z.boolean() });
 /** CHANGED_RUNS: the epoch from which changes are asked for. */
 export const ChangedRunsPayload = z.object({ since: z.number().int().nonnegative() });
+export const ResizeReplicaPayload = z.object({ sizeBytes: z.number().int().positive() });
+/** DELETE_SNAPSHOT, REVERT_REPLICA. */
+export const SnapshotPayload = z.object({ snapshotId: z.string().min(1).max(128) });
 export const ListReplicasReply = z.object({ replicas: z.array(ReplicaInfo) });
 
 /**

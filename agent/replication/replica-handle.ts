@@ -4,10 +4,11 @@
  * a mutation or read carrying an epoch that is not the replica's rejects with StaleEpochError and
  * changes nothing.
  */
+import { StrataError } from "../../core/errors.js";
 import type { WriteOptions, WriteZeroesOptions } from "../block-device.js";
 import type { ByteRange, Replica, SnapshotInfo } from "../store/replica.js";
 import type { ReplicaClient } from "./client.js";
-import { StaleEpochError } from "./errors.js";
+import { StaleEpochError, UnknownSnapshotError } from "./errors.js";
 import type { ReplicaAdmin } from "./replica-admin.js";
 import { servedEntry } from "./served-entries.js";
 import { EpochMismatch } from "./served-replica.js";
@@ -43,6 +44,12 @@ export interface ReplicaHandle {
   setRebuilding(epoch: number, rebuilding: boolean): Promise<void>;
   /** The ranges of the regions the replica changed at epoch `since` or later; fenced like a read. */
   changedRuns(epoch: number, since: number): Promise<ByteRange[]>;
+  /** Grows the replica; fenced like a write. */
+  resize(epoch: number, sizeBytes: number): Promise<void>;
+  /** Deletes a snapshot; UnknownSnapshotError when the replica has none with that id. */
+  deleteSnapshot(epoch: number, snapshotId: string): Promise<void>;
+  /** Makes the live view the snapshot again (no I/O may run); UnknownSnapshotError when it lacks it. */
+  revert(epoch: number, snapshotId: string): Promise<void>;
   /** Moves the replica from `expected` to `next` once every write admitted under `expected` is done. */
   setEpoch(expected: number, next: number): Promise<void>;
   /**
@@ -55,12 +62,17 @@ export interface ReplicaHandle {
   close(): Promise<void>;
 }
 
-/** Turns the local fence's refusal into the error a remote replica answers with. */
+/**
+ * Turns the local fence's refusal, and the store's missing snapshot, into the errors a remote
+ * replica answers with.
+ */
 async function fenced<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
     if (error instanceof EpochMismatch) throw new StaleEpochError(error.requestEpoch, error.replicaEpoch);
+    if (error instanceof StrataError && error.code === "NOT_FOUND")
+      throw new UnknownSnapshotError(error.message);
     throw error;
   }
 }
@@ -114,6 +126,9 @@ export function localReplicaHandle(replica: Replica, marks?: RebuildMarks): Repl
         readable(epoch);
         return replica.changedSince(since);
       }),
+    resize: (epoch, sizeBytes) => fenced(() => entry.mutate(epoch, () => replica.resize(sizeBytes))),
+    deleteSnapshot: (epoch, id) => fenced(() => entry.mutate(epoch, () => replica.deleteSnapshot(id))),
+    revert: (epoch, id) => fenced(() => entry.mutate(epoch, () => replica.revert(id))),
     close: async () => {},
   };
 }
@@ -136,6 +151,9 @@ export function remoteReplicaHandle(client: ReplicaClient, volumeId: string): Re
     setEpoch: (expected, next) => client.setEpoch(volumeId, expected, next),
     setRebuilding: (epoch, rebuilding) => client.setRebuilding(volumeId, epoch, rebuilding),
     changedRuns: (epoch, since) => client.changedRuns(volumeId, epoch, since),
+    resize: (epoch, sizeBytes) => client.resizeReplica(volumeId, epoch, sizeBytes),
+    deleteSnapshot: (epoch, id) => client.deleteSnapshot(volumeId, epoch, id),
+    revert: (epoch, id) => client.revertReplica(volumeId, epoch, id),
     // Any failure (an older server without ALLOCATED_RUNS, the source going away) falls back to
     // reading the whole volume: the copy itself then handles a failed source, as it always did.
     allocatedRuns: (epoch) => client.allocatedRuns(volumeId, { epoch }).catch(() => undefined),

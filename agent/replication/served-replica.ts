@@ -20,6 +20,9 @@ export interface ServedReplica extends BlockDevice {
   allocatedRuns(): Iterable<ByteRange>;
   /** The ranges of the regions changed at epoch `since` or later, in order: what a resync copies. */
   changedSince(since: number): ByteRange[];
+  resize(sizeBytes: number): Promise<void>;
+  deleteSnapshot(snapshotId: string): Promise<void>;
+  revert(snapshotId: string): Promise<void>;
 }
 
 /** The request's epoch is not the replica's; carries the replica's so the reply can say it. */

@@ -73,6 +73,10 @@ export class StoreMembership implements VolumeMembership {
     );
   }
 
+  resize(sizeBytes: number, expectedEpoch: number): Promise<number> {
+    return this.change(expectedEpoch, () => ({ sizeBytes }));
+  }
+
   markInSync(replicaId: string, expectedEpoch: number): Promise<number> {
     return this.change(expectedEpoch, (volume) => ({
       replicas: volume.replicas.map((replica) =>

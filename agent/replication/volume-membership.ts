@@ -30,6 +30,8 @@ export interface VolumeMembership {
    * replication factor shrinks to what is left.
    */
   dropReplica(replicaId: string, expectedEpoch: number): Promise<number>;
+  /** Records the volume's new size (every replica has grown to it). */
+  resize(sizeBytes: number, expectedEpoch: number): Promise<number>;
   /** Moves a rebuilding replica to "in-sync". */
   markInSync(replicaId: string, expectedEpoch: number): Promise<number>;
 }

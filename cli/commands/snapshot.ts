@@ -75,7 +75,9 @@ export function snapshotCommand(): Command {
   snapshot
     .command("revert")
     .alias("rollback")
-    .description("roll a detached volume back to a snapshot")
+    .description(
+      "roll a volume back to a snapshot (single-replica: detached; replicated: attached, no client connected)",
+    )
     .argument("<volume@snapshot>", "the snapshot")
     .action(async (reference: string, _options: object, command: Command) => {
       const context = contextOf(command);

@@ -167,6 +167,33 @@ describe("replicated volumes on a three-zone local cluster", () => {
     const again = await cli("snapshot", "create", "db", "--name", "after-rebuild");
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/already exists/);
+
+    // Revert, resize and snapshot delete reach every replica.
+    const uri = (await json<{ nbdUri: string }>("volume", "attach", "db")).nbdUri;
+    await runClient("qemu-io", ["-f", "raw", uri, "-c", "write -P 0xaa 0 1M"]);
+    await json("snapshot", "create", "db", "--name", "before-upgrade");
+    await runClient("qemu-io", ["-f", "raw", uri, "-c", "write -P 0xbb 0 1M"]);
+    expect((await cli("snapshot", "revert", "db@before-upgrade")).code).toBe(0);
+    await runClient("qemu-io", ["-f", "raw", uri, "-c", "read -P 0xaa 0 1M"]);
+    const grown = await json<Volume>("volume", "resize", "db", "--size", "512MiB");
+    expect(grown.sizeBytes).toBe(512 * MiB);
+    await runClient("qemu-io", [
+      "-f",
+      "raw",
+      uri,
+      "-c",
+      "write -P 0xcc 400M 1M",
+      "-c",
+      "read -P 0xcc 400M 1M",
+    ]);
+    expect((await cli("snapshot", "delete", "db@after-rebuild")).code).toBe(0);
+    const left = await json<{ snapshots: { name: string }[] }>("snapshot", "list", "db");
+    expect(left.snapshots.map((snapshot) => snapshot.name)).toEqual(["before-upgrade"]);
+    const shrink = await cli("volume", "resize", "db", "--size", "256MiB");
+    expect(shrink.code).toBe(1);
+    expect(shrink.stderr).toMatch(/cannot shrink volume "db" from 512 MiB to 256 MiB/);
+    const after = await inspect("db");
+    expect(new Set((await replicaDigests(after)).values()).size).toBe(1);
   });
 
   it("moves the volume to another node after kill -9 of its coordinator, with every durable write", async () => {

@@ -11,6 +11,7 @@ import {
   ReplicaExistsError,
   ReplicaRefusedError,
   StaleEpochError,
+  UnknownSnapshotError,
   UnknownVolumeError,
 } from "../../agent/replication/errors.js";
 import { FrameType, REPLY_BIT, Status } from "../../agent/replication/protocol.js";
@@ -119,6 +120,43 @@ describe("replica management over the protocol", () => {
     } finally {
       await handle.close();
     }
+  });
+
+  it("fences chain changes by epoch and names a missing snapshot", async () => {
+    await client.createReplica({ volumeId: "vol-1", replicaId: "rep-1", sizeBytes: SIZE, epoch: 4 });
+    await expect(client.resizeReplica("vol-1", 3, SIZE * 2)).rejects.toBeInstanceOf(StaleEpochError);
+    expect(host.get("vol-1")!.sizeBytes).toBe(SIZE);
+    await client.resizeReplica("vol-1", 4, SIZE * 2);
+    expect((await client.getState("vol-1")).sizeBytes).toBe(SIZE * 2);
+    await expect(client.resizeReplica("vol-1", 4, SIZE)).rejects.toThrow(/cannot shrink/);
+    const snapshot = await client.snapshot("vol-1", 4, { id: crypto.randomUUID(), name: "s" });
+    await expect(client.revertReplica("vol-1", 4, crypto.randomUUID())).rejects.toBeInstanceOf(
+      UnknownSnapshotError,
+    );
+    await expect(client.deleteSnapshot("vol-1", 5, snapshot.id)).rejects.toBeInstanceOf(StaleEpochError);
+    await client.deleteSnapshot("vol-1", 4, snapshot.id);
+    expect(host.get("vol-1")!.snapshots()).toEqual([]);
+    await expect(client.deleteSnapshot("vol-1", 4, snapshot.id)).rejects.toBeInstanceOf(UnknownSnapshotError);
+
+    const peer = await RawPeer.authenticated(server.address.port, SECRET);
+    try {
+      const malformed: [number, Buffer | undefined][] = [
+        [FrameType.CHANGED_RUNS, Buffer.from(JSON.stringify({ since: -1 }))],
+        [FrameType.RESIZE_REPLICA, Buffer.from(JSON.stringify({ sizeBytes: "big" }))],
+        [FrameType.DELETE_SNAPSHOT, undefined],
+        [FrameType.REVERT_REPLICA, Buffer.from(JSON.stringify({ snapshotId: "" }))],
+      ];
+      for (const [i, [type, payload]] of malformed.entries()) {
+        peer.send(request({ type, epoch: 4, requestId: i + 1 }), payload);
+      }
+      for (let i = 0; i < malformed.length; i++) {
+        const reply = await peer.nextFrame();
+        expect(reply.status, `case ${reply.requestId}`).toBe(Status.BAD_REQUEST);
+      }
+    } finally {
+      peer.destroy();
+    }
+    expect(host.get("vol-1")!.sizeBytes).toBe(SIZE * 2);
   });
 
   it("answers malformed management requests with BAD_REQUEST and creates nothing", async () => {
