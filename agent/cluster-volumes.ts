@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { conflict, invalid, notFound, StrataError } from "../core/errors.js";
-import type { Attachment, NodeStatus, Snapshot, Volume } from "../core/model.js";
+import type { Attachment, Labels, NodeStatus, Snapshot, Volume } from "../core/model.js";
 import {
   countReplicas,
   placeAdditionalReplica,
@@ -22,10 +22,16 @@ import type { Pool } from "./pool.js";
 import {
   type CoordinatorState,
   DEFAULT_CHECKPOINT_MS,
+  type SnapshotReader,
   VolumeCoordinator,
 } from "./replication/coordinator.js";
 import { ReplicaUnavailableError } from "./replication/errors.js";
-import type { Rebuild } from "./replication/rebuild.js";
+import {
+  chunksOf,
+  DEFAULT_CHUNK_BYTES,
+  DEFAULT_COPY_CONCURRENCY,
+  type Rebuild,
+} from "./replication/rebuild.js";
 import type { ReplicaAdmin, ReplicaInfo, ReplicaSpec } from "./replication/replica-admin.js";
 import { localReplicaHandle, type ReplicaHandle } from "./replication/replica-handle.js";
 import { StoreMembership } from "./replication/store-membership.js";
@@ -238,39 +244,43 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
    * A node that cannot be reached (it died and its heartbeat has not timed out yet) is left out
    * and the replicas are placed again without it.
    */
-  async createVolume(request: CreateVolume): Promise<Volume> {
-    return this.lock(request.name).run(async () => {
-      if (await this.exists(request.name)) {
-        throw new StrataError("ALREADY_EXISTS", `volume "${request.name}" already exists`);
-      }
-      const unreachable = new Set<string>();
-      for (;;) {
-        const view = await this.clusterView();
-        const placement = requirePlacement(
-          placeVolume(request, {
-            ...view,
-            nodes: view.nodes.map((node) =>
-              unreachable.has(node.id) ? { ...node, state: "down" as const } : node,
-            ),
-          }),
+  createVolume(request: CreateVolume): Promise<Volume> {
+    return this.lock(request.name).run(() => this.createUnlocked(request));
+  }
+
+  /** `fill`, when given, writes the new replicas' data before the record makes the volume visible. */
+  private async createUnlocked(request: CreateVolume, fill?: FillReplicas): Promise<Volume> {
+    if (await this.exists(request.name)) {
+      throw new StrataError("ALREADY_EXISTS", `volume "${request.name}" already exists`);
+    }
+    const unreachable = new Set<string>();
+    for (;;) {
+      const view = await this.clusterView();
+      const placement = requirePlacement(
+        placeVolume(request, {
+          ...view,
+          nodes: view.nodes.map((node) =>
+            unreachable.has(node.id) ? { ...node, state: "down" as const } : node,
+          ),
+        }),
+      );
+      try {
+        return await this.createPlaced(request, placement, fill);
+      } catch (error) {
+        if (!(error instanceof NodeUnreachable)) throw error;
+        this.log.warn(
+          { volume: request.name, node: error.nodeId, err: error.cause },
+          "placing again without an unreachable node",
         );
-        try {
-          return await this.createPlaced(request, placement);
-        } catch (error) {
-          if (!(error instanceof NodeUnreachable)) throw error;
-          this.log.warn(
-            { volume: request.name, node: error.nodeId, err: error.cause },
-            "placing again without an unreachable node",
-          );
-          unreachable.add(error.nodeId);
-        }
+        unreachable.add(error.nodeId);
       }
-    });
+    }
   }
 
   private async createPlaced(
     request: CreateVolume,
     placement: { nodes: string[]; warnings: string[] },
+    fill: FillReplicas | undefined,
   ): Promise<Volume> {
     for (const warning of placement.warnings) this.log.warn({ volume: request.name }, warning);
     const nodes = await this.nodes();
@@ -294,6 +304,7 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
         });
         made.push(replica);
       }
+      if (fill !== undefined) await this.fillReplicas(volumeId, made, nodes, fill);
       const record = await this.store.volumes.create({
         id: volumeId,
         name: request.name,
@@ -314,6 +325,23 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
         throw new StrataError("ALREADY_EXISTS", `volume "${request.name}" already exists`);
       }
       throw error;
+    }
+  }
+
+  /** Runs `fill` on handles to the new replicas (at their first epoch), then flushes them. */
+  private async fillReplicas(
+    volumeId: string,
+    replicas: readonly { node: string }[],
+    nodes: Map<string, NodeRecord>,
+    fill: FillReplicas,
+  ): Promise<void> {
+    const handles: ReplicaHandle[] = [];
+    try {
+      for (const replica of replicas) handles.push(await this.handleOn(nodes.get(replica.node)!, volumeId));
+      await fill(handles);
+      await Promise.all(handles.map((handle) => handle.flush(FIRST_EPOCH)));
+    } finally {
+      await Promise.allSettled(handles.map((handle) => handle.close()));
     }
   }
 
@@ -749,8 +777,30 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     });
   }
 
-  async cloneSnapshot(volume: string): Promise<Volume> {
-    throw invalid(`cloning snapshots of replicated volume "${volume}" is not supported yet`);
+  /**
+   * A new volume, placed and replicated like the source, holding the snapshot's view: its data is
+   * read from a replica that has the snapshot and written to every new replica before the new
+   * volume is recorded, so it is listed only once complete.
+   */
+  async cloneSnapshot(volume: string, snapshot: string, target: string, labels: Labels): Promise<Volume> {
+    return this.lock(volume).run(async () => {
+      const { coordinator } = this.attachedHere(volume, "clone its snapshots");
+      const record = await this.record(volume);
+      const found = await this.snapshotRecord(record, snapshot);
+      const source = await coordinator.snapshotReader(found.id);
+      const request = {
+        name: target,
+        sizeBytes: found.sizeBytes,
+        labels,
+        replicationFactor: record.replicationFactor,
+        nodeSelector: record.nodeSelector,
+      };
+      const cloned = await this.lock(target).run(() =>
+        this.createUnlocked(request, (handles) => copyInto(source, handles)),
+      );
+      this.log.info({ volume, snapshot, target }, "snapshot cloned");
+      return cloned;
+    });
   }
 
   /** Reverts every in-sync replica at once; attached here, with no NBD client connected. */
@@ -808,6 +858,8 @@ function unreachableHandle(cause: unknown): ReplicaHandle {
     resize: fail,
     deleteSnapshot: fail,
     revert: fail,
+    snapshotRuns: fail,
+    readSnapshot: fail,
     close: async () => {},
   };
 }
@@ -824,4 +876,21 @@ class NodeUnreachable extends Error {
   ) {
     super(`node ${nodeId} could not be reached`, { cause });
   }
+}
+
+/** Writes a new volume's data into its (empty) replicas, through handles at their first epoch. */
+type FillReplicas = (replicas: readonly ReplicaHandle[]) => Promise<void>;
+
+/** Copies a snapshot's data into empty replicas, chunk by chunk, a few chunks at a time. */
+async function copyInto(source: SnapshotReader, targets: readonly ReplicaHandle[]): Promise<void> {
+  const chunks = chunksOf(source.runs, DEFAULT_CHUNK_BYTES);
+  let next = 0;
+  const worker = async () => {
+    while (next < chunks.length) {
+      const { offset, length } = chunks[next++]!;
+      const data = await source.read(offset, length);
+      await Promise.all(targets.map((target) => target.write(FIRST_EPOCH, offset, data, { fua: false })));
+    }
+  };
+  await Promise.all(Array.from({ length: DEFAULT_COPY_CONCURRENCY }, worker));
 }

@@ -1,14 +1,14 @@
 /**
  * The replica server's side of replica management (CREATE_REPLICA, DELETE_REPLICA,
  * SET_REBUILDING, LIST_REPLICAS, ALLOCATED_RUNS, CHANGED_RUNS) and of the chain changes a
- * coordinator fans out (RESIZE_REPLICA, DELETE_SNAPSHOT, REVERT_REPLICA): shape checks and
- * execution. The peer has
+ * coordinator fans out (RESIZE_REPLICA, DELETE_SNAPSHOT, REVERT_REPLICA), and the snapshot
+ * reads a clone makes (SNAPSHOT_RUNS, READ_SNAPSHOT): shape checks and execution. The peer has
  * authenticated like for any request; these frames only decide what the node's ReplicaAdmin does.
  */
 import type { z } from "zod";
 import { StrataError } from "../../core/errors.js";
 import type { Frame } from "./frame-codec.js";
-import { FrameType, MAX_CONTROL_PAYLOAD, Status } from "./protocol.js";
+import { FrameType, MAX_CONTROL_PAYLOAD, MAX_IO_BYTES, Status } from "./protocol.js";
 import { asRefusal, Refusal } from "./refusal.js";
 import {
   ChangedRunsPayload,
@@ -33,6 +33,8 @@ export const ADMIN_TYPES: ReadonlySet<number> = new Set([
   FrameType.RESIZE_REPLICA,
   FrameType.DELETE_SNAPSHOT,
   FrameType.REVERT_REPLICA,
+  FrameType.SNAPSHOT_RUNS,
+  FrameType.READ_SNAPSHOT,
 ]);
 
 /** Types that make sense without a replica of the header's volume here (the others need one). */
@@ -59,9 +61,14 @@ export function checkAdminShape(frame: Frame): string | undefined {
     case FrameType.LIST_REPLICAS:
       return payload === 0 && noRange ? undefined : "LIST_REPLICAS takes no range or payload";
     case FrameType.CHANGED_RUNS:
+    case FrameType.SNAPSHOT_RUNS:
       return payload > 0 && payload <= MAX_CONTROL_PAYLOAD && frame.length === 0
         ? undefined
-        : "CHANGED_RUNS takes an offset and a small JSON payload";
+        : "takes an offset and a small JSON payload";
+    case FrameType.READ_SNAPSHOT:
+      return payload > 0 && payload <= MAX_CONTROL_PAYLOAD && frame.length > 0 && frame.length <= MAX_IO_BYTES
+        ? undefined
+        : `READ_SNAPSHOT takes a range of at most ${MAX_IO_BYTES} bytes and a small JSON payload`;
     default: // ALLOCATED_RUNS: the offset is where the page starts
       return payload === 0 && frame.length === 0 ? undefined : "ALLOCATED_RUNS takes an offset only";
   }
@@ -77,7 +84,9 @@ export async function runAdmin(
   admin: ReplicaAdmin | undefined,
 ): Promise<Buffer> {
   try {
-    return Buffer.from(JSON.stringify(await execute(frame, entry, admin)));
+    const result = await execute(frame, entry, admin);
+    // READ_SNAPSHOT answers with the data itself; every other management reply is JSON.
+    return Buffer.isBuffer(result) ? result : Buffer.from(JSON.stringify(result));
   } catch (error) {
     throw asRefusal(error);
   }
@@ -128,6 +137,19 @@ async function execute(
     case FrameType.CHANGED_RUNS: {
       const { since } = parsePayload(ChangedRunsPayload, frame);
       return runsPage(fencedReader(entry, epoch).replica.changedSince(since), frame.offset);
+    }
+    case FrameType.SNAPSHOT_RUNS: {
+      const { snapshotId } = parsePayload(SnapshotPayload, frame);
+      const { replica } = fencedReader(entry, epoch);
+      return runsPage(await withSnapshot(async () => replica.snapshotRuns(snapshotId)), frame.offset);
+    }
+    case FrameType.READ_SNAPSHOT: {
+      const { snapshotId } = parsePayload(SnapshotPayload, frame);
+      const { replica } = fencedReader(entry, epoch);
+      if (frame.offset + frame.length > replica.sizeBytes) {
+        throw new Refusal(Status.BAD_REQUEST, "READ_SNAPSHOT range is outside the volume");
+      }
+      return withSnapshot(() => replica.readSnapshot(snapshotId, frame.offset, frame.length));
     }
     default: {
       // ALLOCATED_RUNS: a rebuilding replica is no source.

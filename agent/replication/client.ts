@@ -49,6 +49,13 @@ export interface ReplicaClientOptions {
   timeoutMs?: number;
 }
 
+/** The frames answered with a page of runs, by name for error messages. */
+const RUNS_FRAME_NAMES = {
+  [FrameType.ALLOCATED_RUNS]: "ALLOCATED_RUNS",
+  [FrameType.CHANGED_RUNS]: "CHANGED_RUNS",
+  [FrameType.SNAPSHOT_RUNS]: "SNAPSHOT_RUNS",
+} as const;
+
 export const ReplicaState = z.object({
   epoch: z.number().int().nonnegative(),
   sizeBytes: z.number().int().nonnegative(),
@@ -272,6 +279,26 @@ export class ReplicaClient {
     await this.control(FrameType.REVERT_REPLICA, volumeId, epoch, { snapshotId });
   }
 
+  /** The ranges where a snapshot of the replica holds data, page by page; fenced like a read. */
+  snapshotRuns(volumeId: string, epoch: number, snapshotId: string): Promise<ByteRange[]> {
+    const payload = Buffer.from(JSON.stringify({ snapshotId }));
+    return this.allRuns((from) => this.runsPage(FrameType.SNAPSHOT_RUNS, volumeId, epoch, from, payload));
+  }
+
+  /** Bytes of a snapshot of the replica; fenced like a read. */
+  async readSnapshot(volumeId: string, epoch: number, snapshotId: string, offset: number, length: number) {
+    checkLength(length, MAX_IO_BYTES);
+    const payload = Buffer.from(JSON.stringify({ snapshotId }));
+    const reply = await this.request(FrameType.READ_SNAPSHOT, 0, volumeId, epoch, offset, length, payload);
+    if (reply.payload.length !== length) {
+      throw new BlockIoError(
+        "EIO",
+        `${this.peer}: READ_SNAPSHOT answered ${reply.payload.length} of ${length} bytes`,
+      );
+    }
+    return reply.payload;
+  }
+
   private control(type: RequestType, volumeId: string, epoch: number, body: object) {
     return this.request(type, 0, volumeId, epoch, 0, 0, Buffer.from(JSON.stringify(body)));
   }
@@ -308,18 +335,14 @@ export class ReplicaClient {
   }
 
   private async runsPage(
-    type: typeof FrameType.ALLOCATED_RUNS | typeof FrameType.CHANGED_RUNS,
+    type: keyof typeof RUNS_FRAME_NAMES,
     volumeId: string,
     epoch: number,
     from: number,
     payload?: Buffer,
   ): Promise<AllocatedRunsPage> {
     const reply = await this.request(type, 0, volumeId, epoch, from, 0, payload);
-    return parseJson(
-      AllocatedRunsPage,
-      reply.payload,
-      type === FrameType.CHANGED_RUNS ? "CHANGED_RUNS" : "ALLOCATED_RUNS",
-    );
+    return parseJson(AllocatedRunsPage, reply.payload, RUNS_FRAME_NAMES[type]);
   }
 
   private async allRuns(page: (from: number) => Promise<AllocatedRunsPage>): Promise<ByteRange[]> {

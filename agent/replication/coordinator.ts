@@ -99,6 +99,11 @@ export interface CoordinatorOptions {
   checkpointIntervalMs?: number;
 }
 
+export interface SnapshotReader {
+  runs: ByteRange[];
+  read(offset: number, length: number): Promise<Buffer>;
+}
+
 export interface AttachOptions {
   /**
    * The previous coordinator did not detach cleanly (it died or was fenced): its last writes may be
@@ -424,6 +429,30 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
       await this.fanOut(inSync, (handle, epoch) => handle.revert(epoch, snapshotId));
       this.log.info({ snapshot: snapshotId }, "volume reverted");
     });
+  }
+
+  /**
+   * A snapshot's data for a copy elsewhere (a clone): where it holds data, and its bytes, from an
+   * in-sync replica that has it (the local one first; a replica rebuilt after the snapshot lacks
+   * it). Snapshots are frozen, so the copy takes no lock; reads fail if that replica goes away.
+   */
+  async snapshotReader(snapshotId: string): Promise<SnapshotReader> {
+    this.throwIfStopped();
+    const epoch = this.currentEpoch;
+    const candidates = this.members
+      .filter((member) => member.state === "in-sync")
+      .sort((a, b) => Number(b.handle.local) - Number(a.handle.local));
+    let lastError: unknown;
+    for (const { handle } of candidates) {
+      try {
+        const runs = await handle.snapshotRuns(epoch, snapshotId);
+        return { runs, read: (offset, length) => handle.readSnapshot(epoch, snapshotId, offset, length) };
+      } catch (error) {
+        if (classifyReplicaError(error) === "fenced") throw this.fence(error);
+        lastError = error;
+      }
+    }
+    throw lastError instanceof Error ? lastError : new BlockIoError("EIO", "no replica holds the snapshot");
   }
 
   /**

@@ -82,6 +82,10 @@ export const FrameType = {
   DELETE_SNAPSHOT: 39,
   /** Makes the live view the payload's snapshot again (no I/O may run meanwhile). */
   REVERT_REPLICA: 40,
+  /** One page, from the header offset on, of the ranges where the payload's snapshot holds data. */
+  SNAPSHOT_RUNS: 41,
+  /** The payload's snapshot's bytes in the header's range; the reply's payload is the data. */
+  READ_SNAPSHOT: 42,
 } as const;
 
 export type RequestType =
@@ -101,7 +105,9 @@ export type RequestType =
   | typeof FrameType.CHANGED_RUNS
   | typeof FrameType.RESIZE_REPLICA
   | typeof FrameType.DELETE_SNAPSHOT
-  | typeof FrameType.REVERT_REPLICA;
+  | typeof FrameType.REVERT_REPLICA
+  | typeof FrameType.SNAPSHOT_RUNS
+  | typeof FrameType.READ_SNAPSHOT;
 
 export const REPLY_BIT = 0x80;
 

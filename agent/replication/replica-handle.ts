@@ -50,6 +50,10 @@ export interface ReplicaHandle {
   deleteSnapshot(epoch: number, snapshotId: string): Promise<void>;
   /** Makes the live view the snapshot again (no I/O may run); UnknownSnapshotError when it lacks it. */
   revert(epoch: number, snapshotId: string): Promise<void>;
+  /** Where a snapshot's view holds data; fenced like a read; UnknownSnapshotError when it lacks it. */
+  snapshotRuns(epoch: number, snapshotId: string): Promise<ByteRange[]>;
+  /** A snapshot's bytes; fenced like a read; UnknownSnapshotError when it lacks it. */
+  readSnapshot(epoch: number, snapshotId: string, offset: number, length: number): Promise<Buffer>;
   /** Moves the replica from `expected` to `next` once every write admitted under `expected` is done. */
   setEpoch(expected: number, next: number): Promise<void>;
   /**
@@ -129,6 +133,16 @@ export function localReplicaHandle(replica: Replica, marks?: RebuildMarks): Repl
     resize: (epoch, sizeBytes) => fenced(() => entry.mutate(epoch, () => replica.resize(sizeBytes))),
     deleteSnapshot: (epoch, id) => fenced(() => entry.mutate(epoch, () => replica.deleteSnapshot(id))),
     revert: (epoch, id) => fenced(() => entry.mutate(epoch, () => replica.revert(id))),
+    snapshotRuns: (epoch, id) =>
+      fenced(async () => {
+        readable(epoch);
+        return replica.snapshotRuns(id);
+      }),
+    readSnapshot: (epoch, id, offset, length) =>
+      fenced(async () => {
+        readable(epoch);
+        return replica.readSnapshot(id, offset, length);
+      }),
     close: async () => {},
   };
 }
@@ -154,6 +168,8 @@ export function remoteReplicaHandle(client: ReplicaClient, volumeId: string): Re
     resize: (epoch, sizeBytes) => client.resizeReplica(volumeId, epoch, sizeBytes),
     deleteSnapshot: (epoch, id) => client.deleteSnapshot(volumeId, epoch, id),
     revert: (epoch, id) => client.revertReplica(volumeId, epoch, id),
+    snapshotRuns: (epoch, id) => client.snapshotRuns(volumeId, epoch, id),
+    readSnapshot: (epoch, id, offset, length) => client.readSnapshot(volumeId, epoch, id, offset, length),
     // Any failure (an older server without ALLOCATED_RUNS, the source going away) falls back to
     // reading the whole volume: the copy itself then handles a failed source, as it always did.
     allocatedRuns: (epoch) => client.allocatedRuns(volumeId, { epoch }).catch(() => undefined),

@@ -23,6 +23,8 @@ export interface ServedReplica extends BlockDevice {
   resize(sizeBytes: number): Promise<void>;
   deleteSnapshot(snapshotId: string): Promise<void>;
   revert(snapshotId: string): Promise<void>;
+  snapshotRuns(snapshotId: string): ByteRange[];
+  readSnapshot(snapshotId: string, offset: number, length: number): Promise<Buffer>;
 }
 
 /** The request's epoch is not the replica's; carries the replica's so the reply can say it. */

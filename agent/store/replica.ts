@@ -30,7 +30,7 @@ import { RangeLocks } from "./range-locks.js";
 import { RegionEpochs } from "./region-epochs.js";
 import { bytesOnDisk, openLayers, removeLeftovers } from "./replica-directory.js";
 import type { SpaceAllocator } from "./space.js";
-import { copySnapshotView, fillRevertHead } from "./view-copy.js";
+import { copySnapshotView, fillRevertHead, snapshotRuns } from "./view-copy.js";
 
 export interface ReplicaIdentity {
   volumeId: string;
@@ -431,6 +431,11 @@ export class Replica implements BlockDevice {
    */
   allocatedRuns(): Iterable<ByteRange> {
     return this.chain.allocatedRuns();
+  }
+
+  /** The byte ranges where a snapshot's view holds data, in order: what a copy of it reads. */
+  snapshotRuns(snapshotId: string): ByteRange[] {
+    return Array.from(snapshotRuns(this.chain.layers, this.positionOf(snapshotId)));
   }
 
   /**

@@ -1,3 +1,4 @@
+import { VOLUME_BLOCK_SIZE } from "../../core/model.js";
 import { BlockCopier } from "./block-copier.js";
 import { BlockState, BlockStateMap } from "./block-state-map.js";
 import { topmostEntry, viewHasData } from "./chain-view.js";
@@ -31,6 +32,30 @@ export async function fillRevertHead(
     }
   }
   await copier.finish();
+}
+
+/**
+ * The byte ranges where snapshot S's view (at `snapshotPosition`) holds data, merged into runs, in
+ * order: what a copy of the snapshot elsewhere (a clone of a replicated volume) must read. Each
+ * block is judged by the newest layer up to S that defines it, like copySnapshotView.
+ */
+export function* snapshotRuns(
+  layers: readonly Layer[],
+  snapshotPosition: number,
+): Iterable<{ offset: number; length: number }> {
+  const view = new BlockStateMap();
+  for (let position = snapshotPosition; position >= 1; position--) {
+    const { map } = layers[position - 1]!;
+    for (let block = map.nextDefined(0); block >= 0; block = map.nextDefined(block + 1)) {
+      if (view.get(block) === BlockState.absent) view.set(block, map.get(block));
+    }
+  }
+  for (let block = view.nextDefined(0); block >= 0; block = view.nextDefined(block + 1)) {
+    if (view.get(block) !== BlockState.data) continue;
+    const first = block;
+    while (view.get(block + 1) === BlockState.data) block++;
+    yield { offset: first * VOLUME_BLOCK_SIZE, length: (block - first + 1) * VOLUME_BLOCK_SIZE };
+  }
 }
 
 /**

@@ -194,6 +194,16 @@ describe("replicated volumes on a three-zone local cluster", () => {
     expect(shrink.stderr).toMatch(/cannot shrink volume "db" from 512 MiB to 256 MiB/);
     const after = await inspect("db");
     expect(new Set((await replicaDigests(after)).values()).size).toBe(1);
+
+    // A clone is a new replicated volume holding the snapshot's view, listed once complete.
+    const clone = await json<Volume>("snapshot", "clone", "db@before-upgrade", "--to", "db-copy");
+    expect(clone.sizeBytes).toBe(256 * MiB);
+    expect(clone.replicas.map((replica) => replica.zone).sort()).toEqual(["local-a", "local-b", "local-c"]);
+    expect(new Set((await replicaDigests(clone)).values()).size).toBe(1);
+    const copyUri = (await json<{ nbdUri: string }>("volume", "attach", "db-copy")).nbdUri;
+    await runClient("qemu-io", ["-f", "raw", copyUri, "-c", "read -P 0xaa 0 1M"]);
+    expect((await cli("volume", "detach", "db-copy")).code).toBe(0);
+    expect((await cli("volume", "delete", "db-copy")).code).toBe(0);
   });
 
   it("moves the volume to another node after kill -9 of its coordinator, with every durable write", async () => {

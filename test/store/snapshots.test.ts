@@ -186,6 +186,8 @@ describe("snapshots", () => {
     try {
       await expectSameBytes((o, l) => clone.read(o, l), source.model);
       expect(clone.snapshots()).toEqual([]);
+      // The snapshot's data runs (what a clone elsewhere reads) are exactly what the clone holds.
+      expect(replica.snapshotRuns(source.info.id)).toEqual(Array.from(clone.allocatedRuns()));
       expect(clone.volumeId).toBe("vol-2");
       let sourceDataBlocks = 0;
       for (let block = 0; block < VOLUME / BLOCK; block++) {
