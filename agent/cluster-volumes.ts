@@ -217,7 +217,13 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
           ...(zone === undefined ? {} : { zone }),
           ...(progress === undefined || replica.state !== "rebuilding"
             ? {}
-            : { rebuild: { copiedBytes: progress.copiedBytes, totalBytes: progress.totalBytes } }),
+            : {
+                rebuild: {
+                  kind: progress.kind,
+                  copiedBytes: progress.copiedBytes,
+                  totalBytes: progress.totalBytes,
+                },
+              }),
         };
       }),
     };

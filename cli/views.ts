@@ -47,7 +47,7 @@ export function volumeDescription(volume: Volume, snapshots: readonly Snapshot[]
       replica.state,
       replica.rebuild === undefined
         ? "-"
-        : `${formatSize(replica.rebuild.copiedBytes)} / ${formatSize(replica.rebuild.totalBytes)}`,
+        : `${replica.rebuild.kind} ${formatSize(replica.rebuild.copiedBytes)} / ${formatSize(replica.rebuild.totalBytes)}`,
       replica.replicaId,
     ]),
   );

@@ -42,7 +42,14 @@ export type Replica = z.infer<typeof Replica>;
 /** A replica as the control API shows it: where it is, and how far its rebuild has come. */
 export const ReplicaView = Replica.extend({
   zone: z.string().optional(),
-  rebuild: z.object({ copiedBytes: z.number(), totalBytes: z.number() }).optional(),
+  rebuild: z
+    .object({
+      /** rebuild: a new replica gets the allocated data; resync: a returning one gets what changed. */
+      kind: z.enum(["rebuild", "resync"]),
+      copiedBytes: z.number(),
+      totalBytes: z.number(),
+    })
+    .optional(),
 });
 export type ReplicaView = z.infer<typeof ReplicaView>;
 

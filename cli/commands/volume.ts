@@ -132,13 +132,13 @@ export function volumeCommand(): Command {
   return volume;
 }
 
-/** e.g. "node-3 12 MiB of 40 MiB copied": the replicas being rebuilt or resynced now, if any. */
+/** e.g. "node-3 resync 12 MiB of 40 MiB copied": the replicas being rebuilt or resynced now, if any. */
 function describeCopies(volume: Volume): string | undefined {
   const copies = volume.replicas.flatMap((replica) =>
     replica.rebuild === undefined
       ? []
       : [
-          `${replica.node} ${formatSize(replica.rebuild.copiedBytes)} of ${formatSize(replica.rebuild.totalBytes)} copied`,
+          `${replica.node} ${replica.rebuild.kind} ${formatSize(replica.rebuild.copiedBytes)} of ${formatSize(replica.rebuild.totalBytes)} copied`,
         ],
   );
   return copies.length === 0 ? undefined : copies.join(", ");

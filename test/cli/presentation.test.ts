@@ -3,6 +3,7 @@ import { labelArg, portArg, snapshotRefArg, volumeSizeArg } from "../../cli/args
 import { CliError, EXIT_USAGE } from "../../cli/failures.js";
 import { formatAge } from "../../cli/format.js";
 import { formatDetails, formatTable } from "../../cli/output.js";
+import { volumeDescription } from "../../cli/views.js";
 
 describe("formatTable", () => {
   it("upper-cases headers and aligns columns with spaces, without trailing blanks", () => {
@@ -102,5 +103,39 @@ describe("argument parsing", () => {
     expect(portArg("10809")).toBe(10809);
     expect(usageMessage(() => portArg("65536"))).toBe('invalid port "65536": use 0-65535');
     expect(usageMessage(() => portArg("-1"))).toBe('invalid port "-1": use 0-65535');
+  });
+});
+
+describe("volumeDescription", () => {
+  it("shows each replica's zone and state, and how far a rebuild or resync has come", () => {
+    const now = Date.parse("2026-01-10T12:00:00Z");
+    const text = volumeDescription(
+      {
+        id: "v-1",
+        name: "db",
+        sizeBytes: 1024 ** 3,
+        labels: {},
+        createdAt: "2026-01-10T11:00:00Z",
+        epoch: 7,
+        attachedNode: "node-1",
+        nbdUri: "nbd://127.0.0.1:10809/db",
+        allocatedBytes: 64 * 1024 ** 2,
+        snapshotCount: 0,
+        replicas: [
+          { replicaId: "r-1", node: "node-1", zone: "local-a", state: "in-sync" },
+          {
+            replicaId: "r-3",
+            node: "node-3",
+            zone: "local-c",
+            state: "rebuilding",
+            rebuild: { kind: "resync", copiedBytes: 12 * 1024 ** 2, totalBytes: 40 * 1024 ** 2 },
+          },
+        ],
+      },
+      [],
+      now,
+    );
+    expect(text).toContain("node-1   local-a   in-sync      -                        r-1");
+    expect(text).toContain("node-3   local-c   rebuilding   resync 12 MiB / 40 MiB   r-3");
   });
 });
