@@ -776,6 +776,8 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
       }
       const before = await target.handle.standing();
       if (!before.rebuilding) await target.handle.setRebuilding(before.epoch, true);
+      // A returning replica may have missed a resize.
+      if (before.sizeBytes < this.sizeBytes) await target.handle.resize(before.epoch, this.sizeBytes);
       const expected = this.currentEpoch;
       const next = await this.storeCall(() =>
         this.membership.addReplica({ replicaId: target.replicaId, nodeId: target.nodeId }, expected),

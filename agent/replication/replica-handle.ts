@@ -18,9 +18,10 @@ export interface SnapshotRequest {
   name: string;
 }
 
-/** Where a replica stands: its epoch, and whether it carries the rebuild mark (write-only). */
+/** Where a replica stands: its epoch, size, and whether it carries the rebuild mark (write-only). */
 export interface ReplicaStanding {
   epoch: number;
+  sizeBytes: number;
   rebuilding: boolean;
 }
 
@@ -111,7 +112,11 @@ export function localReplicaHandle(replica: Replica, marks?: RebuildMarks): Repl
     flush: (epoch) => fenced(() => entry.mutate(epoch, () => replica.flush())),
     snapshot: (epoch, request) =>
       fenced(() => entry.mutate(epoch, () => replica.snapshot(request.name, request.id))),
-    standing: async () => ({ epoch: replica.epoch, rebuilding: entry.rebuilding }),
+    standing: async () => ({
+      epoch: replica.epoch,
+      sizeBytes: replica.sizeBytes,
+      rebuilding: entry.rebuilding,
+    }),
     setEpoch: (expected, next) => fenced(() => entry.setEpoch(expected, next)),
     setRebuilding: (epoch, rebuilding) =>
       fenced(() =>
@@ -159,8 +164,8 @@ export function remoteReplicaHandle(client: ReplicaClient, volumeId: string): Re
     flush: (epoch) => client.flush(volumeId, epoch),
     snapshot: (epoch, request) => client.snapshot(volumeId, epoch, request),
     standing: async () => {
-      const { epoch, rebuilding } = await client.getState(volumeId);
-      return { epoch, rebuilding };
+      const { epoch, sizeBytes, rebuilding } = await client.getState(volumeId);
+      return { epoch, sizeBytes, rebuilding };
     },
     setEpoch: (expected, next) => client.setEpoch(volumeId, expected, next),
     setRebuilding: (epoch, rebuilding) => client.setRebuilding(volumeId, epoch, rebuilding),

@@ -6,13 +6,15 @@
 import { expect, it } from "vitest";
 import { pattern } from "../replication/harness.js";
 import { MiB } from "../store/helpers.js";
-import { useCoordinatorSuite } from "./harness.js";
+import { type ChildNode, useCoordinatorSuite } from "./harness.js";
 
 const suite = useCoordinatorSuite();
 
-it("grows every replica, records the size, and serves the new space", async () => {
+it("grows every replica, records the size, and grows a replica that was away when it resyncs", async () => {
   const volume = await suite.createVolume(16 * MiB, ["in-process", "child", "child"]);
   const coordinator = await suite.attach(volume, "node-a");
+  const away = volume.node("node-c") as ChildNode;
+  await away.kill();
   const before = coordinator.epoch;
   await coordinator.resize(48 * MiB);
   expect(coordinator.sizeBytes).toBe(48 * MiB);
@@ -20,14 +22,25 @@ it("grows every replica, records the size, and serves the new space", async () =
   expect(record.sizeBytes).toBe(48 * MiB);
   expect(record.epoch).toBe(coordinator.epoch);
   expect(coordinator.epoch).toBeGreaterThan(before);
+  expect(record.replicas.map(({ node, state }) => `${node}:${state}`)).toEqual([
+    "node-a:in-sync",
+    "node-b:in-sync",
+    "node-c:failed",
+  ]);
   await coordinator.write(40 * MiB, pattern(MiB, 4), { fua: true });
-  for (const node of ["node-b", "node-c"]) {
-    const client = await volume.node(node).connect();
-    expect((await client.getState(volume.volumeId)).sizeBytes).toBe(48 * MiB);
-    expect(await client.read(volume.volumeId, 40 * MiB, MiB)).toEqual(pattern(MiB, 4));
-    await client.close();
-  }
+  const client = await volume.node("node-b").connect();
+  expect((await client.getState(volume.volumeId)).sizeBytes).toBe(48 * MiB);
+  expect(await client.read(volume.volumeId, 40 * MiB, MiB)).toEqual(pattern(MiB, 4));
+  await client.close();
   await expect(coordinator.resize(32 * MiB)).rejects.toThrow(/cannot shrink/);
+
+  await away.restart();
+  const { state: _, ...target } = await volume.target("node-c", "node-a");
+  await coordinator.resyncReplica(target).done;
+  const sums = new Set(
+    await Promise.all(["node-a", "node-b", "node-c"].map((node) => volume.node(node).checksum(48 * MiB))),
+  );
+  expect(sums.size).toBe(1);
 });
 
 it("deletes and reverts snapshots on every replica; a replica without the snapshot leaves on revert", async () => {
