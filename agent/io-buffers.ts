@@ -1,5 +1,6 @@
 /**
- * Reusable memory for large I/O payloads (NBD reads and writes of 64 KiB up to 32 MiB). A fresh
+ * Reusable memory for large I/O payloads (NBD and replication reads and writes of 64 KiB up to
+ * 32 MiB: request payloads assembled from socket chunks, read results, replies). A fresh
  * megabyte-sized Buffer is a fresh mmap: every page faults on first touch, is unmapped when the
  * garbage collector frees it, and its external memory drives extra GC cycles. At a few thousand
  * 1 MiB requests a second that cost more main-thread time than the requests' own work, so the

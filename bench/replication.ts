@@ -10,6 +10,12 @@
  *
  *   node --import tsx bench/replication.ts                  # full run (about 6 minutes)
  *   BENCH_RUNTIME=5 node --import tsx bench/replication.ts  # shorter
+ *
+ * For profiling: BENCH_JOBS=seq-write,rand-write runs only those jobs, BENCH_VOLUMES=rf3 only those
+ * volumes (nbdkit is then skipped), BENCH_REBUILD=0 skips the rebuild, and BENCH_PROFILE=DIR writes
+ * a V8 CPU profile of each replica server into DIR (run this process with --cpu-prof for its own).
+ * BENCH_REPLICA_NODE_FLAGS="--flag …" starts the replica servers with those node flags (GC tuning
+ * experiments; give this process the same flags on its own command line).
  */
 // First import: libuv sizes its thread pool once, when it first starts (as in the agent).
 import "../agent/threadpool.js";
@@ -36,12 +42,14 @@ import { StateStore } from "../core/state/store.js";
 import { type LocalDynamoDb, startLocalDynamoDb } from "../infra/local/dynamodb.js";
 import { checksum } from "../test/coordinator/checksum.js";
 import { fio } from "../test/support/fio.js";
+import { cpuCost, describeCost, sampleCpu } from "./cpu-usage.js";
 import {
   JOBS as ALL_JOBS,
   describe,
   FIO_SETUP,
   fill,
   measure,
+  type Rate,
   ratio,
   row,
   startNbdkit,
@@ -78,6 +86,14 @@ const JOB_FILTER = process.env.BENCH_JOBS?.split(",").filter((part) => part !== 
 const JOBS = ALL_JOBS.filter(
   (job) => JOB_FILTER === undefined || JOB_FILTER.some((part) => job.name.includes(part)),
 );
+/** BENCH_VOLUMES=rf3 measures only those volumes (of rf1, rf2, rf3) and not nbdkit. */
+const VOLUME_FILTER = process.env.BENCH_VOLUMES?.split(",").filter((part) => part !== "");
+const REBUILD = process.env.BENCH_REBUILD !== "0";
+/** BENCH_PROFILE=DIR: each replica server writes a CPU profile there when it exits. */
+const PROFILE_DIR = process.env.BENCH_PROFILE;
+const REPLICA_NODE_FLAGS = (process.env.BENCH_REPLICA_NODE_FLAGS ?? "")
+  .split(" ")
+  .filter((flag) => flag !== "");
 
 /** Cleanup steps, run last-registered first, exactly once, whether the run succeeded or not. */
 class Teardown {
@@ -126,9 +142,18 @@ class RemoteNode {
   ) {}
 
   static async start(nodeId: string, dir: string): Promise<RemoteNode> {
+    const profile = PROFILE_DIR === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${PROFILE_DIR}`];
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", join(import.meta.dirname, "replica-server-process.ts"), dir, SECRET],
+      [
+        ...REPLICA_NODE_FLAGS,
+        ...profile,
+        "--import",
+        "tsx",
+        join(import.meta.dirname, "replica-server-process.ts"),
+        dir,
+        SECRET,
+      ],
       { stdio: ["pipe", "pipe", "inherit"] },
     );
     const node = new RemoteNode(
@@ -147,6 +172,10 @@ class RemoteNode {
 
   get port(): number {
     return this.listeningPort;
+  }
+
+  get pid(): number {
+    return this.child.pid!;
   }
 
   createReplica(volumeId: string, replicaId: string, sizeBytes: number, epoch: number): Promise<void> {
@@ -285,13 +314,16 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 async function throughputTable(cluster: Cluster, nbdPort: number, nbdkitUri: string): Promise<void> {
   const [nodeB, nodeC] = cluster.remotes;
-  const volumes = [
-    await cluster.createVolume("rf1", []),
-    await cluster.createVolume("rf2", [nodeB!]),
-    await cluster.createVolume("rf3", [nodeB!, nodeC!]),
-  ];
+  const all = [
+    { name: "rf1", remotes: [] },
+    { name: "rf2", remotes: [nodeB!] },
+    { name: "rf3", remotes: [nodeB!, nodeC!] },
+  ].filter(({ name }) => VOLUME_FILTER === undefined || VOLUME_FILTER.includes(name));
+  const volumes: BenchVolume[] = [];
+  for (const { name, remotes } of all) volumes.push(await cluster.createVolume(name, remotes));
+  const withNbdkit = VOLUME_FILTER === undefined;
   const uris = volumes.map((volume) => `nbd://127.0.0.1:${nbdPort}/${volume.name}`);
-  for (const uri of [...uris, nbdkitUri]) await fill(uri);
+  for (const uri of [...uris, ...(withNbdkit ? [nbdkitUri] : [])]) await fill(uri);
 
   // Other work on a 2-core machine moves these numbers a lot: the load says how quiet it was.
   const load = loadavg()
@@ -302,15 +334,36 @@ async function throughputTable(cluster: Cluster, nbdPort: number, nbdkitUri: str
       `RF2/RF3 replicas on replica servers in child processes over loopback TCP; ` +
       `${cpus().length} CPUs, load average before the jobs ${load}\n`,
   );
-  const widths = [22, 24, 24, 24, 24, 10, 10];
-  console.log(row(widths, ["job", "RF1", "RF2", "RF3", "nbdkit file", "RF2/RF1", "RF3/RF1", "RF1/nbdkit"]));
+  const names = volumes.map((volume) => volume.name.toUpperCase());
+  const widths = [22, ...names.map(() => 24), 24, 10, 10, 10];
+  console.log(
+    row(widths, [
+      "job",
+      ...names,
+      ...(withNbdkit ? ["nbdkit file", "RF2/RF1", "RF3/RF1", "RF1/nbdkit"] : []),
+    ]),
+  );
+  const pids = cluster.remotes.map((remote) => remote.pid);
+  const costs: string[][] = [];
   for (const job of JOBS) {
     // Interleaved per job, so a drift of the machine over the run hits every column alike.
-    const [rf1, rf2, rf3] = [
-      await measure(uris[0]!, job),
-      await measure(uris[1]!, job),
-      await measure(uris[2]!, job),
-    ];
+    const rates: Rate[] = [];
+    const jobCosts: string[] = [];
+    for (const [i, uri] of uris.entries()) {
+      const before = sampleCpu(pids);
+      const rate = await measure(uri, job);
+      const after = sampleCpu(pids);
+      const requests = (rate.iops * (after.at - before.at)) / 1000;
+      const remotes = all[i]!.remotes.length;
+      jobCosts.push(describeCost(cpuCost(before, after, requests, remotes), remotes));
+      rates.push(rate);
+    }
+    costs.push([job.name, ...jobCosts]);
+    if (!withNbdkit) {
+      console.log(row(widths, [job.name, ...rates.map(describe)]));
+      continue;
+    }
+    const [rf1, rf2, rf3] = rates as [Rate, Rate, Rate];
     const nbdkit = await measure(nbdkitUri, job);
     console.log(
       row(widths, [
@@ -326,6 +379,12 @@ async function throughputTable(cluster: Cluster, nbdPort: number, nbdkitUri: str
     );
   }
   console.log(`\ngoal: RF3/RF1 ≥ ${WRITE_GOAL_RF3}× for writes, ≈ 1× for reads`);
+  console.log(
+    "\nCPU per request: this process (coordinator, local replica, NBD) + the replica servers, " +
+      "and cores busy on the whole machine (fio and other work included)\n",
+  );
+  console.log(row(widths, ["job", ...names]));
+  for (const line of costs) console.log(row(widths, line));
   // The rebuild runs alone: these volumes' coordinators and connections would only add noise.
   for (const volume of volumes) {
     cluster.exports.delete(volume.name);
@@ -433,7 +492,7 @@ async function main(): Promise<void> {
 
     const nbdPort = nbd.tcpAddress!.port;
     await throughputTable(cluster, nbdPort, nbdkitUri);
-    await rebuildMeasurement(cluster, nbdPort);
+    if (REBUILD) await rebuildMeasurement(cluster, nbdPort);
   } finally {
     await teardown.run();
   }

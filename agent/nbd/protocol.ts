@@ -94,6 +94,22 @@ export const NBD_EINVAL = NBD_ERRNO.EINVAL;
 export const NBD_ENOSPC = NBD_ERRNO.ENOSPC;
 export const NBD_ESHUTDOWN = NBD_ERRNO.ESHUTDOWN;
 
+/** A simple reply's header: the error and the request's cookie, as two 32-bit halves. */
+export interface SimpleReply {
+  error: number;
+  cookieHi: number;
+  cookieLo: number;
+}
+
+/** Writes a simple reply's header at `at` (read data, if any, follows it); returns its size. */
+export function encodeSimpleReply(target: Buffer, at: number, reply: SimpleReply): number {
+  target.writeUInt32BE(SIMPLE_REPLY_MAGIC, at);
+  target.writeUInt32BE(reply.error, at + 4);
+  target.writeUInt32BE(reply.cookieHi, at + 8);
+  target.writeUInt32BE(reply.cookieLo, at + 12);
+  return SIMPLE_REPLY_SIZE;
+}
+
 /** The first 18 bytes the server sends: NBDMAGIC, IHAVEOPT, handshake flags. */
 export function encodeGreeting(): Buffer {
   const b = Buffer.alloc(18);

@@ -19,6 +19,7 @@ import {
   CMD_TRIM,
   CMD_WRITE,
   CMD_WRITE_ZEROES,
+  encodeSimpleReply,
   MAX_PAYLOAD,
   NBD_EINVAL,
   NBD_ENOSPC,
@@ -26,8 +27,10 @@ import {
   NBD_ESHUTDOWN,
   REQUEST_HEADER_SIZE,
   REQUEST_MAGIC,
+  SIMPLE_REPLY_SIZE,
+  type SimpleReply,
 } from "./protocol.js";
-import { ReplyWriter } from "./reply-writer.js";
+import { SocketWriter } from "./socket-writer.js";
 
 /** Requests admitted at once per connection; beyond this the socket is not read. */
 export const MAX_IN_FLIGHT = 256;
@@ -59,10 +62,9 @@ export class Transmission {
   /** No more requests are parsed: DISC, end of input, protocol error or server shutdown. */
   private stopped = false;
   private shuttingDown = false;
-  private writeBlocked = false;
   private socketPaused = false;
   private readonly header = Buffer.allocUnsafe(REQUEST_HEADER_SIZE);
-  private readonly writer: ReplyWriter;
+  private readonly writer: SocketWriter<SimpleReply>;
   private readonly name: string;
   requests = 0;
 
@@ -74,7 +76,11 @@ export class Transmission {
     private readonly hooks: TransmissionHooks,
   ) {
     this.name = lease.name;
-    this.writer = new ReplyWriter(socket, () => this.onBackpressure());
+    this.writer = new SocketWriter(socket, encodeSimpleReply, SIMPLE_REPLY_SIZE, {
+      onDrain: () => {
+        if (!this.stopped) this.pump();
+      },
+    });
   }
 
   get busy(): number {
@@ -88,7 +94,7 @@ export class Transmission {
       if (queue.length < this.need) break;
       if (
         !this.shuttingDown &&
-        (this.writeBlocked || this.inFlight >= MAX_IN_FLIGHT || this.inFlightBytes >= MAX_IN_FLIGHT_BYTES)
+        (this.writer.blocked || this.inFlight >= MAX_IN_FLIGHT || this.inFlightBytes >= MAX_IN_FLIGHT_BYTES)
       ) {
         this.pauseSocket();
         return;
@@ -277,23 +283,16 @@ export class Transmission {
     observeIo(this.name, op, bytes, startedAt, error === 0);
     this.inFlight--;
     this.inFlightBytes -= bytes;
-    if (!this.socket.destroyed) this.writer.reply(error, cookieHi, cookieLo, data);
+    // Read data comes from the I/O pool (see ReplicaHandle.read): the writer gives it back once sent.
+    if (!this.socket.destroyed) this.writer.send({ error, cookieHi, cookieLo }, data, true);
+    else if (data !== undefined) returnIoBuffer(data);
     if (this.stopped) this.maybeDrained();
     else if (this.socketPaused) this.pump();
   }
 
   private refuse(error: number, cookieHi: number, cookieLo: number, why: string, type: number): void {
     this.log.debug({ type, error }, `nbd: ${why}`);
-    this.writer.reply(error, cookieHi, cookieLo);
-  }
-
-  private onBackpressure(): void {
-    if (this.writeBlocked) return;
-    this.writeBlocked = true;
-    this.socket.once("drain", () => {
-      this.writeBlocked = false;
-      if (!this.stopped) this.pump();
-    });
+    this.writer.send({ error, cookieHi, cookieLo });
   }
 
   private pauseSocket(): void {

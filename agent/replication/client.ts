@@ -14,8 +14,15 @@ import { ByteQueue } from "../nbd/byte-queue.js";
 import type { ByteRange, SnapshotInfo } from "../store/replica.js";
 import { ClientHandshake, type ClusterSecret, secretBytes } from "./auth.js";
 import { ReplicaAuthError, ReplicaUnavailableError, replyError } from "./errors.js";
-import { controlFields, type Frame, FrameDecoder, type FrameFields, volumeIdBytes } from "./frame-codec.js";
-import { FrameWriter } from "./frame-writer.js";
+import {
+  controlFields,
+  type Frame,
+  FrameDecoder,
+  type FrameFields,
+  type FrameWriter,
+  frameWriter,
+  volumeIdBytes,
+} from "./frame-codec.js";
 import {
   FrameFlag,
   FrameType,
@@ -126,7 +133,7 @@ export class ReplicaClient {
     });
     const socket = connect({ host: options.host, port: options.port, noDelay: true, allowHalfOpen: true });
     this.socket = socket;
-    this.writer = new FrameWriter(socket);
+    this.writer = frameWriter(socket);
     const connectTimer = setTimeout(
       () =>
         this.fail(
@@ -170,7 +177,8 @@ export class ReplicaClient {
 
   /**
    * Reads bytes of the replica. With `epoch`, the replica refuses (StaleEpochError) unless it is
-   * its epoch, so a fenced coordinator cannot read data a newer one may have overwritten.
+   * its epoch, so a fenced coordinator cannot read data a newer one may have overwritten. The
+   * caller owns the returned buffer (it may come from agent/io-buffers.ts: give it back once done).
    */
   async read(volumeId: string, offset: number, length: number, options: { epoch?: number } = {}) {
     checkLength(length, MAX_IO_BYTES);

@@ -1,9 +1,12 @@
 /**
  * Encoding and decoding of one frame (see protocol.ts for the layout). The decoder works on a
  * ByteQueue and checks the declared sizes before it waits for the body, so a peer can never make
- * it buffer more than one maximal frame.
+ * it buffer more than one maximal frame. Frames are sent through a SocketWriter (frameWriter).
  */
+import type { Socket } from "node:net";
+import { borrowIoBuffer } from "../io-buffers.js";
 import type { ByteQueue } from "../nbd/byte-queue.js";
+import { SocketWriter, type SocketWriterHooks } from "../nbd/socket-writer.js";
 import { FRAME_MAGIC, HEADER_SIZE, MAX_VOLUME_ID_BYTES, PROTOCOL_VERSION } from "./protocol.js";
 
 /** The header fields of a frame, as numbers (the payload length is the payload's). */
@@ -19,7 +22,11 @@ export interface FrameFields {
 }
 
 export interface Frame extends FrameFields {
-  /** A view into the receive queue's chunk when contiguous, otherwise a copy. */
+  /**
+   * A view into the receive queue's chunk when contiguous, otherwise a copy in memory borrowed
+   * from agent/io-buffers.ts: whoever holds the frame last may give it back (returnIoBuffer) once
+   * nothing uses the payload any more (a view is ignored there).
+   */
   payload: Buffer;
   /**
    * Set when the frame was delimited correctly but a field cannot be used (a 64-bit value over
@@ -56,6 +63,13 @@ export function encodeHeader(target: Buffer, at: number, fields: FrameFields, pa
   target.writeUInt32BE(fields.length, at + 32);
   target.writeUInt32BE(payloadLength, at + 36);
   return HEADER_SIZE + idBytes;
+}
+
+/** Sends frames on `socket`, batched (see SocketWriter). */
+export type FrameWriter = SocketWriter<FrameFields>;
+
+export function frameWriter(socket: Socket, hooks?: SocketWriterHooks): FrameWriter {
+  return new SocketWriter(socket, encodeHeader, HEADER_SIZE + MAX_VOLUME_ID_BYTES, hooks);
 }
 
 /** Header fields of a handshake or ERROR frame: no request, volume or range. */
@@ -133,7 +147,10 @@ export class FrameDecoder {
     };
     queue.skip(HEADER_SIZE);
     if (idLength > 0) frame.volumeId = queue.take(idLength).toString("utf8");
-    if (payloadLength > 0) frame.payload = queue.take(payloadLength);
+    // A payload spanning socket chunks is assembled in pooled memory: a fresh megabyte per WRITE
+    // is a fresh ArrayBuffer, external memory V8 frees only after a GC, and at hundreds of MB/s
+    // that memory alone keeps V8 running full mark-compacts back to back.
+    if (payloadLength > 0) frame.payload = queue.take(payloadLength, borrowIoBuffer);
     return { kind: "frame", frame };
   }
 }

@@ -7,12 +7,12 @@
 import type { Socket } from "node:net";
 import { z } from "zod";
 import { BlockIoError, toBlockIoError } from "../block-device.js";
+import { returnIoBuffer } from "../io-buffers.js";
 import type { Logger } from "../log.js";
 import { ByteQueue } from "../nbd/byte-queue.js";
 import { ADMIN_TYPES, checkAdminShape, NEED_NO_REPLICA, parsePayload, runAdmin } from "./admin-requests.js";
 import { ServerHandshake } from "./auth.js";
-import { controlFields, type Frame, FrameDecoder } from "./frame-codec.js";
-import { FrameWriter } from "./frame-writer.js";
+import { controlFields, type Frame, FrameDecoder, type FrameWriter, frameWriter } from "./frame-codec.js";
 import {
   ERRNO_STATUS,
   FrameFlag,
@@ -89,11 +89,10 @@ export class ServerSession {
   ) {
     this.log = context.log.child({ peer: `${socket.remoteAddress}:${socket.remotePort}` });
     this.handshake = new ServerHandshake(context.secret);
-    this.writer = new FrameWriter(
-      socket,
-      () => this.pauseSocket(),
-      () => this.pump(),
-    );
+    this.writer = frameWriter(socket, {
+      onBackpressure: () => this.pauseSocket(),
+      onDrain: () => this.pump(),
+    });
   }
 
   start(): void {
@@ -182,6 +181,7 @@ export class ServerSession {
     if (problem !== undefined) {
       this.log.warn({ type: frame.type, requestId: frame.requestId, problem }, "replication: bad request");
       this.reply(frame, Status.BAD_REQUEST, 0, Buffer.from(problem));
+      returnIoBuffer(frame.payload);
       return;
     }
     const entry = this.context.entryFor(frame.volumeId);
@@ -191,6 +191,7 @@ export class ServerSession {
         "replication: request for an unknown volume",
       );
       this.reply(frame, Status.UNKNOWN_VOLUME, 0);
+      returnIoBuffer(frame.payload);
       return;
     }
     const bytes = frame.type === FrameType.READ || frame.type === FrameType.WRITE ? frame.length : 0;
@@ -213,11 +214,14 @@ export class ServerSession {
       if (error instanceof EpochMismatch) this.log.warn(detail, `replication: ${error.message}`);
       else this.log.warn({ ...detail, err: errorMessage(error) }, "replication: request failed");
     }
+    // The request is done with its payload (a WRITE's data is on disk, or refused).
+    returnIoBuffer(frame.payload);
     this.inFlight--;
     this.inFlightBytes -= bytes;
     // A CREATE_REPLICA found no replica at dispatch: the reply carries the one it made, if any.
     const replicaEpoch = (entry ?? this.context.entryFor(frame.volumeId))?.epoch ?? 0;
-    this.reply(frame, status, replicaEpoch, payload);
+    // READ data comes from the I/O pool: the writer gives it back once it is sent.
+    this.reply(frame, status, replicaEpoch, payload, frame.type === FrameType.READ && status === Status.OK);
     if (this.phase === "serving") {
       if (this.socketPaused) this.pump();
     } else {
@@ -225,8 +229,11 @@ export class ServerSession {
     }
   }
 
-  private reply(frame: Frame, status: number, replicaEpoch: number, payload?: Buffer): void {
-    if (this.phase === "closing" || this.phase === "closed") return;
+  private reply(frame: Frame, status: number, replicaEpoch: number, payload?: Buffer, pooled = false): void {
+    if (this.phase === "closing" || this.phase === "closed") {
+      if (pooled && payload !== undefined) returnIoBuffer(payload);
+      return;
+    }
     this.writer.send(
       {
         type: frame.type | REPLY_BIT,
@@ -239,6 +246,7 @@ export class ServerSession {
         length: frame.length,
       },
       payload,
+      pooled,
     );
   }
 

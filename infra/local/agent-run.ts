@@ -3,6 +3,7 @@ import { mkdir, open, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ControlClient } from "../../cli/client.js";
+import { AGENT_NODE_FLAGS } from "./agent-entry.js";
 import { type AgentFile, agentFilePath, readAgentFile } from "./agent-file.js";
 import { agentArguments, type NodeSpec } from "./node-spec.js";
 import { waitForExit } from "./processes.js";
@@ -43,7 +44,7 @@ export async function launchAgent(
   const logFile = await open(logPath, "a");
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [agentEntry, ...agentArguments(spec)], {
+    child = spawn(process.execPath, [...AGENT_NODE_FLAGS, agentEntry, ...agentArguments(spec)], {
       stdio: ["ignore", logFile.fd, logFile.fd, "ipc"],
       // Own process group: a Ctrl-C in the terminal reaches the supervisor only, which then stops
       // the agents in order instead of racing them.

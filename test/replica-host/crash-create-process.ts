@@ -15,6 +15,8 @@ await host.create(volumeId!, "replica-crash", 64 * 1024 * 1024, 1, {
   beforeCommit: async (dir) => {
     await writeFile(join(dir, "volume.json"), "{}");
     process.stdout.write("made\n");
+    // Held here until killed: a timer keeps the process alive (a pending promise alone would not).
+    setInterval(() => {}, 60_000);
     await new Promise(() => {});
   },
 });

@@ -143,6 +143,8 @@ describe("ReplicaHost", () => {
       ["--import", "tsx", join(import.meta.dirname, "crash-create-process.ts"), drive, "vol-crash"],
       { stdio: ["ignore", "pipe", "inherit"] },
     );
+    // Listened for from the start, so an exit before the kill cannot be missed.
+    const exited = once(child, "exit");
     let output = "";
     for await (const chunk of child.stdout!) {
       output += String(chunk);
@@ -151,7 +153,6 @@ describe("ReplicaHost", () => {
     const half = join(drive, "volumes", "vol-crash");
     // The crash point: the replica and the caller's file exist, the create is not committed.
     expect((await readdir(half)).sort()).toEqual(expect.arrayContaining(["replica.json", "volume.json"]));
-    const exited = once(child, "exit");
     child.kill("SIGKILL");
     await exited;
 

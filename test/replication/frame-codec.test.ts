@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { borrowIoBuffer, returnIoBuffer } from "../../agent/io-buffers.js";
 import { ByteQueue } from "../../agent/nbd/byte-queue.js";
 import { FrameDecoder } from "../../agent/replication/frame-codec.js";
 import { FrameType, HEADER_SIZE } from "../../agent/replication/protocol.js";
@@ -32,6 +33,27 @@ describe("frame codec", () => {
       ]);
       expect(queue.length).toBe(0);
     }
+  });
+
+  it("assembles a payload spanning socket chunks in pooled memory, and one inside a chunk in place", () => {
+    const fields = request({ type: FrameType.WRITE, length: 256 * 1024 });
+    const payload = pattern(256 * 1024, 9);
+    const bytes = frame(fields, payload);
+    const queue = new ByteQueue();
+    const decoder = new FrameDecoder(queue, 1024 * 1024);
+    for (let at = 0; at < bytes.length; at += 64 * 1024) queue.push(bytes.subarray(at, at + 64 * 1024));
+    const result = decoder.next();
+    if (result.kind !== "frame") throw new Error(`no frame: ${result.kind}`);
+    expect(result.frame.payload.equals(payload)).toBe(true);
+    // Given back by whoever holds it last, the memory is lent again.
+    returnIoBuffer(result.frame.payload);
+    expect(borrowIoBuffer(256 * 1024).buffer).toBe(result.frame.payload.buffer);
+
+    const small = frame({ ...fields, length: 100 }, payload.subarray(0, 100));
+    queue.push(small);
+    const view = decoder.next();
+    if (view.kind !== "frame") throw new Error(`no frame: ${view.kind}`);
+    expect(view.frame.payload.buffer).toBe(small.buffer);
   });
 
   it("refuses an oversized frame from its header alone", () => {

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { AGENT_NODE_FLAGS } from "../../infra/local/agent-entry.js";
 
 const AGENT_BUNDLE = join(import.meta.dirname, "..", "..", "dist", "agent.mjs");
 
@@ -36,6 +37,7 @@ export class AgentProcess {
     const child = spawn(
       process.execPath,
       [
+        ...AGENT_NODE_FLAGS,
         AGENT_BUNDLE,
         "--data-dir",
         this.dataDir,

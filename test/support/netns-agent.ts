@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { AGENT_NODE_FLAGS } from "../../infra/local/agent-entry.js";
 import type { NetnsLab } from "./netns.js";
 
 const AGENT_BUNDLE = join(import.meta.dirname, "..", "..", "dist", "agent.mjs");
@@ -58,6 +59,7 @@ export class NetnsAgent {
     rmSync(agentFile, { force: true });
     const address = lab.address(host);
     const { command, args } = lab.command(host, process.execPath, [
+      ...AGENT_NODE_FLAGS,
       AGENT_BUNDLE,
       "--data-dir",
       this.dataDir,
