@@ -99,7 +99,8 @@ export class RegionEpochs {
   mark(offset: number, length: number, epoch: number): Promise<void> | undefined {
     if (length <= 0) return undefined;
     const first = Math.floor(offset / this.regionBytes);
-    const last = Math.floor((offset + length - 1) / this.regionBytes);
+    // A range past the volume is refused by the write itself; it marks nothing.
+    const last = Math.min(Math.floor((offset + length - 1) / this.regionBytes), this.wanted.length - 1);
     let durable = true;
     for (let region = first; region <= last; region++) {
       if (this.durable[region]! >= epoch) continue;
