@@ -14,8 +14,8 @@
  * For profiling: BENCH_JOBS=seq-write,rand-write runs only those jobs, BENCH_VOLUMES=rf3 only those
  * volumes (nbdkit is then skipped), BENCH_REBUILD=0 skips the rebuild, and BENCH_PROFILE=DIR writes
  * a V8 CPU profile of each replica server into DIR (run this process with --cpu-prof for its own).
- * BENCH_REPLICA_NODE_FLAGS="--flag …" starts the replica servers with those node flags (GC tuning
- * experiments; give this process the same flags on its own command line).
+ * The replica servers start with the agent's node flags (AGENT_NODE_FLAGS); BENCH_REPLICA_NODE_FLAGS
+ * ="--flag …" replaces them (GC tuning experiments; "" for none).
  */
 // First import: libuv sizes its thread pool once, when it first starts (as in the agent).
 import "../agent/threadpool.js";
@@ -39,6 +39,7 @@ import { localReplicaHandle, remoteReplicaHandle } from "../agent/replication/re
 import { StoreMembership } from "../agent/replication/store-membership.js";
 import { Replica } from "../agent/store/replica.js";
 import { StateStore } from "../core/state/store.js";
+import { AGENT_NODE_FLAGS } from "../infra/local/agent-entry.js";
 import { type LocalDynamoDb, startLocalDynamoDb } from "../infra/local/dynamodb.js";
 import { checksum } from "../test/coordinator/checksum.js";
 import { fio } from "../test/support/fio.js";
@@ -91,9 +92,11 @@ const VOLUME_FILTER = process.env.BENCH_VOLUMES?.split(",").filter((part) => par
 const REBUILD = process.env.BENCH_REBUILD !== "0";
 /** BENCH_PROFILE=DIR: each replica server writes a CPU profile there when it exits. */
 const PROFILE_DIR = process.env.BENCH_PROFILE;
-const REPLICA_NODE_FLAGS = (process.env.BENCH_REPLICA_NODE_FLAGS ?? "")
-  .split(" ")
-  .filter((flag) => flag !== "");
+/** The replica servers start like agents do, unless BENCH_REPLICA_NODE_FLAGS says otherwise. */
+const REPLICA_NODE_FLAGS =
+  process.env.BENCH_REPLICA_NODE_FLAGS === undefined
+    ? [...AGENT_NODE_FLAGS]
+    : process.env.BENCH_REPLICA_NODE_FLAGS.split(" ").filter((flag) => flag !== "");
 
 /** Cleanup steps, run last-registered first, exactly once, whether the run succeeded or not. */
 class Teardown {
