@@ -527,6 +527,7 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
       await this.settleRebuilds(coordinator);
       let record = await this.record(name);
       const live = record.replicas.filter((replica) => replica.state !== "failed");
+      const warnings: string[] = [];
       if (replicationFactor < live.length) {
         await this.dropReplicas(record, coordinator, live.length - replicationFactor);
       } else if (replicationFactor > live.length) {
@@ -535,10 +536,11 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
         const nodes = await this.nodes();
         record = await this.record(name);
         for (let count = liveCount(record); count < replicationFactor; count++) {
-          await this.addNewReplica(await this.record(name), coordinator, nodes);
+          warnings.push(...(await this.addNewReplica(await this.record(name), coordinator, nodes)));
         }
       }
-      return this.toVolume(await this.record(name), await this.nodes());
+      const volume = this.toVolume(await this.record(name), await this.nodes());
+      return warnings.length === 0 ? volume : { ...volume, warnings };
     });
   }
 
@@ -548,13 +550,17 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     await Promise.allSettled(running.map((rebuild) => rebuild.done));
   }
 
-  /** Places one new replica, creates it empty on its node and rebuilds it; resolves once it is in sync. */
+  /**
+   * Places one new replica, creates it empty on its node and rebuilds it; resolves once it is in
+   * sync, with the placement's warnings (replicas sharing a zone).
+   */
   private async addNewReplica(
     record: VolumeRecord,
     coordinator: VolumeCoordinator,
     nodes: Map<string, NodeRecord>,
-  ): Promise<void> {
+  ): Promise<string[]> {
     const placement = requirePlacement(placeAdditionalReplica(record, await this.clusterView()));
+    for (const warning of placement.warnings) this.log.warn({ volume: record.name }, warning);
     const node = nodes.get(placement.nodes[0]!)!;
     // The node may still hold a failed replica that cannot be resynced: it is replaced.
     const stale = record.replicas.find((replica) => replica.node === node.id && replica.state === "failed");
@@ -570,6 +576,7 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     const rebuild = coordinator.addReplica({ replicaId, nodeId: node.id, handle });
     this.log.info({ volume: record.name, node: node.id }, "replica added; rebuilding");
     await rebuild.done;
+    return placement.warnings;
   }
 
   /**

@@ -58,11 +58,12 @@ export function volumeCommand(): Command {
         () => client.updateReplication(volumeName, options.repl),
         async () => describeCopies(await client.getVolume(volumeName)),
       );
-      context.emit(updated, (v) =>
+      context.emit(updated, (v) => {
         print(
           `volume "${v.name}" now has ${v.replicas.length} replicas: ${v.replicas.map((r) => `${r.node}(${r.state})`).join(" ")}`,
-        ),
-      );
+        );
+        for (const warning of v.warnings ?? []) warn(warning);
+      });
     });
 
   volume

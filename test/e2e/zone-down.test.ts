@@ -119,6 +119,15 @@ describe("one zone down on a four-node, three-zone local cluster", () => {
     expect(table.stderr).toMatch(new RegExp(`^warning: ${sharing.source}`));
     expect((await cli("volume", "delete", "v2")).code).toBe(0);
 
+    // Raising a volume's replica count online warns the same way when the new replica shares a zone.
+    await json<Volume>("--node", via, "volume", "create", "w", "--size", "16MiB", "--repl", "2");
+    expect((await cli("--node", via, "volume", "attach", "w")).code).toBe(0);
+    const raised = await json<Volume>("--node", via, "volume", "ha-update", "w", "--repl", "3");
+    expect(raised.replicas.map((replica) => replica.state)).toEqual(["in-sync", "in-sync", "in-sync"]);
+    expect(raised.warnings).toEqual([expect.stringMatching(sharing)]);
+    expect((await cli("--node", via, "volume", "detach", "w")).code).toBe(0);
+    expect((await cli("volume", "delete", "w")).code).toBe(0);
+
     // The record says the same from another node.
     const inspected = await json<Volume>("--node", survivors[1]!, "volume", "inspect", "v");
     expect(inspected.replicas.map((replica) => replica.node).sort()).toEqual([...survivors].sort());
