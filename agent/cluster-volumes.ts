@@ -526,12 +526,12 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
       const coordinator = attached.coordinator;
       await this.settleRebuilds(coordinator);
       let record = await this.record(name);
-      const live = record.replicas.filter((replica) => replica.state !== "failed");
+      const live = liveCount(record);
       const warnings: string[] = [];
-      if (replicationFactor < live.length) {
-        await this.dropReplicas(record, coordinator, live.length - replicationFactor);
-      } else if (replicationFactor > live.length) {
-        const resyncs = await this.resyncReturning(record, coordinator, replicationFactor - live.length);
+      if (replicationFactor < live) {
+        await this.dropReplicas(record, coordinator, live - replicationFactor);
+      } else if (replicationFactor > live) {
+        const resyncs = await this.resyncReturning(record, coordinator, replicationFactor - live);
         for (const rebuild of resyncs) await rebuild.done;
         const nodes = await this.nodes();
         record = await this.record(name);

@@ -45,9 +45,7 @@ export function volumeDescription(volume: Volume, snapshots: readonly Snapshot[]
       replica.node,
       replica.zone ?? "-",
       replica.state,
-      replica.rebuild === undefined
-        ? "-"
-        : `${replica.rebuild.kind} ${formatSize(replica.rebuild.copiedBytes)} / ${formatSize(replica.rebuild.totalBytes)}`,
+      replica.rebuild === undefined ? "-" : describeRebuild(replica.rebuild),
       replica.replicaId,
     ]),
   );
@@ -137,4 +135,9 @@ export function attachmentDescription(attachment: Attachment): string {
       ].join("\n"),
     ),
   ].join("\n");
+}
+
+/** e.g. "resync 12 MiB / 40 MiB": what a rebuilding replica is getting and how far it has come. */
+export function describeRebuild(rebuild: NonNullable<Volume["replicas"][number]["rebuild"]>): string {
+  return `${rebuild.kind} ${formatSize(rebuild.copiedBytes)} / ${formatSize(rebuild.totalBytes)}`;
 }

@@ -5,7 +5,7 @@ import { contextOf } from "../context.js";
 import { formatSize } from "../format.js";
 import { print, warn } from "../output.js";
 import { withProgress } from "../progress.js";
-import { attachmentDescription, volumeDescription, volumeTable } from "../views.js";
+import { attachmentDescription, describeRebuild, volumeDescription, volumeTable } from "../views.js";
 
 interface CreateOptions {
   size: number;
@@ -133,14 +133,10 @@ export function volumeCommand(): Command {
   return volume;
 }
 
-/** e.g. "node-3 resync 12 MiB of 40 MiB copied": the replicas being rebuilt or resynced now, if any. */
+/** e.g. "node-3 resync 12 MiB / 40 MiB": the replicas being rebuilt or resynced now, if any. */
 function describeCopies(volume: Volume): string | undefined {
   const copies = volume.replicas.flatMap((replica) =>
-    replica.rebuild === undefined
-      ? []
-      : [
-          `${replica.node} ${replica.rebuild.kind} ${formatSize(replica.rebuild.copiedBytes)} of ${formatSize(replica.rebuild.totalBytes)} copied`,
-        ],
+    replica.rebuild === undefined ? [] : [`${replica.node} ${describeRebuild(replica.rebuild)}`],
   );
   return copies.length === 0 ? undefined : copies.join(", ");
 }
