@@ -360,7 +360,7 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
   ): Promise<void> {
     const handles: ReplicaHandle[] = [];
     try {
-      for (const replica of replicas) handles.push(await this.handleOn(nodes.get(replica.node)!, volumeId));
+      for (const replica of replicas) handles.push(await this.handleOn(replica.node, volumeId, nodes));
       await fill(handles);
       await Promise.all(handles.map((handle) => handle.flush(FIRST_EPOCH)));
     } finally {
@@ -541,9 +541,20 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     return attached;
   }
 
-  /** A coordinator's handle on the volume's replica on `node`: direct here, over the protocol elsewhere. */
-  private async handleOn(node: NodeRecord, volumeId: string): Promise<ReplicaHandle> {
-    if (node.id !== this.identity.nodeId) return this.peers.open(node, volumeId);
+  /**
+   * A coordinator's handle on the volume's replica on `nodeId`: direct here (whether or not this
+   * node has registered yet), over the protocol elsewhere.
+   */
+  private async handleOn(
+    nodeId: string,
+    volumeId: string,
+    nodes: ReadonlyMap<string, NodeRecord>,
+  ): Promise<ReplicaHandle> {
+    if (nodeId !== this.identity.nodeId) {
+      const node = nodes.get(nodeId);
+      if (node === undefined) throw new Error(`node ${nodeId} is not registered`);
+      return this.peers.open(node, volumeId);
+    }
     const local = this.local.get(volumeId);
     if (local === undefined)
       throw new StrataError("NOT_FOUND", `no replica of volume ${volumeId} on this node`);
@@ -555,11 +566,9 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     const replicas = [];
     for (const replica of record.replicas) {
       if (replica.state === "failed") continue;
-      const node = nodes.get(replica.node);
       let handle: ReplicaHandle;
       try {
-        if (node === undefined) throw new Error(`node ${replica.node} is not registered`);
-        handle = await this.handleOn(node, record.id);
+        handle = await this.handleOn(replica.node, record.id, nodes);
       } catch (error) {
         // Unreachable now: attach() removes it from the set with the epoch bump.
         this.log.warn(
@@ -627,7 +636,7 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
    * data are resynced first (only what changed is copied); new ones are placed for the rest.
    */
   async updateReplication(name: string, replicationFactor: number): Promise<Volume> {
-    return this.lock(name).run(() =>
+    const warnings = await this.lock(name).run(() =>
       this.withCoordinator(name, "change its replicas", async ({ coordinator }) => {
         await this.settleRebuilds(coordinator);
         let record = await this.record(name);
@@ -644,10 +653,14 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
             warnings.push(...(await this.addNewReplica(await this.record(name), coordinator, nodes)));
           }
         }
-        const volume = this.toVolume(await this.record(name), await this.nodes());
-        return warnings.length === 0 ? volume : { ...volume, warnings };
+        // Replaced failed replicas go now: a volume attached nowhere has no tending to drop them later.
+        record = await this.record(name);
+        if (liveCount(record) >= replicationFactor) await this.dropSurplusFailed(record, coordinator);
+        return warnings;
       }),
     );
+    const volume = await this.getVolume(name);
+    return warnings.length === 0 ? volume : { ...volume, warnings };
   }
 
   /** Waits for the volume's running rebuilds and resyncs (their outcome is in the record). */
@@ -678,7 +691,7 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
       sizeBytes: record.sizeBytes,
       epoch: FIRST_EPOCH,
     });
-    const handle = await this.handleOn(node, record.id);
+    const handle = await this.handleOn(node.id, record.id, nodes);
     const rebuild = coordinator.addReplica({ replicaId, nodeId: node.id, handle });
     this.log.info({ volume: record.name, node: node.id }, "replica added; rebuilding");
     await rebuild.done;
@@ -751,7 +764,9 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
   ): Promise<ReplicaHandle | undefined> {
     try {
       const held = await this.admin(node, async (admin) => admin.listReplicas(volumeId));
-      return held[0]?.replicaId === replicaId ? await this.handleOn(node, volumeId) : undefined;
+      return held[0]?.replicaId === replicaId
+        ? await this.handleOn(node.id, volumeId, new Map([[node.id, node]]))
+        : undefined;
     } catch (error) {
       this.log.debug(
         { err: error, node: node.id, volume: volumeId },

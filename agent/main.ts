@@ -194,7 +194,6 @@ async function main(): Promise<void> {
     log,
   });
 
-
   let stopping = false;
   const stop = async (reason: string) => {
     if (stopping) return;
