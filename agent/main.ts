@@ -7,7 +7,6 @@ import { type LocalDynamoDb, startLocalDynamoDb } from "../core/state/local-dyna
 import { StateStore } from "../core/state/store.js";
 import { startControlApi } from "./api/server.js";
 import { carryOverNodeLocalVolumes } from "./carry-over.js";
-import { ClusterVolumes, clusterTiming } from "./cluster-volumes.js";
 import { writeJsonAtomic } from "./durable-file.js";
 import { log } from "./log.js";
 import { heartbeatTimeoutMs, NodeMembership, STORE_REQUEST_TIMEOUT_MS } from "./membership.js";
@@ -17,6 +16,8 @@ import { type DriveSpec, Pool, parseDriveSpec } from "./pool.js";
 import { ReplicaHost } from "./replica-host.js";
 import { MIN_SECRET_BYTES } from "./replication/auth.js";
 import { type ReplicaServer, startReplicaServer } from "./replication/server.js";
+import { clusterTiming } from "./volumes/cluster-context.js";
+import { ClusterVolumes } from "./volumes/service.js";
 
 const AGENT_VERSION = "0.1.0";
 const USAGE = `usage: strata-agent --data-dir DIR [--node-id ID] [--zone ZONE] [--drive PATH[:SIZE] ...]

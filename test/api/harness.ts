@@ -5,13 +5,14 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { type ControlApi, startControlApi } from "../../agent/api/server.js";
-import { ClusterVolumes, clusterTiming } from "../../agent/cluster-volumes.js";
 import type { Logger } from "../../agent/log.js";
 import { HEARTBEAT_TIMEOUT_MS, NodeMembership } from "../../agent/membership.js";
 import { PeerReplicas } from "../../agent/peer-replicas.js";
 import { Pool } from "../../agent/pool.js";
 import { ReplicaHost } from "../../agent/replica-host.js";
 import type { VolumeService } from "../../agent/volume-service.js";
+import { clusterTiming } from "../../agent/volumes/cluster-context.js";
+import { ClusterVolumes } from "../../agent/volumes/service.js";
 import { eventually } from "../cli/strata-process.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
 
