@@ -9,6 +9,7 @@ import type { Logger } from "../../agent/log.js";
 import { Pool } from "../../agent/pool.js";
 import type { VolumeService } from "../../agent/volume-service.js";
 import { VolumeManager } from "../../agent/volumes.js";
+import type { OperationService } from "../../core/operations.js";
 
 /** Every line the API logged during a test, parsed. */
 export type LogLine = Record<string, unknown> & { level: number; msg: string };
@@ -33,10 +34,13 @@ export interface ApiUnderTest {
   close(): Promise<void>;
 }
 
-/** The control API over a given service, on a free loopback port. */
-export async function serveApi(service: VolumeService): Promise<ApiUnderTest & { api: ControlApi }> {
+/** The control API over given services, on a free loopback port. */
+export async function serveApi(
+  service: VolumeService,
+  operations?: OperationService,
+): Promise<ApiUnderTest & { api: ControlApi }> {
   const { log, lines } = capturingLogger();
-  const api = await startControlApi({ service, host: "127.0.0.1", port: 0, log });
+  const api = await startControlApi({ service, operations, host: "127.0.0.1", port: 0, log });
   return { api, url: api.url, lines, close: () => api.close() };
 }
 
