@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Operation } from "../../core/operations.js";
+import { failIfStalled, Operation } from "../../core/operations.js";
 import { StateStore } from "../../core/state/store.js";
 import {
   clusterUp,
@@ -21,10 +21,14 @@ import {
 let dir: string;
 let cluster: RunningCluster | undefined;
 let store: StateStore;
+/** Short, so a killed node's operations show stalled quickly; still several heartbeats (2 s) long. */
+const HEARTBEAT_TIMEOUT_MS = 6_000;
 const run = (...args: string[]) => strata(["--dir", dir, ...args]);
 
 beforeAll(async () => {
   dir = await prepareClusterDir("strata-operations-");
+  // The agents inherit it: their API judges stalled operations, as the CLI's status judges nodes.
+  process.env["STRATA_HEARTBEAT_TIMEOUT_MS"] = String(HEARTBEAT_TIMEOUT_MS);
   cluster = await clusterUp(dir, ["--nodes", "2", "--zones", "2"]);
   Object.assign(process.env, {
     AWS_ENDPOINT_URL_DYNAMODB: cluster.file.dynamodb.endpoint,
@@ -103,5 +107,29 @@ describe("operations in a local cluster", () => {
       ["workflow-execution-1", "node-2"],
     ]);
     expect(oneSentence(await run("operation", "show", "no-such-op"))).toBe("operation no-such-op not found");
+  });
+
+  it("shows an operation whose node was killed as stalled, and lets its caller fail it", async () => {
+    expect((await run("node", "stop", "node-2", "--kill")).code).toBe(0);
+    const volume = await store.volumes.getByName("pg");
+    const stuck = await store.operations.start({
+      requestToken: "workflow-execution-2",
+      kind: "repair",
+      volumeId: volume.id,
+      volumeName: volume.name,
+      node: "node-2",
+    });
+    await eventually(async () => (await show(stuck.id)).stalled !== null, "the operation to stall", 30_000);
+    expect((await run("operation", "show", stuck.id)).stdout).toMatch(
+      /^Stalled:\s+node-2: no heartbeat for \d+s$/m,
+    );
+    expect((await run("operation", "list")).stdout).toMatch(
+      /^\S+\s+repair\s+pg\s+node-2\s+pending \(stalled\)/m,
+    );
+
+    const liveness = { heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS, now: new Date() };
+    const ended = await failIfStalled(store, stuck.id, liveness);
+    expect(ended.error).toMatch(/^stalled: node-2: no heartbeat for \d+s$/);
+    expect((await show(stuck.id)).state).toBe("failed");
   });
 });
