@@ -16,7 +16,15 @@ import { formatSize } from "../core/units.js";
 import { millisecondsFromEnv } from "./env-settings.js";
 import { countedLease, type ExportLease, type ExportRegistry } from "./exports.js";
 import type { Logger } from "./log.js";
+import { setPoolGaugeSource } from "./metrics.js";
 import { Mutex } from "./mutex.js";
+import {
+  defaultSnapshotName,
+  describeAttachment,
+  describeNode,
+  type Endpoints,
+  type NodeIdentity,
+} from "./node-identity.js";
 import type { PeerReplicas } from "./peer-replicas.js";
 import type { Pool } from "./pool.js";
 import {
@@ -37,20 +45,11 @@ import { localReplicaHandle, type ReplicaHandle } from "./replication/replica-ha
 import { StoreMembership } from "./replication/store-membership.js";
 import type { Replica } from "./store/replica.js";
 import type { CreateVolume, VolumeService } from "./volume-service.js";
-import {
-  defaultSnapshotName,
-  describeAttachment,
-  describeNode,
-  type Endpoints,
-  type NodeIdentity,
-} from "./volumes.js";
 
 /** This node's replicas on its pool (agent/replica-host.ts's ReplicaHost). */
 export interface LocalReplicas extends ReplicaAdmin {
   get(volumeId: string): Replica | undefined;
   list(): Replica[];
-  /** Set for a standalone volume's replica: not the cluster's, never an orphan. */
-  holder(volumeId: string): string | undefined;
 }
 
 /** What creating, finding and removing replicas needs, the same on this node and over the protocol. */
@@ -99,12 +98,17 @@ interface AttachedVolume {
   coordinator: VolumeCoordinator;
   /** Open NBD connections. */
   leases: number;
+  /**
+   * False for a maintenance attachment: taken to change a volume attached nowhere (snapshot,
+   * resize, repair), never exported, released when the change is done.
+   */
+  exported: boolean;
 }
 
 /**
- * Volumes in cluster mode: their records live in the state store, their replicas on the nodes
- * placement chose, and the node a volume is attached to runs its coordinator, which the NBD
- * server exports. Every change of a replica set or attachment is a CAS on the volume's epoch.
+ * Every volume, whatever its replication factor: its record lives in the state store, its replicas
+ * on the nodes placement chose, and the node a volume is attached to runs its coordinator, which the
+ * NBD server exports. Every change of a replica set or attachment is a CAS on the volume's epoch.
  */
 export class ClusterVolumes implements VolumeService, ExportRegistry {
   private readonly attached = new Map<string, AttachedVolume>();
@@ -135,6 +139,14 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
       Math.min(ORPHAN_SWEEP_MS, Math.ceil(timing.orphanGraceMs / 3)),
     );
     this.orphanSweep.unref();
+    setPoolGaugeSource({
+      usage: () => this.pool.usage(this.provisionedBytes()),
+      volumeCount: () => this.local.list().length,
+    });
+  }
+
+  private provisionedBytes(): number {
+    return this.local.list().reduce((sum, replica) => sum + replica.sizeBytes, 0);
   }
 
   /** Re-attaches the volumes the store says are attached here (the agent restarted). */
@@ -230,9 +242,12 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
   }
 
   async nodeStatus(): Promise<NodeStatus> {
-    const replicas = this.local.list();
-    const provisioned = replicas.reduce((sum, replica) => sum + replica.sizeBytes, 0);
-    return describeNode(this.identity, this.endpoints, this.pool.usage(provisioned), replicas.length);
+    return describeNode(
+      this.identity,
+      this.endpoints,
+      this.pool.usage(this.provisionedBytes()),
+      this.local.list().length,
+    );
   }
 
   async listVolumes(): Promise<Volume[]> {
@@ -265,6 +280,8 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
       const placement = requirePlacement(
         placeVolume(request, {
           ...view,
+          // The node asked to create it is where it is most likely attached: its replica serves reads there.
+          preferredNode: this.identity.nodeId,
           nodes: view.nodes.map((node) =>
             unreachable.has(node.id) ? { ...node, state: "down" as const } : node,
           ),
@@ -343,7 +360,7 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
   ): Promise<void> {
     const handles: ReplicaHandle[] = [];
     try {
-      for (const replica of replicas) handles.push(await this.handleOn(nodes.get(replica.node)!, volumeId));
+      for (const replica of replicas) handles.push(await this.handleOn(replica.node, volumeId, nodes));
       await fill(handles);
       await Promise.all(handles.map((handle) => handle.flush(FIRST_EPOCH)));
     } finally {
@@ -364,27 +381,79 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     await this.admin(node, (admin) => admin.deleteReplica(volumeId, replicaId));
   }
 
-  /** Grows the volume on every replica (see VolumeCoordinator.resize); it must be attached here. */
+  /** Grows the volume on every replica (see VolumeCoordinator.resize). */
   async resizeVolume(name: string, sizeBytes: number): Promise<Volume> {
-    return this.lock(name).run(async () => {
-      const { coordinator } = this.attachedHere(name, "resize it");
-      if (sizeBytes < coordinator.sizeBytes) {
-        throw invalid(
-          `cannot shrink volume "${name}" from ${formatSize(coordinator.sizeBytes)} to ${formatSize(sizeBytes)}: volumes only grow`,
-        );
-      }
-      await coordinator.resize(sizeBytes);
-      return this.toVolume(await this.record(name), await this.nodes());
-    });
+    return this.lock(name)
+      .run(() =>
+        this.withCoordinator(name, "resize it", async ({ coordinator }) => {
+          if (sizeBytes < coordinator.sizeBytes) {
+            throw invalid(
+              `cannot shrink volume "${name}" from ${formatSize(coordinator.sizeBytes)} to ${formatSize(sizeBytes)}: volumes only grow`,
+            );
+          }
+          await coordinator.resize(sizeBytes);
+          this.log.info({ volume: name, sizeBytes }, "volume resized");
+        }),
+      )
+      .then(() => this.getVolume(name));
   }
 
-  /** The volume's coordinator on this node, or a conflict saying where to attach it to `doWhat`. */
-  private attachedHere(name: string, doWhat: string): AttachedVolume {
-    const attached = this.attached.get(name);
-    if (attached === undefined) {
-      throw conflict(`volume "${name}" must be attached to ${this.identity.nodeId} to ${doWhat}`);
+  /**
+   * The live coordinator of the volume here. One whose volume another node took over (the record
+   * names that node; this one learns it was fenced only at its next write) is dropped: its export
+   * goes, and a later attach here takes the volume back.
+   */
+  private async attachedHere(record: VolumeRecord): Promise<AttachedVolume | undefined> {
+    const attached = this.attached.get(record.name);
+    if (attached === undefined) return undefined;
+    if (LIVE_STATES.has(attached.coordinator.state) && record.attachedNode === this.identity.nodeId) {
+      return attached;
     }
-    return attached;
+    await this.dropAttachment(record.name, attached, "taken over by another node");
+    return undefined;
+  }
+
+  private async dropAttachment(name: string, attached: AttachedVolume, why: string): Promise<void> {
+    if (this.attached.get(name) !== attached) return;
+    this.attached.delete(name);
+    await attached.coordinator.close();
+    this.log.warn({ volume: name, reason: why }, "attachment dropped");
+  }
+
+  /**
+   * Runs `work` on the volume's coordinator on this node, under the volume's lock. A volume attached
+   * nowhere gets a maintenance attachment for the work: taken like any attach (an epoch CAS that
+   * fences whatever coordinator is left elsewhere), never exported, released when the work is done.
+   * So snapshots, resizes and repairs work on every volume, attached or not. A volume attached to
+   * another node is changed there.
+   */
+  private async withCoordinator<T>(
+    name: string,
+    doWhat: string,
+    work: (attached: AttachedVolume, record: VolumeRecord) => Promise<T>,
+  ): Promise<T> {
+    const record = await this.record(name);
+    let attached = await this.attachedHere(record);
+    if (attached === undefined) {
+      if (record.attachedNode !== null && record.attachedNode !== this.identity.nodeId) {
+        throw conflict(
+          `volume "${name}" is attached to ${record.attachedNode}: ${doWhat} there (--node ${record.attachedNode})`,
+        );
+      }
+      // Recorded as attached here with no coordinator (its re-attach after a restart failed): it is
+      // attached again, as recorded.
+      attached = await this.attachUnlocked(record, record.attachedNode === this.identity.nodeId);
+    }
+    try {
+      return await work(attached, record);
+    } catch (error) {
+      if (attached.coordinator.state === "fenced") {
+        throw conflict(`volume "${name}" was taken over by another node while this one tried to ${doWhat}`);
+      }
+      throw error;
+    } finally {
+      if (!attached.exported) await this.release(name, attached);
+    }
   }
 
   private async snapshotRecord(volume: VolumeRecord, snapshot: string) {
@@ -430,32 +499,62 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
 
   /**
    * Attaches the volume here: a coordinator over its replicas takes the volume's epoch with a CAS,
-   * which fences any coordinator still running on another node (invariant 5).
+   * which fences any coordinator still running on another node (invariant 5). A maintenance
+   * attachment in progress here becomes the exported one.
    */
   async attachVolume(name: string): Promise<Attachment> {
     return this.lock(name).run(async () => {
-      if (this.attached.has(name)) return this.attachment(name);
       const record = await this.record(name);
-      const coordinator = await this.coordinatorFor(record);
-      try {
-        // Still recorded as attached: its coordinator died or is being fenced, not detached.
-        await coordinator.attach({ reconcile: record.attachedNode !== null });
-      } catch (error) {
-        await coordinator.close();
-        if (error instanceof EpochConflictError) {
-          throw conflict(`volume "${name}" changed while attaching; try again`);
-        }
-        throw error;
-      }
-      this.attached.set(name, { coordinator, leases: 0 });
-      this.log.info({ volume: name, epoch: coordinator.epoch }, "volume attached");
+      const attached = (await this.attachedHere(record)) ?? (await this.attachUnlocked(record, true));
+      attached.exported = true;
       return this.attachment(name);
     });
   }
 
-  /** A coordinator's handle on the volume's replica on `node`: direct here, over the protocol elsewhere. */
-  private async handleOn(node: NodeRecord, volumeId: string): Promise<ReplicaHandle> {
-    if (node.id !== this.identity.nodeId) return this.peers.open(node, volumeId);
+  private async attachUnlocked(record: VolumeRecord, exported: boolean): Promise<AttachedVolume> {
+    const coordinator = await this.coordinatorFor(record);
+    try {
+      // Still recorded as attached: its coordinator died or is being fenced, not detached.
+      await coordinator.attach({ reconcile: record.attachedNode !== null });
+    } catch (error) {
+      await coordinator.close();
+      if (error instanceof EpochConflictError) {
+        throw conflict(`volume "${record.name}" changed while attaching; try again`);
+      }
+      throw error;
+    }
+    const attached: AttachedVolume = { coordinator, leases: 0, exported };
+    this.attached.set(record.name, attached);
+    // A fenced coordinator can never write again: its export goes at once, not at the next command.
+    coordinator.on("state", (_from, to) => {
+      if (to !== "fenced") return;
+      void this.lock(record.name)
+        .run(() => this.dropAttachment(record.name, attached, "fenced"))
+        .catch((error: unknown) =>
+          this.log.warn({ err: error, volume: record.name }, "dropping a fenced attachment failed"),
+        );
+    });
+    this.log.info(
+      { volume: record.name, epoch: coordinator.epoch, exported },
+      exported ? "volume attached" : "volume attached for maintenance",
+    );
+    return attached;
+  }
+
+  /**
+   * A coordinator's handle on the volume's replica on `nodeId`: direct here (whether or not this
+   * node has registered yet), over the protocol elsewhere.
+   */
+  private async handleOn(
+    nodeId: string,
+    volumeId: string,
+    nodes: ReadonlyMap<string, NodeRecord>,
+  ): Promise<ReplicaHandle> {
+    if (nodeId !== this.identity.nodeId) {
+      const node = nodes.get(nodeId);
+      if (node === undefined) throw new Error(`node ${nodeId} is not registered`);
+      return this.peers.open(node, volumeId);
+    }
     const local = this.local.get(volumeId);
     if (local === undefined)
       throw new StrataError("NOT_FOUND", `no replica of volume ${volumeId} on this node`);
@@ -467,11 +566,9 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     const replicas = [];
     for (const replica of record.replicas) {
       if (replica.state === "failed") continue;
-      const node = nodes.get(replica.node);
       let handle: ReplicaHandle;
       try {
-        if (node === undefined) throw new Error(`node ${replica.node} is not registered`);
-        handle = await this.handleOn(node, record.id);
+        handle = await this.handleOn(replica.node, record.id, nodes);
       } catch (error) {
         // Unreachable now: attach() removes it from the set with the epoch bump.
         this.log.warn(
@@ -495,53 +592,75 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
 
   async detachVolume(name: string): Promise<void> {
     await this.lock(name).run(async () => {
-      const attached = this.attached.get(name);
-      if (attached === undefined) return;
-      if (attached.leases > 0) {
+      const record = await this.record(name);
+      const attached = await this.attachedHere(record);
+      if (attached !== undefined) {
+        if (attached.leases > 0) {
+          throw conflict(
+            `cannot detach volume "${name}": ${attached.leases} NBD client connection(s) are still open; disconnect them first`,
+          );
+        }
+        await this.release(name, attached);
+        return;
+      }
+      if (record.attachedNode === null) return;
+      if (record.attachedNode !== this.identity.nodeId) {
         throw conflict(
-          `cannot detach volume "${name}": ${attached.leases} NBD client connection(s) are still open; disconnect them first`,
+          `volume "${name}" is attached to ${record.attachedNode}, not ${this.identity.nodeId}: detach it there (--node ${record.attachedNode})`,
         );
       }
-      await attached.coordinator.flush();
-      const epoch = attached.coordinator.epoch;
-      await attached.coordinator.close();
-      this.attached.delete(name);
-      const record = await this.record(name);
-      await this.store.volumes.updateIfEpoch(record.id, epoch, { attachedNode: null });
+      // Recorded here with no coordinator (its re-attach after a restart failed): only the record to clear.
+      await this.store.volumes.updateIfEpoch(record.id, record.epoch, { attachedNode: null });
       this.log.info({ volume: name }, "volume detached");
     });
   }
 
+  /** Flushes and closes the coordinator, then records the volume as attached nowhere. */
+  private async release(name: string, attached: AttachedVolume): Promise<void> {
+    if (!LIVE_STATES.has(attached.coordinator.state)) {
+      await this.dropAttachment(name, attached, attached.coordinator.state);
+      return;
+    }
+    await attached.coordinator.flush();
+    const volumeId = attached.coordinator.volumeId;
+    const epoch = attached.coordinator.epoch;
+    await attached.coordinator.close();
+    this.attached.delete(name);
+    await this.store.volumes.updateIfEpoch(volumeId, epoch, { attachedNode: null });
+    this.log.info({ volume: name, exported: attached.exported }, "volume detached");
+  }
+
   /**
-   * Adds replicas (rebuilt while I/O goes on) or drops them; the volume must be attached here.
+   * Adds replicas (rebuilt while I/O goes on) or drops them, on a volume attached here or nowhere.
    * Returns once every added replica is in sync. Failed replicas whose node is back with their
    * data are resynced first (only what changed is copied); new ones are placed for the rest.
    */
   async updateReplication(name: string, replicationFactor: number): Promise<Volume> {
-    return this.lock(name).run(async () => {
-      const attached = this.attached.get(name);
-      if (attached === undefined) {
-        throw conflict(`volume "${name}" must be attached to ${this.identity.nodeId} to change its replicas`);
-      }
-      const coordinator = attached.coordinator;
-      await this.settleRebuilds(coordinator);
-      let record = await this.record(name);
-      const live = liveCount(record);
-      const warnings: string[] = [];
-      if (replicationFactor < live) {
-        await this.dropReplicas(record, coordinator, live - replicationFactor);
-      } else if (replicationFactor > live) {
-        const resyncs = await this.resyncReturning(record, coordinator, replicationFactor - live);
-        for (const rebuild of resyncs) await rebuild.done;
-        const nodes = await this.nodes();
-        record = await this.record(name);
-        for (let count = liveCount(record); count < replicationFactor; count++) {
-          warnings.push(...(await this.addNewReplica(await this.record(name), coordinator, nodes)));
+    const warnings = await this.lock(name).run(() =>
+      this.withCoordinator(name, "change its replicas", async ({ coordinator }) => {
+        await this.settleRebuilds(coordinator);
+        let record = await this.record(name);
+        const live = liveCount(record);
+        const warnings: string[] = [];
+        if (replicationFactor < live) {
+          await this.dropReplicas(record, coordinator, live - replicationFactor);
+        } else if (replicationFactor > live) {
+          const resyncs = await this.resyncReturning(record, coordinator, replicationFactor - live);
+          for (const rebuild of resyncs) await rebuild.done;
+          const nodes = await this.nodes();
+          record = await this.record(name);
+          for (let count = liveCount(record); count < replicationFactor; count++) {
+            warnings.push(...(await this.addNewReplica(await this.record(name), coordinator, nodes)));
+          }
         }
-      }
-      const volume = this.toVolume(await this.record(name), await this.nodes());
-      return warnings.length === 0 ? volume : { ...volume, warnings };
-    });
+        // Replaced failed replicas go now: a volume attached nowhere has no tending to drop them later.
+        record = await this.record(name);
+        if (liveCount(record) >= replicationFactor) await this.dropSurplusFailed(record, coordinator);
+        return warnings;
+      }),
+    );
+    const volume = await this.getVolume(name);
+    return warnings.length === 0 ? volume : { ...volume, warnings };
   }
 
   /** Waits for the volume's running rebuilds and resyncs (their outcome is in the record). */
@@ -572,7 +691,7 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
       sizeBytes: record.sizeBytes,
       epoch: FIRST_EPOCH,
     });
-    const handle = await this.handleOn(node, record.id);
+    const handle = await this.handleOn(node.id, record.id, nodes);
     const rebuild = coordinator.addReplica({ replicaId, nodeId: node.id, handle });
     this.log.info({ volume: record.name, node: node.id }, "replica added; rebuilding");
     await rebuild.done;
@@ -645,7 +764,9 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
   ): Promise<ReplicaHandle | undefined> {
     try {
       const held = await this.admin(node, async (admin) => admin.listReplicas(volumeId));
-      return held[0]?.replicaId === replicaId ? await this.handleOn(node, volumeId) : undefined;
+      return held[0]?.replicaId === replicaId
+        ? await this.handleOn(node.id, volumeId, new Map([[node.id, node]]))
+        : undefined;
     } catch (error) {
       this.log.debug(
         { err: error, node: node.id, volume: volumeId },
@@ -671,6 +792,7 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
         await lock
           .run(async () => {
             const record = await this.record(name);
+            if ((await this.attachedHere(record)) === undefined) return;
             const missing = record.replicationFactor - liveCount(record);
             if (missing > 0) await this.resyncReturning(record, attached.coordinator, missing);
             else await this.dropSurplusFailed(record, attached.coordinator);
@@ -711,7 +833,6 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
       const now = Date.now();
       const seen = new Set<string>();
       for (const replica of this.local.list()) {
-        if (this.local.holder(replica.volumeId) !== undefined) continue;
         const record = await this.store.volumes.get(replica.volumeId).catch((error: unknown) => {
           if (error instanceof RecordNotFoundError) return undefined;
           throw error;
@@ -751,28 +872,26 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
 
   /** Taken by the coordinator at one point of the write stream on every replica. */
   async createSnapshot(volume: string, name?: string): Promise<Snapshot> {
-    return this.lock(volume).run(async () => {
-      const attached = this.attached.get(volume);
-      if (attached === undefined) {
-        throw conflict(`volume "${volume}" must be attached to ${this.identity.nodeId} to snapshot it`);
-      }
-      const record = await this.record(volume);
-      const taken = new Set((await this.store.snapshots.list(record.id)).map((snapshot) => snapshot.name));
-      if (name !== undefined && taken.has(name)) {
-        throw new StrataError("ALREADY_EXISTS", `snapshot "${volume}@${name}" already exists`);
-      }
-      const snapshotName = name ?? defaultSnapshotName(taken);
-      // On every replica first, recorded last: a snapshot that is listed always exists.
-      const id = randomUUID();
-      const info = await attached.coordinator.snapshot({ id, name: snapshotName });
-      await this.store.snapshots.create({
-        volumeId: record.id,
-        name: snapshotName,
-        sizeBytes: record.sizeBytes,
-        id,
-      });
-      return { id, name: snapshotName, volume, createdAt: info.createdAt, exclusiveBytes: 0 };
-    });
+    return this.lock(volume).run(() =>
+      this.withCoordinator(volume, "snapshot it", async ({ coordinator }, record) => {
+        const taken = new Set((await this.store.snapshots.list(record.id)).map((snapshot) => snapshot.name));
+        if (name !== undefined && taken.has(name)) {
+          throw new StrataError("ALREADY_EXISTS", `snapshot "${volume}@${name}" already exists`);
+        }
+        const snapshotName = name ?? defaultSnapshotName(taken);
+        // On every replica first, recorded last: a snapshot that is listed always exists.
+        const id = randomUUID();
+        const info = await coordinator.snapshot({ id, name: snapshotName });
+        await this.store.snapshots.create({
+          volumeId: record.id,
+          name: snapshotName,
+          sizeBytes: coordinator.sizeBytes,
+          id,
+        });
+        this.log.info({ volume, snapshot: snapshotName }, "snapshot created");
+        return { id, name: snapshotName, volume, createdAt: info.createdAt, exclusiveBytes: 0 };
+      }),
+    );
   }
 
   /**
@@ -780,14 +899,14 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
    * between leaves only a layer no record names.
    */
   async deleteSnapshot(volume: string, snapshot: string): Promise<void> {
-    await this.lock(volume).run(async () => {
-      const { coordinator } = this.attachedHere(volume, "delete its snapshots");
-      const record = await this.record(volume);
-      const found = await this.snapshotRecord(record, snapshot);
-      await this.store.snapshots.delete(record.id, found.name);
-      await coordinator.deleteSnapshot(found.id);
-      this.log.info({ volume, snapshot }, "snapshot deleted");
-    });
+    await this.lock(volume).run(() =>
+      this.withCoordinator(volume, "delete its snapshots", async ({ coordinator }, record) => {
+        const found = await this.snapshotRecord(record, snapshot);
+        await this.store.snapshots.delete(record.id, found.name);
+        await coordinator.deleteSnapshot(found.id);
+        this.log.info({ volume, snapshot }, "snapshot deleted");
+      }),
+    );
   }
 
   /**
@@ -796,51 +915,56 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
    * volume is recorded, so it is listed only once complete.
    */
   async cloneSnapshot(volume: string, snapshot: string, target: string, labels: Labels): Promise<Volume> {
-    return this.lock(volume).run(async () => {
-      const { coordinator } = this.attachedHere(volume, "clone its snapshots");
-      const record = await this.record(volume);
-      const found = await this.snapshotRecord(record, snapshot);
-      const source = await coordinator.snapshotReader(found.id);
-      const request = {
-        name: target,
-        sizeBytes: found.sizeBytes,
-        labels,
-        replicationFactor: record.replicationFactor,
-        nodeSelector: record.nodeSelector,
-      };
-      const cloned = await this.lock(target).run(() =>
-        this.createUnlocked(request, (handles) => copyInto(source, handles)),
-      );
-      this.log.info({ volume, snapshot, target }, "snapshot cloned");
-      return cloned;
-    });
+    return this.lock(volume).run(() =>
+      this.withCoordinator(volume, "clone its snapshots", async ({ coordinator }, record) => {
+        const found = await this.snapshotRecord(record, snapshot);
+        const source = await coordinator.snapshotReader(found.id);
+        const request = {
+          name: target,
+          sizeBytes: found.sizeBytes,
+          labels,
+          replicationFactor: record.replicationFactor,
+          nodeSelector: record.nodeSelector,
+        };
+        const cloned = await this.lock(target).run(() =>
+          this.createUnlocked(request, (handles) => copyInto(source, handles)),
+        );
+        this.log.info({ volume, snapshot, target }, "snapshot cloned");
+        return cloned;
+      }),
+    );
   }
 
-  /** Reverts every in-sync replica at once; attached here, with no NBD client connected. */
+  /** Reverts every in-sync replica at once, with no NBD client connected. */
   async revertVolume(volume: string, snapshot: string): Promise<Volume> {
-    return this.lock(volume).run(async () => {
-      const attached = this.attachedHere(volume, "revert it");
-      if (attached.leases > 0) {
-        throw conflict(
-          `cannot revert volume "${volume}": ${attached.leases} NBD client connection(s) are open; disconnect them first`,
-        );
-      }
-      const record = await this.record(volume);
-      const found = await this.snapshotRecord(record, snapshot);
-      await attached.coordinator.revert(found.id);
-      this.log.info({ volume, snapshot }, "volume reverted to snapshot");
-      return this.toVolume(await this.record(volume), await this.nodes());
-    });
+    await this.lock(volume).run(() =>
+      this.withCoordinator(volume, "revert it", async (attached, record) => {
+        if (attached.leases > 0) {
+          throw conflict(
+            `cannot revert volume "${volume}": ${attached.leases} NBD client connection(s) are open; disconnect them first`,
+          );
+        }
+        const found = await this.snapshotRecord(record, snapshot);
+        await attached.coordinator.revert(found.id);
+        this.log.info({ volume, snapshot }, "volume reverted to snapshot");
+      }),
+    );
+    return this.getVolume(volume);
   }
 
   names(): string[] {
-    return [...this.attached.keys()];
+    return [...this.attached].flatMap(([name, attached]) => (this.exportable(attached) ? [name] : []));
+  }
+
+  private exportable(attached: AttachedVolume): boolean {
+    return attached.exported && LIVE_STATES.has(attached.coordinator.state);
   }
 
   open(name: string): ExportLease | undefined {
     const attached = this.attached.get(name);
-    if (attached === undefined) return undefined;
-    const description = `Strata volume ${name} (${formatSize(attached.coordinator.sizeBytes)}, replicated)`;
+    if (attached === undefined || !this.exportable(attached)) return undefined;
+    const replicas = attached.coordinator.replicas().length;
+    const description = `Strata volume ${name} (${formatSize(attached.coordinator.sizeBytes)}, ${replicas} ${replicas === 1 ? "replica" : "replicas"})`;
     return countedLease(name, description, attached.coordinator, attached);
   }
 

@@ -1,5 +1,4 @@
 import { z } from "zod";
-import { conflict } from "../../core/errors.js";
 import {
   CloneSnapshotRequest,
   CreateSnapshotRequest,
@@ -146,25 +145,19 @@ export function controlRoutes(service: VolumeService, operations?: OperationServ
         return created(await service.cloneSnapshot(volume, snapshot, target, labels));
       },
     },
-    ...operationRoutes(operations),
+    ...(operations === undefined ? [] : operationRoutes(operations)),
   ];
 }
 
 /** Long work, started and then observed (DESIGN.md, Operations). */
-function operationRoutes(service: OperationService | undefined): Route[] {
-  const operations = () => {
-    if (service === undefined) {
-      throw conflict("this agent runs without a cluster-state table (--state-table): it has no operations");
-    }
-    return service;
-  };
+function operationRoutes(operations: OperationService): Route[] {
   return [
     {
       method: "GET",
       pattern: "/v1/operations",
       handle: async (context) => {
         const { volume } = parseWith(OperationFilter, Object.fromEntries(context.query), "invalid query");
-        return ok({ operations: await operations().listOperations({ volume }) });
+        return ok({ operations: await operations.listOperations({ volume }) });
       },
     },
     {
@@ -172,13 +165,13 @@ function operationRoutes(service: OperationService | undefined): Route[] {
       pattern: "/v1/operations",
       handle: async (context) => {
         const request = parseWith(StartOperationRequest, await context.body());
-        return created(await operations().startOperation(request));
+        return created(await operations.startOperation(request));
       },
     },
     {
       method: "GET",
       pattern: "/v1/operations/:id",
-      handle: async (context) => ok(await operations().getOperation(operationParam(context))),
+      handle: async (context) => ok(await operations.getOperation(operationParam(context))),
     },
     {
       method: "POST",
@@ -186,7 +179,7 @@ function operationRoutes(service: OperationService | undefined): Route[] {
       handle: async (context) => {
         const id = operationParam(context);
         parseWith(NoFields, await context.body());
-        return ok(await operations().cancelOperation(id));
+        return ok(await operations.cancelOperation(id));
       },
     },
   ];

@@ -10,7 +10,7 @@ import { controlRoutes } from "./routes.js";
 
 export interface ControlApiOptions {
   service: VolumeService;
-  /** Operations need the cluster-state store: an agent without one answers their routes with a refusal. */
+  /** Served under /v1/operations when given. */
   operations?: OperationService;
   host: string;
   /** 0 picks a free port; the chosen one is in the returned url. */

@@ -5,10 +5,10 @@ import {
   OperationRunner,
   RESTARTED_WHILE_RUNNING,
 } from "../../agent/operations/runner.js";
+import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { NewOperation } from "../../core/state/operations.js";
 import type { OperationRecord } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
-import type { LocalDynamoDb } from "../../infra/local/dynamodb.js";
 import { capturingLogger } from "../api/harness.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
 

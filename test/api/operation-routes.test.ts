@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { VolumeService } from "../../agent/volume-service.js";
 import { Operation, StoreOperationService } from "../../core/operations.js";
+import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { StateStore } from "../../core/state/store.js";
-import type { LocalDynamoDb } from "../../infra/local/dynamodb.js";
 import { GiB, nodeRecord } from "../core/fixtures.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
 import { type ApiUnderTest, call, errorOf, serveApi } from "./harness.js";
@@ -18,7 +18,6 @@ const now = new Date("2030-01-01T00:00:30.000Z");
 let dynamoDb: LocalDynamoDb;
 let store: StateStore;
 let api: ApiUnderTest;
-let bare: ApiUnderTest;
 
 beforeAll(async () => {
   dynamoDb = await startDynamoDb();
@@ -33,12 +32,10 @@ beforeAll(async () => {
     clock: () => now,
   });
   api = await serveApi(noVolumes, operations);
-  bare = await serveApi(noVolumes);
 });
 
 afterAll(async () => {
   await api?.close();
-  await bare?.close();
   store?.close();
   await dynamoDb?.close();
 });
@@ -142,13 +139,5 @@ describe("reading and cancelling operations", () => {
     ]);
     const withBody = await request("POST", `/v1/operations/${id}/cancel`, { force: true });
     expect(withBody.status).toBe(400);
-  });
-
-  it("says so when the agent has no state table", async () => {
-    const answer = await call(bare.url, "GET", "/v1/operations");
-    expect([answer.status, errorOf(answer).message]).toEqual([
-      409,
-      "this agent runs without a cluster-state table (--state-table): it has no operations",
-    ]);
   });
 });

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { failIfStalled, whyStalled } from "../../core/operations.js";
 import { RecordNotFoundError } from "../../core/state/errors.js";
 import { operationTokenKey } from "../../core/state/keys.js";
+import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import { type NewOperation, OPERATION_RETENTION_SECONDS } from "../../core/state/operations.js";
 import type { StateStore } from "../../core/state/store.js";
-import type { LocalDynamoDb } from "../../infra/local/dynamodb.js";
 import { nodeRecord } from "./fixtures.js";
 import { freshStore, startDynamoDb } from "./state-harness.js";
 

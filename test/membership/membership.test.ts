@@ -1,8 +1,8 @@
 import { createServer } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startLocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { NodeRecord } from "../../core/state/records.js";
 import { StateStore } from "../../core/state/store.js";
-import { startLocalDynamoDb } from "../../infra/local/dynamodb.js";
 import { eventually } from "../cli/strata-process.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
 import { AgentProcess } from "../support/agent-process.js";
