@@ -17,10 +17,12 @@
  * for the health sweep and the CLI) is then a Query of one partition, which can be strongly
  * consistent and needs no Scan or secondary index (an index is only eventually consistent). The
  * collections stay far inside one partition's throughput: nodes heartbeat every few seconds, and
- * volumes change only on replica-set, attachment or resize events.
- * Finished operations expire (TTL), which keeps their collection small too. Every node polls for its
- * own work every second, so that poll reads only the node's queue: one item per unfinished operation. The prefixes in `sk` keep a raw
+ * volumes change only on replica-set, attachment or resize events. The prefixes in `sk` keep a raw
  * dump of the table readable and leave room for later records in the same partitions.
+ *
+ * Operations: finished ones expire (TTL on `expiresAt`), which keeps their collection small, and
+ * listing one volume's or one node's filters that one Query. The read made most often, each node's
+ * poll for its own work every second, reads only the node's queue: one item per unfinished operation.
  */
 export interface ItemKey {
   pk: string;

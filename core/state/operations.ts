@@ -11,6 +11,7 @@ import {
   operationTokenKey,
   queuedOperationKey,
 } from "./keys.js";
+import { ABANDONED_RESERVATION_MS } from "./names.js";
 import {
   FINISHED_OPERATION_STATES,
   type OperationKind,
@@ -100,7 +101,8 @@ export class OperationStore {
       // The first start took the token and stopped there: finish it under the operation id it chose.
       operation = { ...fresh, id: token.operationId, createdAt: token.createdAt };
     }
-    await this.put(queuedOperationKey(operation.node, operation.id), { operationId: operation.id });
+    const queued: QueuedOperation = { operationId: operation.id, createdAt: this.table.now() };
+    await this.put(queuedOperationKey(operation.node, operation.id), queued);
     if (await this.put(operationKey(operation.id), operation, "attribute_not_exists(pk)")) return operation;
     return this.get(operation.id);
   }
@@ -130,18 +132,24 @@ export class OperationStore {
 
   /**
    * The node's unfinished operations, read through its queue: the one read each node makes every
-   * second stays as small as its pending and running work. Queue items of operations that have
-   * ended (their end was written but the dequeue was cut short) are removed here.
+   * second stays as small as its pending and running work. Queue items left behind are removed
+   * here: those of operations that have ended (the dequeue after the end was cut short), and those
+   * of starts that stopped before writing the record (a retry of the start queues it again).
    */
   async unfinished(node: string): Promise<OperationRecord[]> {
     const queued = await this.table.queryPartition(operationQueuePartition(node), QueuedOperation, "queue");
     const operations: OperationRecord[] = [];
-    for (const { operationId } of queued) {
-      const operation = await this.find(operationId);
-      // No record yet: a start is between its two writes.
-      if (operation === undefined) continue;
-      if (isFinished(operation)) await this.dequeue(operation);
-      else operations.push(operation);
+    for (const item of queued) {
+      const operation = await this.find(item.operationId);
+      if (operation === undefined) {
+        if (this.table.nowMs() - Date.parse(item.createdAt) > ABANDONED_RESERVATION_MS) {
+          await this.dequeue({ node, id: item.operationId });
+        }
+      } else if (isFinished(operation)) {
+        await this.dequeue(operation);
+      } else {
+        operations.push(operation);
+      }
     }
     return operations;
   }
@@ -321,7 +329,7 @@ export class OperationStore {
     return Math.floor(this.table.nowMs() / 1000) + OPERATION_RETENTION_SECONDS;
   }
 
-  private async dequeue(operation: OperationRecord): Promise<void> {
+  private async dequeue(operation: Pick<OperationRecord, "node" | "id">): Promise<void> {
     await this.table.doc.send(
       new DeleteCommand({
         TableName: this.table.tableName,

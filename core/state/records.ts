@@ -215,4 +215,5 @@ export const OperationTokenRecord = z.object({
 export type OperationTokenRecord = z.infer<typeof OperationTokenRecord>;
 
 /** An unfinished operation in its node's queue; the record itself stays in the operations collection. */
-export const QueuedOperation = z.object({ operationId: z.string().min(1) });
+export const QueuedOperation = z.object({ operationId: z.string().min(1), createdAt: Timestamp });
+export type QueuedOperation = z.infer<typeof QueuedOperation>;

@@ -1,10 +1,11 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { DynamoDBDocumentClient, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { failIfStalled, whyStalled } from "../../core/operations.js";
 import { RecordNotFoundError } from "../../core/state/errors.js";
-import { operationTokenKey } from "../../core/state/keys.js";
+import { operationQueuePartition, operationTokenKey, queuedOperationKey } from "../../core/state/keys.js";
 import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
+import { ABANDONED_RESERVATION_MS } from "../../core/state/names.js";
 import { type NewOperation, OPERATION_RETENTION_SECONDS } from "../../core/state/operations.js";
 import type { StateStore } from "../../core/state/store.js";
 import { nodeRecord } from "./fixtures.js";
@@ -93,6 +94,33 @@ describe("starting operations", () => {
     raw.destroy();
     const retried = await store.operations.start(rebuild("cut-short", { kind: "resync" }));
     expect(retried).toMatchObject({ id: "op-cut-short", kind: "resync", state: "pending" });
+  });
+
+  it("drops a queue item whose start never wrote the record, once it is old", async () => {
+    const raw = DynamoDBDocumentClient.from(new DynamoDBClient({}));
+    const item = { operationId: "op-never-written", createdAt: now.toISOString() };
+    await raw.send(
+      new PutCommand({
+        TableName: store.tableName,
+        Item: { ...queuedOperationKey("node-5", item.operationId), ...item },
+      }),
+    );
+    const queue = () =>
+      raw.send(
+        new QueryCommand({
+          TableName: store.tableName,
+          KeyConditionExpression: "pk = :pk",
+          ExpressionAttributeValues: { ":pk": operationQueuePartition("node-5") },
+        }),
+      );
+    expect(await store.operations.unfinished("node-5")).toEqual([]);
+    expect((await queue()).Items).toHaveLength(1);
+    const startedAt = now;
+    now = new Date(startedAt.getTime() + ABANDONED_RESERVATION_MS + 1000);
+    expect(await store.operations.unfinished("node-5")).toEqual([]);
+    expect((await queue()).Items).toEqual([]);
+    now = startedAt;
+    raw.destroy();
   });
 
   it("refuses params that do not fit the kind, naming the field", async () => {
