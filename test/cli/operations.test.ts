@@ -50,6 +50,17 @@ const show = async (id: string) => {
   expect(outcome.code).toBe(0);
   return Operation.parse(JSON.parse(outcome.stdout));
 };
+/** What a workflow's Lambda does: write the record, for node-2 to pick up. */
+const workflowRepair = async (requestToken: string) => {
+  const volume = await store.volumes.getByName("pg");
+  return store.operations.start({
+    requestToken,
+    kind: "repair",
+    volumeId: volume.id,
+    volumeName: volume.name,
+    node: "node-2",
+  });
+};
 const failed = (id: string) => eventually(async () => (await show(id)).state === "failed", `${id} to fail`);
 
 describe("operations in a local cluster", () => {
@@ -89,14 +100,7 @@ describe("operations in a local cluster", () => {
   });
 
   it("runs an operation a workflow wrote to the state table on the node it names", async () => {
-    const volume = await store.volumes.getByName("pg");
-    const written = await store.operations.start({
-      requestToken: "workflow-execution-1",
-      kind: "repair",
-      volumeId: volume.id,
-      volumeName: volume.name,
-      node: "node-2",
-    });
+    const written = await workflowRepair("workflow-execution-1");
     await failed(written.id);
     expect((await show(written.id)).error).toBe("the agent on node-2 cannot run repair operations");
 
@@ -111,14 +115,7 @@ describe("operations in a local cluster", () => {
 
   it("shows an operation whose node was killed as stalled, and lets its caller fail it", async () => {
     expect((await run("node", "stop", "node-2", "--kill")).code).toBe(0);
-    const volume = await store.volumes.getByName("pg");
-    const stuck = await store.operations.start({
-      requestToken: "workflow-execution-2",
-      kind: "repair",
-      volumeId: volume.id,
-      volumeName: volume.name,
-      node: "node-2",
-    });
+    const stuck = await workflowRepair("workflow-execution-2");
     await eventually(async () => (await show(stuck.id)).stalled !== null, "the operation to stall", 30_000);
     expect((await run("operation", "show", stuck.id)).stdout).toMatch(
       /^Stalled:\s+node-2: no heartbeat for \d+s$/m,
