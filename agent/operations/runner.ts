@@ -142,7 +142,11 @@ export class OperationRunner {
 
   private async pollOnce(): Promise<void> {
     const { operations, node } = this.options;
-    for (const operation of await operations.unfinished(node)) {
+    const unfinished = await operations.unfinished(node);
+    // Out of the queue while it runs here: someone else ended it (failed it as stalled).
+    const queued = new Set(unfinished.map((operation) => operation.id));
+    for (const run of this.runs.values()) if (!queued.has(run.operation.id)) this.lose(run);
+    for (const operation of unfinished) {
       const run = this.runs.get(operation.id);
       if (run !== undefined) {
         if (operation.cancelRequested) this.cancel(run);
@@ -223,8 +227,7 @@ export class OperationRunner {
       const written = await this.options.operations.reportProgress(run.operation.id, this.runnerId, progress);
       run.written = { bytesDone: progress.bytesDone, atMs: Date.parse(progress.updatedAt) };
       if (written === undefined) {
-        run.lost = true;
-        run.controller.abort(new Error("the operation was ended by someone else while it ran"));
+        this.lose(run);
       } else if (written.cancelRequested) {
         this.cancel(run);
       }
@@ -243,6 +246,13 @@ export class OperationRunner {
     const copied = Math.max(0, bytesDone - run.written.bytesDone);
     const bytesPerSecond = seconds > 0 ? Math.round(copied / seconds) : 0;
     return { bytesDone, bytesTotal, bytesPerSecond, updatedAt: now.toISOString() };
+  }
+
+  /** The run's own end may be on its way to the store already: the store keeps whichever came first. */
+  private lose(run: Run): void {
+    if (run.lost) return;
+    run.lost = true;
+    run.controller.abort(new Error("the operation was ended by someone else while it ran"));
   }
 
   private cancel(run: Run): void {

@@ -180,23 +180,28 @@ describe("the operation runner", () => {
   });
 
   it("stops work that was failed for it elsewhere, and writes nothing more", async () => {
-    let aborted: unknown;
+    const aborted = new Set<string>();
+    const noticeAbort = (operation: OperationRecord, signal: AbortSignal) =>
+      untilAborted(signal).catch(() => {
+        aborted.add(operation.id);
+      });
     startRunner("node-lost", {
-      rebuild: async (_, { progress, signal }) => {
+      rebuild: async (operation, { progress, signal }) => {
         progress(1, 2);
-        await untilAborted(signal).catch((reason: unknown) => {
-          aborted = reason;
-        });
+        await noticeAbort(operation, signal);
       },
+      resync: (operation, { signal }) => noticeAbort(operation, signal),
     });
-    const { id } = await start("node-lost");
-    const running = await until(id, (op) => op.state === "running", "the claim");
-    await store.operations.fail(running, "stalled: node-lost: no heartbeat for 12s");
-    await until(id, () => aborted !== undefined, "the abort");
-    await sleep(200);
-    expect(await store.operations.get(id)).toMatchObject({
-      state: "failed",
-      error: "stalled: node-lost: no heartbeat for 12s",
-    });
+    for (const kind of ["rebuild", "resync"] as const) {
+      const { id } = await start("node-lost", { kind });
+      const running = await until(id, (op) => op.state === "running", "the claim");
+      await store.operations.fail(running, "stalled: node-lost: no heartbeat for 12s");
+      await until(id, () => aborted.has(id), `the abort of the ${kind}`);
+      await sleep(200);
+      expect(await store.operations.get(id)).toMatchObject({
+        state: "failed",
+        error: "stalled: node-lost: no heartbeat for 12s",
+      });
+    }
   });
 });
