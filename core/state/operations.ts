@@ -101,7 +101,7 @@ export class OperationStore {
       // The first start took the token and stopped there: finish it under the operation id it chose.
       operation = { ...fresh, id: token.operationId, createdAt: token.createdAt };
     }
-    const queued: QueuedOperation = { operationId: operation.id, createdAt: this.table.now() };
+    const queued: QueuedOperation = { operationId: operation.id, createdAt: now };
     await this.put(queuedOperationKey(operation.node, operation.id), queued);
     if (await this.put(operationKey(operation.id), operation, "attribute_not_exists(pk)")) return operation;
     return this.get(operation.id);
