@@ -11,6 +11,7 @@ import { writeJsonAtomic } from "./durable-file.js";
 import { log } from "./log.js";
 import { heartbeatTimeoutMs, NodeMembership, STORE_REQUEST_TIMEOUT_MS } from "./membership.js";
 import { startNbdServer } from "./nbd/server.js";
+import { startNodeOperations } from "./operations/node-operations.js";
 import { PeerReplicas } from "./peer-replicas.js";
 import { type DriveSpec, Pool, parseDriveSpec } from "./pool.js";
 import { ReplicaHost } from "./replica-host.js";
@@ -156,7 +157,14 @@ async function main(): Promise<void> {
     ...(config.nbdSocket ? { unixPath: config.nbdSocket } : {}),
     log,
   });
-  const api = await startControlApi({ service: volumes, host: config.api.host, port: config.api.port, log });
+  const operations = startNodeOperations({ store, node: config.nodeId, executors: {}, log });
+  const api = await startControlApi({
+    service: volumes,
+    operations: operations.service,
+    host: config.api.host,
+    port: config.api.port,
+    log,
+  });
   volumes.endpoints = {
     apiUrl: api.url,
     nbdAddress: reachableAddress(nbd.tcpAddress!),
@@ -202,6 +210,7 @@ async function main(): Promise<void> {
     log.info({ reason }, "agent stopping");
     // Down in the store first, so the cluster stops counting on this node before it goes.
     await membership.stop();
+    await operations.stop();
     // Peers' requests in flight are answered before their replicas close.
     await replication?.close();
     await nbd.close();

@@ -13,6 +13,7 @@ import { ReplicaHost } from "../../agent/replica-host.js";
 import type { VolumeService } from "../../agent/volume-service.js";
 import { clusterTiming } from "../../agent/volumes/cluster-context.js";
 import { ClusterVolumes } from "../../agent/volumes/service.js";
+import type { OperationService } from "../../core/operations.js";
 import { eventually } from "../cli/strata-process.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
 
@@ -39,10 +40,13 @@ export interface ApiUnderTest {
   close(): Promise<void>;
 }
 
-/** The control API over a given service, on a free loopback port. */
-export async function serveApi(service: VolumeService): Promise<ApiUnderTest & { api: ControlApi }> {
+/** The control API over given services, on a free loopback port. */
+export async function serveApi(
+  service: VolumeService,
+  operations?: OperationService,
+): Promise<ApiUnderTest & { api: ControlApi }> {
   const { log, lines } = capturingLogger();
-  const api = await startControlApi({ service, host: "127.0.0.1", port: 0, log });
+  const api = await startControlApi({ service, operations, host: "127.0.0.1", port: 0, log });
   return { api, url: api.url, lines, close: () => api.close() };
 }
 
