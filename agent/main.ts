@@ -12,6 +12,7 @@ import { log } from "./log.js";
 import { heartbeatTimeoutMs, NodeMembership, STORE_REQUEST_TIMEOUT_MS } from "./membership.js";
 import { startNbdServer } from "./nbd/server.js";
 import { startNodeOperations } from "./operations/node-operations.js";
+import { volumeExecutors } from "./operations/volume-executors.js";
 import { PeerReplicas } from "./peer-replicas.js";
 import { type DriveSpec, Pool, parseDriveSpec } from "./pool.js";
 import { ReplicaHost } from "./replica-host.js";
@@ -157,7 +158,12 @@ async function main(): Promise<void> {
     ...(config.nbdSocket ? { unixPath: config.nbdSocket } : {}),
     log,
   });
-  const operations = startNodeOperations({ store, node: config.nodeId, executors: {}, log });
+  const operations = startNodeOperations({
+    store,
+    node: config.nodeId,
+    executors: volumeExecutors(volumes),
+    log,
+  });
   const api = await startControlApi({
     service: volumes,
     operations: operations.service,
