@@ -29,6 +29,7 @@ import { conflict } from "../../core/errors.js";
 import {
   type BlockDevice,
   BlockIoError,
+  type ByteRange,
   type WriteOptions,
   type WriteZeroesOptions,
 } from "../block-device.js";
@@ -37,7 +38,7 @@ import { log as defaultLog, type Logger } from "../log.js";
 import { Mutex } from "../mutex.js";
 import { IoGate } from "../store/io-gate.js";
 import { RangeLocks } from "../store/range-locks.js";
-import type { ByteRange, SnapshotInfo } from "../store/replica.js";
+import type { SnapshotInfo } from "../store/replica.js";
 import { MAX_RETRY_MS, nextDelay, sleep } from "./backoff.js";
 import { replicaRemovals } from "./coordinator-metrics.js";
 import { UnknownSnapshotError } from "./errors.js";
@@ -54,18 +55,15 @@ import {
   startRebuild,
   type ZeroChunks,
 } from "./rebuild.js";
-import type { ReplicaHandle, ReplicaStanding, SnapshotRequest } from "./replica-handle.js";
+import type {
+  ReplicaHandle,
+  ReplicaRole,
+  ReplicaStanding,
+  ReplicaTarget,
+  SnapshotRequest,
+} from "./replica-handle.js";
 import { classifyReplicaError, judge } from "./replica-outcome.js";
 import { lostTheVolume, type VolumeMembership } from "./volume-membership.js";
-
-export type ReplicaRole = "in-sync" | "rebuilding";
-
-export interface ReplicaTarget {
-  replicaId: string;
-  nodeId: string;
-  state: ReplicaRole;
-  handle: ReplicaHandle;
-}
 
 export type CoordinatorState = "serving" | "holding" | "changing-membership" | "fenced" | "failed" | "closed";
 
