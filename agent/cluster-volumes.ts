@@ -13,6 +13,7 @@ import type { NodeRecord, VolumeRecord } from "../core/state/records.js";
 import type { StateStore } from "../core/state/store.js";
 import { FIRST_EPOCH } from "../core/state/volumes.js";
 import { formatSize } from "../core/units.js";
+import type { CreateVolume, VolumeService } from "../core/volume-service.js";
 import { millisecondsFromEnv } from "./env-settings.js";
 import { countedLease, type ExportLease, type ExportRegistry } from "./exports.js";
 import type { Logger } from "./log.js";
@@ -36,7 +37,6 @@ import type { ReplicaAdmin, ReplicaInfo, ReplicaSpec } from "./replication/repli
 import { localReplicaHandle, type ReplicaHandle } from "./replication/replica-handle.js";
 import { StoreMembership } from "./replication/store-membership.js";
 import type { Replica } from "./store/replica.js";
-import type { CreateVolume, VolumeService } from "./volume-service.js";
 import {
   defaultSnapshotName,
   describeAttachment,

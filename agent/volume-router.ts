@@ -1,8 +1,8 @@
 import { StrataError } from "../core/errors.js";
 import type { Attachment, Labels, NodeStatus, Snapshot, Volume } from "../core/model.js";
+import type { CreateVolume, VolumeService } from "../core/volume-service.js";
 import type { ClusterVolumes } from "./cluster-volumes.js";
 import type { ExportLease, ExportRegistry } from "./exports.js";
-import type { CreateVolume, VolumeService } from "./volume-service.js";
 import type { Endpoints, VolumeManager } from "./volumes.js";
 
 /**

@@ -14,6 +14,7 @@ import {
   type Volume,
 } from "../core/model.js";
 import { formatSize } from "../core/units.js";
+import type { CreateVolume } from "../core/volume-service.js";
 import { writeJsonAtomic } from "./durable-file.js";
 import { countedLease, type ExportLease, type ExportRegistry } from "./exports.js";
 import type { Logger } from "./log.js";
@@ -22,7 +23,6 @@ import { Mutex } from "./mutex.js";
 import type { Drive, Pool } from "./pool.js";
 import { ReplicaHost } from "./replica-host.js";
 import { Replica } from "./store/replica.js";
-import type { CreateVolume } from "./volume-service.js";
 
 /** The volume's own record, next to its replica's files; the replica keeps its layer chain itself. */
 const VolumeRecord = z.object({

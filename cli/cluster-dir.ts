@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
+import { ControlClient } from "../core/control-client.js";
 import { type ClusterFile, readClusterFile } from "../infra/local/cluster-file.js";
 import { isAlive } from "../infra/local/processes.js";
-import { ControlClient } from "./client.js";
 import { CliError, usageError } from "./failures.js";
 
 export const DEFAULT_CLUSTER_DIR = ".strata";

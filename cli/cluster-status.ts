@@ -1,10 +1,11 @@
 import { heartbeatTimeoutMs } from "../agent/membership.js";
+import { ControlClient } from "../core/control-client.js";
+import { StrataError } from "../core/errors.js";
 import type { NodeStatus, Replica, Volume } from "../core/model.js";
 import type { NodeRecord } from "../core/state/records.js";
 import { StateStore } from "../core/state/store.js";
 import { useLocalAws } from "../infra/local/aws-environment.js";
 import type { ClusterFile } from "../infra/local/cluster-file.js";
-import { ControlClient } from "./client.js";
 import { CliError } from "./failures.js";
 
 /**
@@ -104,7 +105,7 @@ async function nodeHealth(
   try {
     live = await new ControlClient(apiUrl).nodeStatus();
   } catch (error) {
-    if (!(error instanceof CliError)) throw error;
+    if (!(error instanceof StrataError)) throw error;
     problem = error.message;
   }
   return {

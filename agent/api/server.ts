@@ -1,8 +1,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { errorReply } from "../../core/errors.js";
+import type { VolumeService } from "../../core/volume-service.js";
 import type { Logger } from "../log.js";
-import type { VolumeService } from "../volume-service.js";
-import { toErrorReply } from "./faults.js";
+import { toFailure } from "./faults.js";
 import { readJsonBody } from "./request-body.js";
 import { matchRoute, type Reply, type Route } from "./router.js";
 import { controlRoutes } from "./routes.js";
@@ -72,10 +73,10 @@ async function serve(
     quiet = route.quiet === true;
     reply = await route.handle({ params, body: () => readJsonBody(request) });
   } catch (error) {
-    const failure = toErrorReply(error);
+    const failure = toFailure(error);
     if (failure.unexpected) log.error({ err: error, method, path }, "control request failed unexpectedly");
     for (const [name, value] of Object.entries(failure.headers)) response.setHeader(name, value);
-    reply = { status: failure.status, body: { error: { code: failure.code, message: failure.message } } };
+    reply = { status: failure.error.httpStatus, body: errorReply(failure.error) };
   }
 
   send(response, reply);

@@ -7,8 +7,8 @@ import { pino } from "pino";
 import { type ControlApi, startControlApi } from "../../agent/api/server.js";
 import type { Logger } from "../../agent/log.js";
 import { Pool } from "../../agent/pool.js";
-import type { VolumeService } from "../../agent/volume-service.js";
 import { VolumeManager } from "../../agent/volumes.js";
+import type { VolumeService } from "../../core/volume-service.js";
 
 /** Every line the API logged during a test, parsed. */
 export type LogLine = Record<string, unknown> & { level: number; msg: string };
