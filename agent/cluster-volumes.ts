@@ -1,20 +1,15 @@
 import { randomUUID } from "node:crypto";
+import { millisecondsFromEnv } from "../core/env-settings.js";
 import { conflict, invalid, notFound, StrataError } from "../core/errors.js";
+import { whyDown } from "../core/liveness.js";
 import type { Attachment, Labels, NodeStatus, Snapshot, Volume } from "../core/model.js";
-import {
-  countReplicas,
-  placeAdditionalReplica,
-  placeVolume,
-  requirePlacement,
-  whyDown,
-} from "../core/placement.js";
+import { countReplicas, placeAdditionalReplica, placeVolume, requirePlacement } from "../core/placement.js";
 import { EpochConflictError, RecordExistsError, RecordNotFoundError } from "../core/state/errors.js";
 import type { NodeRecord, VolumeRecord } from "../core/state/records.js";
 import type { StateStore } from "../core/state/store.js";
 import { FIRST_EPOCH } from "../core/state/volumes.js";
 import { formatSize } from "../core/units.js";
 import type { CreateVolume, VolumeService } from "../core/volume-service.js";
-import { millisecondsFromEnv } from "./env-settings.js";
 import { countedLease, type ExportLease, type ExportRegistry } from "./exports.js";
 import type { Logger } from "./log.js";
 import { Mutex } from "./mutex.js";
