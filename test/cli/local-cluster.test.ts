@@ -5,9 +5,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Attachment, Snapshot, Volume } from "../../core/model.js";
 import { AgentFile } from "../../infra/local/agent-file.js";
+import { eventually } from "../support/eventually.js";
 import {
   clusterUp,
-  eventually,
   oneSentence,
   prepareClusterDir,
   type RunningCluster,
