@@ -31,10 +31,7 @@ export async function runningCluster(dir: string): Promise<ClusterFile> {
   return file;
 }
 
-/**
- * The client for volume and snapshot commands: the agent of `nodeId` (--node), else the first node.
- * Volumes live on the node that created them until replication places them across nodes.
- */
+/** The client for volume and snapshot commands: the agent of `nodeId` (--node), else the first node. */
 export async function controlClient(dir: string, nodeId?: string): Promise<ControlClient> {
   const cluster = await runningCluster(dir);
   const node = nodeId === undefined ? cluster.nodes[0]! : cluster.nodes.find(({ id }) => id === nodeId);
