@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+import { millisecondsFromEnv } from "../../core/env-settings.js";
 import type { OperationOutcome, OperationStore } from "../../core/state/operations.js";
 import type { OperationKind, OperationProgress, OperationRecord } from "../../core/state/records.js";
-import { millisecondsFromEnv } from "../env-settings.js";
 import type { Logger } from "../log.js";
 import { nextDelay } from "../replication/backoff.js";
 

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { conflict, notFound } from "../../core/errors.js";
-import { placeAdditionalReplica, requirePlacement, whyDown } from "../../core/placement.js";
+import { whyDown } from "../../core/liveness.js";
+import { placeAdditionalReplica, requirePlacement } from "../../core/placement.js";
 import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
 import { FIRST_EPOCH } from "../../core/state/volumes.js";
 import type { VolumeCoordinator } from "../replication/coordinator.js";

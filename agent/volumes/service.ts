@@ -5,6 +5,7 @@ import { RecordNotFoundError } from "../../core/state/errors.js";
 import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
 import { formatSize } from "../../core/units.js";
+import type { CreateVolume, VolumeService } from "../../core/volume-service.js";
 import type { ExportLease, ExportRegistry } from "../exports.js";
 import type { Logger } from "../log.js";
 import { setPoolGaugeSource } from "../metrics.js";
@@ -17,7 +18,6 @@ import {
 } from "../node-identity.js";
 import type { PeerReplicas } from "../peer-replicas.js";
 import type { Pool } from "../pool.js";
-import type { CreateVolume, VolumeService } from "../volume-service.js";
 import { type AttachedVolume, AttachmentRegistry } from "./attachments.js";
 import { ClusterContext, type ClusterTiming, type LocalReplicas, liveCount } from "./cluster-context.js";
 import { OrphanSweeper } from "./orphans.js";

@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { useLocalAws } from "../../core/local-aws-environment.js";
 import { failIfStalled, Operation } from "../../core/operations.js";
 import { StateStore } from "../../core/state/store.js";
+import { eventually } from "../support/eventually.js";
 import {
   clusterUp,
-  eventually,
   oneSentence,
   prepareClusterDir,
   type RunningCluster,

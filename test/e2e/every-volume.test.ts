@@ -4,13 +4,13 @@ import type { Volume } from "../../core/model.js";
 import { StateStore } from "../../core/state/store.js";
 import {
   clusterUp,
-  eventually,
   oneSentence,
   prepareClusterDir,
   type RunningCluster,
   strata,
   tearDownCluster,
 } from "../cli/strata-process.js";
+import { eventually } from "../support/eventually.js";
 import { fio } from "../support/fio.js";
 import { run } from "../support/run.js";
 
