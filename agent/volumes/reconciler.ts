@@ -6,7 +6,6 @@ import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
 import { FIRST_EPOCH } from "../../core/state/volumes.js";
 import type { VolumeCoordinator } from "../replication/coordinator.js";
 import type { Rebuild } from "../replication/rebuild.js";
-import type { ReplicaHandle } from "../replication/replica-handle.js";
 import type { AttachmentRegistry } from "./attachments.js";
 import { type ClusterContext, liveCount } from "./cluster-context.js";
 
@@ -81,8 +80,11 @@ export class ReplicaSetReconciler {
     await this.addNewReplica(record, coordinator, await this.cluster.nodes(), { targetNode: replica.node });
   }
 
-  /** Resyncs one failed replica whose node is back with its data: only what it missed is copied. */
-  async resync(name: string, coordinator: VolumeCoordinator, replicaId: string): Promise<void> {
+  /**
+   * Starts the resync of one failed replica whose node is back with its data (only what it missed
+   * is copied); the caller waits for it, outside the volume's lock when it may.
+   */
+  async startResync(name: string, coordinator: VolumeCoordinator, replicaId: string): Promise<Rebuild> {
     await settleRebuilds(coordinator);
     const record = await this.cluster.record(name);
     const replica = this.failedReplica(record, replicaId, "resync");
@@ -94,7 +96,7 @@ export class ReplicaSetReconciler {
         `cannot resync replica ${replicaId} of volume "${name}": ${replica.node} is down or no longer holds it; rebuild it instead`,
       );
     }
-    await started.done;
+    return started;
   }
 
   /** Drops one replica: the one named, or the least useful (rebuilding first, the local one last). */
@@ -221,17 +223,27 @@ export class ReplicaSetReconciler {
     { retryNow = false } = {},
   ): Promise<Rebuild[]> {
     const nodes = await this.cluster.nodes();
-    const liveness = { heartbeatTimeoutMs: this.cluster.timing.heartbeatTimeoutMs, now: new Date() };
     const started: Rebuild[] = [];
-    for (const replica of record.replicas) {
+    for (const replica of await this.returningReplicas(record, nodes)) {
       if (started.length >= wanted) break;
-      const node = nodes.get(replica.node);
-      if (replica.state !== "failed" || node === undefined || whyDown(node, liveness) !== undefined) continue;
       if (!retryNow && (this.resyncRetryAt.get(replica.replicaId) ?? 0) > Date.now()) continue;
-      const handle = await this.returningHandle(node, record.id, replica.replicaId);
+      const handle = await this.cluster.handleOn(replica.node, record.id, nodes).catch((error: unknown) => {
+        this.cluster.log.debug(
+          { err: error, node: replica.node, volume: record.name },
+          "a failed replica's node is not reachable yet",
+        );
+        return undefined;
+      });
       if (handle === undefined) continue;
-      const rebuild = coordinator.resyncReplica({ replicaId: replica.replicaId, nodeId: node.id, handle });
-      this.cluster.log.info({ volume: record.name, node: node.id }, "a failed replica is back; resyncing it");
+      const rebuild = coordinator.resyncReplica({
+        replicaId: replica.replicaId,
+        nodeId: replica.node,
+        handle,
+      });
+      this.cluster.log.info(
+        { volume: record.name, node: replica.node },
+        "a failed replica is back; resyncing it",
+      );
       rebuild.done.then(
         () => this.resyncRetryAt.delete(replica.replicaId),
         () => this.resyncRetryAt.set(replica.replicaId, Date.now() + RESYNC_RETRY_MS),
@@ -239,26 +251,6 @@ export class ReplicaSetReconciler {
       started.push(rebuild);
     }
     return started;
-  }
-
-  /** A handle on `replicaId` when `node` still holds that very replica (not another, not none). */
-  private async returningHandle(
-    node: NodeRecord,
-    volumeId: string,
-    replicaId: string,
-  ): Promise<ReplicaHandle | undefined> {
-    try {
-      const held = await this.cluster.admin(node, async (admin) => admin.listReplicas(volumeId));
-      return held[0]?.replicaId === replicaId
-        ? await this.cluster.handleOn(node.id, volumeId, new Map([[node.id, node]]))
-        : undefined;
-    } catch (error) {
-      this.cluster.log.debug(
-        { err: error, node: node.id, volume: volumeId },
-        "a failed replica's node is not reachable yet",
-      );
-      return undefined;
-    }
   }
 
   /**
@@ -280,7 +272,7 @@ export class ReplicaSetReconciler {
             const attached = await this.attachments.here(record);
             if (attached === undefined) return;
             const missing = record.replicationFactor - liveCount(record);
-            if (missing > 0) await this.resyncReturning(record, attached.coordinator, missing);
+            if (missing > 0) await this.startResyncOperations(record, attached.coordinator, missing);
             else await this.dropFailed(record, attached.coordinator);
           })
           .catch((error: unknown) =>
@@ -290,6 +282,56 @@ export class ReplicaSetReconciler {
     })().finally(() => {
       this.scanning = false;
     });
+  }
+
+  /**
+   * Starts a resync operation, run by this node, for up to `wanted` failed replicas whose node is
+   * up and still holds that very replica: the copy is shown, with its progress, among the
+   * operations. One request token per replica and retry window, so a scan that finds the replica
+   * still waiting starts nothing new, and a failed resync is tried again in the next window.
+   */
+  private async startResyncOperations(
+    record: VolumeRecord,
+    coordinator: VolumeCoordinator,
+    wanted: number,
+  ): Promise<void> {
+    const window = Math.floor(Date.now() / RESYNC_RETRY_MS);
+    const nodes = await this.cluster.nodes();
+    for (const replica of (await this.returningReplicas(record, nodes)).slice(0, wanted)) {
+      if (coordinator.rebuild(replica.replicaId) !== undefined) continue;
+      const operation = await this.cluster.store.operations.start({
+        requestToken: `resync-${replica.replicaId}-${window}`,
+        kind: "resync",
+        volumeId: record.id,
+        volumeName: record.name,
+        node: this.cluster.nodeId,
+        params: { replicaId: replica.replicaId },
+      });
+      if (operation.state === "pending") {
+        this.cluster.log.info(
+          { volume: record.name, node: replica.node, operation: operation.id },
+          "a failed replica is back; resync operation started",
+        );
+      }
+    }
+  }
+
+  /** The failed replicas whose node is up and still holds that very replica (not another, not none). */
+  private async returningReplicas(
+    record: VolumeRecord,
+    nodes: ReadonlyMap<string, NodeRecord>,
+  ): Promise<VolumeRecord["replicas"]> {
+    const liveness = { heartbeatTimeoutMs: this.cluster.timing.heartbeatTimeoutMs, now: new Date() };
+    const returning: VolumeRecord["replicas"] = [];
+    for (const replica of record.replicas) {
+      const node = nodes.get(replica.node);
+      if (replica.state !== "failed" || node === undefined || whyDown(node, liveness) !== undefined) continue;
+      const held = await this.cluster
+        .admin(node, async (admin) => admin.listReplicas(record.id))
+        .catch(() => []);
+      if (held[0]?.replicaId === replica.replicaId) returning.push(replica);
+    }
+    return returning;
   }
 
   close(): void {

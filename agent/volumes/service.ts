@@ -281,10 +281,17 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     );
   }
 
+  /**
+   * The copy of an exported volume goes on outside the volume's lock (its coordinator stays), so
+   * snapshots and other changes need not wait for it; a maintenance attachment ends with the copy.
+   */
   async resyncReplica(name: string, replicaId: string): Promise<void> {
-    await this.changeVolume(name, "resync a replica", ({ coordinator }) =>
-      this.reconciler.resync(name, coordinator, replicaId),
-    );
+    const copy = await this.changeVolume(name, "resync a replica", async (attached) => {
+      const rebuild = await this.reconciler.startResync(name, attached.coordinator, replicaId);
+      if (!attached.exported) await rebuild.done;
+      return rebuild;
+    });
+    await copy.done;
   }
 
   private async snapshotRecord(volume: VolumeRecord, snapshot: string) {
