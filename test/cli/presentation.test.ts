@@ -73,7 +73,8 @@ function usageMessage(parse: () => unknown): string {
 describe("argument parsing", () => {
   it("parses volume sizes and refuses impossible ones", () => {
     expect(volumeSizeArg("10GiB")).toBe(10 * 1024 ** 3);
-    expect(volumeSizeArg("512M")).toBe(512 * 1024 ** 2);
+    expect(volumeSizeArg("512M")).toBe(512 * 1000 ** 2);
+    expect(volumeSizeArg("512Mi")).toBe(512 * 1024 ** 2);
     expect(usageMessage(() => volumeSizeArg("0"))).toBe('invalid size "0": size must be greater than 0');
     expect(usageMessage(() => volumeSizeArg("1.5k"))).toMatch(/^invalid size "1.5k": .*multiple of 4 KiB/);
     expect(usageMessage(() => volumeSizeArg("65TiB"))).toMatch(/at most 64 TiB/);
