@@ -21,7 +21,11 @@ export function volumeCommand(): Command {
     .command("create")
     .description("create a thin volume on the cluster")
     .argument("<name>", "volume name (also its NBD export name)")
-    .requiredOption("--size <size>", "size with a unit, e.g. 10Gi (10 GiB) or 10G (10×10^9 bytes)", volumeSizeArg)
+    .requiredOption(
+      "--size <size>",
+      "size with a unit, e.g. 10Gi (10 GiB) or 10G (10×10^9 bytes)",
+      volumeSizeArg,
+    )
     .option("--label <key=value>", "label the volume (repeatable)", labelArg)
     .option("--repl <n>", "replicas on distinct nodes and zones: 1, 2 or 3", replicationArg, 1)
     .option("--selector <key=value>", "place replicas only on nodes with this label (repeatable)", labelArg)

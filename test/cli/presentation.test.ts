@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { labelArg, portArg, snapshotRefArg, volumeSizeArg } from "../../cli/args.js";
+import { invocation, nextSteps } from "../../cli/commands/cluster.js";
 import { CliError, EXIT_USAGE } from "../../cli/failures.js";
 import { formatAge } from "../../cli/format.js";
 import { formatDetails, formatTable } from "../../cli/output.js";
@@ -138,5 +139,42 @@ describe("volumeDescription", () => {
     );
     expect(text).toContain("node-1   local-a   in-sync      -                        r-1");
     expect(text).toContain("node-3   local-c   rebuilding   resync 12 MiB / 40 MiB   r-3");
+  });
+});
+
+describe("the cluster banner", () => {
+  const node = (id: string, port: number) => ({
+    id,
+    zone: "local-a",
+    apiUrl: `http://127.0.0.1:${port}`,
+    nbdAddress: `127.0.0.1:${port + 1000}`,
+    nbdSocket: null,
+    dataDir: `/tmp/c/${id}`,
+  });
+  const file = {
+    pid: 1,
+    startedAt: "2025-01-01T00:00:00.000Z",
+    dynamodb: { endpoint: "http://127.0.0.1:1", table: "strata-state" },
+    nodes: [node("node-1", 9410), node("node-2", 9411)],
+  };
+
+  it("prints commands that work as pasted: npx strata when npx ran it or it is a project's bin", () => {
+    expect(invocation("/p/bin/strata.mjs", "/p", { npm_command: "exec" })).toBe("npx strata");
+    expect(invocation("/p/node_modules/.bin/strata", "/p", {})).toBe("npx strata");
+    expect(invocation("/usr/local/bin/strata", "/p", {})).toBe("strata");
+    expect(invocation("/p/bin/strata.mjs", "/p", {})).toBe("node bin/strata.mjs");
+
+    const steps = nextSteps("npx strata", "/tmp/c", file, []);
+    const commands = steps.split("\n").filter((line) => line.startsWith("  "));
+    expect(commands.filter((line) => !/^ {2}(nbdinfo|qemu-io) /.test(line))).not.toEqual([]);
+    for (const line of commands) expect(line).toMatch(/^ {2}(npx strata|nbdinfo|qemu-io) /);
+    expect(steps).toContain("npx strata volume create demo --size 1Gi");
+  });
+
+  it("does not suggest creating a volume when there are volumes", () => {
+    const steps = nextSteps("npx strata", "/tmp/c", file, ["pg", "scratch"]);
+    expect(steps).not.toMatch(/create/i);
+    expect(steps).toContain("npx strata volume attach pg");
+    expect(steps).toContain("nbdinfo nbd://127.0.0.1:10410/pg");
   });
 });
