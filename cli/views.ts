@@ -96,13 +96,24 @@ export function nodeTable(nodes: readonly NodeHealth[], now = Date.now()): strin
 }
 
 /** Every volume of the cluster with each replica's node and state, e.g. "node-1(in-sync) node-2(rebuilding)". */
-export function clusterVolumeTable(volumes: readonly ClusterVolume[]): string {
+export function clusterVolumeTable(
+  volumes: readonly ClusterVolume[],
+  nodes: readonly Pick<NodeHealth, "id" | "state">[],
+): string {
+  // A replica's recorded state is what its volume last knew; a node not up cannot serve it now.
+  const stateOf = new Map(nodes.map((node) => [node.id, node.state]));
+  const replicaCell = ({ node, state }: ClusterVolume["replicas"][number]) => {
+    const nodeState = stateOf.get(node);
+    return nodeState === undefined || nodeState === "up"
+      ? `${node}(${state})`
+      : `${node}(${state}, node ${nodeState})`;
+  };
   return formatTable(
     ["volume", "size", "replicas", "epoch", "attached"],
     volumes.map((volume) => [
       volume.name,
       formatSize(volume.sizeBytes),
-      volume.replicas.map((replica) => `${replica.node}(${replica.state})`).join(" "),
+      volume.replicas.map(replicaCell).join(" "),
       volume.epoch,
       volume.attachedNode ?? "-",
     ]),

@@ -99,7 +99,8 @@ export function clusterCommand(): Command {
 }
 
 function statusText(status: ClusterStatus): string {
-  const volumes = status.volumes.length === 0 ? "No volumes." : clusterVolumeTable(status.volumes);
+  const volumes =
+    status.volumes.length === 0 ? "No volumes." : clusterVolumeTable(status.volumes, status.nodes);
   return `${nodeTable(status.nodes)}\n\n${volumes}`;
 }
 

@@ -4,7 +4,7 @@ import { invocation, nextSteps } from "../../cli/commands/cluster.js";
 import { CliError, EXIT_USAGE } from "../../cli/failures.js";
 import { formatAge } from "../../cli/format.js";
 import { formatDetails, formatTable } from "../../cli/output.js";
-import { volumeDescription } from "../../cli/views.js";
+import { clusterVolumeTable, volumeDescription } from "../../cli/views.js";
 
 describe("formatTable", () => {
   it("upper-cases headers and aligns columns with spaces, without trailing blanks", () => {
@@ -176,5 +176,33 @@ describe("the cluster banner", () => {
     expect(steps).not.toMatch(/create/i);
     expect(steps).toContain("npx strata volume attach pg");
     expect(steps).toContain("nbdinfo nbd://127.0.0.1:10410/pg");
+  });
+});
+
+describe("cluster status", () => {
+  it("shows that a replica's node is down or unreachable rather than only its recorded state", () => {
+    const volume = {
+      id: "v1",
+      name: "pg",
+      sizeBytes: 1024 ** 3,
+      epoch: 7,
+      attachedNode: "node-1",
+      replicas: ["node-1", "node-2", "node-3"].map((node, i) => ({
+        replicaId: `r${i}`,
+        node,
+        state: "in-sync" as const,
+      })),
+    };
+    const table = clusterVolumeTable(
+      [volume],
+      [
+        { id: "node-1", state: "up" },
+        { id: "node-2", state: "down" },
+        { id: "node-3", state: "unreachable" },
+      ],
+    );
+    expect(table).toMatch(
+      /^pg\s+1 GiB\s+node-1\(in-sync\) node-2\(in-sync, node down\) node-3\(in-sync, node unreachable\)\s+7\s+node-1$/m,
+    );
   });
 });
