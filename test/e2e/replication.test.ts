@@ -246,7 +246,9 @@ describe("replicated volumes on a three-zone local cluster", () => {
     expect(pair.replicas.map((replica) => replica.node).sort()).toEqual(["node-1", "node-3"]);
     const trio = await cli("volume", "create", "trio", "--size", "16MiB", "--repl", "3");
     expect(trio.code).toBe(1);
-    expect(trio.stderr).toMatch(/needs 3 nodes with room for 16 MiB; 2 qualify: .*node-2: (down|no heartbeat)/);
+    expect(trio.stderr).toMatch(
+      /needs 3 nodes with room for 16 MiB; 2 qualify: .*node-2: (down|no heartbeat)/,
+    );
     expect((await cli("volume", "delete", "pair")).code).toBe(0);
 
     const away = await fio(attachment.nbdUri, ["--rw=write", "--bs=64k", "--offset=128m", "--size=4m"]);
