@@ -1,4 +1,5 @@
 import { mkdir, open, rm, stat, statfs } from "node:fs/promises";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { MAX_VOLUME_SIZE, type PoolUsage, VOLUME_BLOCK_SIZE } from "../core/model.js";
 import { parseSize } from "../core/units.js";
@@ -63,7 +64,7 @@ export function parseDriveSpec(text: string): DriveSpec {
 
 /** What the filesystems under a pool allow, probed once when it opens. */
 interface PoolFilesystem {
-  /** The drives' filesystems, by device number: pools with the same id share one filesystem's space. */
+  /** The drives' filesystems, by host and device: pools with the same id share one filesystem's space. */
   id: string;
   /** A volume must be smaller than this; absent when every volume size fits. */
   fileSizeLimitBytes?: number;
@@ -88,7 +89,8 @@ export class Pool {
         capacity = fs.bavail * fs.bsize;
       }
       drives.push(new Drive(spec.path, capacity));
-      devices.add(String((await stat(spec.path)).dev));
+      // A device number names a filesystem on one machine only: another node's 2049 is another disk.
+      devices.add(`${hostname()}:${(await stat(spec.path)).dev}`);
       const limit = await probeFileSizeLimit(spec.path);
       if (limit !== undefined) limits.push(limit);
     }

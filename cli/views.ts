@@ -1,6 +1,6 @@
 import type { Attachment, Snapshot, Volume } from "../core/model.js";
 import type { SupervisedNodeView } from "../infra/local/control-protocol.js";
-import type { ClusterVolume, NodeHealth } from "./cluster-status.js";
+import type { ClusterVolume, NodeHealth, SharedFilesystem } from "./cluster-status.js";
 import { formatAge, formatLabels, formatSize } from "./format.js";
 import { type Cell, formatDetails, formatTable, indent } from "./output.js";
 
@@ -79,6 +79,7 @@ export function nodeTable(nodes: readonly NodeHealth[], now = Date.now()): strin
       const { live, pool } = node;
       const capacity = live?.pool.capacityBytes ?? pool?.capacityBytes;
       const used = live?.pool.usedBytes ?? (pool ? pool.capacityBytes - pool.freeBytes : undefined);
+      const provisioned = live?.pool.provisionedBytes ?? pool?.provisionedBytes;
       return [
         node.id,
         node.zone,
@@ -86,12 +87,19 @@ export function nodeTable(nodes: readonly NodeHealth[], now = Date.now()): strin
         live?.volumeCount ?? "-",
         capacity === undefined ? "-" : formatSize(capacity),
         used === undefined ? "-" : formatSize(used),
-        live ? formatSize(live.pool.provisionedBytes) : "-",
+        provisioned === undefined ? "-" : formatSize(provisioned),
         node.lastHeartbeat ? `${formatAge(node.lastHeartbeat, now)} ago` : "never",
         node.apiUrl,
         live?.nbdAddress ?? "-",
       ];
     }),
+  );
+}
+
+/** e.g. "node-1, node-2, node-3 share one filesystem (79 GiB free)": one space, not three. */
+export function sharedFilesystemLines(shared: readonly SharedFilesystem[]): string[] {
+  return shared.map(
+    ({ nodes, freeBytes }) => `${nodes.join(", ")} share one filesystem (${formatSize(freeBytes)} free)`,
   );
 }
 

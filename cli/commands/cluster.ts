@@ -10,7 +10,7 @@ import { resolveClusterDir, runningCluster } from "../cluster-dir.js";
 import { type ClusterStatus, clusterStatus } from "../cluster-status.js";
 import { contextOf } from "../context.js";
 import { indent, print } from "../output.js";
-import { clusterVolumeTable, nodeTable } from "../views.js";
+import { clusterVolumeTable, nodeTable, sharedFilesystemLines } from "../views.js";
 
 /** Three nodes in three zones: the smallest cluster where RF3 spreads over distinct zones. */
 const DEFAULT_NODES = 3;
@@ -101,7 +101,8 @@ export function clusterCommand(): Command {
 function statusText(status: ClusterStatus): string {
   const volumes =
     status.volumes.length === 0 ? "No volumes." : clusterVolumeTable(status.volumes, status.nodes);
-  return `${nodeTable(status.nodes)}\n\n${volumes}`;
+  const nodes = [nodeTable(status.nodes), ...sharedFilesystemLines(status.sharedFilesystems)].join("\n");
+  return `${nodes}\n\n${volumes}`;
 }
 
 /** The supervisor's own terminal lines, timestamped so a restart can be matched with agent.log. */

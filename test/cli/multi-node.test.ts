@@ -28,6 +28,7 @@ const run = (...args: string[]) => strata(["--dir", dir, ...args], env);
 
 interface StatusJson {
   dynamodb: { endpoint: string; table: string };
+  sharedFilesystems: { nodes: string[]; freeBytes: number }[];
   nodes: { id: string; zone: string; state: string; live: { volumeCount: number } | null }[];
   volumes: { name: string; replicas: { node: string; state: string }[] }[];
 }
@@ -70,6 +71,13 @@ describe("a three-node local cluster", () => {
       ["node-3", "local-c", "up"],
     ]);
     expect(cluster.output()).toMatch(/^node-3\s+local-c\s+up\s+0\s/m);
+    // The three pools are directories of one filesystem: its free space is said once, not thrice.
+    expect(up.sharedFilesystems).toEqual([
+      { nodes: ["node-1", "node-2", "node-3"], freeBytes: expect.any(Number) },
+    ]);
+    expect((await run("cluster", "status")).stdout).toMatch(
+      /^node-1, node-2, node-3 share one filesystem \(\d+(\.\d)? [KMGT]iB free\)$/m,
+    );
     expect(cluster.output()).toContain(`--dir ${dir} node stop node-2 --kill`);
   });
 

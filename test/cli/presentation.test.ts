@@ -1,10 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { labelArg, portArg, snapshotRefArg, volumeSizeArg } from "../../cli/args.js";
+import { type NodeHealth, sharedFilesystems } from "../../cli/cluster-status.js";
 import { invocation, nextSteps } from "../../cli/commands/cluster.js";
 import { CliError, EXIT_USAGE } from "../../cli/failures.js";
 import { formatAge } from "../../cli/format.js";
 import { formatDetails, formatTable } from "../../cli/output.js";
-import { clusterVolumeTable, volumeDescription } from "../../cli/views.js";
+import { clusterVolumeTable, sharedFilesystemLines, volumeDescription } from "../../cli/views.js";
 
 describe("formatTable", () => {
   it("upper-cases headers and aligns columns with spaces, without trailing blanks", () => {
@@ -204,5 +205,37 @@ describe("cluster status", () => {
     expect(table).toMatch(
       /^pg\s+1 GiB\s+node-1\(in-sync\) node-2\(in-sync, node down\) node-3\(in-sync, node unreachable\)\s+7\s+node-1$/m,
     );
+  });
+});
+
+describe("shared filesystems", () => {
+  const health = (id: string, filesystemId: string | undefined, freeBytes: number): NodeHealth => ({
+    id,
+    zone: "local-a",
+    state: "down",
+    lastHeartbeat: null,
+    apiUrl: "",
+    pool: {
+      capacityBytes: 100 * 1024 ** 3,
+      freeBytes,
+      ...(filesystemId === undefined ? {} : { filesystemId }),
+    },
+    live: null,
+    problem: null,
+  });
+
+  it("names the nodes whose pools share a filesystem, with its free space once", () => {
+    const GiB = 1024 ** 3;
+    const shared = sharedFilesystems([
+      health("node-1", "host:2049", 79 * GiB),
+      health("node-2", "host:2049", 78 * GiB),
+      health("node-3", "host:2049", 79 * GiB),
+      health("node-4", "other:2049", 10 * GiB),
+      health("node-5", undefined, 10 * GiB),
+    ]);
+    expect(shared).toEqual([{ nodes: ["node-1", "node-2", "node-3"], freeBytes: 78 * GiB }]);
+    expect(sharedFilesystemLines(shared)).toEqual([
+      "node-1, node-2, node-3 share one filesystem (78 GiB free)",
+    ]);
   });
 });

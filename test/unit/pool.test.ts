@@ -1,5 +1,5 @@
 import { mkdirSync, mkdtempSync, rmSync, statfsSync, statSync, truncateSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { Pool, parseDriveSpec, probeFileSizeLimit } from "../../agent/pool.js";
@@ -29,7 +29,7 @@ describe("pool of drives", () => {
       freeBytes: 56 * MiB,
       provisionedBytes: 200 * MiB,
       fileSizeLimitBytes: await probeFileSizeLimit(root),
-      filesystemId: String(statSync(root).dev),
+      filesystemId: `${hostname()}:${statSync(root).dev}`,
       drives: [
         { path: join(root, "d0"), capacityBytes: 64 * MiB, usedBytes: 40 * MiB },
         { path: join(root, "d1"), capacityBytes: 32 * MiB, usedBytes: 0 },
