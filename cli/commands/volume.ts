@@ -23,7 +23,7 @@ export function volumeCommand(): Command {
     .argument("<name>", "volume name (also its NBD export name)")
     .requiredOption(
       "--size <size>",
-      "size with a unit, e.g. 10Gi (10 GiB) or 10G (10×10^9 bytes)",
+      "size with a unit, e.g. 10Gi (10 GiB) or 10G (10×10^9 bytes); at most 64 TiB, and smaller than the nodes' filesystems allow for one file (16 TiB on ext4)",
       volumeSizeArg,
     )
     .option("--label <key=value>", "label the volume (repeatable)", labelArg)
