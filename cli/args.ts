@@ -16,7 +16,14 @@ export function volumeSizeArg(text: string): number {
     throw usageError((error as Error).message);
   }
   const checked = VolumeSize.safeParse(bytes);
-  if (!checked.success) throw usageError(`invalid size "${text}": ${problemOf(checked.error)}`);
+  if (!checked.success) {
+    // "10G" is decimal now, as in Kubernetes: say so where it is the reason a size is refused.
+    const decimal = /^\s*([\d.]+)\s*([kKMGTP])\s*$/.exec(text);
+    const hint = decimal
+      ? ` (${text.trim()} is ${bytes} bytes; ${decimal[1]}${decimal[2]!.toUpperCase()}i is binary)`
+      : "";
+    throw usageError(`invalid size "${text}": ${problemOf(checked.error)}${hint}`);
+  }
   return bytes;
 }
 

@@ -77,6 +77,9 @@ describe("argument parsing", () => {
     expect(volumeSizeArg("10GiB")).toBe(10 * 1024 ** 3);
     expect(volumeSizeArg("512M")).toBe(512 * 1000 ** 2);
     expect(volumeSizeArg("512Mi")).toBe(512 * 1024 ** 2);
+    expect(usageMessage(() => volumeSizeArg("10G"))).toBe(
+      'invalid size "10G": size must be a multiple of 4 KiB (10G is 10000000000 bytes; 10Gi is binary)',
+    );
     expect(usageMessage(() => volumeSizeArg("0"))).toBe('invalid size "0": size must be greater than 0');
     expect(usageMessage(() => volumeSizeArg("1.5k"))).toMatch(/^invalid size "1.5k": .*multiple of 4 KiB/);
     expect(usageMessage(() => volumeSizeArg("65TiB"))).toMatch(/at most 64 TiB/);
