@@ -78,7 +78,7 @@ describe("argument parsing", () => {
     expect(volumeSizeArg("512M")).toBe(512 * 1000 ** 2);
     expect(volumeSizeArg("512Mi")).toBe(512 * 1024 ** 2);
     expect(usageMessage(() => volumeSizeArg("10G"))).toBe(
-      'invalid size "10G": size must be a multiple of 4 KiB (10G is 10000000000 bytes; 10Gi is binary)',
+      'invalid size "10G": size must be a multiple of 4 KiB (10G is 10000000000 bytes; 10Gi is 10 GiB)',
     );
     expect(usageMessage(() => volumeSizeArg("0"))).toBe('invalid size "0": size must be greater than 0');
     expect(usageMessage(() => volumeSizeArg("1.5k"))).toMatch(/^invalid size "1.5k": .*multiple of 4 KiB/);
