@@ -153,7 +153,7 @@ export function nextSteps(cli: string, dir: string, file: ClusterFile, volumes: 
     volumes.length === 0
       ? [
           "Create a volume, attach it, and reach it over NBD:",
-          indent([`${cli} volume create demo --size 1Gi`, ...reach].join("\n")),
+          indent([`${cli} volume create demo --size 1GiB`, ...reach].join("\n")),
         ]
       : [
           "Your volumes are back; list them, attach one, and reach it over NBD:",
@@ -161,7 +161,7 @@ export function nextSteps(cli: string, dir: string, file: ClusterFile, volumes: 
         ];
   const other = file.nodes[1];
   if (other) {
-    const create = volumes.length === 0 ? [`${cli} --node ${other.id} volume create other --size 1Gi`] : [];
+    const create = volumes.length === 0 ? [`${cli} --node ${other.id} volume create other --size 1GiB`] : [];
     lines.push(
       "",
       `Volume commands go to ${first.id} unless told otherwise; stop and start a node to try a failure:`,

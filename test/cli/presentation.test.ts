@@ -172,7 +172,7 @@ describe("the cluster banner", () => {
     const commands = steps.split("\n").filter((line) => line.startsWith("  "));
     expect(commands.filter((line) => !/^ {2}(nbdinfo|qemu-io) /.test(line))).not.toEqual([]);
     for (const line of commands) expect(line).toMatch(/^ {2}(npx strata|nbdinfo|qemu-io) /);
-    expect(steps).toContain("npx strata volume create demo --size 1Gi");
+    expect(steps).toContain("npx strata volume create demo --size 1GiB");
   });
 
   it("does not suggest creating a volume when there are volumes", () => {
