@@ -312,5 +312,12 @@ describe("replicated volumes on a three-zone local cluster", () => {
     const refused = await cli("volume", "create", "huge", "--size", "64TiB", "--repl", "3");
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/needs 3 nodes with room for 64 TiB; 0 qualify/);
+    // Thin volumes over-commit a node up to a limit, the same for every replication factor, and
+    // the refusal names each node's provisioned bytes and its limit.
+    const big = await cli("volume", "create", "big1", "--size", "17TiB", "--repl", "2");
+    expect(big.code).toBe(1);
+    expect(big.stderr).toMatch(
+      /^error: needs 2 nodes with room for 17 TiB; 0 qualify; node-1: [\d.]+ [KMGT]?i?B provisioned of [\d.]+ [GT]iB allowed \(200% of [\d.]+ [GT]iB\)/,
+    );
   });
 });
