@@ -2,20 +2,23 @@ import "./threadpool.js";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { useLocalAws } from "../core/local-aws-environment.js";
+import { type LocalDynamoDb, startLocalDynamoDb } from "../core/state/local-dynamodb.js";
 import { StateStore } from "../core/state/store.js";
 import { startControlApi } from "./api/server.js";
-import { ClusterVolumes, clusterTiming } from "./cluster-volumes.js";
+import { carryOverNodeLocalVolumes } from "./carry-over.js";
 import { writeJsonAtomic } from "./durable-file.js";
 import { log } from "./log.js";
 import { heartbeatTimeoutMs, NodeMembership, STORE_REQUEST_TIMEOUT_MS } from "./membership.js";
 import { startNbdServer } from "./nbd/server.js";
+import { startNodeOperations } from "./operations/node-operations.js";
 import { PeerReplicas } from "./peer-replicas.js";
 import { type DriveSpec, Pool, parseDriveSpec } from "./pool.js";
 import { ReplicaHost } from "./replica-host.js";
 import { MIN_SECRET_BYTES } from "./replication/auth.js";
 import { type ReplicaServer, startReplicaServer } from "./replication/server.js";
-import { VolumeRouter } from "./volume-router.js";
-import { VolumeManager } from "./volumes.js";
+import { clusterTiming } from "./volumes/cluster-context.js";
+import { ClusterVolumes } from "./volumes/service.js";
 
 const AGENT_VERSION = "0.1.0";
 const USAGE = `usage: strata-agent --data-dir DIR [--node-id ID] [--zone ZONE] [--drive PATH[:SIZE] ...]
@@ -28,6 +31,9 @@ export const AGENT_FILE = "agent.json";
 const DEFAULT_REPLICATION_LISTEN = "127.0.0.1:9510";
 /** The key agents of one cluster authenticate each other with; without it the agent serves no replicas. */
 const CLUSTER_SECRET_ENV = "STRATA_CLUSTER_SECRET";
+/** A standalone agent's own state store: <data-dir>/state, a table of one node. */
+const STANDALONE_STATE_DIR = "state";
+const STANDALONE_STATE_TABLE = "strata-standalone";
 
 function parseHostPort(text: string, flag: string): { host: string; port: number } {
   const match = /^(.+):(\d{1,5})$/.exec(text);
@@ -59,7 +65,8 @@ function readOptions() {
       "nbd-socket": { type: "string" },
       // The replica server's address (needs STRATA_CLUSTER_SECRET); the bound one is registered.
       "replication-listen": { type: "string" },
-      // Without it the agent runs standalone; with it, it registers and heartbeats in this table.
+      // With it, the agent joins the cluster whose state is in this table; without it, the agent
+      // runs standalone, a cluster of one node with its state table in the data dir.
       "state-table": { type: "string" },
     },
     strict: true,
@@ -116,28 +123,22 @@ async function main(): Promise<void> {
     version: AGENT_VERSION,
     startedAt: new Date().toISOString(),
   };
-  // With a cluster state store and a replica server, volumes are the cluster's (replicated, their
-  // records in the store); otherwise this agent runs standalone with volumes of its own.
+  const embedded = config.stateTable === null ? await startStandaloneStore(config.dataDir) : undefined;
+  const tableName = config.stateTable ?? STANDALONE_STATE_TABLE;
   // Bounded requests: a coordinator retries a membership write the network lost, instead of
   // waiting minutes for TCP to give up on it while its I/O is held.
-  const store =
-    config.stateTable === null
-      ? undefined
-      : new StateStore({ tableName: config.stateTable, requestTimeoutMs: STORE_REQUEST_TIMEOUT_MS });
-  const local = await VolumeManager.load(identity, pool, log, replicas);
-  const cluster =
-    store !== undefined && config.replication !== null
-      ? new ClusterVolumes(
-          identity,
-          pool,
-          store,
-          replicas,
-          new PeerReplicas(config.replication.secret, log),
-          clusterTiming(heartbeatTimeoutMs()),
-          log,
-        )
-      : undefined;
-  const volumes = cluster === undefined ? local : new VolumeRouter(local, cluster);
+  const store = new StateStore({ tableName, requestTimeoutMs: STORE_REQUEST_TIMEOUT_MS });
+  if (embedded !== undefined) await store.ensureTable();
+  await carryOverNodeLocalVolumes(replicas, store, config.nodeId, log);
+  const volumes = new ClusterVolumes(
+    identity,
+    pool,
+    store,
+    replicas,
+    new PeerReplicas(config.replication?.secret, log),
+    clusterTiming(heartbeatTimeoutMs()),
+    log,
+  );
   const replication: ReplicaServer | undefined =
     config.replication === null
       ? undefined
@@ -156,12 +157,22 @@ async function main(): Promise<void> {
     ...(config.nbdSocket ? { unixPath: config.nbdSocket } : {}),
     log,
   });
-  const api = await startControlApi({ service: volumes, host: config.api.host, port: config.api.port, log });
+  const operations = startNodeOperations({ store, node: config.nodeId, executors: {}, log });
+  const api = await startControlApi({
+    service: volumes,
+    operations: operations.service,
+    host: config.api.host,
+    port: config.api.port,
+    log,
+  });
   volumes.endpoints = {
     apiUrl: api.url,
     nbdAddress: reachableAddress(nbd.tcpAddress!),
     nbdSocket: nbd.unixPath ?? null,
   };
+  // Volumes that were attached here before a restart are exported again before the agent says it
+  // is ready, so a client that waits for the agent finds them.
+  await volumes.resume();
   await writeJsonAtomic(join(config.dataDir, AGENT_FILE), {
     nodeId: config.nodeId,
     zone: config.zone,
@@ -173,30 +184,24 @@ async function main(): Promise<void> {
   if (config.stateTable !== null && replicationAddress === null) {
     log.warn(`no ${CLUSTER_SECRET_ENV}: this node serves no replicas to its peers`);
   }
-  const membership =
-    config.stateTable === null
-      ? undefined
-      : NodeMembership.start({
-          tableName: config.stateTable,
-          node: {
-            id: config.nodeId,
-            zone: config.zone,
-            addresses: {
-              api: api.url,
-              nbd: volumes.endpoints.nbdAddress,
-              // Empty without a replica server: peers have nothing to reach here.
-              replication: replicationAddress ?? "",
-            },
-          },
-          pool: async () => {
-            const { capacityBytes, freeBytes } = (await volumes.nodeStatus()).pool;
-            return { capacityBytes, freeBytes };
-          },
-          log,
-        });
-
-  // Replicated volumes that were attached here before a restart come back without an operator.
-  void cluster?.resume();
+  const membership = NodeMembership.start({
+    tableName,
+    node: {
+      id: config.nodeId,
+      zone: config.zone,
+      addresses: {
+        api: api.url,
+        nbd: volumes.endpoints.nbdAddress,
+        // Empty without a replica server: peers have nothing to reach here.
+        replication: replicationAddress ?? "",
+      },
+    },
+    pool: async () => {
+      const { capacityBytes, freeBytes } = (await volumes.nodeStatus()).pool;
+      return { capacityBytes, freeBytes };
+    },
+    log,
+  });
 
   let stopping = false;
   const stop = async (reason: string) => {
@@ -204,14 +209,16 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ reason }, "agent stopping");
     // Down in the store first, so the cluster stops counting on this node before it goes.
-    await membership?.stop();
+    await membership.stop();
+    await operations.stop();
     // Peers' requests in flight are answered before their replicas close.
     await replication?.close();
     await nbd.close();
     await api.close();
     await volumes.close();
     await replicas.close();
-    store?.close();
+    store.close();
+    await embedded?.close();
     log.info("agent stopped; every volume flushed");
     process.exit(0);
   };
@@ -219,6 +226,19 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void stop("SIGINT"));
   // Started by a supervisor with an IPC channel: when the supervisor dies, so do we.
   process.on("disconnect", () => void stop("supervisor gone"));
+}
+
+/**
+ * A standalone agent is a cluster of one: the same volume service over a DynamoDB-compatible server
+ * of its own (dynalite, persistent in the data dir), which every store client of this process
+ * reaches through the standard AWS variables, as they reach DynamoDB in AWS.
+ */
+async function startStandaloneStore(dataDir: string): Promise<LocalDynamoDb> {
+  const path = join(dataDir, STANDALONE_STATE_DIR);
+  await mkdir(path, { recursive: true });
+  const dynamoDb = await startLocalDynamoDb({ path });
+  useLocalAws(dynamoDb.endpoint);
+  return dynamoDb;
 }
 
 main().catch((error: unknown) => {

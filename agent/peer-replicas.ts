@@ -1,3 +1,4 @@
+import { StrataError } from "../core/errors.js";
 import type { NodeRecord } from "../core/state/records.js";
 import type { Logger } from "./log.js";
 import type { ClusterSecret } from "./replication/auth.js";
@@ -18,11 +19,18 @@ const CONTROL_TIMEOUT_MS = 30_000;
  */
 export class PeerReplicas {
   constructor(
-    private readonly secret: ClusterSecret,
+    /** Undefined on an agent started without the cluster secret: it reaches no peer. */
+    private readonly secret: ClusterSecret | undefined,
     private readonly log: Logger,
   ) {}
 
   private connect(node: NodeRecord, timeoutMs?: number): Promise<ReplicaClient> {
+    if (this.secret === undefined) {
+      throw new StrataError(
+        "UNAVAILABLE",
+        `this agent runs without the cluster secret (STRATA_CLUSTER_SECRET), so it cannot reach replicas on ${node.id}`,
+      );
+    }
     const colon = node.addresses.replication.lastIndexOf(":");
     return connectReplica({
       host: node.addresses.replication.slice(0, colon),

@@ -1,7 +1,6 @@
 /**
- * The node's local replicas on its pool, whoever asked for them: the volume manager for a
- * standalone volume, a coordinator on another node over the replication protocol (CREATE_REPLICA
- * and friends) for a replicated one. Each replica lives in <drive>/volumes/<volumeId>/ — the
+ * The node's local replicas on its pool, whoever asked for them: this node's volume service, or a
+ * coordinator on another node over the replication protocol (CREATE_REPLICA and friends). Each replica lives in <drive>/volumes/<volumeId>/ — the
  * layout single-node agents always had, so existing data dirs keep working.
  *
  * Crash safety, without renaming a replica's directory while it is open:
@@ -15,7 +14,7 @@
  */
 import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { conflict, invalid, StrataError } from "../core/errors.js";
+import { invalid, StrataError } from "../core/errors.js";
 import { overProvisioningPercent, whyNoRoom } from "../core/placement.js";
 import { formatSize } from "../core/units.js";
 import { syncDirectory } from "./durable-file.js";
@@ -50,7 +49,7 @@ interface Hosted {
 export interface BuildOptions {
   /**
    * Runs after the replica is made and before the create is committed, to write the caller's own
-   * files next to it (the volume manager's volume.json): a crash before the commit removes both.
+   * files next to it: a crash before the commit removes both.
    */
   beforeCommit?: (dir: string) => Promise<void>;
 }
@@ -60,11 +59,6 @@ export type ReplicaMaker = (dir: string, drive: Drive) => Promise<Replica>;
 
 export class ReplicaHost implements ReplicaAdmin {
   private readonly hosted = new Map<string, Hosted>();
-  /**
-   * Volumes this node manages itself (standalone volumes with a volume.json): a peer may not
-   * delete their replica out from under the volume manager. Held in memory, re-held at load.
-   */
-  private readonly held = new Map<string, string>();
   /** Creates and destroys run one at a time, so a volume id is checked and taken atomically. */
   private readonly namespace = new Mutex();
 
@@ -209,21 +203,10 @@ export class ReplicaHost implements ReplicaAdmin {
     await rename(hosted.dir, doomed);
     await syncDirectory(join(hosted.drive.path, REPLICAS_DIR));
     this.hosted.delete(volumeId);
-    this.held.delete(volumeId);
     await hosted.replica.close({ flush: false });
     await Replica.destroy(doomed, hosted.drive);
     this.log.info({ volumeId, replicaId: hosted.replica.replicaId }, "replica deleted");
     return true;
-  }
-
-  /** Marks the replica of `volumeId` as the volume manager's own: peers cannot delete it. */
-  hold(volumeId: string, holder: string): void {
-    this.held.set(volumeId, holder);
-  }
-
-  /** Who holds the replica of `volumeId` on this node (see hold), if anyone. */
-  holder(volumeId: string): string | undefined {
-    return this.held.get(volumeId);
   }
 
   /** Closes every replica (flushing it); the agent calls this last on shutdown. */
@@ -249,12 +232,6 @@ export class ReplicaHost implements ReplicaAdmin {
   deleteReplica(volumeId: string, replicaId: string): Promise<boolean> {
     return this.namespace.run(async () => {
       if (this.hosted.get(volumeId)?.replica.replicaId !== replicaId) return false;
-      const holder = this.held.get(volumeId);
-      if (holder !== undefined) {
-        throw conflict(
-          `the replica of volume ${volumeId} belongs to ${holder} on this node; delete that instead`,
-        );
-      }
       return this.destroyUnlocked(volumeId);
     });
   }

@@ -38,9 +38,9 @@ import { type ReplicaTarget, VolumeCoordinator } from "../agent/replication/coor
 import { localReplicaHandle, remoteReplicaHandle } from "../agent/replication/replica-handle.js";
 import { StoreMembership } from "../agent/replication/store-membership.js";
 import { Replica } from "../agent/store/replica.js";
+import { type LocalDynamoDb, startLocalDynamoDb } from "../core/state/local-dynamodb.js";
 import { StateStore } from "../core/state/store.js";
 import { AGENT_NODE_FLAGS } from "../infra/local/agent-entry.js";
-import { type LocalDynamoDb, startLocalDynamoDb } from "../infra/local/dynamodb.js";
 import { checksum } from "../test/coordinator/checksum.js";
 import { fio } from "../test/support/fio.js";
 import { cpuCost, describeCost, sampleCpu } from "./cpu-usage.js";

@@ -1,11 +1,13 @@
 import { z } from "zod";
 import type { CreateVolume, VolumeService } from "../agent/volume-service.js";
 import { ApiError, Attachment, type Labels, NodeStatus, Snapshot, Volume } from "../core/model.js";
+import { Operation, type OperationService, type StartOperation } from "../core/operations.js";
 import { AgentUnreachable, ApiRefusal, CliError } from "./failures.js";
 
 const VolumeList = z.object({ volumes: z.array(Volume) });
 const SnapshotList = z.object({ snapshots: z.array(Snapshot) });
 const Health = z.object({ status: z.literal("ok") });
+const OperationList = z.object({ operations: z.array(Operation) });
 
 type Method = "GET" | "POST" | "PATCH" | "DELETE";
 
@@ -27,7 +29,7 @@ const PROBE_TIMEOUT_MS = 10_000;
  * probe. It speaks the VolumeService interface, so callers cannot tell it from the agent in-process.
  * Answers are validated with the same schemas the agent serves.
  */
-export class ControlClient implements VolumeService {
+export class ControlClient implements VolumeService, OperationService {
   constructor(readonly baseUrl: string) {}
 
   async health(): Promise<void> {
@@ -90,6 +92,23 @@ export class ControlClient implements VolumeService {
     return this.call("POST", `${volumePath(volume)}/revert`, Volume, { body: { snapshot } });
   }
 
+  async listOperations(filter: { volume?: string } = {}): Promise<Operation[]> {
+    const query = filter.volume === undefined ? "" : `?volume=${encodeURIComponent(filter.volume)}`;
+    return (await this.call("GET", `/v1/operations${query}`, OperationList)).operations;
+  }
+
+  getOperation(id: string): Promise<Operation> {
+    return this.call("GET", operationPath(id), Operation);
+  }
+
+  startOperation(request: StartOperation): Promise<Operation> {
+    return this.call("POST", "/v1/operations", Operation, { body: request });
+  }
+
+  cancelOperation(id: string): Promise<Operation> {
+    return this.call("POST", `${operationPath(id)}/cancel`, Operation, { body: {} });
+  }
+
   /** Sends one request; `schema` undefined means the answer has no body (204). */
   private async call<S extends z.ZodType>(
     method: Method,
@@ -144,6 +163,8 @@ const volumePath = (name: string) => `/v1/volumes/${encodeURIComponent(name)}`;
 const snapshotsPath = (volume: string) => `${volumePath(volume)}/snapshots`;
 const snapshotPath = (volume: string, snapshot: string) =>
   `${snapshotsPath(volume)}/${encodeURIComponent(snapshot)}`;
+
+const operationPath = (id: string) => `/v1/operations/${encodeURIComponent(id)}`;
 
 /** The body as JSON, or undefined when it is not JSON (an error page from something else). */
 export function parseJson(text: string): unknown {

@@ -1,8 +1,8 @@
 import { heartbeatTimeoutMs } from "../agent/membership.js";
+import { useLocalAws } from "../core/local-aws-environment.js";
 import type { NodeStatus, Replica, Volume } from "../core/model.js";
 import type { NodePool, NodeRecord } from "../core/state/records.js";
 import { StateStore } from "../core/state/store.js";
-import { useLocalAws } from "../infra/local/aws-environment.js";
 import type { ClusterFile } from "../infra/local/cluster-file.js";
 import { ControlClient } from "./client.js";
 import { CliError } from "./failures.js";

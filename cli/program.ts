@@ -1,6 +1,7 @@
 import { Command } from "commander";
 import { clusterCommand } from "./commands/cluster.js";
 import { nodeCommand } from "./commands/node.js";
+import { operationCommand } from "./commands/operation.js";
 import { snapshotCommand } from "./commands/snapshot.js";
 import { volumeCommand } from "./commands/volume.js";
 
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   program.addCommand(nodeCommand());
   program.addCommand(volumeCommand());
   program.addCommand(snapshotCommand());
+  program.addCommand(operationCommand());
   applyToAll(program, (command) => command.exitOverride());
   return program;
 }

@@ -1,4 +1,5 @@
 import type { Attachment, Snapshot, Volume } from "../core/model.js";
+import type { Operation } from "../core/operations.js";
 import type { SupervisedNodeView } from "../infra/local/control-protocol.js";
 import type { ClusterVolume, NodeHealth, SharedFilesystem } from "./cluster-status.js";
 import { formatAge, formatLabels, formatSize } from "./format.js";
@@ -160,3 +161,67 @@ export function attachmentDescription(attachment: Attachment): string {
 export function describeRebuild(rebuild: NonNullable<Volume["replicas"][number]["rebuild"]>): string {
   return `${rebuild.kind} ${formatSize(rebuild.copiedBytes)} / ${formatSize(rebuild.totalBytes)}`;
 }
+
+/** Operations, oldest first: what runs where, how far it has come, and what went wrong. */
+export function operationTable(operations: readonly Operation[], now = Date.now()): string {
+  return formatTable(
+    ["id", "kind", "volume", "node", "state", "progress", "age", "duration", "error"],
+    operations.map((operation) => [
+      operation.id,
+      operation.kind,
+      operation.volumeName,
+      operation.node,
+      operation.stalled === null ? operation.state : `${operation.state} (stalled)`,
+      describeOperationProgress(operation),
+      formatAge(operation.createdAt, now),
+      operationDuration(operation, now),
+      operation.error ?? "-",
+    ]),
+  );
+}
+
+export function operationDescription(operation: Operation, now = Date.now()): string {
+  const at = (time: string | null) => (time === null ? "-" : `${time} (${formatAge(time, now)} ago)`);
+  const fields: [string, Cell][] = [
+    ["ID", operation.id],
+    ["Kind", operation.kind],
+    ["Volume", `${operation.volumeName} (${operation.volumeId})`],
+    ["Node", operation.node],
+    ["State", operation.cancelRequested ? `${operation.state}, cancel requested` : operation.state],
+  ];
+  if (operation.stalled !== null) fields.push(["Stalled", operation.stalled]);
+  fields.push(
+    ["Progress", describeOperationProgress(operation)],
+    ["Params", formatParams(operation.params)],
+    ["Request token", operation.requestToken],
+    ["Created", at(operation.createdAt)],
+    ["Started", at(operation.startedAt)],
+    ["Ended", at(operation.endedAt)],
+    ["Duration", operationDuration(operation, now)],
+  );
+  if (operation.error !== null) fields.push(["Error", operation.error]);
+  return formatDetails(fields);
+}
+
+/**
+ * e.g. "12 MiB of 40 MiB (30%), 5 MiB/s" while it runs; the rate is left out once it has ended,
+ * when it would only describe its last seconds.
+ */
+export function describeOperationProgress(operation: Pick<Operation, "progress" | "state">): string {
+  const { progress } = operation;
+  if (progress === null) return "-";
+  const percent =
+    progress.bytesTotal > 0 ? ` (${Math.floor((100 * progress.bytesDone) / progress.bytesTotal)}%)` : "";
+  const rate = operation.state === "running" ? `, ${formatSize(progress.bytesPerSecond)}/s` : "";
+  return `${formatSize(progress.bytesDone)} of ${formatSize(progress.bytesTotal)}${percent}${rate}`;
+}
+
+/** How long it ran (or has run so far); "-" while it waits to start. */
+function operationDuration(operation: Operation, now: number): string {
+  if (operation.startedAt === null) return "-";
+  return formatAge(operation.startedAt, operation.endedAt === null ? now : Date.parse(operation.endedAt));
+}
+
+/** "replicaId=r-2": params are flat scalars, read like labels. */
+const formatParams = (params: Record<string, unknown>) =>
+  formatLabels(Object.fromEntries(Object.entries(params).map(([key, value]) => [key, String(value)])));

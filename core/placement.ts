@@ -10,8 +10,8 @@ import { formatSize } from "./units.js";
  * 1. Distinct nodes, always (DESIGN.md invariant 1); a node already holding a replica is never chosen.
  * 2. Distinct zones whenever enough zones have a qualifying node; otherwise the replicas share zones
  *    and the placement says so in a warning.
- * 3. Among the rest, most free space first, then fewest replicas (load), then node id so the choice is
- *    deterministic.
+ * 3. Among the rest, the node asking first (the volume is most likely attached there), then most
+ *    free space, then fewest replicas (load), then node id so the choice is deterministic.
  *
  * A node qualifies when it is up with a fresh heartbeat, carries every label of the volume's node
  * selector, and has room for the volume (see whyNoRoom). Volumes are thin, so room is a promise
@@ -29,6 +29,8 @@ export interface ClusterView {
   now: Date;
   /** How far thin volumes may over-commit a node (see whyNoRoom); absent: overProvisioningPercent(). */
   overProvisioningPercent?: number;
+  /** The node asking: chosen first when it qualifies, since the volume is most likely used there. */
+  preferredNode?: string;
 }
 
 /** Like Longhorn's storage-over-provisioning-percentage default: promise up to twice the capacity. */
@@ -109,7 +111,10 @@ export function placeReplicas(request: PlacementRequest, cluster: ClusterView): 
   const qualifying = cluster.nodes
     .filter((_, index) => verdicts[index]!.qualifies)
     .sort(
-      (a, b) => Number(failedOn.has(a.id)) - Number(failedOn.has(b.id)) || rank(a, b, cluster.replicaCounts),
+      (a, b) =>
+        Number(failedOn.has(a.id)) - Number(failedOn.has(b.id)) ||
+        Number(b.id === cluster.preferredNode) - Number(a.id === cluster.preferredNode) ||
+        rank(a, b, cluster.replicaCounts),
     );
   if (qualifying.length < request.count) {
     return { ok: false, message: explainShortage(request, qualifying, verdicts), verdicts };

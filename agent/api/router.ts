@@ -12,6 +12,8 @@ export interface Reply {
 
 export interface RouteContext<P extends string = string> {
   params: Record<P, string>;
+  /** The query string's parameters. */
+  query: URLSearchParams;
   /** The decoded JSON body (`{}` when empty); only read when the handler asks for it. */
   body(): Promise<unknown>;
 }

@@ -8,6 +8,7 @@ import {
   RevertVolumeRequest,
   UpdateReplicationRequest,
 } from "../../core/model.js";
+import { type OperationService, StartOperationRequest } from "../../core/operations.js";
 import { registry } from "../metrics.js";
 import type { VolumeService } from "../volume-service.js";
 import { badRequest } from "./faults.js";
@@ -17,8 +18,11 @@ import type { Reply, Route, RouteContext } from "./router.js";
 /** Attach and detach take no fields; a body, if sent, must be empty so typos are not silently ignored. */
 const NoFields = z.strictObject({});
 
-/** The control API: one entry per operation of the VolumeService, plus the probe and the scrape. */
-export function controlRoutes(service: VolumeService): Route[] {
+/**
+ * The control API: one entry per operation of the VolumeService and of the OperationService, plus
+ * the probe and the scrape.
+ */
+export function controlRoutes(service: VolumeService, operations?: OperationService): Route[] {
   return [
     {
       method: "GET",
@@ -141,8 +145,48 @@ export function controlRoutes(service: VolumeService): Route[] {
         return created(await service.cloneSnapshot(volume, snapshot, target, labels));
       },
     },
+    ...(operations === undefined ? [] : operationRoutes(operations)),
   ];
 }
+
+/** Long work, started and then observed (DESIGN.md, Operations). */
+function operationRoutes(operations: OperationService): Route[] {
+  return [
+    {
+      method: "GET",
+      pattern: "/v1/operations",
+      handle: async (context) => {
+        const { volume } = parseWith(OperationFilter, Object.fromEntries(context.query), "invalid query");
+        return ok({ operations: await operations.listOperations({ volume }) });
+      },
+    },
+    {
+      method: "POST",
+      pattern: "/v1/operations",
+      handle: async (context) => {
+        const request = parseWith(StartOperationRequest, await context.body());
+        return created(await operations.startOperation(request));
+      },
+    },
+    {
+      method: "GET",
+      pattern: "/v1/operations/:id",
+      handle: async (context) => ok(await operations.getOperation(operationParam(context))),
+    },
+    {
+      method: "POST",
+      pattern: "/v1/operations/:id/cancel",
+      handle: async (context) => {
+        const id = operationParam(context);
+        parseWith(NoFields, await context.body());
+        return ok(await operations.cancelOperation(id));
+      },
+    },
+  ];
+}
+
+const OperationFilter = z.strictObject({ volume: ResourceName.optional() });
+const OperationId = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, "not an operation id");
 
 const ok = (body: unknown): Reply => ({ status: 200, body });
 const created = (body: unknown): Reply => ({ status: 201, body });
@@ -150,6 +194,8 @@ const noContent = (): Reply => ({ status: 204 });
 
 const volumeParam = (context: RouteContext) => nameParam(context, "name", "volume");
 const snapshotParam = (context: RouteContext) => nameParam(context, "snapshot", "snapshot");
+const operationParam = (context: RouteContext) =>
+  parseWith(OperationId, context.params["id"], `invalid operation id "${context.params["id"]}"`);
 
 /** Names in the path are checked like names in bodies, so the service never sees an impossible one. */
 function nameParam(context: RouteContext, param: string, kind: string): string {

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { OperationService } from "../../core/operations.js";
 import type { Logger } from "../log.js";
 import type { VolumeService } from "../volume-service.js";
 import { toErrorReply } from "./faults.js";
@@ -9,6 +10,8 @@ import { controlRoutes } from "./routes.js";
 
 export interface ControlApiOptions {
   service: VolumeService;
+  /** Served under /v1/operations when given. */
+  operations?: OperationService;
   host: string;
   /** 0 picks a free port; the chosen one is in the returned url. */
   port: number;
@@ -24,7 +27,7 @@ export interface ControlApi {
 
 /** Serves the node agent's control API (JSON over plain HTTP) until closed. */
 export async function startControlApi(options: ControlApiOptions): Promise<ControlApi> {
-  const routes = controlRoutes(options.service);
+  const routes = controlRoutes(options.service, options.operations);
   const log = options.log.child({ component: "control-api" });
   const lifecycle = { closing: false };
   const server = createServer((request, response) => {
@@ -64,13 +67,14 @@ async function serve(
 ) {
   const startedAt = process.hrtime.bigint();
   const method = request.method ?? "GET";
-  const path = new URL(request.url ?? "/", "http://agent").pathname;
+  const url = new URL(request.url ?? "/", "http://agent");
+  const path = url.pathname;
   let quiet = false;
   let reply: Reply;
   try {
     const { route, params } = matchRoute(routes, method, path);
     quiet = route.quiet === true;
-    reply = await route.handle({ params, body: () => readJsonBody(request) });
+    reply = await route.handle({ params, query: url.searchParams, body: () => readJsonBody(request) });
   } catch (error) {
     const failure = toErrorReply(error);
     if (failure.unexpected) log.error({ err: error, method, path }, "control request failed unexpectedly");

@@ -1,5 +1,6 @@
 export { EpochConflictError, RecordExistsError, RecordNotFoundError } from "./errors.js";
 export type { Heartbeat } from "./nodes.js";
+export type { NewOperation, OperationOutcome } from "./operations.js";
 export * from "./records.js";
 export type { NewSnapshot } from "./snapshots.js";
 export { StateStore, type StateStoreOptions } from "./store.js";

@@ -9,6 +9,9 @@
  * | volume           | `VOLUMES`             | `VOLUME#<volumeId>` |
  * | volume name      | `VOLUME_NAMES`        | `NAME#<name>`       |
  * | snapshot         | `SNAPSHOTS#<volumeId>`| `SNAPSHOT#<name>`   |
+ * | operation        | `OPERATIONS`          | `OPERATION#<id>`    |
+ * | operation token  | `OPERATION_TOKENS`    | `TOKEN#<token>`     |
+ * | queued operation | `QUEUE#<nodeId>`      | `OPERATION#<id>`    |
  *
  * Why collections rather than one partition per item: listing (every node for placement, every volume
  * for the health sweep and the CLI) is then a Query of one partition, which can be strongly
@@ -16,6 +19,10 @@
  * collections stay far inside one partition's throughput: nodes heartbeat every few seconds, and
  * volumes change only on replica-set, attachment or resize events. The prefixes in `sk` keep a raw
  * dump of the table readable and leave room for later records in the same partitions.
+ *
+ * Operations: finished ones expire (TTL on `expiresAt`), which keeps their collection small, and
+ * listing one volume's or one node's filters that one Query. The read made most often, each node's
+ * poll for its own work every second, reads only the node's queue: one item per unfinished operation.
  */
 export interface ItemKey {
   pk: string;
@@ -33,4 +40,19 @@ export const snapshotsPartition = (volumeId: string): string => `SNAPSHOTS#${vol
 export const snapshotKey = (volumeId: string, name: string): ItemKey => ({
   pk: snapshotsPartition(volumeId),
   sk: `SNAPSHOT#${name}`,
+});
+
+export const OPERATIONS_PARTITION = "OPERATIONS";
+export const operationKey = (operationId: string): ItemKey => ({
+  pk: OPERATIONS_PARTITION,
+  sk: `OPERATION#${operationId}`,
+});
+export const operationTokenKey = (requestToken: string): ItemKey => ({
+  pk: "OPERATION_TOKENS",
+  sk: `TOKEN#${requestToken}`,
+});
+export const operationQueuePartition = (nodeId: string): string => `QUEUE#${nodeId}`;
+export const queuedOperationKey = (nodeId: string, operationId: string): ItemKey => ({
+  pk: operationQueuePartition(nodeId),
+  sk: `OPERATION#${operationId}`,
 });

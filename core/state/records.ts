@@ -116,3 +116,111 @@ export type SnapshotRecord = z.infer<typeof SnapshotRecord>;
 function distinct(values: readonly string[]): boolean {
   return new Set(values).size === values.length;
 }
+
+/** Long work a node runs for a volume (DESIGN.md, Operations); cloudsnap-upload and restore come later. */
+export const OperationKind = z.enum([
+  "rebuild",
+  "resync",
+  "add-replica",
+  "drop-replica",
+  "clone",
+  "repair",
+  "cloudsnap-upload",
+  "restore",
+]);
+export type OperationKind = z.infer<typeof OperationKind>;
+
+/** pending → running → succeeded | failed | cancelled; a pending one may also be cancelled or failed. */
+export const OperationState = z.enum(["pending", "running", "succeeded", "failed", "cancelled"]);
+export type OperationState = z.infer<typeof OperationState>;
+
+export const FINISHED_OPERATION_STATES: readonly OperationState[] = ["succeeded", "failed", "cancelled"];
+
+const ReplicaToFill = z.strictObject({ replicaId: z.string().min(1) });
+
+/**
+ * What each kind needs to know beyond its volume. Strict, so a misspelt field written by a workflow
+ * is refused at the start rather than ignored by the node that runs it.
+ */
+export const OperationParams = {
+  rebuild: ReplicaToFill,
+  resync: ReplicaToFill,
+  /** Without a target node, placement chooses one. */
+  "add-replica": z.strictObject({ targetNode: z.string().min(1).optional() }),
+  /** Without a replica, the volume service chooses which to drop (rebuilding ones first). */
+  "drop-replica": z.strictObject({ replicaId: z.string().min(1).optional() }),
+  clone: z.strictObject({ snapshot: ResourceName, target: ResourceName }),
+  repair: z.strictObject({}),
+  "cloudsnap-upload": z.strictObject({ snapshot: ResourceName }),
+  restore: z.strictObject({ cloudsnap: z.string().min(1), target: ResourceName }),
+} satisfies Record<OperationKind, z.ZodType>;
+export type OperationParamsOf<K extends OperationKind> = z.infer<(typeof OperationParams)[K]>;
+
+/**
+ * Chosen by the caller (a CLI invocation, a Step Functions execution name), so a retried request
+ * finds the operation its first attempt started.
+ */
+export const RequestToken = z
+  .string()
+  .regex(/^[A-Za-z0-9_.:/-]{1,128}$/, "must be 1-128 characters: letters, digits, '_', '.', ':', '/' or '-'");
+
+export const OperationProgress = z.object({
+  bytesDone: z.number().int().nonnegative(),
+  bytesTotal: z.number().int().nonnegative(),
+  /** Over the interval since the previous progress write. */
+  bytesPerSecond: z.number().nonnegative(),
+  updatedAt: Timestamp,
+});
+export type OperationProgress = z.infer<typeof OperationProgress>;
+
+export const OperationFields = z.object({
+  id: z.string().min(1),
+  kind: OperationKind,
+  volumeId: z.string().min(1),
+  /** The volume's name when the operation started, for people reading the list. */
+  volumeName: ResourceName,
+  /** The node that runs it. */
+  node: z.string().min(1),
+  state: OperationState,
+  params: z.record(z.string(), z.unknown()),
+  progress: OperationProgress.nullable(),
+  /** What went wrong, in one sentence, once failed. */
+  error: z.string().nullable(),
+  /** Set by a caller; the runner aborts the work when it next looks. */
+  cancelRequested: z.boolean(),
+  requestToken: RequestToken,
+  /**
+   * The runner instance that claimed it. Progress and the end are written only on this value, so a
+   * runner whose operation was failed for it (stalled, or its agent restarted) can no longer write.
+   */
+  runnerId: z.string().nullable(),
+  createdAt: Timestamp,
+  startedAt: Timestamp.nullable(),
+  endedAt: Timestamp.nullable(),
+  /** Epoch seconds after which DynamoDB's TTL may delete a finished operation. */
+  expiresAt: z.number().int().optional(),
+});
+
+export const OperationRecord = OperationFields.superRefine((operation, context) => {
+  const params = OperationParams[operation.kind].safeParse(operation.params);
+  if (!params.success) {
+    context.addIssue({ code: "custom", path: ["params"], message: z.prettifyError(params.error) });
+  }
+});
+export type OperationRecord = z.infer<typeof OperationRecord>;
+
+/** A request token, taken once: what it started, so a second start with it finds the same operation. */
+export const OperationTokenRecord = z.object({
+  requestToken: RequestToken,
+  operationId: z.string().min(1),
+  kind: OperationKind,
+  volumeId: z.string().min(1),
+  node: z.string().min(1),
+  createdAt: Timestamp,
+  expiresAt: z.number().int(),
+});
+export type OperationTokenRecord = z.infer<typeof OperationTokenRecord>;
+
+/** An unfinished operation in its node's queue; the record itself stays in the operations collection. */
+export const QueuedOperation = z.object({ operationId: z.string().min(1), createdAt: Timestamp });
+export type QueuedOperation = z.infer<typeof QueuedOperation>;

@@ -11,6 +11,8 @@ export interface NewSnapshot {
   volumeId: string;
   name: string;
   sizeBytes: number;
+  /** When it was taken, if earlier than now (a snapshot carried over from a replica). */
+  createdAt?: string;
 }
 
 /** Snapshot records, kept per volume: the key is the name, so a name is taken once per volume. */
@@ -20,7 +22,7 @@ export class SnapshotStore {
   async create(request: NewSnapshot): Promise<SnapshotRecord> {
     const snapshot = validateInput(
       SnapshotRecord,
-      { ...request, id: request.id ?? randomUUID(), createdAt: this.table.now() },
+      { ...request, id: request.id ?? randomUUID(), createdAt: request.createdAt ?? this.table.now() },
       "snapshot",
     );
     try {

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { NodeStore } from "./nodes.js";
+import { OperationStore } from "./operations.js";
 import { SnapshotStore } from "./snapshots.js";
 import { ensureStateTable } from "./table.js";
 import { StateTable } from "./table-client.js";
@@ -32,6 +33,7 @@ export class StateStore {
   readonly nodes: NodeStore;
   readonly volumes: VolumeStore;
   readonly snapshots: SnapshotStore;
+  readonly operations: OperationStore;
   readonly tableName: string;
   private readonly client: DynamoDBClient;
   private readonly ownsClient: boolean;
@@ -48,6 +50,7 @@ export class StateStore {
     this.nodes = new NodeStore(table);
     this.volumes = new VolumeStore(table);
     this.snapshots = new SnapshotStore(table);
+    this.operations = new OperationStore(table);
   }
 
   /** Creates the table if it is missing (local mode, tests); in AWS the CDK app owns it. */

@@ -1,9 +1,9 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { localAwsEnvironment, useLocalAws } from "../../core/local-aws-environment.js";
+import { startLocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import { StateStore } from "../../core/state/store.js";
-import { localAwsEnvironment, useLocalAws } from "./aws-environment.js";
-import { startLocalDynamoDb } from "./dynamodb.js";
 
 /** The local cluster's one state table (in AWS the CDK app names it). */
 export const LOCAL_STATE_TABLE = "strata-state";

@@ -6,9 +6,16 @@ import { Writable } from "node:stream";
 import { pino } from "pino";
 import { type ControlApi, startControlApi } from "../../agent/api/server.js";
 import type { Logger } from "../../agent/log.js";
+import { HEARTBEAT_TIMEOUT_MS, NodeMembership } from "../../agent/membership.js";
+import { PeerReplicas } from "../../agent/peer-replicas.js";
 import { Pool } from "../../agent/pool.js";
+import { ReplicaHost } from "../../agent/replica-host.js";
 import type { VolumeService } from "../../agent/volume-service.js";
-import { VolumeManager } from "../../agent/volumes.js";
+import { clusterTiming } from "../../agent/volumes/cluster-context.js";
+import { ClusterVolumes } from "../../agent/volumes/service.js";
+import type { OperationService } from "../../core/operations.js";
+import { eventually } from "../cli/strata-process.js";
+import { freshStore, startDynamoDb } from "../core/state-harness.js";
 
 /** Every line the API logged during a test, parsed. */
 export type LogLine = Record<string, unknown> & { level: number; msg: string };
@@ -33,33 +40,68 @@ export interface ApiUnderTest {
   close(): Promise<void>;
 }
 
-/** The control API over a given service, on a free loopback port. */
-export async function serveApi(service: VolumeService): Promise<ApiUnderTest & { api: ControlApi }> {
+/** The control API over given services, on a free loopback port. */
+export async function serveApi(
+  service: VolumeService,
+  operations?: OperationService,
+): Promise<ApiUnderTest & { api: ControlApi }> {
   const { log, lines } = capturingLogger();
-  const api = await startControlApi({ service, host: "127.0.0.1", port: 0, log });
+  const api = await startControlApi({ service, operations, host: "127.0.0.1", port: 0, log });
   return { api, url: api.url, lines, close: () => api.close() };
 }
 
-/** The real volume manager on a small file-backed pool in a temporary directory, behind the API. */
+/**
+ * The real volume service on a small file-backed pool in a temporary directory, behind the API: a
+ * one-node cluster whose state is in a fresh dynalite table, heartbeating like an agent.
+ */
 export async function startAgentApi(): Promise<ApiUnderTest> {
   const dir = await mkdtemp(join(tmpdir(), "strata-api-"));
   const { log } = capturingLogger();
+  const dynamoDb = await startDynamoDb();
+  const store = await freshStore();
   const pool = await Pool.open([{ path: join(dir, "drives", "d0"), capacityBytes: 8 * 1024 ** 3 }]);
+  const replicas = await ReplicaHost.open(pool, log);
   const identity = {
     nodeId: "node-1",
     zone: "local-a",
     version: "test",
     startedAt: new Date().toISOString(),
   };
-  const volumes = await VolumeManager.load(identity, pool, log);
+  const volumes = new ClusterVolumes(
+    identity,
+    pool,
+    store,
+    replicas,
+    new PeerReplicas(undefined, log),
+    clusterTiming(HEARTBEAT_TIMEOUT_MS),
+    log,
+  );
   const served = await serveApi(volumes);
   volumes.endpoints = { apiUrl: served.url, nbdAddress: "127.0.0.1:10809", nbdSocket: join(dir, "nbd.sock") };
+  const membership = NodeMembership.start({
+    tableName: store.tableName,
+    node: {
+      id: identity.nodeId,
+      zone: identity.zone,
+      addresses: { api: served.url, nbd: "127.0.0.1:10809", replication: "" },
+    },
+    pool: async () => (await volumes.nodeStatus()).pool,
+    log,
+  });
+  await eventually(
+    async () => (await store.nodes.list()).some((node) => node.id === identity.nodeId),
+    "the node registers",
+  );
   return {
     url: served.url,
     lines: served.lines,
     close: async () => {
       await served.close();
+      await membership.stop();
       await volumes.close();
+      await replicas.close();
+      store.close();
+      await dynamoDb.close();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Attachment, Snapshot, Volume } from "../../core/model.js";
 import { AgentFile } from "../../infra/local/agent-file.js";
+import { connectTransmission } from "../nbd/wire.js";
 import {
   clusterUp,
   eventually,
@@ -140,15 +141,23 @@ describe("strata against a local cluster", () => {
     expect(inspect.stdout).toMatch(new RegExp(`^NBD URI:\\s+nbd://${nbdAddress}/db$`, "m"));
   });
 
-  it("refuses to delete or revert an attached volume", async () => {
+  it("refuses to delete an attached volume, or to revert one a client is connected to", async () => {
     const remove = await run("volume", "delete", "db");
     expect(remove.code).toBe(1);
     expect(oneSentence(remove)).toMatch(/attached/);
 
     await run("snapshot", "create", "db", "--name", "s1");
-    const revert = await run("snapshot", "revert", "db@s1");
-    expect(revert.code).toBe(1);
-    expect(oneSentence(revert)).toMatch(/attached/);
+    const volume = await json(Volume, "volume", "inspect", "db");
+    const port = Number(new URL(volume.nbdUri!).port);
+    const { client } = await connectTransmission(port, "db");
+    try {
+      const revert = await run("snapshot", "revert", "db@s1");
+      expect(revert.code).toBe(1);
+      expect(oneSentence(revert)).toMatch(/NBD client connection\(s\) are open/);
+    } finally {
+      client.socket.destroy();
+      await client.closed;
+    }
   });
 
   it("snapshots, clones, reverts and deletes snapshots", async () => {

@@ -16,9 +16,9 @@ import { localReplicaHandle, remoteReplicaHandle } from "../../agent/replication
 import { type ReplicaServer, startReplicaServer } from "../../agent/replication/server.js";
 import { StoreMembership } from "../../agent/replication/store-membership.js";
 import type { Replica } from "../../agent/store/replica.js";
+import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { VolumeRecord } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
-import type { LocalDynamoDb } from "../../infra/local/dynamodb.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
 import { createReplica, tempDir } from "../store/helpers.js";
 import { checksum as hashReads } from "./checksum.js";

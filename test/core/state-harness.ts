@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { StateStore } from "../../core/state/store.js";
+import { useLocalAws } from "../../core/local-aws-environment.js";
 import {
   type LocalDynamoDb,
   type LocalDynamoDbOptions,
   startLocalDynamoDb,
-} from "../../infra/local/dynamodb.js";
+} from "../../core/state/local-dynamodb.js";
+import { StateStore } from "../../core/state/store.js";
 
 /**
  * A real dynalite for a suite, reached the way every Strata process reaches DynamoDB: through the
@@ -12,10 +13,7 @@ import {
  */
 export async function startDynamoDb(options: LocalDynamoDbOptions = {}): Promise<LocalDynamoDb> {
   const dynamoDb = await startLocalDynamoDb(options);
-  process.env["AWS_ENDPOINT_URL_DYNAMODB"] = dynamoDb.endpoint;
-  process.env["AWS_REGION"] = "local";
-  process.env["AWS_ACCESS_KEY_ID"] = "local";
-  process.env["AWS_SECRET_ACCESS_KEY"] = "local";
+  useLocalAws(dynamoDb.endpoint);
   return dynamoDb;
 }
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RecordExistsError, RecordNotFoundError } from "../../core/state/errors.js";
+import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { StateStore } from "../../core/state/store.js";
-import type { LocalDynamoDb } from "../../infra/local/dynamodb.js";
 import { GiB } from "./fixtures.js";
 import { freshStore, startDynamoDb } from "./state-harness.js";
 

@@ -4,9 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Replica } from "../../core/model.js";
 import { EpochConflictError, RecordExistsError, RecordNotFoundError } from "../../core/state/errors.js";
 import { volumeNameKey } from "../../core/state/keys.js";
+import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { StateStore } from "../../core/state/store.js";
 import type { NewVolume } from "../../core/state/volumes.js";
-import type { LocalDynamoDb } from "../../infra/local/dynamodb.js";
 import { GiB } from "./fixtures.js";
 import { freshStore, startDynamoDb } from "./state-harness.js";
 

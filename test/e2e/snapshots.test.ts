@@ -2,6 +2,8 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../cli/strata-process.js";
+import { connectTransmission } from "../nbd/wire.js";
 import { AgentProcess } from "../support/agent-process.js";
 import { run } from "../support/run.js";
 
@@ -84,10 +86,25 @@ describe("snapshots, clones and revert seen by NBD clients", () => {
     expect((await agent.api("DELETE", "/v1/volumes/db/snapshots/s1")).status).toBe(204);
     expect(await cloneDigest("db", "s3", "after-delete-s1-s3")).toBe(expected.get("s3"));
 
-    // Revert needs the volume detached (no client may see its bytes change underneath it).
+    // Revert waits for no client (none may see its bytes change underneath it), then works on the
+    // volume attached (here with no client), or detached (through a maintenance attachment).
+    const port = Number(agent.endpoints.nbdAddress.split(":")[1]);
+    const { client } = await connectTransmission(port, "db");
     expect((await agent.api("POST", "/v1/volumes/db/revert", { snapshot: "s3" })).status).toBe(409);
+    client.socket.destroy();
+    await client.closed;
+    await eventually(
+      async () => (await agent.api("POST", "/v1/volumes/db/revert", { snapshot: "s1-gone" })).status === 404,
+      "the client's lease is released",
+    );
+    expect((await agent.api("POST", "/v1/volumes/db/revert", { snapshot: "s3" })).status).toBe(200);
+    expect(await digestOf("db")).toBe(expected.get("s3"));
+    await write("db", "write -P 0x78 0 1M");
     await agent.api("POST", "/v1/volumes/db/detach");
     expect((await agent.api("POST", "/v1/volumes/db/revert", { snapshot: "s3" })).status).toBe(200);
+    expect(
+      (await agent.api<{ attachedNode: string | null }>("GET", "/v1/volumes/db")).body.attachedNode,
+    ).toBeNull();
     await agent.api("POST", "/v1/volumes/db/attach");
     expect(await digestOf("db")).toBe(expected.get("s3"));
 
@@ -102,7 +119,8 @@ describe("snapshots, clones and revert seen by NBD clients", () => {
     const small = new AgentProcess(undefined, ["--drive", `${join(agent.root, "small-drive")}:8MiB`]);
     await small.start();
     try {
-      const uri = await small.createAttachedVolume("full", 64 * MiB);
+      // Thin: twice the pool, as the default over-provisioning limit allows.
+      const uri = await small.createAttachedVolume("full", 16 * MiB);
       await run("qemu-io", ["-f", "raw", uri, "-c", "write -P 0x66 0 4M", "-c", "flush"]);
       await expect(run("qemu-io", ["-f", "raw", uri, "-c", "write -P 0x67 4M 8M"])).rejects.toThrow(
         /No space left on device/,

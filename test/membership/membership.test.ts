@@ -1,8 +1,8 @@
 import { createServer } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startLocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { NodeRecord } from "../../core/state/records.js";
 import { StateStore } from "../../core/state/store.js";
-import { startLocalDynamoDb } from "../../infra/local/dynamodb.js";
 import { eventually } from "../cli/strata-process.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
 import { AgentProcess } from "../support/agent-process.js";
@@ -90,7 +90,7 @@ describe("an agent with --state-table", () => {
     expect((await store.nodes.get("node-m1")).state).toBe("down");
   });
 
-  it("serves local I/O while the store is unreachable, and registers once it answers", async () => {
+  it("starts and answers while the store is unreachable, refuses what needs it, and registers once it answers", async () => {
     // A port nobody listens on yet: the store is down when the agent starts.
     const port = await freePort();
     const reachable = process.env["AWS_ENDPOINT_URL_DYNAMODB"];
@@ -101,21 +101,10 @@ describe("an agent with --state-table", () => {
     } finally {
       process.env["AWS_ENDPOINT_URL_DYNAMODB"] = reachable;
     }
-
-    const uri = await agent.createAttachedVolume("offline", 16 * 1024 * 1024);
-    const io = await run("qemu-io", [
-      "-f",
-      "raw",
-      "-c",
-      "write -P 0x5a 0 1M",
-      "-c",
-      "flush",
-      "-c",
-      "read -P 0x5a 0 1M",
-      uri,
-    ]);
-    expect(io).toContain("read 1048576/1048576 bytes");
     expect((await agent.api("GET", "/healthz")).status).toBe(200);
+    // Every volume has its record in the store (DESIGN.md invariant 6): none is made without it.
+    const refused = await agent.api("POST", "/v1/volumes", { name: "offline", sizeBytes: 16 * 1024 * 1024 });
+    expect(refused.status).toBeGreaterThanOrEqual(500);
 
     // The store comes up where the agent was told it is: the retries with backoff reach it.
     const late = await startLocalDynamoDb({ port });
@@ -131,6 +120,19 @@ describe("an agent with --state-table", () => {
         return record !== undefined;
       }, "node-m2 registers once the store answers");
       expect(record!.state).toBe("up");
+      const uri = await agent.createAttachedVolume("online", 16 * 1024 * 1024);
+      const io = await run("qemu-io", [
+        "-f",
+        "raw",
+        "-c",
+        "write -P 0x5a 0 1M",
+        "-c",
+        "flush",
+        "-c",
+        "read -P 0x5a 0 1M",
+        uri,
+      ]);
+      expect(io).toContain("read 1048576/1048576 bytes");
     } finally {
       lateStore.close();
       await agent.stop();

@@ -120,26 +120,6 @@ describe("agents serving their replicas over the replication protocol", () => {
     expect(existsSync(join(agentB.dataDir, "drives", "d0", "volumes", "vol-remote"))).toBe(false);
     expect((await b.listReplicas()).map((r) => r.volumeId)).toEqual(["vol-target"]);
   });
-
-  it("serves B's own volumes too, but a peer cannot delete one out from under B", async () => {
-    const created = await agentB.api<{ id: string; replicas: { replicaId: string }[] }>(
-      "POST",
-      "/v1/volumes",
-      {
-        name: "local-vol",
-        sizeBytes: SIZE,
-      },
-    );
-    expect(created.status).toBe(201);
-    const { id, replicas } = created.body;
-    const b = await connect(agentB);
-    expect(await b.listReplicas(id)).toEqual([
-      expect.objectContaining({ replicaId: replicas[0]!.replicaId }),
-    ]);
-    const refused = await b.deleteReplica(id, replicas[0]!.replicaId).catch((e: unknown) => e);
-    expect(refused).toMatchObject({ status: Status.REPLICA_IN_USE });
-    expect((await agentB.api("GET", "/v1/volumes/local-vol")).status).toBe(200);
-  });
 });
 
 describe("the agent's replica server configuration", () => {

@@ -1,0 +1,232 @@
+import { randomUUID } from "node:crypto";
+import { placeAdditionalReplica, requirePlacement, whyDown } from "../../core/placement.js";
+import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
+import { FIRST_EPOCH } from "../../core/state/volumes.js";
+import type { VolumeCoordinator } from "../replication/coordinator.js";
+import type { Rebuild } from "../replication/rebuild.js";
+import type { ReplicaHandle } from "../replication/replica-handle.js";
+import type { AttachmentRegistry } from "./attachments.js";
+import { type ClusterContext, liveCount } from "./cluster-context.js";
+
+/** How often attached volumes are checked for failed replicas whose node is back with their data. */
+const RESYNC_SCAN_MS = 3000;
+/** After a resync failed, the same replica is tried again no sooner than this. */
+const RESYNC_RETRY_MS = 30_000;
+
+/**
+ * Brings a volume's replica set to its replication factor through its coordinator: resyncs
+ * returning replicas, places and rebuilds new ones, drops surplus and replaced ones. The operator
+ * asks for it (ha-update, repair); in the background it tends every exported volume, which is the
+ * half of recovery without a human that runs on the attached node.
+ */
+export class ReplicaSetReconciler {
+  /** Replica id → when a resync of it may be tried again after one failed. */
+  private readonly resyncRetryAt = new Map<string, number>();
+  private readonly scan: NodeJS.Timeout;
+  private scanning = false;
+
+  constructor(
+    private readonly cluster: ClusterContext,
+    private readonly attachments: AttachmentRegistry,
+  ) {
+    this.scan = setInterval(() => this.tend(), RESYNC_SCAN_MS);
+    this.scan.unref();
+  }
+
+  /**
+   * Adds replicas (rebuilt while I/O goes on) or drops them until `replicationFactor` replicas are
+   * live; returns once every added replica is in sync, with placement's warnings. Failed replicas
+   * whose node is back with their data are resynced first (only what changed is copied); new ones
+   * are placed for the rest; the failed ones they replace are dropped.
+   */
+  async reach(name: string, coordinator: VolumeCoordinator, replicationFactor: number): Promise<string[]> {
+    await settleRebuilds(coordinator);
+    let record = await this.cluster.record(name);
+    const live = liveCount(record);
+    const warnings: string[] = [];
+    if (replicationFactor < live) {
+      await this.dropReplicas(record, coordinator, live - replicationFactor);
+    } else if (replicationFactor > live) {
+      const resyncs = await this.resyncReturning(record, coordinator, replicationFactor - live);
+      for (const rebuild of resyncs) await rebuild.done;
+      const nodes = await this.cluster.nodes();
+      record = await this.cluster.record(name);
+      for (let count = liveCount(record); count < replicationFactor; count++) {
+        warnings.push(...(await this.addNewReplica(await this.cluster.record(name), coordinator, nodes)));
+      }
+    }
+    // Replaced failed replicas go now: a volume attached nowhere has no tending to drop them later.
+    record = await this.cluster.record(name);
+    if (liveCount(record) >= replicationFactor) await this.dropFailed(record, coordinator);
+    return warnings;
+  }
+
+  /**
+   * Places one new replica, creates it empty on its node and rebuilds it; resolves once it is in
+   * sync, with the placement's warnings (replicas sharing a zone).
+   */
+  private async addNewReplica(
+    record: VolumeRecord,
+    coordinator: VolumeCoordinator,
+    nodes: Map<string, NodeRecord>,
+  ): Promise<string[]> {
+    const placement = requirePlacement(placeAdditionalReplica(record, await this.cluster.clusterView()));
+    for (const warning of placement.warnings) this.cluster.log.warn({ volume: record.name }, warning);
+    const node = nodes.get(placement.nodes[0]!)!;
+    // The node may still hold a failed replica that cannot be resynced: it is replaced.
+    const stale = record.replicas.find((replica) => replica.node === node.id && replica.state === "failed");
+    if (stale !== undefined) await this.cluster.destroyReplica(node, record.id, stale.replicaId);
+    const replicaId = randomUUID();
+    await this.cluster.createReplica(node, {
+      volumeId: record.id,
+      replicaId,
+      sizeBytes: record.sizeBytes,
+      epoch: FIRST_EPOCH,
+    });
+    const handle = await this.cluster.handleOn(node.id, record.id, nodes);
+    const rebuild = coordinator.addReplica({ replicaId, nodeId: node.id, handle });
+    this.cluster.log.info({ volume: record.name, node: node.id }, "replica added; rebuilding");
+    await rebuild.done;
+    return placement.warnings;
+  }
+
+  /**
+   * Drops `count` replicas that are not failed, the least useful first: rebuilding, then in sync
+   * on other nodes (the local one serves reads). Each leaves the set by CAS before its data is
+   * deleted.
+   */
+  private async dropReplicas(record: VolumeRecord, coordinator: VolumeCoordinator, count: number) {
+    const usefulness = (replica: VolumeRecord["replicas"][number]) =>
+      replica.state === "rebuilding" ? 0 : replica.node === this.cluster.nodeId ? 2 : 1;
+    const doomed = record.replicas
+      .filter((replica) => replica.state !== "failed")
+      .sort((a, b) => usefulness(a) - usefulness(b))
+      .slice(0, count);
+    await this.drop(record, coordinator, doomed, "replica dropped");
+  }
+
+  /** Drops the failed replicas once the volume is at its factor without them. */
+  private async dropFailed(record: VolumeRecord, coordinator: VolumeCoordinator): Promise<void> {
+    const failed = record.replicas.filter((replica) => replica.state === "failed");
+    await this.drop(record, coordinator, failed, "a failed replica is no longer needed; dropped");
+  }
+
+  /**
+   * Each replica leaves the set by CAS, then its data is deleted where its node answers; where it
+   * does not, that node's orphan sweep deletes it later.
+   */
+  private async drop(
+    record: VolumeRecord,
+    coordinator: VolumeCoordinator,
+    replicas: readonly VolumeRecord["replicas"][number][],
+    message: string,
+  ): Promise<void> {
+    if (replicas.length === 0) return;
+    const nodes = await this.cluster.nodes();
+    for (const replica of replicas) {
+      await coordinator.dropReplica(replica.replicaId);
+      this.cluster.log.info({ volume: record.name, node: replica.node }, message);
+      const node = nodes.get(replica.node);
+      if (node === undefined) continue;
+      await this.cluster
+        .destroyReplica(node, record.id, replica.replicaId)
+        .catch((error: unknown) =>
+          this.cluster.log.warn(
+            { err: error, volume: record.name, node: node.id },
+            "a dropped replica was left behind",
+          ),
+        );
+    }
+  }
+
+  /**
+   * Starts a resync of up to `wanted` failed replicas whose node is up and still holds that very
+   * replica (its agent restarted, a partition healed); returns the resyncs started.
+   */
+  private async resyncReturning(
+    record: VolumeRecord,
+    coordinator: VolumeCoordinator,
+    wanted: number,
+  ): Promise<Rebuild[]> {
+    const nodes = await this.cluster.nodes();
+    const liveness = { heartbeatTimeoutMs: this.cluster.timing.heartbeatTimeoutMs, now: new Date() };
+    const started: Rebuild[] = [];
+    for (const replica of record.replicas) {
+      if (started.length >= wanted) break;
+      const node = nodes.get(replica.node);
+      if (replica.state !== "failed" || node === undefined || whyDown(node, liveness) !== undefined) continue;
+      if ((this.resyncRetryAt.get(replica.replicaId) ?? 0) > Date.now()) continue;
+      const handle = await this.returningHandle(node, record.id, replica.replicaId);
+      if (handle === undefined) continue;
+      const rebuild = coordinator.resyncReplica({ replicaId: replica.replicaId, nodeId: node.id, handle });
+      this.cluster.log.info({ volume: record.name, node: node.id }, "a failed replica is back; resyncing it");
+      rebuild.done.then(
+        () => this.resyncRetryAt.delete(replica.replicaId),
+        () => this.resyncRetryAt.set(replica.replicaId, Date.now() + RESYNC_RETRY_MS),
+      );
+      started.push(rebuild);
+    }
+    return started;
+  }
+
+  /** A handle on `replicaId` when `node` still holds that very replica (not another, not none). */
+  private async returningHandle(
+    node: NodeRecord,
+    volumeId: string,
+    replicaId: string,
+  ): Promise<ReplicaHandle | undefined> {
+    try {
+      const held = await this.cluster.admin(node, async (admin) => admin.listReplicas(volumeId));
+      return held[0]?.replicaId === replicaId
+        ? await this.cluster.handleOn(node.id, volumeId, new Map([[node.id, node]]))
+        : undefined;
+    } catch (error) {
+      this.cluster.log.debug(
+        { err: error, node: node.id, volume: volumeId },
+        "a failed replica's node is not reachable yet",
+      );
+      return undefined;
+    }
+  }
+
+  /**
+   * For each exported volume: short of its replication factor, its returning replicas are resynced;
+   * at it (a replacement is in sync), its failed replicas are dropped from the record and their
+   * data deleted where the node answers. A volume busy with an operator's change is left for the
+   * next round.
+   */
+  private tend(): void {
+    if (this.scanning) return;
+    this.scanning = true;
+    void (async () => {
+      for (const name of this.attachments.names()) {
+        const lock = this.cluster.lock(name);
+        if (lock.busy) continue;
+        await lock
+          .run(async () => {
+            const record = await this.cluster.record(name);
+            const attached = await this.attachments.here(record);
+            if (attached === undefined) return;
+            const missing = record.replicationFactor - liveCount(record);
+            if (missing > 0) await this.resyncReturning(record, attached.coordinator, missing);
+            else await this.dropFailed(record, attached.coordinator);
+          })
+          .catch((error: unknown) =>
+            this.cluster.log.warn({ err: error, volume: name }, "tending the replica set failed"),
+          );
+      }
+    })().finally(() => {
+      this.scanning = false;
+    });
+  }
+
+  close(): void {
+    clearInterval(this.scan);
+  }
+}
+
+/** Waits for the volume's running rebuilds and resyncs (their outcome is in the record). */
+async function settleRebuilds(coordinator: VolumeCoordinator): Promise<void> {
+  const running = coordinator.replicas().flatMap((replica) => coordinator.rebuild(replica.replicaId) ?? []);
+  await Promise.allSettled(running.map((rebuild) => rebuild.done));
+}

@@ -1,0 +1,363 @@
+import { randomUUID } from "node:crypto";
+import { conflict, invalid, notFound, StrataError } from "../../core/errors.js";
+import type { Attachment, Labels, NodeStatus, Snapshot, Volume } from "../../core/model.js";
+import { RecordNotFoundError } from "../../core/state/errors.js";
+import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
+import type { StateStore } from "../../core/state/store.js";
+import { formatSize } from "../../core/units.js";
+import type { ExportLease, ExportRegistry } from "../exports.js";
+import type { Logger } from "../log.js";
+import { setPoolGaugeSource } from "../metrics.js";
+import {
+  defaultSnapshotName,
+  describeAttachment,
+  describeNode,
+  type Endpoints,
+  type NodeIdentity,
+} from "../node-identity.js";
+import type { PeerReplicas } from "../peer-replicas.js";
+import type { Pool } from "../pool.js";
+import type { CreateVolume, VolumeService } from "../volume-service.js";
+import { type AttachedVolume, AttachmentRegistry } from "./attachments.js";
+import { ClusterContext, type ClusterTiming, type LocalReplicas } from "./cluster-context.js";
+import { OrphanSweeper } from "./orphans.js";
+import { copyInto, type Provisioned, VolumeProvisioner } from "./provisioner.js";
+import { ReplicaSetReconciler } from "./reconciler.js";
+
+/**
+ * Every volume, whatever its replication factor, as this node serves the control API: its record
+ * lives in the state store, its replicas on the nodes placement chose, and the node a volume is
+ * attached to runs its coordinator, which the NBD server exports. Every change of a replica set or
+ * attachment is a CAS on the volume's epoch. Changes of one volume run one at a time, under its lock.
+ */
+export class ClusterVolumes implements VolumeService, ExportRegistry {
+  private readonly cluster: ClusterContext;
+  private readonly attachments: AttachmentRegistry;
+  private readonly provisioner: VolumeProvisioner;
+  private readonly reconciler: ReplicaSetReconciler;
+  private readonly orphans: OrphanSweeper;
+  endpoints: Endpoints = { apiUrl: "", nbdAddress: "", nbdSocket: null };
+
+  constructor(
+    private readonly identity: NodeIdentity,
+    private readonly pool: Pool,
+    private readonly store: StateStore,
+    private readonly local: LocalReplicas,
+    peers: PeerReplicas,
+    timing: ClusterTiming,
+    private readonly log: Logger,
+  ) {
+    this.cluster = new ClusterContext(identity, store, local, peers, timing, log);
+    this.attachments = new AttachmentRegistry(this.cluster);
+    this.provisioner = new VolumeProvisioner(this.cluster);
+    this.reconciler = new ReplicaSetReconciler(this.cluster, this.attachments);
+    this.orphans = new OrphanSweeper(this.cluster);
+    setPoolGaugeSource({
+      usage: () => this.pool.usage(this.provisionedBytes()),
+      volumeCount: () => this.local.list().length,
+    });
+  }
+
+  private provisionedBytes(): number {
+    return this.local.list().reduce((sum, replica) => sum + replica.sizeBytes, 0);
+  }
+
+  /** Re-attaches the volumes the store says are attached here (the agent restarted). */
+  async resume(): Promise<void> {
+    let volumes: VolumeRecord[];
+    try {
+      volumes = await this.store.volumes.list();
+    } catch (error) {
+      // The store may be down at start: the volumes stay attached in it, and an attach from the
+      // operator (or the next restart) brings them back.
+      this.log.error({ err: error }, "could not read the state store to re-attach volumes");
+      return;
+    }
+    for (const volume of volumes) {
+      if (volume.attachedNode !== this.identity.nodeId) continue;
+      try {
+        await this.attachVolume(volume.name);
+      } catch (error) {
+        this.log.error({ err: error, volume: volume.name }, "could not re-attach a volume after restart");
+      }
+    }
+  }
+
+  /** Runs `work` under the volume's lock on its coordinator here (see AttachmentRegistry.withCoordinator). */
+  private changeVolume<T>(
+    name: string,
+    doWhat: string,
+    work: (attached: AttachedVolume, record: VolumeRecord) => Promise<T>,
+  ): Promise<T> {
+    return this.cluster.lock(name).run(async () => {
+      const record = await this.cluster.record(name);
+      return this.attachments.withCoordinator(record, doWhat, (attached) => work(attached, record));
+    });
+  }
+
+  private toVolume(record: VolumeRecord, nodes: Map<string, NodeRecord>): Volume {
+    const local = this.local.get(record.id);
+    const attachedAt = record.attachedNode === null ? undefined : nodes.get(record.attachedNode);
+    const coordinator = this.attachments.coordinatorOf(record.name);
+    return {
+      id: record.id,
+      name: record.name,
+      sizeBytes: record.sizeBytes,
+      labels: record.labels,
+      createdAt: record.createdAt,
+      epoch: record.epoch,
+      attachedNode: record.attachedNode,
+      nbdUri: attachedAt === undefined ? null : `nbd://${attachedAt.addresses.nbd}/${record.name}`,
+      // What this node's replica holds; every in-sync replica holds the same blocks.
+      allocatedBytes: local?.allocatedBytes ?? 0,
+      snapshotCount: local?.snapshots().length ?? 0,
+      replicas: record.replicas.map((replica) => {
+        const progress = coordinator?.rebuild(replica.replicaId)?.progress;
+        const zone = nodes.get(replica.node)?.zone;
+        return {
+          ...replica,
+          ...(zone === undefined ? {} : { zone }),
+          ...(progress === undefined || replica.state !== "rebuilding"
+            ? {}
+            : {
+                rebuild: {
+                  kind: progress.kind,
+                  copiedBytes: progress.copiedBytes,
+                  totalBytes: progress.totalBytes,
+                },
+              }),
+        };
+      }),
+    };
+  }
+
+  private async describe({ record, warnings }: Provisioned): Promise<Volume> {
+    const volume = this.toVolume(record, await this.cluster.nodes());
+    return warnings.length === 0 ? volume : { ...volume, warnings };
+  }
+
+  async nodeStatus(): Promise<NodeStatus> {
+    return describeNode(
+      this.identity,
+      this.endpoints,
+      this.pool.usage(this.provisionedBytes()),
+      this.local.list().length,
+    );
+  }
+
+  async listVolumes(): Promise<Volume[]> {
+    const [records, nodes] = await Promise.all([this.store.volumes.list(), this.cluster.nodes()]);
+    return records.map((record) => this.toVolume(record, nodes)).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async getVolume(name: string): Promise<Volume> {
+    return this.toVolume(await this.cluster.record(name), await this.cluster.nodes());
+  }
+
+  async createVolume(request: CreateVolume): Promise<Volume> {
+    return this.describe(await this.cluster.lock(request.name).run(() => this.provisioner.create(request)));
+  }
+
+  /** Grows the volume on every replica (see VolumeCoordinator.resize). */
+  async resizeVolume(name: string, sizeBytes: number): Promise<Volume> {
+    await this.changeVolume(name, "resize it", async ({ coordinator }) => {
+      if (sizeBytes < coordinator.sizeBytes) {
+        throw invalid(
+          `cannot shrink volume "${name}" from ${formatSize(coordinator.sizeBytes)} to ${formatSize(sizeBytes)}: volumes only grow`,
+        );
+      }
+      await coordinator.resize(sizeBytes);
+      this.log.info({ volume: name, sizeBytes }, "volume resized");
+    });
+    return this.getVolume(name);
+  }
+
+  async deleteVolume(name: string): Promise<void> {
+    await this.cluster.lock(name).run(async () => {
+      const record = await this.cluster.record(name);
+      if (record.attachedNode !== null) {
+        throw conflict(
+          `cannot delete volume "${name}": it is attached to ${record.attachedNode}; detach it first`,
+        );
+      }
+      // The record goes first: once it is gone no coordinator can attach, and leftover replicas
+      // are unreachable garbage rather than a half-deleted volume.
+      await this.store.volumes.delete(record.id, record.epoch);
+      const nodes = await this.cluster.nodes();
+      const results = await Promise.allSettled(
+        record.replicas.map((replica) => {
+          const node = nodes.get(replica.node);
+          return node === undefined
+            ? Promise.resolve()
+            : this.cluster.destroyReplica(node, record.id, replica.replicaId);
+        }),
+      );
+      for (const result of results) {
+        if (result.status === "rejected")
+          this.log.warn({ err: result.reason, volume: name }, "a replica was left behind");
+      }
+      this.log.info({ volume: name }, "volume deleted");
+    });
+  }
+
+  /**
+   * Attaches the volume here, fencing any coordinator still running on another node (invariant 5).
+   * A maintenance attachment in progress here becomes the exported one.
+   */
+  async attachVolume(name: string): Promise<Attachment> {
+    return this.cluster.lock(name).run(async () => {
+      const record = await this.cluster.record(name);
+      const attached = (await this.attachments.here(record)) ?? (await this.attachments.attach(record, true));
+      attached.exported = true;
+      return describeAttachment(this.identity, this.endpoints, name);
+    });
+  }
+
+  async detachVolume(name: string): Promise<void> {
+    await this.cluster.lock(name).run(async () => {
+      const record = await this.cluster.record(name);
+      const attached = await this.attachments.here(record);
+      if (attached !== undefined) {
+        if (attached.leases > 0) {
+          throw conflict(
+            `cannot detach volume "${name}": ${attached.leases} NBD client connection(s) are still open; disconnect them first`,
+          );
+        }
+        await this.attachments.release(name, attached);
+        return;
+      }
+      if (record.attachedNode === null) return;
+      if (record.attachedNode !== this.identity.nodeId) {
+        throw conflict(
+          `volume "${name}" is attached to ${record.attachedNode}, not ${this.identity.nodeId}: detach it there (--node ${record.attachedNode})`,
+        );
+      }
+      // Recorded here with no coordinator (its re-attach after a restart failed): only the record to clear.
+      await this.store.volumes.updateIfEpoch(record.id, record.epoch, { attachedNode: null });
+      this.log.info({ volume: name }, "volume detached");
+    });
+  }
+
+  /**
+   * Adds replicas (rebuilt while I/O goes on) or drops them, on a volume attached here or nowhere;
+   * at the volume's own factor it repairs it. Returns once every added replica is in sync.
+   */
+  async updateReplication(name: string, replicationFactor: number): Promise<Volume> {
+    const warnings = await this.changeVolume(name, "change its replicas", ({ coordinator }) =>
+      this.reconciler.reach(name, coordinator, replicationFactor),
+    );
+    const volume = await this.getVolume(name);
+    return warnings.length === 0 ? volume : { ...volume, warnings };
+  }
+
+  private async snapshotRecord(volume: VolumeRecord, snapshot: string) {
+    try {
+      return await this.store.snapshots.get(volume.id, snapshot);
+    } catch (error) {
+      if (error instanceof RecordNotFoundError) throw notFound(`snapshot "${volume.name}@${snapshot}"`);
+      throw error;
+    }
+  }
+
+  async listSnapshots(volume: string): Promise<Snapshot[]> {
+    const record = await this.cluster.record(volume);
+    const local = this.local.get(record.id);
+    return (await this.store.snapshots.list(record.id)).map((snapshot) => ({
+      id: snapshot.id,
+      name: snapshot.name,
+      volume,
+      createdAt: snapshot.createdAt,
+      exclusiveBytes: local?.snapshots().some((s) => s.id === snapshot.id)
+        ? local.exclusiveBytes(snapshot.id)
+        : 0,
+    }));
+  }
+
+  /** Taken by the coordinator at one point of the write stream on every replica. */
+  async createSnapshot(volume: string, name?: string): Promise<Snapshot> {
+    return this.changeVolume(volume, "snapshot it", async ({ coordinator }, record) => {
+      const taken = new Set((await this.store.snapshots.list(record.id)).map((snapshot) => snapshot.name));
+      if (name !== undefined && taken.has(name)) {
+        throw new StrataError("ALREADY_EXISTS", `snapshot "${volume}@${name}" already exists`);
+      }
+      const snapshotName = name ?? defaultSnapshotName(taken);
+      // On every replica first, recorded last: a snapshot that is listed always exists.
+      const id = randomUUID();
+      const info = await coordinator.snapshot({ id, name: snapshotName });
+      await this.store.snapshots.create({
+        volumeId: record.id,
+        name: snapshotName,
+        sizeBytes: coordinator.sizeBytes,
+        id,
+      });
+      this.log.info({ volume, snapshot: snapshotName }, "snapshot created");
+      return { id, name: snapshotName, volume, createdAt: info.createdAt, exclusiveBytes: 0 };
+    });
+  }
+
+  /**
+   * Unlisted first, then deleted on every replica: a listed snapshot always exists, and a crash in
+   * between leaves only a layer no record names.
+   */
+  async deleteSnapshot(volume: string, snapshot: string): Promise<void> {
+    await this.changeVolume(volume, "delete its snapshots", async ({ coordinator }, record) => {
+      const found = await this.snapshotRecord(record, snapshot);
+      await this.store.snapshots.delete(record.id, found.name);
+      await coordinator.deleteSnapshot(found.id);
+      this.log.info({ volume, snapshot }, "snapshot deleted");
+    });
+  }
+
+  /**
+   * A new volume, placed and replicated like the source, holding the snapshot's view: its data is
+   * read from a replica that has the snapshot and written to every new replica before the new
+   * volume is recorded, so it is listed only once complete.
+   */
+  async cloneSnapshot(volume: string, snapshot: string, target: string, labels: Labels): Promise<Volume> {
+    const cloned = await this.changeVolume(volume, "clone its snapshots", async ({ coordinator }, record) => {
+      const found = await this.snapshotRecord(record, snapshot);
+      const source = await coordinator.snapshotReader(found.id);
+      const request = {
+        name: target,
+        sizeBytes: found.sizeBytes,
+        labels,
+        replicationFactor: record.replicationFactor,
+        nodeSelector: record.nodeSelector,
+      };
+      return this.cluster
+        .lock(target)
+        .run(() => this.provisioner.create(request, (handles) => copyInto(source, handles)));
+    });
+    this.log.info({ volume, snapshot, target }, "snapshot cloned");
+    return this.describe(cloned);
+  }
+
+  /** Reverts every in-sync replica at once, with no NBD client connected. */
+  async revertVolume(volume: string, snapshot: string): Promise<Volume> {
+    await this.changeVolume(volume, "revert it", async (attached, record) => {
+      if (attached.leases > 0) {
+        throw conflict(
+          `cannot revert volume "${volume}": ${attached.leases} NBD client connection(s) are open; disconnect them first`,
+        );
+      }
+      const found = await this.snapshotRecord(record, snapshot);
+      await attached.coordinator.revert(found.id);
+      this.log.info({ volume, snapshot }, "volume reverted to snapshot");
+    });
+    return this.getVolume(volume);
+  }
+
+  names(): string[] {
+    return this.attachments.names();
+  }
+
+  open(name: string): ExportLease | undefined {
+    return this.attachments.open(name);
+  }
+
+  async close(): Promise<void> {
+    this.reconciler.close();
+    this.orphans.close();
+    await this.attachments.close();
+  }
+}

@@ -1,0 +1,132 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { failIfStalled, Operation } from "../../core/operations.js";
+import { StateStore } from "../../core/state/store.js";
+import {
+  clusterUp,
+  eventually,
+  oneSentence,
+  prepareClusterDir,
+  type RunningCluster,
+  strata,
+  tearDownCluster,
+} from "./strata-process.js";
+
+/**
+ * Operations in a local cluster, on both paths: started through an agent's API (the CLI's) and by
+ * a record written to the state table (a workflow's), picked up by the named node, and read back
+ * with `strata operation`. The agents register no executors yet, so each operation fails with the
+ * runner's own refusal: what matters here is the path, not the work.
+ */
+
+let dir: string;
+let cluster: RunningCluster | undefined;
+let store: StateStore;
+/** Short, so a killed node's operations show stalled quickly; still several heartbeats (2 s) long. */
+const HEARTBEAT_TIMEOUT_MS = 6_000;
+const run = (...args: string[]) => strata(["--dir", dir, ...args]);
+
+beforeAll(async () => {
+  dir = await prepareClusterDir("strata-operations-");
+  // The agents inherit it: their API judges stalled operations, as the CLI's status judges nodes.
+  process.env["STRATA_HEARTBEAT_TIMEOUT_MS"] = String(HEARTBEAT_TIMEOUT_MS);
+  cluster = await clusterUp(dir, ["--nodes", "2", "--zones", "2"]);
+  Object.assign(process.env, {
+    AWS_ENDPOINT_URL_DYNAMODB: cluster.file.dynamodb.endpoint,
+    AWS_REGION: "local",
+    AWS_ACCESS_KEY_ID: "local",
+    AWS_SECRET_ACCESS_KEY: "local",
+  });
+  store = new StateStore({ tableName: cluster.file.dynamodb.table });
+  expect((await run("volume", "create", "pg", "--size", "64MiB", "--repl", "2")).code).toBe(0);
+});
+
+afterAll(async () => {
+  store?.close();
+  await tearDownCluster(dir, cluster);
+});
+
+const show = async (id: string) => {
+  const outcome = await run("--json", "operation", "show", id);
+  expect(outcome.code).toBe(0);
+  return Operation.parse(JSON.parse(outcome.stdout));
+};
+/** What a workflow's Lambda does: write the record, for node-2 to pick up. */
+const workflowRepair = async (requestToken: string) => {
+  const volume = await store.volumes.getByName("pg");
+  return store.operations.start({
+    requestToken,
+    kind: "repair",
+    volumeId: volume.id,
+    volumeName: volume.name,
+    node: "node-2",
+  });
+};
+const failed = (id: string) => eventually(async () => (await show(id)).state === "failed", `${id} to fail`);
+
+describe("operations in a local cluster", () => {
+  it("runs an operation started through the API on the agent asked, and shows it", async () => {
+    const volume = await store.volumes.getByName("pg");
+    const response = await fetch(`${cluster!.file.nodes[0]!.apiUrl}/v1/operations`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        kind: "rebuild",
+        volume: "pg",
+        requestToken: "cli-test-1",
+        params: { replicaId: volume.replicas[1]!.replicaId },
+      }),
+    });
+    expect(response.status).toBe(201);
+    const { id } = Operation.parse(await response.json());
+    await failed(id);
+
+    const list = await run("operation", "list");
+    expect(list.code).toBe(0);
+    expect(list.stdout).toMatch(
+      new RegExp(
+        `^${id}\\s+rebuild\\s+pg\\s+node-1\\s+failed\\s+-\\s+\\S+\\s+\\S+\\s+the agent on node-1 cannot run rebuild operations$`,
+        "m",
+      ),
+    );
+    const shown = await run("operation", "show", id);
+    expect(shown.stdout).toMatch(/^State:\s+failed$/m);
+    expect(shown.stdout).toMatch(/^Error:\s+the agent on node-1 cannot run rebuild operations$/m);
+
+    const waited = await run("operation", "wait", id);
+    expect(waited.code).toBe(1);
+    expect(oneSentence(waited)).toBe(
+      "rebuild of pg on node-1 failed: the agent on node-1 cannot run rebuild operations",
+    );
+  });
+
+  it("runs an operation a workflow wrote to the state table on the node it names", async () => {
+    const written = await workflowRepair("workflow-execution-1");
+    await failed(written.id);
+    expect((await show(written.id)).error).toBe("the agent on node-2 cannot run repair operations");
+
+    const ofVolume = await run("--json", "operation", "list", "--volume", "pg");
+    const { operations } = JSON.parse(ofVolume.stdout) as { operations: Operation[] };
+    expect(operations.map((op) => [op.requestToken, op.node])).toEqual([
+      ["cli-test-1", "node-1"],
+      ["workflow-execution-1", "node-2"],
+    ]);
+    expect(oneSentence(await run("operation", "show", "no-such-op"))).toBe("operation no-such-op not found");
+  });
+
+  it("shows an operation whose node was killed as stalled, and lets its caller fail it", async () => {
+    expect((await run("node", "stop", "node-2", "--kill")).code).toBe(0);
+    const stuck = await workflowRepair("workflow-execution-2");
+    await eventually(async () => (await show(stuck.id)).stalled !== null, "the operation to stall", 30_000);
+    expect((await run("operation", "show", stuck.id)).stdout).toMatch(
+      /^Stalled:\s+node-2: no heartbeat for \d+s$/m,
+    );
+    expect((await run("operation", "list")).stdout).toMatch(
+      /^\S+\s+repair\s+pg\s+node-2\s+pending \(stalled\)/m,
+    );
+
+    const liveness = { heartbeatTimeoutMs: HEARTBEAT_TIMEOUT_MS, now: new Date() };
+    const ended = await failIfStalled(store, stuck.id, liveness);
+    expect(ended.error).toMatch(/^stalled: node-2: no heartbeat for \d+s$/);
+    expect((await show(stuck.id)).state).toBe("failed");
+  });
+});
