@@ -113,6 +113,8 @@ describe("a three-node local cluster", () => {
     expect(killed).toMatchObject({ code: 0, stdout: 'node "node-2" killed\n' });
     await eventually(async () => (await states())["node-2"] === "down", "node-2 shows down");
     expect(await states()).toEqual({ "node-1": "up", "node-2": "down", "node-3": "up" });
+    // Its replica's recorded state is what the volume last knew; the table says its node is down.
+    expect((await run("cluster", "status")).stdout).toMatch(/^pg\s+1 GiB\s+node-2\(in-sync, node down\)\s/m);
 
     // Past the heartbeat timeout, which is longer than the supervisor's first restart delay (1 s).
     const list = await json<NodeListJson>("node", "list");

@@ -317,7 +317,7 @@ describe("replicated volumes on a three-zone local cluster", () => {
     const big = await cli("volume", "create", "big1", "--size", "17TiB", "--repl", "2");
     expect(big.code).toBe(1);
     expect(big.stderr).toMatch(
-      /^error: needs 2 nodes with room for 17 TiB; 0 qualify; node-1: [\d.]+ [KMGT]?i?B provisioned of [\d.]+ [GT]iB allowed \(200% of [\d.]+ [GT]iB\)/,
+      /^error: needs 2 nodes with room for 17 TiB; 0 qualify; node-1: (its filesystem holds only files smaller than [\d.]+ [GT]iB, )?[\d.]+ [KMGT]?i?B provisioned of [\d.]+ [GT]iB allowed \(200% of [\d.]+ [GT]iB\)/,
     );
   });
 });
