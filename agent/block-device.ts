@@ -1,5 +1,5 @@
 /**
- * What a frontend (the NBD server today; replication later) needs from a volume. Offsets and
+ * What a frontend (the NBD server) needs from a volume, local replica or coordinator alike. Offsets and
  * lengths are in bytes and need not be block-aligned; the frontend has already checked them
  * against `sizeBytes`. Failures are BlockIoErrors so a frontend can answer with the right errno.
  */
@@ -11,6 +11,12 @@ export interface WriteOptions {
 export interface WriteZeroesOptions extends WriteOptions {
   /** False when the client asked for allocated zeros (NBD_CMD_FLAG_NO_HOLE). */
   mayPunch: boolean;
+}
+
+/** A byte range of a device: where data is allocated, changed, or to be copied. */
+export interface ByteRange {
+  offset: number;
+  length: number;
 }
 
 export interface BlockDevice {

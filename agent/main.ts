@@ -2,6 +2,7 @@ import "./threadpool.js";
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { heartbeatTimeoutMs } from "../core/liveness.js";
 import { useLocalAws } from "../core/local-aws-environment.js";
 import { type LocalDynamoDb, startLocalDynamoDb } from "../core/state/local-dynamodb.js";
 import { StateStore } from "../core/state/store.js";
@@ -9,9 +10,10 @@ import { startControlApi } from "./api/server.js";
 import { carryOverNodeLocalVolumes } from "./carry-over.js";
 import { writeJsonAtomic } from "./durable-file.js";
 import { log } from "./log.js";
-import { heartbeatTimeoutMs, NodeMembership, STORE_REQUEST_TIMEOUT_MS } from "./membership.js";
+import { NodeMembership, STORE_REQUEST_TIMEOUT_MS } from "./membership.js";
 import { startNbdServer } from "./nbd/server.js";
 import { startNodeOperations } from "./operations/node-operations.js";
+import { volumeExecutors } from "./operations/volume-executors.js";
 import { PeerReplicas } from "./peer-replicas.js";
 import { type DriveSpec, Pool, parseDriveSpec } from "./pool.js";
 import { ReplicaHost } from "./replica-host.js";
@@ -157,7 +159,12 @@ async function main(): Promise<void> {
     ...(config.nbdSocket ? { unixPath: config.nbdSocket } : {}),
     log,
   });
-  const operations = startNodeOperations({ store, node: config.nodeId, executors: {}, log });
+  const operations = startNodeOperations({
+    store,
+    node: config.nodeId,
+    executors: volumeExecutors(volumes),
+    log,
+  });
   const api = await startControlApi({
     service: volumes,
     operations: operations.service,

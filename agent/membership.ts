@@ -1,26 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import { HEARTBEAT_INTERVAL_MS } from "../core/liveness.js";
 import type { Labels } from "../core/model.js";
 import { RecordNotFoundError } from "../core/state/errors.js";
 import type { NodeAddresses, NodePool } from "../core/state/records.js";
 import { StateStore } from "../core/state/store.js";
-import { millisecondsFromEnv } from "./env-settings.js";
 import type { Logger } from "./log.js";
-
-/**
- * How often a node tells the store it is alive. Two seconds lets the down verdict below wait for
- * several missed beats (one slow write on a busy machine must not make a live node look dead) and
- * still notice a dead node within seconds; one small update per node every two seconds is nothing
- * for the NODES partition.
- */
-export const HEARTBEAT_INTERVAL_MS = 2_000;
-
-/** A node whose last heartbeat is older than this is down: five missed beats. */
-export const HEARTBEAT_TIMEOUT_MS = 10_000;
-
-/** The down verdict's timeout; STRATA_HEARTBEAT_TIMEOUT_MS shortens it for tests and demos. */
-export function heartbeatTimeoutMs(env: NodeJS.ProcessEnv = process.env): number {
-  return millisecondsFromEnv("STRATA_HEARTBEAT_TIMEOUT_MS", HEARTBEAT_TIMEOUT_MS, env);
-}
 
 /** An unreachable store is retried after 1 s, 2 s, 4 s ... 30 s, so a long outage costs little. */
 const FIRST_RETRY_MS = 1_000;

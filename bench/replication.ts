@@ -34,8 +34,12 @@ import type { Logger } from "../agent/log.js";
 import { type NbdServer, startNbdServer } from "../agent/nbd/server.js";
 import { Drive } from "../agent/pool.js";
 import { connectReplica, type ReplicaClient } from "../agent/replication/client.js";
-import { type ReplicaTarget, VolumeCoordinator } from "../agent/replication/coordinator.js";
-import { localReplicaHandle, remoteReplicaHandle } from "../agent/replication/replica-handle.js";
+import { VolumeCoordinator } from "../agent/replication/coordinator.js";
+import {
+  localReplicaHandle,
+  type ReplicaTarget,
+  remoteReplicaHandle,
+} from "../agent/replication/replica-handle.js";
 import { StoreMembership } from "../agent/replication/store-membership.js";
 import { Replica } from "../agent/store/replica.js";
 import { type LocalDynamoDb, startLocalDynamoDb } from "../core/state/local-dynamodb.js";

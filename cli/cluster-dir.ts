@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
+import { ControlClient } from "../core/control-client.js";
 import { type ClusterFile, readClusterFile } from "../infra/local/cluster-file.js";
 import { isAlive } from "../infra/local/processes.js";
-import { ControlClient } from "./client.js";
 import { CliError } from "./failures.js";
 
 export const DEFAULT_CLUSTER_DIR = ".strata";
@@ -31,10 +31,7 @@ export async function runningCluster(dir: string): Promise<ClusterFile> {
   return file;
 }
 
-/**
- * The client for volume and snapshot commands: the agent of `nodeId` (--node), else the first node.
- * Volumes live on the node that created them until replication places them across nodes.
- */
+/** The client for volume and snapshot commands: the agent of `nodeId` (--node), else the first node. */
 export async function controlClient(dir: string, nodeId?: string): Promise<ControlClient> {
   const cluster = await runningCluster(dir);
   const node = nodeId === undefined ? cluster.nodes[0]! : clusterNode(cluster, nodeId);

@@ -1,10 +1,11 @@
-import { heartbeatTimeoutMs } from "../agent/membership.js";
+import { ControlClient } from "../core/control-client.js";
+import { StrataError } from "../core/errors.js";
+import { heartbeatTimeoutMs, whyDown } from "../core/liveness.js";
 import { useLocalAws } from "../core/local-aws-environment.js";
 import type { NodeStatus, Replica, Volume } from "../core/model.js";
 import type { NodePool, NodeRecord } from "../core/state/records.js";
 import { StateStore } from "../core/state/store.js";
 import type { ClusterFile } from "../infra/local/cluster-file.js";
-import { ControlClient } from "./client.js";
 import { CliError } from "./failures.js";
 
 /**
@@ -127,7 +128,7 @@ async function nodeHealth(
   try {
     live = await new ControlClient(apiUrl).nodeStatus();
   } catch (error) {
-    if (!(error instanceof CliError)) throw error;
+    if (!(error instanceof StrataError)) throw error;
     problem = error.message;
   }
   return {
@@ -145,8 +146,9 @@ async function nodeHealth(
 function verdict(record: NodeRecord | undefined, answers: boolean, now: number): NodeHealth["state"] {
   // Never registered (an agent that cannot reach the store yet): only its own answer says anything.
   if (record === undefined) return answers ? "up" : "unreachable";
-  const heartbeatAge = now - Date.parse(record.lastHeartbeat);
-  if (record.state === "down" || heartbeatAge > heartbeatTimeoutMs()) return "down";
+  if (whyDown(record, { heartbeatTimeoutMs: heartbeatTimeoutMs(), now: new Date(now) }) !== undefined) {
+    return "down";
+  }
   return answers ? "up" : "unreachable";
 }
 

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import type { ControlClient } from "./client.js";
+import type { ControlClient } from "../core/control-client.js";
 import { controlClient, resolveClusterDir } from "./cluster-dir.js";
 import { printJson } from "./output.js";
 

@@ -1,3 +1,5 @@
+import { StrataError } from "../core/errors.js";
+
 /** Exit statuses of `strata`: 1 when the cluster refused or could not do the work, 2 for bad usage. */
 export const EXIT_REFUSED = 1;
 export const EXIT_USAGE = 2;
@@ -16,30 +18,12 @@ export class CliError extends Error {
 /** The command line itself is wrong (a bad size, a malformed VOLUME@SNAPSHOT): nothing was sent. */
 export const usageError = (message: string) => new CliError(message, EXIT_USAGE);
 
-/** The agent answered with an error: its message is shown as is. */
-export class ApiRefusal extends CliError {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message, EXIT_REFUSED);
-    this.name = "ApiRefusal";
-  }
-}
-
-export class AgentUnreachable extends CliError {
-  constructor(readonly url: string) {
-    super(`cannot reach the Strata agent at ${url}: is \`strata cluster up\` running?`, EXIT_REFUSED);
-    this.name = "AgentUnreachable";
-  }
-}
-
 /** Prints a failure as `error: <sentence>` and returns the exit status to use. */
 export function reportFailure(error: unknown, stderr: NodeJS.WritableStream = process.stderr): number {
-  if (error instanceof CliError) {
+  // A StrataError is a refusal from an agent or the supervisor, as their clients report it.
+  if (error instanceof CliError || error instanceof StrataError) {
     stderr.write(`error: ${error.message}\n`);
-    return error.exitCode;
+    return error instanceof CliError ? error.exitCode : EXIT_REFUSED;
   }
   // Not one of ours: still one line, but keep the stack reachable for bug reports.
   const message = error instanceof Error ? error.message : String(error);

@@ -1,14 +1,13 @@
 import { request } from "node:http";
 import type { z } from "zod";
-import { ApiError } from "../core/model.js";
+import { parseJson } from "../core/control-client.js";
+import { errorFromReply, StrataError } from "../core/errors.js";
 import {
   controlSocketPath,
   SupervisedNodeView as NodeView,
   SupervisedNodeList,
   type SupervisedNodeView,
 } from "../infra/local/control-protocol.js";
-import { parseJson } from "./client.js";
-import { ApiRefusal, CliError } from "./failures.js";
 
 /** The CLI's side of the supervisor's control channel (infra/local/control-protocol.ts). */
 export class SupervisorClient {
@@ -38,13 +37,12 @@ export class SupervisorClient {
   ): Promise<z.output<S>> {
     const { status, text } = await this.send(method, path, body);
     const json = parseJson(text);
-    if (status !== 200) {
-      const refusal = ApiError.safeParse(json);
-      if (refusal.success) throw new ApiRefusal(status, refusal.data.error.code, refusal.data.error.message);
-      throw new CliError(`the supervisor answered ${method} ${path} with HTTP ${status}`);
-    }
+    if (status !== 200)
+      throw errorFromReply(json, `the supervisor answered ${method} ${path} with HTTP ${status}`);
     const parsed = schema.safeParse(json);
-    if (!parsed.success) throw new CliError(`the supervisor sent an unexpected answer to ${method} ${path}`);
+    if (!parsed.success) {
+      throw new StrataError("INTERNAL", `the supervisor sent an unexpected answer to ${method} ${path}`);
+    }
     return parsed.data;
   }
 
@@ -71,7 +69,8 @@ export class SupervisorClient {
       );
       outgoing.on("error", () =>
         reject(
-          new CliError(
+          new StrataError(
+            "UNAVAILABLE",
             `the supervisor of the cluster in ${this.dir} does not answer on ${this.socketPath}: ` +
               "is its `strata cluster up` still running?",
           ),

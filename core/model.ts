@@ -146,6 +146,3 @@ export const Attachment = z.object({
   nbdUnixUri: z.string().nullable(),
 });
 export type Attachment = z.infer<typeof Attachment>;
-
-/** The body of every error answer of the control API. */
-export const ApiError = z.object({ error: z.object({ code: z.string(), message: z.string() }) });

@@ -1,7 +1,8 @@
 import { z } from "zod";
 import { conflict } from "./errors.js";
+import { whyDown } from "./liveness.js";
 import { ResourceName } from "./model.js";
-import { type ClusterView, whyDown } from "./placement.js";
+import type { ClusterView } from "./placement.js";
 import { isFinished } from "./state/operations.js";
 import {
   type NodeRecord,

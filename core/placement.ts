@@ -1,4 +1,5 @@
 import { StrataError } from "./errors.js";
+import { whyDown } from "./liveness.js";
 import type { Labels, Replica } from "./model.js";
 import type { NodePool, NodeRecord, VolumeRecord } from "./state/records.js";
 import { formatSize } from "./units.js";
@@ -194,18 +195,6 @@ function judge(node: PlacementNode, request: PlacementRequest, cluster: ClusterV
   const percent = cluster.overProvisioningPercent ?? overProvisioningPercent();
   reasons.push(...whyNoRoom(node.pool, request.sizeBytes, percent));
   return verdict(reasons);
-}
-
-/** Why `node` counts as down ("down", "no heartbeat for 12s"), or undefined when it is up. */
-export function whyDown(
-  node: Pick<PlacementNode, "state" | "lastHeartbeat">,
-  cluster: Pick<ClusterView, "heartbeatTimeoutMs" | "now">,
-): string | undefined {
-  if (node.state === "down") return "down";
-  const silentMs = cluster.now.getTime() - Date.parse(node.lastHeartbeat);
-  return silentMs > cluster.heartbeatTimeoutMs
-    ? `no heartbeat for ${Math.round(silentMs / 1000)}s`
-    : undefined;
 }
 
 function rank(a: PlacementNode, b: PlacementNode, replicaCounts: ReadonlyMap<string, number>): number {

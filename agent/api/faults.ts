@@ -1,54 +1,40 @@
 import type { z } from "zod";
-import { StrataError } from "../../core/errors.js";
+import { type ErrorCode, StrataError } from "../../core/errors.js";
 
 /**
  * A refusal that belongs to the HTTP layer rather than to the volume service: no such route, wrong
- * method, a body that is too large or not JSON. It carries its own status and error code.
+ * method, a body that is too large or not JSON. Some need response headers of their own.
  */
-export class ApiFault extends Error {
+export class ApiFault extends StrataError {
   constructor(
-    readonly status: number,
-    readonly code: string,
+    code: ErrorCode,
     message: string,
     /** Extra response headers, e.g. Allow on a 405. */
     readonly headers: Record<string, string> = {},
   ) {
-    super(message);
+    super(code, message);
     this.name = "ApiFault";
   }
 }
 
-export const badRequest = (message: string) => new ApiFault(400, "INVALID_ARGUMENT", message);
+export const badRequest = (message: string) => new ApiFault("INVALID_ARGUMENT", message);
 
 /** What the client is told, and whether the failure is ours (logged with its stack) or theirs. */
-export interface ErrorReply {
-  status: number;
-  code: string;
-  message: string;
+export interface Failure {
+  error: StrataError;
   headers: Record<string, string>;
   unexpected: boolean;
 }
 
-export function toErrorReply(error: unknown): ErrorReply {
-  if (error instanceof ApiFault) {
-    return {
-      status: error.status,
-      code: error.code,
-      message: error.message,
-      headers: error.headers,
-      unexpected: false,
-    };
-  }
+export function toFailure(error: unknown): Failure {
   if (error instanceof StrataError) {
+    const headers = error instanceof ApiFault ? error.headers : {};
     // An INTERNAL StrataError is still a bug or an I/O failure on our side: keep its stack in the log.
-    const unexpected = error.code === "INTERNAL";
-    return { status: error.httpStatus, code: error.code, message: error.message, headers: {}, unexpected };
+    return { error, headers, unexpected: error.code === "INTERNAL" };
   }
   // Never leak internals (paths, stack frames) to the client; the log has them.
   return {
-    status: 500,
-    code: "INTERNAL",
-    message: "internal error in the Strata agent; see the agent log for details",
+    error: new StrataError("INTERNAL", "internal error in the Strata agent; see the agent log for details"),
     headers: {},
     unexpected: true,
   };

@@ -42,7 +42,7 @@ export function parseWith<S extends z.ZodType>(
 
 function tooLarge(limit: number): ApiFault {
   // The unread rest of the body would poison a kept-alive connection: close it after answering.
-  return new ApiFault(413, "PAYLOAD_TOO_LARGE", `request body is larger than the ${limit}-byte limit`, {
+  return new ApiFault("PAYLOAD_TOO_LARGE", `request body is larger than the ${limit}-byte limit`, {
     connection: "close",
   });
 }

@@ -46,11 +46,11 @@ export function matchRoute(routes: readonly Route[], method: string, pathname: s
     allowed.push(route.method);
   }
   if (allowed.length > 0) {
-    throw new ApiFault(405, "METHOD_NOT_ALLOWED", `${method} is not allowed on ${pathname}`, {
+    throw new ApiFault("METHOD_NOT_ALLOWED", `${method} is not allowed on ${pathname}`, {
       allow: allowed.join(", "),
     });
   }
-  throw new ApiFault(404, "NOT_FOUND", `no such API route: ${method} ${pathname}`);
+  throw new ApiFault("NOT_FOUND", `no such API route: ${method} ${pathname}`);
 }
 
 function splitPath(pathname: string): string[] {

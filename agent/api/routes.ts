@@ -9,8 +9,8 @@ import {
   UpdateReplicationRequest,
 } from "../../core/model.js";
 import { type OperationService, StartOperationRequest } from "../../core/operations.js";
+import type { VolumeService } from "../../core/volume-service.js";
 import { registry } from "../metrics.js";
-import type { VolumeService } from "../volume-service.js";
 import { badRequest } from "./faults.js";
 import { parseWith } from "./request-body.js";
 import type { Reply, Route, RouteContext } from "./router.js";

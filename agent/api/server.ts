@@ -1,9 +1,10 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { errorReply } from "../../core/errors.js";
 import type { OperationService } from "../../core/operations.js";
+import type { VolumeService } from "../../core/volume-service.js";
 import type { Logger } from "../log.js";
-import type { VolumeService } from "../volume-service.js";
-import { toErrorReply } from "./faults.js";
+import { toFailure } from "./faults.js";
 import { readJsonBody } from "./request-body.js";
 import { matchRoute, type Reply, type Route } from "./router.js";
 import { controlRoutes } from "./routes.js";
@@ -76,10 +77,10 @@ async function serve(
     quiet = route.quiet === true;
     reply = await route.handle({ params, query: url.searchParams, body: () => readJsonBody(request) });
   } catch (error) {
-    const failure = toErrorReply(error);
+    const failure = toFailure(error);
     if (failure.unexpected) log.error({ err: error, method, path }, "control request failed unexpectedly");
     for (const [name, value] of Object.entries(failure.headers)) response.setHeader(name, value);
-    reply = { status: failure.status, body: { error: { code: failure.code, message: failure.message } } };
+    reply = { status: failure.error.httpStatus, body: errorReply(failure.error) };
   }
 
   send(response, reply);

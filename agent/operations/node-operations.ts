@@ -1,7 +1,7 @@
+import { heartbeatTimeoutMs } from "../../core/liveness.js";
 import { type OperationService, StoreOperationService } from "../../core/operations.js";
 import type { StateStore } from "../../core/state/store.js";
 import type { Logger } from "../log.js";
-import { heartbeatTimeoutMs } from "../membership.js";
 import { type OperationExecutors, OperationRunner } from "./runner.js";
 
 export interface NodeOperations {

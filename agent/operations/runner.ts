@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
+import { millisecondsFromEnv } from "../../core/env-settings.js";
 import type { OperationOutcome, OperationStore } from "../../core/state/operations.js";
 import type { OperationKind, OperationProgress, OperationRecord } from "../../core/state/records.js";
-import { millisecondsFromEnv } from "../env-settings.js";
 import type { Logger } from "../log.js";
 import { nextDelay } from "../replication/backoff.js";
 
@@ -10,6 +10,8 @@ import { nextDelay } from "../replication/backoff.js";
 export interface OperationContext {
   /** Cheap to call as often as the work likes: the runner writes the latest at most every interval. */
   progress(bytesDone: number, bytesTotal: number): void;
+  /** Something the caller should know once it succeeds, e.g. replicas placed in one zone. */
+  warn(warning: string): void;
   /** Aborted when the operation is cancelled, is failed by someone else, or the agent stops. */
   signal: AbortSignal;
 }
@@ -183,13 +185,15 @@ export class OperationRunner {
       if (executor === undefined) {
         throw new Error(`the agent on ${this.options.node} cannot run ${operation.kind} operations`);
       }
+      const warnings: string[] = [];
       await executor(operation, {
         progress: (bytesDone, bytesTotal) => {
           run.reported = { bytesDone, bytesTotal };
         },
+        warn: (warning) => warnings.push(warning),
         signal: controller.signal,
       });
-      outcome = { state: "succeeded" };
+      outcome = { state: "succeeded", warnings };
     } catch (error) {
       outcome = run.cancelled
         ? { state: "cancelled" }

@@ -8,10 +8,10 @@
  */
 import { connect, type Socket } from "node:net";
 import { z } from "zod";
-import { BlockIoError, type WriteOptions, type WriteZeroesOptions } from "../block-device.js";
+import { BlockIoError, type ByteRange, type WriteOptions, type WriteZeroesOptions } from "../block-device.js";
 import type { Logger } from "../log.js";
 import { ByteQueue } from "../nbd/byte-queue.js";
-import type { ByteRange, SnapshotInfo } from "../store/replica.js";
+import type { SnapshotInfo } from "../store/replica.js";
 import { ClientHandshake, type ClusterSecret, secretBytes } from "./auth.js";
 import { ReplicaAuthError, ReplicaUnavailableError, replyError } from "./errors.js";
 import {

@@ -29,6 +29,7 @@ import { conflict } from "../../core/errors.js";
 import {
   type BlockDevice,
   BlockIoError,
+  type ByteRange,
   type WriteOptions,
   type WriteZeroesOptions,
 } from "../block-device.js";
@@ -37,7 +38,7 @@ import { log as defaultLog, type Logger } from "../log.js";
 import { Mutex } from "../mutex.js";
 import { IoGate } from "../store/io-gate.js";
 import { RangeLocks } from "../store/range-locks.js";
-import type { ByteRange, SnapshotInfo } from "../store/replica.js";
+import type { SnapshotInfo } from "../store/replica.js";
 import { MAX_RETRY_MS, nextDelay, sleep } from "./backoff.js";
 import { replicaRemovals } from "./coordinator-metrics.js";
 import { UnknownSnapshotError } from "./errors.js";
@@ -55,18 +56,15 @@ import {
   startRebuild,
   type ZeroChunks,
 } from "./rebuild.js";
-import type { ReplicaHandle, ReplicaStanding, SnapshotRequest } from "./replica-handle.js";
+import type {
+  ReplicaHandle,
+  ReplicaRole,
+  ReplicaStanding,
+  ReplicaTarget,
+  SnapshotRequest,
+} from "./replica-handle.js";
 import { classifyReplicaError, judge } from "./replica-outcome.js";
 import { lostTheVolume, type VolumeMembership } from "./volume-membership.js";
-
-export type ReplicaRole = "in-sync" | "rebuilding";
-
-export interface ReplicaTarget {
-  replicaId: string;
-  nodeId: string;
-  state: ReplicaRole;
-  handle: ReplicaHandle;
-}
 
 export type CoordinatorState = "serving" | "holding" | "changing-membership" | "fenced" | "failed" | "closed";
 
@@ -134,6 +132,12 @@ export interface CoordinatorEvents {
 }
 
 type Member = ReplicaTarget;
+/** SET_EPOCH for one member from the epoch it is at; untrusted: a rebuild target refusing is no fence. */
+interface EpochMove {
+  member: Member;
+  from: number;
+  trusted: boolean;
+}
 type Send = (handle: ReplicaHandle, epoch: number) => Promise<unknown>;
 
 export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implements BlockDevice {
@@ -228,13 +232,10 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
           new Error(`replica ${ahead.member.replicaId} is at epoch ${ahead.from}, past ${this.currentEpoch}`),
         );
       }
-      const expected = this.currentEpoch;
-      this.currentEpoch = await this.storeCall(() => this.membership.attach(expected));
-      const failed = await this.moveEpoch(
-        reachable.map(({ member, from }) => ({ member, from, trusted: true })),
-        this.currentEpoch,
-      );
-      await this.removeLocked([...unreachable, ...failed, ...stalled]);
+      await this.changeRecord((expected) => this.membership.attach(expected), {
+        moves: () => reachable.map(({ member, from }) => ({ member, from, trusted: true })),
+        remove: [...unreachable, ...stalled],
+      });
       this.log.info({ epoch: this.currentEpoch }, "coordinator attached the volume");
       if (options.reconcile === true && reachable.length > 1) {
         const since = Math.min(...reachable.map(({ from }) => from));
@@ -380,14 +381,11 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
       }
       if (sizeBytes === this.sizeBytes) return;
       await this.fanOut(this.members, (handle, epoch) => handle.resize(epoch, sizeBytes));
-      const expected = this.currentEpoch;
-      this.currentEpoch = await this.storeCall(() => this.membership.resize(sizeBytes, expected));
-      this.sizeBytes = sizeBytes;
-      const failed = await this.moveEpoch(
-        this.members.map((member) => ({ member, from: expected, trusted: true })),
-        this.currentEpoch,
-      );
-      await this.removeLocked(failed);
+      await this.changeRecord((expected) => this.membership.resize(sizeBytes, expected), {
+        changed: () => {
+          this.sizeBytes = sizeBytes;
+        },
+      });
       this.log.info({ sizeBytes, epoch: this.currentEpoch }, "volume resized");
     });
   }
@@ -480,14 +478,11 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
    */
   checkpoint(): Promise<void> {
     return this.exclusive("changing-membership", async () => {
-      const expected = this.currentEpoch;
-      this.currentEpoch = await this.storeCall(() => this.membership.attach(expected));
-      this.mutatedSinceCheckpoint = false;
-      const failed = await this.moveEpoch(
-        this.members.map((member) => ({ member, from: expected, trusted: true })),
-        this.currentEpoch,
-      );
-      await this.removeLocked(failed);
+      await this.changeRecord((expected) => this.membership.attach(expected), {
+        changed: () => {
+          this.mutatedSinceCheckpoint = false;
+        },
+      });
       this.log.debug({ epoch: this.currentEpoch }, "checkpoint");
     });
   }
@@ -511,18 +506,15 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
       if (!remaining.some((member) => member.state === "in-sync")) {
         throw new BlockIoError("EINVAL", `replica ${replicaId} is the volume's last in-sync replica`);
       }
-      const expected = this.currentEpoch;
-      this.currentEpoch = await this.storeCall(() => this.membership.dropReplica(replicaId, expected));
-      this.members = remaining;
-      this.log.info({ replica: replicaId, epoch: this.currentEpoch }, "replica dropped from the volume");
-      doomed?.handle
-        .close()
-        .catch((error: unknown) => this.log.debug({ err: error }, "closing a dropped replica"));
-      const failed = await this.moveEpoch(
-        remaining.map((member) => ({ member, from: expected, trusted: true })),
-        this.currentEpoch,
-      );
-      await this.removeLocked(failed);
+      await this.changeRecord((expected) => this.membership.dropReplica(replicaId, expected), {
+        changed: () => {
+          this.members = remaining;
+          this.log.info({ replica: replicaId, epoch: this.currentEpoch }, "replica dropped from the volume");
+          doomed?.handle
+            .close()
+            .catch((error: unknown) => this.log.debug({ err: error }, "closing a dropped replica"));
+        },
+      });
     });
   }
 
@@ -652,37 +644,57 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
    * a change (I/O held and drained).
    */
   private async removeLocked(failed: readonly Member[]): Promise<void> {
-    let doomed = failed.filter((member) => this.members.includes(member));
-    while (doomed.length > 0) {
-      this.transition("changing-membership");
-      const ids = doomed.map((member) => member.replicaId);
-      const remaining = this.members.filter((member) => !doomed.includes(member));
-      if (!remaining.some((member) => member.state === "in-sync")) {
-        throw this.stop(
-          "failed",
-          new BlockIoError(
-            "EIO",
-            `volume ${this.volumeId}: its last in-sync replica failed (${ids.join(", ")})`,
-          ),
-        );
-      }
-      const expected = this.currentEpoch;
-      this.log.warn({ replicas: ids, epoch: expected }, "removing failed replicas from the volume");
-      const next = await this.storeCall(() => this.membership.removeReplicas(ids, expected));
-      this.members = remaining;
-      this.currentEpoch = next;
-      replicaRemovals.inc({ volume: this.volumeId }, doomed.length);
-      this.emit("replicas-removed", ids, next);
-      for (const member of doomed) {
-        member.handle
-          .close()
-          .catch((error: unknown) => this.log.debug({ err: error }, "closing a removed replica"));
-      }
-      doomed = await this.moveEpoch(
-        remaining.map((member) => ({ member, from: expected, trusted: true })),
-        next,
+    const doomed = failed.filter((member) => this.members.includes(member));
+    if (doomed.length === 0) return;
+    this.transition("changing-membership");
+    const ids = doomed.map((member) => member.replicaId);
+    const remaining = this.members.filter((member) => !doomed.includes(member));
+    if (!remaining.some((member) => member.state === "in-sync")) {
+      throw this.stop(
+        "failed",
+        new BlockIoError(
+          "EIO",
+          `volume ${this.volumeId}: its last in-sync replica failed (${ids.join(", ")})`,
+        ),
       );
     }
+    this.log.warn({ replicas: ids, epoch: this.currentEpoch }, "removing failed replicas from the volume");
+    await this.changeRecord((expected) => this.membership.removeReplicas(ids, expected), {
+      changed: () => {
+        this.members = remaining;
+        replicaRemovals.inc({ volume: this.volumeId }, doomed.length);
+        this.emit("replicas-removed", ids, this.currentEpoch);
+        for (const member of doomed) {
+          member.handle
+            .close()
+            .catch((error: unknown) => this.log.debug({ err: error }, "closing a removed replica"));
+        }
+      },
+    });
+  }
+
+  /**
+   * The one way the coordinator changes the volume's record: `write` is the conditional write on
+   * the epoch it holds (retried while the store cannot be reached; losing it fences us), `changed`
+   * updates the coordinator's view once the store has the change, then the replicas move to the
+   * new epoch (`moves`: by default every member, from the epoch the write expected), and those
+   * failing that are removed together with `remove`, by this same route. Runs inside a change (I/O held and drained).
+   */
+  private async changeRecord(
+    write: (expected: number) => Promise<number>,
+    options: {
+      changed?: () => void;
+      moves?: (expected: number) => EpochMove[];
+      remove?: readonly Member[];
+    } = {},
+  ): Promise<void> {
+    const expected = this.currentEpoch;
+    this.currentEpoch = await this.storeCall(() => write(expected));
+    options.changed?.();
+    const moves =
+      options.moves?.(expected) ?? this.members.map((member) => ({ member, from: expected, trusted: true }));
+    const failed = await this.moveEpoch(moves, this.currentEpoch);
+    await this.removeLocked([...(options.remove ?? []), ...failed]);
   }
 
   /**
@@ -690,10 +702,7 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
    * member refusing (it is not at the epoch we expect) means someone else moved it: we are fenced.
    * An untrusted one (a rebuild target we just met) refusing is only a failed target.
    */
-  private async moveEpoch(
-    moves: readonly { member: Member; from: number; trusted: boolean }[],
-    to: number,
-  ): Promise<Member[]> {
+  private async moveEpoch(moves: readonly EpochMove[], to: number): Promise<Member[]> {
     const results = await Promise.allSettled(
       moves.map(({ member, from }) => member.handle.setEpoch(from, to)),
     );
@@ -779,21 +788,17 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
       if (!before.rebuilding) await target.handle.setRebuilding(before.epoch, true);
       // A returning replica may have missed a resize.
       if (before.sizeBytes < this.sizeBytes) await target.handle.resize(before.epoch, this.sizeBytes);
-      const expected = this.currentEpoch;
-      const next = await this.storeCall(() =>
-        this.membership.addReplica({ replicaId: target.replicaId, nodeId: target.nodeId }, expected),
-      );
       const existing = this.members;
-      this.members = [...existing, target];
-      this.currentEpoch = next;
-      const failed = await this.moveEpoch(
-        [
+      const placement = { replicaId: target.replicaId, nodeId: target.nodeId };
+      await this.changeRecord((expected) => this.membership.addReplica(placement, expected), {
+        changed: () => {
+          this.members = [...existing, target];
+        },
+        moves: (expected) => [
           ...existing.map((member) => ({ member, from: expected, trusted: true })),
           { member: target, from: before.epoch, trusted: false },
         ],
-        next,
-      );
-      await this.removeLocked(failed);
+      });
       if (!this.members.includes(target))
         throw new RebuildAbortedError(target.replicaId, "it failed to join");
       return kind === "rebuild" ? this.rebuildPlan() : this.resyncPlan(target, before);
@@ -902,15 +907,11 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
         await this.removeLocked([target]);
         throw new RebuildAbortedError(replicaId, "its final flush or clearing its rebuild mark failed");
       }
-      const expected = this.currentEpoch;
-      const next = await this.storeCall(() => this.membership.markInSync(replicaId, expected));
-      this.currentEpoch = next;
-      target.state = "in-sync";
-      const failed = await this.moveEpoch(
-        this.members.map((member) => ({ member, from: expected, trusted: true })),
-        next,
-      );
-      await this.removeLocked(failed);
+      await this.changeRecord((expected) => this.membership.markInSync(replicaId, expected), {
+        changed: () => {
+          target.state = "in-sync";
+        },
+      });
     });
   }
 

@@ -15,10 +15,11 @@
  * 3. In sync: the target is flushed, its mark cleared, it is recorded in sync (CAS) and every
  *    replica moves to the new epoch.
  */
+
+import type { ByteRange } from "../block-device.js";
 import type { Logger } from "../log.js";
-import type { ByteRange } from "../store/replica.js";
-import type { ReplicaTarget } from "./coordinator.js";
 import { copiedBytes, rebuildProgress } from "./coordinator-metrics.js";
+import type { ReplicaTarget } from "./replica-handle.js";
 
 /** Big enough that per-request costs vanish next to the copy, small enough to stall a client write briefly. */
 export const DEFAULT_CHUNK_BYTES = 1024 * 1024;

@@ -6,7 +6,7 @@
  * replies), so both ends agree on one definition.
  */
 import { z } from "zod";
-import type { ByteRange } from "../store/replica.js";
+import type { ByteRange } from "../block-device.js";
 
 /**
  * Volume and replica ids name directories on the node's drives: letters, digits, '-' and '_' only

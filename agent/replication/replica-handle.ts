@@ -5,8 +5,8 @@
  * changes nothing.
  */
 import { StrataError } from "../../core/errors.js";
-import type { WriteOptions, WriteZeroesOptions } from "../block-device.js";
-import type { ByteRange, Replica, SnapshotInfo } from "../store/replica.js";
+import type { ByteRange, WriteOptions, WriteZeroesOptions } from "../block-device.js";
+import type { Replica, SnapshotInfo } from "../store/replica.js";
 import type { ReplicaClient } from "./client.js";
 import { StaleEpochError, UnknownSnapshotError } from "./errors.js";
 import type { ReplicaAdmin } from "./replica-admin.js";
@@ -23,6 +23,16 @@ export interface ReplicaStanding {
   epoch: number;
   sizeBytes: number;
   rebuilding: boolean;
+}
+
+/** A replica in the coordinator's set: in sync, or write-only while it is rebuilt. */
+export type ReplicaRole = "in-sync" | "rebuilding";
+
+export interface ReplicaTarget {
+  replicaId: string;
+  nodeId: string;
+  state: ReplicaRole;
+  handle: ReplicaHandle;
 }
 
 export interface ReplicaHandle {

@@ -19,9 +19,9 @@
  */
 import { open, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { ByteRange } from "../block-device.js";
 import { replaceFileAtomic } from "../durable-file.js";
 import type { Logger } from "../log.js";
-import type { ByteRange } from "./replica.js";
 
 export const REGIONS_FILE = "regions.map";
 const MAGIC = 0x47525453; // "STRG" read as a little-endian u32

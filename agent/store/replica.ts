@@ -5,6 +5,7 @@ import { MAX_VOLUME_SIZE, VOLUME_BLOCK_SIZE } from "../../core/model.js";
 import {
   type BlockDevice,
   BlockIoError,
+  type ByteRange,
   toBlockIoError,
   type WriteOptions,
   type WriteZeroesOptions,
@@ -52,11 +53,6 @@ export interface CreateReplicaOptions extends ReplicaIdentity, ReplicaOptions {
 export interface SnapshotInfo extends SnapshotRecord {
   /** The layer holding the blocks written between the previous snapshot and this one. */
   layerId: number;
-}
-
-export interface ByteRange {
-  offset: number;
-  length: number;
 }
 
 /** Dirty data is flushed at least this often, bounding what a crash loses when clients never FLUSH. */

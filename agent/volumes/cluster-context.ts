@@ -1,9 +1,9 @@
+import { millisecondsFromEnv } from "../../core/env-settings.js";
 import { notFound, StrataError } from "../../core/errors.js";
 import { countReplicas } from "../../core/placement.js";
 import { RecordNotFoundError } from "../../core/state/errors.js";
 import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
-import { millisecondsFromEnv } from "../env-settings.js";
 import type { Logger } from "../log.js";
 import { Mutex } from "../mutex.js";
 import type { NodeIdentity } from "../node-identity.js";

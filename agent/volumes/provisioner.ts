@@ -4,11 +4,11 @@ import { placeVolume, requirePlacement } from "../../core/placement.js";
 import { RecordExistsError } from "../../core/state/errors.js";
 import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
 import { FIRST_EPOCH } from "../../core/state/volumes.js";
+import type { CreateVolume } from "../../core/volume-service.js";
 import type { SnapshotReader } from "../replication/coordinator.js";
 import { ReplicaUnavailableError } from "../replication/errors.js";
 import { chunksOf, DEFAULT_CHUNK_BYTES, DEFAULT_COPY_CONCURRENCY } from "../replication/rebuild.js";
 import type { ReplicaHandle } from "../replication/replica-handle.js";
-import type { CreateVolume } from "../volume-service.js";
 import type { ClusterContext } from "./cluster-context.js";
 
 /** Writes a new volume's data into its (empty) replicas, through handles at their first epoch. */

@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { placeAdditionalReplica, requirePlacement, whyDown } from "../../core/placement.js";
+import { conflict, notFound } from "../../core/errors.js";
+import { whyDown } from "../../core/liveness.js";
+import { placeAdditionalReplica, requirePlacement } from "../../core/placement.js";
 import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
 import { FIRST_EPOCH } from "../../core/state/volumes.js";
 import type { VolumeCoordinator } from "../replication/coordinator.js";
@@ -39,7 +41,12 @@ export class ReplicaSetReconciler {
    * whose node is back with their data are resynced first (only what changed is copied); new ones
    * are placed for the rest; the failed ones they replace are dropped.
    */
-  async reach(name: string, coordinator: VolumeCoordinator, replicationFactor: number): Promise<string[]> {
+  async reach(
+    name: string,
+    coordinator: VolumeCoordinator,
+    replicationFactor: number,
+    options: NewReplicaOptions = {},
+  ): Promise<string[]> {
     await settleRebuilds(coordinator);
     let record = await this.cluster.record(name);
     const live = liveCount(record);
@@ -52,7 +59,9 @@ export class ReplicaSetReconciler {
       const nodes = await this.cluster.nodes();
       record = await this.cluster.record(name);
       for (let count = liveCount(record); count < replicationFactor; count++) {
-        warnings.push(...(await this.addNewReplica(await this.cluster.record(name), coordinator, nodes)));
+        warnings.push(
+          ...(await this.addNewReplica(await this.cluster.record(name), coordinator, nodes, options)),
+        );
       }
     }
     // Replaced failed replicas go now: a volume attached nowhere has no tending to drop them later.
@@ -62,15 +71,77 @@ export class ReplicaSetReconciler {
   }
 
   /**
-   * Places one new replica, creates it empty on its node and rebuilds it; resolves once it is in
-   * sync, with the placement's warnings (replicas sharing a zone).
+   * Copies a failed replica again in full, on its own node: a new replica replaces it there (when
+   * its data cannot be trusted, or its node came back without it).
+   */
+  async rebuild(name: string, coordinator: VolumeCoordinator, replicaId: string): Promise<void> {
+    await settleRebuilds(coordinator);
+    const record = await this.cluster.record(name);
+    const replica = this.failedReplica(record, replicaId, "rebuild");
+    await this.addNewReplica(record, coordinator, await this.cluster.nodes(), { targetNode: replica.node });
+  }
+
+  /** Resyncs one failed replica whose node is back with its data: only what it missed is copied. */
+  async resync(name: string, coordinator: VolumeCoordinator, replicaId: string): Promise<void> {
+    await settleRebuilds(coordinator);
+    const record = await this.cluster.record(name);
+    const replica = this.failedReplica(record, replicaId, "resync");
+    const [started] = await this.resyncReturning({ ...record, replicas: [replica] }, coordinator, 1, {
+      retryNow: true,
+    });
+    if (started === undefined) {
+      throw conflict(
+        `cannot resync replica ${replicaId} of volume "${name}": ${replica.node} is down or no longer holds it; rebuild it instead`,
+      );
+    }
+    await started.done;
+  }
+
+  /** Drops one replica: the one named, or the least useful (rebuilding first, the local one last). */
+  async dropOne(name: string, coordinator: VolumeCoordinator, replicaId?: string): Promise<void> {
+    await settleRebuilds(coordinator);
+    const record = await this.cluster.record(name);
+    if (replicaId === undefined) {
+      await this.dropReplicas(record, coordinator, 1);
+      return;
+    }
+    const replica = record.replicas.find((candidate) => candidate.replicaId === replicaId);
+    if (replica === undefined) throw notFound(`replica ${replicaId} of volume "${name}"`);
+    if (replica.state !== "failed" && liveCount(record) === 1) {
+      throw conflict(`cannot drop replica ${replicaId}: it is the last live replica of volume "${name}"`);
+    }
+    await this.drop(record, coordinator, [replica], "replica dropped");
+  }
+
+  private failedReplica(record: VolumeRecord, replicaId: string, what: string) {
+    const replica = record.replicas.find((candidate) => candidate.replicaId === replicaId);
+    if (replica === undefined) throw notFound(`replica ${replicaId} of volume "${record.name}"`);
+    if (replica.state !== "failed") {
+      throw conflict(
+        `cannot ${what} replica ${replicaId} of volume "${record.name}": it is ${replica.state}, not failed`,
+      );
+    }
+    return replica;
+  }
+
+  /**
+   * Places one new replica (on `targetNode` when given, if it qualifies), creates it empty on its
+   * node and rebuilds it; resolves once it is in sync, with the placement's warnings (replicas
+   * sharing a zone).
    */
   private async addNewReplica(
     record: VolumeRecord,
     coordinator: VolumeCoordinator,
     nodes: Map<string, NodeRecord>,
+    { targetNode }: NewReplicaOptions = {},
   ): Promise<string[]> {
-    const placement = requirePlacement(placeAdditionalReplica(record, await this.cluster.clusterView()));
+    if (targetNode !== undefined && !nodes.has(targetNode)) throw notFound(`node "${targetNode}"`);
+    const view = await this.cluster.clusterView();
+    const candidates =
+      targetNode === undefined
+        ? view
+        : { ...view, nodes: view.nodes.filter((node) => node.id === targetNode) };
+    const placement = requirePlacement(placeAdditionalReplica(record, candidates));
     for (const warning of placement.warnings) this.cluster.log.warn({ volume: record.name }, warning);
     const node = nodes.get(placement.nodes[0]!)!;
     // The node may still hold a failed replica that cannot be resynced: it is replaced.
@@ -147,6 +218,7 @@ export class ReplicaSetReconciler {
     record: VolumeRecord,
     coordinator: VolumeCoordinator,
     wanted: number,
+    { retryNow = false } = {},
   ): Promise<Rebuild[]> {
     const nodes = await this.cluster.nodes();
     const liveness = { heartbeatTimeoutMs: this.cluster.timing.heartbeatTimeoutMs, now: new Date() };
@@ -155,7 +227,7 @@ export class ReplicaSetReconciler {
       if (started.length >= wanted) break;
       const node = nodes.get(replica.node);
       if (replica.state !== "failed" || node === undefined || whyDown(node, liveness) !== undefined) continue;
-      if ((this.resyncRetryAt.get(replica.replicaId) ?? 0) > Date.now()) continue;
+      if (!retryNow && (this.resyncRetryAt.get(replica.replicaId) ?? 0) > Date.now()) continue;
       const handle = await this.returningHandle(node, record.id, replica.replicaId);
       if (handle === undefined) continue;
       const rebuild = coordinator.resyncReplica({ replicaId: replica.replicaId, nodeId: node.id, handle });
@@ -223,6 +295,11 @@ export class ReplicaSetReconciler {
   close(): void {
     clearInterval(this.scan);
   }
+}
+
+export interface NewReplicaOptions {
+  /** Where a new replica must go; placement still checks that the node qualifies. */
+  targetNode?: string;
 }
 
 /** Waits for the volume's running rebuilds and resyncs (their outcome is in the record). */

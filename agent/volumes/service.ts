@@ -5,6 +5,7 @@ import { RecordNotFoundError } from "../../core/state/errors.js";
 import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
 import { formatSize } from "../../core/units.js";
+import type { CreateVolume, VolumeService } from "../../core/volume-service.js";
 import type { ExportLease, ExportRegistry } from "../exports.js";
 import type { Logger } from "../log.js";
 import { setPoolGaugeSource } from "../metrics.js";
@@ -17,9 +18,8 @@ import {
 } from "../node-identity.js";
 import type { PeerReplicas } from "../peer-replicas.js";
 import type { Pool } from "../pool.js";
-import type { CreateVolume, VolumeService } from "../volume-service.js";
 import { type AttachedVolume, AttachmentRegistry } from "./attachments.js";
-import { ClusterContext, type ClusterTiming, type LocalReplicas } from "./cluster-context.js";
+import { ClusterContext, type ClusterTiming, type LocalReplicas, liveCount } from "./cluster-context.js";
 import { OrphanSweeper } from "./orphans.js";
 import { copyInto, type Provisioned, VolumeProvisioner } from "./provisioner.js";
 import { ReplicaSetReconciler } from "./reconciler.js";
@@ -248,6 +248,43 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     );
     const volume = await this.getVolume(name);
     return warnings.length === 0 ? volume : { ...volume, warnings };
+  }
+
+  /** Back to the volume's replication factor: lost replicas are replaced, returning ones resynced. */
+  async repairVolume(name: string): Promise<void> {
+    await this.changeVolume(name, "repair it", ({ coordinator }, record) =>
+      this.reconciler.reach(name, coordinator, record.replicationFactor),
+    );
+  }
+
+  /** One more replica, on `targetNode` when given (if it qualifies), rebuilt while I/O goes on. */
+  async addReplica(name: string, targetNode?: string): Promise<void> {
+    await this.changeVolume(name, "add a replica", ({ coordinator }, record) =>
+      this.reconciler.reach(
+        name,
+        coordinator,
+        liveCount(record) + 1,
+        targetNode === undefined ? {} : { targetNode },
+      ),
+    );
+  }
+
+  async dropReplica(name: string, replicaId?: string): Promise<void> {
+    await this.changeVolume(name, "drop a replica", ({ coordinator }) =>
+      this.reconciler.dropOne(name, coordinator, replicaId),
+    );
+  }
+
+  async rebuildReplica(name: string, replicaId: string): Promise<void> {
+    await this.changeVolume(name, "rebuild a replica", ({ coordinator }) =>
+      this.reconciler.rebuild(name, coordinator, replicaId),
+    );
+  }
+
+  async resyncReplica(name: string, replicaId: string): Promise<void> {
+    await this.changeVolume(name, "resync a replica", ({ coordinator }) =>
+      this.reconciler.resync(name, coordinator, replicaId),
+    );
   }
 
   private async snapshotRecord(volume: VolumeRecord, snapshot: string) {

@@ -1,11 +1,11 @@
+import { randomUUID } from "node:crypto";
 import { Command } from "commander";
-import type { Volume } from "../../core/model.js";
 import { labelArg, nameArg, replicationArg, volumeSizeArg } from "../args.js";
 import { contextOf } from "../context.js";
 import { formatSize } from "../format.js";
 import { print, warn } from "../output.js";
-import { withProgress } from "../progress.js";
-import { attachmentDescription, describeRebuild, volumeDescription, volumeTable } from "../views.js";
+import { followOperation } from "../progress.js";
+import { attachmentDescription, volumeDescription, volumeTable } from "../views.js";
 
 interface CreateOptions {
   size: number;
@@ -49,24 +49,34 @@ export function volumeCommand(): Command {
   volume
     .command("ha-update")
     .description(
-      "raise or lower a volume's replica count online (attached on --node); returning replicas are resynced, new ones rebuilt while I/O goes on",
+      "raise or lower a volume's replica count online, attached or not: an operation run by --node; returning replicas are resynced, new ones rebuilt while I/O goes on",
     )
     .argument("<name>", "volume name")
     .requiredOption("--repl <n>", "the replication factor to reach: 1, 2 or 3", replicationArg)
-    .action(async (name: string, options: { repl: number }, command: Command) => {
+    .option("--no-wait", "print the operation's id and return; `strata operation wait ID` follows it")
+    .action(async (name: string, options: { repl: number; wait: boolean }, command: Command) => {
       const context = contextOf(command);
       const client = await context.client();
       const volumeName = nameArg(name, "volume");
-      const updated = await withProgress(
-        `changing the replicas of ${volumeName}`,
-        () => client.updateReplication(volumeName, options.repl),
-        async () => describeCopies(await client.getVolume(volumeName)),
-      );
-      context.emit(updated, (v) => {
+      const started = await client.startOperation({
+        kind: "replication",
+        volume: volumeName,
+        // One invocation, one operation: a retried request finds the operation it started.
+        requestToken: `ha-update-${volumeName}-${randomUUID()}`,
+        params: { replicationFactor: options.repl },
+      });
+      if (!options.wait) {
+        context.emit(started, (op) => print(op.id));
+        return;
+      }
+      const ended = await followOperation(client, started.id);
+      const updated = await client.getVolume(volumeName);
+      const warnings = ended.warnings ?? [];
+      context.emit(warnings.length === 0 ? updated : { ...updated, warnings }, (v) => {
         print(
           `volume "${v.name}" now has ${v.replicas.length} replicas: ${v.replicas.map((r) => `${r.node}(${r.state})`).join(" ")}`,
         );
-        for (const warning of v.warnings ?? []) warn(warning);
+        for (const warning of warnings) warn(warning);
       });
     });
 
@@ -138,9 +148,3 @@ export function volumeCommand(): Command {
 }
 
 /** e.g. "node-3 resync 12 MiB / 40 MiB": the replicas being rebuilt or resynced now, if any. */
-function describeCopies(volume: Volume): string | undefined {
-  const copies = volume.replicas.flatMap((replica) =>
-    replica.rebuild === undefined ? [] : [`${replica.node} ${describeRebuild(replica.rebuild)}`],
-  );
-  return copies.length === 0 ? undefined : copies.join(", ");
-}

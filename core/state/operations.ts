@@ -36,7 +36,8 @@ export interface NewOperation {
 
 /** How an operation ended, as its runner records it. */
 export type OperationOutcome =
-  | { state: "succeeded" | "cancelled"; progress?: OperationProgress }
+  | { state: "succeeded"; progress?: OperationProgress; warnings?: string[] }
+  | { state: "cancelled"; progress?: OperationProgress }
   | { state: "failed"; error: string; progress?: OperationProgress };
 
 /**
@@ -184,6 +185,7 @@ export class OperationStore {
     const end = {
       ...this.ending(outcome.state),
       ...(outcome.progress ? { progress: outcome.progress } : {}),
+      ...(outcome.state === "succeeded" && outcome.warnings?.length ? { warnings: outcome.warnings } : {}),
     };
     const error = outcome.state === "failed" ? outcome.error : null;
     const ended = await this.update(operationId, { ...end, error }, { state: "running", runnerId });

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Labels, Replica, ResourceName, VolumeSize } from "../model.js";
+import { Labels, Replica, ReplicationFactor, ResourceName, VolumeSize } from "../model.js";
 
 /**
  * The records of the cluster-state table, as the store hands them out. Every item read back is parsed
@@ -119,14 +119,13 @@ function distinct(values: readonly string[]): boolean {
 
 /** Long work a node runs for a volume (DESIGN.md, Operations); cloudsnap-upload and restore come later. */
 export const OperationKind = z.enum([
+  "replication",
   "rebuild",
   "resync",
   "add-replica",
   "drop-replica",
   "clone",
   "repair",
-  "cloudsnap-upload",
-  "restore",
 ]);
 export type OperationKind = z.infer<typeof OperationKind>;
 
@@ -143,16 +142,19 @@ const ReplicaToFill = z.strictObject({ replicaId: z.string().min(1) });
  * is refused at the start rather than ignored by the node that runs it.
  */
 export const OperationParams = {
+  /** `ha-update`: add or drop replicas until this many are live. */
+  replication: z.strictObject({ replicationFactor: ReplicationFactor }),
+  /** A failed replica copied again in full, on its own node (the one it had is replaced). */
   rebuild: ReplicaToFill,
+  /** A failed replica whose node is back with its data: only what it missed is copied. */
   resync: ReplicaToFill,
   /** Without a target node, placement chooses one. */
   "add-replica": z.strictObject({ targetNode: z.string().min(1).optional() }),
   /** Without a replica, the volume service chooses which to drop (rebuilding ones first). */
   "drop-replica": z.strictObject({ replicaId: z.string().min(1).optional() }),
   clone: z.strictObject({ snapshot: ResourceName, target: ResourceName }),
+  /** Back to the volume's replication factor, replacing replicas whose node was lost. */
   repair: z.strictObject({}),
-  "cloudsnap-upload": z.strictObject({ snapshot: ResourceName }),
-  restore: z.strictObject({ cloudsnap: z.string().min(1), target: ResourceName }),
 } satisfies Record<OperationKind, z.ZodType>;
 export type OperationParamsOf<K extends OperationKind> = z.infer<(typeof OperationParams)[K]>;
 
@@ -188,6 +190,8 @@ export const OperationFields = z.object({
   error: z.string().nullable(),
   /** Set by a caller; the runner aborts the work when it next looks. */
   cancelRequested: z.boolean(),
+  /** What the operator should know about a finished change, e.g. replicas placed in one zone. */
+  warnings: z.array(z.string()).optional(),
   requestToken: RequestToken,
   /**
    * The runner instance that claimed it. Progress and the end are written only on this value, so a

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, open, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { ControlClient } from "../../cli/client.js";
+import { ControlClient } from "../../core/control-client.js";
 import { AGENT_NODE_FLAGS } from "./agent-entry.js";
 import { type AgentFile, agentFilePath, readAgentFile } from "./agent-file.js";
 import { agentArguments, type NodeSpec } from "./node-spec.js";

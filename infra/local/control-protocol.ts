@@ -11,7 +11,8 @@ import { z } from "zod";
  *   POST /v1/nodes/:id/stop {kill} → SupervisedNodeView once the agent is gone (kill: SIGKILL, a crash)
  *   POST /v1/nodes/:id/start       → SupervisedNodeView once the agent serves and has registered
  *
- * Errors answer { error: { code, message } } like the agent's control API.
+ * Errors answer { error: { code, message } } with the codes of core/errors.ts, like the agent's
+ * control API.
  */
 export const CONTROL_SOCKET = "supervisor.sock";
 export const controlSocketPath = (dir: string) => join(dir, CONTROL_SOCKET);

@@ -1,6 +1,7 @@
 import { rm } from "node:fs/promises";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { z } from "zod";
+import { errorReply, invalid, StrataError } from "../../core/errors.js";
 import {
   controlSocketPath,
   StartNodeRequest,
@@ -13,17 +14,6 @@ export interface NodeControl {
   list(): SupervisedNodeView[];
   stop(nodeId: string, kill: boolean): Promise<SupervisedNodeView>;
   start(nodeId: string): Promise<SupervisedNodeView>;
-}
-
-/** A request the supervisor refuses, with the HTTP status and code to answer it with. */
-export class ControlRefusal extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export interface ControlServer {
@@ -47,10 +37,8 @@ export async function startControlServer(dir: string, control: NodeControl): Pro
       ({ status, body }) => answer(response, status, body),
       (error: unknown) => {
         const refusal =
-          error instanceof ControlRefusal
-            ? error
-            : new ControlRefusal(500, "INTERNAL", (error as Error).message);
-        answer(response, refusal.status, { error: { code: refusal.code, message: refusal.message } });
+          error instanceof StrataError ? error : new StrataError("INTERNAL", (error as Error).message);
+        answer(response, refusal.httpStatus, errorReply(refusal));
       },
     );
   });
@@ -87,12 +75,12 @@ async function handle(
     }
     return { status: 200, body: await control.stop(nodeId, parseBody(StopNodeRequest, body).kill) };
   }
-  throw new ControlRefusal(404, "NOT_FOUND", `no such supervisor request: ${request.method} ${url.pathname}`);
+  throw new StrataError("NOT_FOUND", `no such supervisor request: ${request.method} ${url.pathname}`);
 }
 
 function parseBody<S extends z.ZodType>(schema: S, body: unknown): z.output<S> {
   const parsed = schema.safeParse(body);
-  if (!parsed.success) throw new ControlRefusal(400, "INVALID_ARGUMENT", z.prettifyError(parsed.error));
+  if (!parsed.success) throw invalid(z.prettifyError(parsed.error));
   return parsed.data;
 }
 
@@ -100,13 +88,13 @@ async function readJson(request: IncomingMessage): Promise<unknown> {
   let text = "";
   for await (const chunk of request) {
     text += String(chunk);
-    if (text.length > MAX_BODY_BYTES) throw new ControlRefusal(413, "TOO_LARGE", "request body too large");
+    if (text.length > MAX_BODY_BYTES) throw new StrataError("PAYLOAD_TOO_LARGE", "request body too large");
   }
   if (text === "") return {};
   try {
     return JSON.parse(text) as unknown;
   } catch {
-    throw new ControlRefusal(400, "INVALID_ARGUMENT", "request body is not JSON");
+    throw invalid("request body is not JSON");
   }
 }
 

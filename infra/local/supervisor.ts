@@ -1,11 +1,12 @@
 import { mkdir } from "node:fs/promises";
 import { basename } from "node:path";
+import { conflict, StrataError } from "../../core/errors.js";
 import { readAgentFile } from "./agent-file.js";
 import { type AgentRun, launchAgent } from "./agent-run.js";
 import { type ClusterFile, readClusterFile, removeClusterFile, writeClusterFile } from "./cluster-file.js";
 import { loadClusterSecret } from "./cluster-secret.js";
 import type { SupervisedNodeView } from "./control-protocol.js";
-import { ControlRefusal, type ControlServer, startControlServer } from "./control-server.js";
+import { type ControlServer, startControlServer } from "./control-server.js";
 import type { NodeSpec } from "./node-spec.js";
 import { commandLine, isAlive, terminate } from "./processes.js";
 import { type LocalStateService, startLocalStateService } from "./state-service.js";
@@ -131,7 +132,7 @@ export class LocalCluster {
       const node = this.nodes.find(({ spec }) => spec.id === nodeId);
       if (node) return node;
       const known = this.nodes.map(({ spec }) => spec.id).join(", ");
-      throw new ControlRefusal(404, "NOT_FOUND", `no node "${nodeId}" in this cluster (nodes: ${known})`);
+      throw new StrataError("NOT_FOUND", `no node "${nodeId}" in this cluster (nodes: ${known})`);
     };
     return {
       list: () => this.nodes.map(viewOf),
@@ -145,7 +146,7 @@ export class LocalCluster {
       },
       start: async (nodeId: string) => {
         const node = find(nodeId);
-        if (this.stopped) throw new ControlRefusal(409, "FAILED_PRECONDITION", "the cluster is stopping");
+        if (this.stopped) throw conflict("the cluster is stopping");
         const wasRunning = node.pid !== null;
         await node.resume();
         if (!wasRunning) this.options.report(`${nodeId}: started by the operator (pid ${node.current.pid})`);

@@ -6,16 +6,17 @@ import { Writable } from "node:stream";
 import { pino } from "pino";
 import { type ControlApi, startControlApi } from "../../agent/api/server.js";
 import type { Logger } from "../../agent/log.js";
-import { HEARTBEAT_TIMEOUT_MS, NodeMembership } from "../../agent/membership.js";
+import { NodeMembership } from "../../agent/membership.js";
 import { PeerReplicas } from "../../agent/peer-replicas.js";
 import { Pool } from "../../agent/pool.js";
 import { ReplicaHost } from "../../agent/replica-host.js";
-import type { VolumeService } from "../../agent/volume-service.js";
 import { clusterTiming } from "../../agent/volumes/cluster-context.js";
 import { ClusterVolumes } from "../../agent/volumes/service.js";
+import { HEARTBEAT_TIMEOUT_MS } from "../../core/liveness.js";
 import type { OperationService } from "../../core/operations.js";
-import { eventually } from "../cli/strata-process.js";
+import type { VolumeService } from "../../core/volume-service.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { eventually } from "../support/eventually.js";
 
 /** Every line the API logged during a test, parsed. */
 export type LogLine = Record<string, unknown> & { level: number; msg: string };

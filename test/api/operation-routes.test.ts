@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { VolumeService } from "../../agent/volume-service.js";
 import { Operation, StoreOperationService } from "../../core/operations.js";
 import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { StateStore } from "../../core/state/store.js";
+import type { VolumeService } from "../../core/volume-service.js";
 import { GiB, nodeRecord } from "../core/fixtures.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
 import { type ApiUnderTest, call, errorOf, serveApi } from "./harness.js";

@@ -2,7 +2,7 @@ import { tmpdir } from "node:os";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { probeFileSizeLimit } from "../../agent/pool.js";
 import { formatSize } from "../../core/units.js";
-import { eventually } from "../cli/strata-process.js";
+import { eventually } from "../support/eventually.js";
 import { type ApiUnderTest, call, errorOf, startAgentApi } from "./harness.js";
 
 /**

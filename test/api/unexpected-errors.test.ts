@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
-import type { VolumeService } from "../../agent/volume-service.js";
+import type { VolumeService } from "../../core/volume-service.js";
 import { type ApiUnderTest, call, errorOf, serveApi } from "./harness.js";
 
 /**

@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Attachment, Snapshot, Volume } from "../../core/model.js";
 import { AgentFile } from "../../infra/local/agent-file.js";
 import { connectTransmission } from "../nbd/wire.js";
+import { eventually } from "../support/eventually.js";
 import {
   clusterUp,
-  eventually,
   oneSentence,
   prepareClusterDir,
   type RunningCluster,

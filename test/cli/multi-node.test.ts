@@ -2,9 +2,9 @@ import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isAlive } from "../../infra/local/processes.js";
+import { eventually } from "../support/eventually.js";
 import {
   clusterUp,
-  eventually,
   oneSentence,
   prepareClusterDir,
   type RunningCluster,

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useLocalAws } from "../../core/local-aws-environment.js";
 import { failIfStalled, Operation } from "../../core/operations.js";
 import { StateStore } from "../../core/state/store.js";
+import { eventually } from "../support/eventually.js";
 import {
   clusterUp,
-  eventually,
   oneSentence,
   prepareClusterDir,
   type RunningCluster,
@@ -14,8 +15,7 @@ import {
 /**
  * Operations in a local cluster, on both paths: started through an agent's API (the CLI's) and by
  * a record written to the state table (a workflow's), picked up by the named node, and read back
- * with `strata operation`. The agents register no executors yet, so each operation fails with the
- * runner's own refusal: what matters here is the path, not the work.
+ * with `strata operation`, succeeding or failing with the reason the volume service gives.
  */
 
 let dir: string;
@@ -30,12 +30,7 @@ beforeAll(async () => {
   // The agents inherit it: their API judges stalled operations, as the CLI's status judges nodes.
   process.env["STRATA_HEARTBEAT_TIMEOUT_MS"] = String(HEARTBEAT_TIMEOUT_MS);
   cluster = await clusterUp(dir, ["--nodes", "2", "--zones", "2"]);
-  Object.assign(process.env, {
-    AWS_ENDPOINT_URL_DYNAMODB: cluster.file.dynamodb.endpoint,
-    AWS_REGION: "local",
-    AWS_ACCESS_KEY_ID: "local",
-    AWS_SECRET_ACCESS_KEY: "local",
-  });
+  useLocalAws(cluster.file.dynamodb.endpoint);
   store = new StateStore({ tableName: cluster.file.dynamodb.table });
   expect((await run("volume", "create", "pg", "--size", "64MiB", "--repl", "2")).code).toBe(0);
 });
@@ -82,32 +77,44 @@ describe("operations in a local cluster", () => {
 
     const list = await run("operation", "list");
     expect(list.code).toBe(0);
+    // Rebuilding copies a failed replica again; this one is in sync, and the error says so.
+    const why = `cannot rebuild replica ${volume.replicas[1]!.replicaId} of volume "pg": it is in-sync, not failed`;
     expect(list.stdout).toMatch(
-      new RegExp(
-        `^${id}\\s+rebuild\\s+pg\\s+node-1\\s+failed\\s+-\\s+\\S+\\s+\\S+\\s+the agent on node-1 cannot run rebuild operations$`,
-        "m",
-      ),
+      new RegExp(`^${id}\\s+rebuild\\s+pg\\s+node-1\\s+failed\\s+-\\s+\\S+\\s+\\S+\\s+`, "m"),
     );
+    expect(list.stdout).toContain(why);
     const shown = await run("operation", "show", id);
     expect(shown.stdout).toMatch(/^State:\s+failed$/m);
-    expect(shown.stdout).toMatch(/^Error:\s+the agent on node-1 cannot run rebuild operations$/m);
+    expect(shown.stdout).toMatch(/^Error:\s+cannot rebuild replica /m);
+    expect(shown.stdout).toContain(why);
 
     const waited = await run("operation", "wait", id);
     expect(waited.code).toBe(1);
-    expect(oneSentence(waited)).toBe(
-      "rebuild of pg on node-1 failed: the agent on node-1 cannot run rebuild operations",
-    );
+    expect(oneSentence(waited)).toBe(`rebuild of pg on node-1 failed: ${why}`);
+
+    // ha-update is an operation: --no-wait prints its id, and `operation wait` follows it to the end.
+    const started = await run("volume", "ha-update", "pg", "--repl", "1", "--no-wait");
+    expect(started.code).toBe(0);
+    const haUpdate = started.stdout.trim();
+    const ended = await run("operation", "wait", haUpdate);
+    expect(ended.code).toBe(0);
+    expect(ended.stdout).toMatch(new RegExp(`operation ${haUpdate} \\(replication of pg\\) succeeded`));
+    expect((await show(haUpdate)).state).toBe("succeeded");
+    expect((await store.volumes.getByName("pg")).replicas).toHaveLength(1);
   });
 
   it("runs an operation a workflow wrote to the state table on the node it names", async () => {
+    // pg has one replica left, and its factor says 1: the repair finds nothing to do, on node-2,
+    // through a maintenance attachment (pg is attached nowhere).
     const written = await workflowRepair("workflow-execution-1");
-    await failed(written.id);
-    expect((await show(written.id)).error).toBe("the agent on node-2 cannot run repair operations");
+    await eventually(async () => (await show(written.id)).state === "succeeded", `${written.id} to succeed`);
+    expect((await store.volumes.getByName("pg")).attachedNode).toBeNull();
 
     const ofVolume = await run("--json", "operation", "list", "--volume", "pg");
     const { operations } = JSON.parse(ofVolume.stdout) as { operations: Operation[] };
-    expect(operations.map((op) => [op.requestToken, op.node])).toEqual([
+    expect(operations.map((op) => [op.requestToken.replace(/^(ha-update-pg)-.*$/, "$1"), op.node])).toEqual([
       ["cli-test-1", "node-1"],
+      ["ha-update-pg", "node-1"],
       ["workflow-execution-1", "node-2"],
     ]);
     expect(oneSentence(await run("operation", "show", "no-such-op"))).toBe("operation no-such-op not found");

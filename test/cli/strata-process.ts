@@ -94,19 +94,6 @@ export async function readCluster(dir: string): Promise<ClusterFile | undefined>
   }
 }
 
-/** Retries `probe` until it returns true; for state that settles asynchronously (an agent restart). */
-export async function eventually(
-  probe: () => Promise<boolean>,
-  what: string,
-  timeoutMs = 60_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`gave up waiting: ${what}`);
-    await sleep(200);
-  }
-}
-
 /** A failing command must say what is wrong in one line on stderr, and nothing on stdout. */
 export function oneSentence(outcome: Outcome): string {
   const lines = outcome.stderr.trimEnd().split("\n");

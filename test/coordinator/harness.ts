@@ -11,8 +11,12 @@ import { pino } from "pino";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import type { Logger } from "../../agent/log.js";
 import { connectReplica, type ReplicaClient } from "../../agent/replication/client.js";
-import { type ReplicaTarget, VolumeCoordinator } from "../../agent/replication/coordinator.js";
-import { localReplicaHandle, remoteReplicaHandle } from "../../agent/replication/replica-handle.js";
+import { VolumeCoordinator } from "../../agent/replication/coordinator.js";
+import {
+  localReplicaHandle,
+  type ReplicaTarget,
+  remoteReplicaHandle,
+} from "../../agent/replication/replica-handle.js";
 import { type ReplicaServer, startReplicaServer } from "../../agent/replication/server.js";
 import { StoreMembership } from "../../agent/replication/store-membership.js";
 import type { Replica } from "../../agent/store/replica.js";

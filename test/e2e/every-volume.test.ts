@@ -1,14 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { useLocalAws } from "../../core/local-aws-environment.js";
 import type { Volume } from "../../core/model.js";
+import { StateStore } from "../../core/state/store.js";
 import {
   clusterUp,
-  eventually,
   oneSentence,
   prepareClusterDir,
   type RunningCluster,
   strata,
   tearDownCluster,
 } from "../cli/strata-process.js";
+import { eventually } from "../support/eventually.js";
 import { fio } from "../support/fio.js";
 import { run } from "../support/run.js";
 
@@ -28,6 +30,7 @@ const env = {
 
 let dir: string;
 let cluster: RunningCluster | undefined;
+let store: StateStore;
 const cli = (...args: string[]) => strata(["--dir", dir, ...args], env);
 async function json<T>(...args: string[]): Promise<T> {
   const outcome = await cli("--json", ...args);
@@ -51,9 +54,14 @@ beforeAll(async () => {
   dir = await prepareClusterDir("strata-every-volume-");
   Object.assign(process.env, env);
   cluster = await clusterUp(dir);
+  useLocalAws(cluster.file.dynamodb.endpoint);
+  store = new StateStore({ tableName: cluster.file.dynamodb.table });
 });
 
-afterAll(() => tearDownCluster(dir, cluster));
+afterAll(async () => {
+  store?.close();
+  await tearDownCluster(dir, cluster);
+});
 
 describe("every volume is a cluster volume", () => {
   it("keeps a single-replica volume in the cluster state, attachable on any node, snapshotted detached", async () => {
@@ -161,7 +169,7 @@ describe("every volume is a cluster volume", () => {
     }
   });
 
-  it("repairs a detached volume whose replica's node was lost, with no attach by the user", async () => {
+  it("repairs a detached volume whose replica's node was lost through an operation, with no attach by the user", async () => {
     await json("volume", "create", "idle", "--size", "64MiB", "--repl", "2");
     const uri = (await json<{ nbdUri: string }>("volume", "attach", "idle")).nbdUri;
     await run("qemu-io", ["-f", "raw", uri, "-c", "write -P 0x33 0 8M", "-c", "flush"]);
@@ -176,7 +184,20 @@ describe("every volume is a cluster volume", () => {
       `${lost} to be seen down`,
     );
     try {
-      const repaired = await json<Volume>("volume", "ha-update", "idle", "--repl", "2");
+      // The workflows' path: a repair written to the state table for a node holding an in-sync replica.
+      const volume = await store.volumes.getByName("idle");
+      const repair = await store.operations.start({
+        requestToken: "node-loss-idle",
+        kind: "repair",
+        volumeId: volume.id,
+        volumeName: volume.name,
+        node: "node-1",
+      });
+      await eventually(
+        async () => (await store.operations.get(repair.id)).state === "succeeded",
+        "the repair to succeed",
+      );
+      const repaired = await inspect("idle");
       const live = repaired.replicas.filter((replica) => replica.state === "in-sync");
       expect(live.map((replica) => replica.node).sort()).not.toContain(lost);
       expect(live).toHaveLength(2);

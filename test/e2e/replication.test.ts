@@ -10,13 +10,13 @@ import type { Volume } from "../../core/model.js";
 import { StateStore } from "../../core/state/store.js";
 import {
   clusterUp,
-  eventually,
   prepareClusterDir,
   type RunningCluster,
   strata,
   tearDownCluster,
 } from "../cli/strata-process.js";
 import { DurableWriter } from "../support/durable-writer.js";
+import { eventually } from "../support/eventually.js";
 import { fio } from "../support/fio.js";
 import { run as runClient } from "../support/run.js";
 

@@ -2,9 +2,9 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eventually } from "../cli/strata-process.js";
 import { connectTransmission } from "../nbd/wire.js";
 import { AgentProcess } from "../support/agent-process.js";
+import { eventually } from "../support/eventually.js";
 import { run } from "../support/run.js";
 
 const MiB = 1024 * 1024;

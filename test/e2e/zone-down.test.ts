@@ -2,13 +2,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Volume } from "../../core/model.js";
 import {
   clusterUp,
-  eventually,
   oneSentence,
   prepareClusterDir,
   type RunningCluster,
   strata,
   tearDownCluster,
 } from "../cli/strata-process.js";
+import { eventually } from "../support/eventually.js";
 
 /**
  * One availability zone down, as an operator meets it: `strata cluster up --nodes 4 --zones 3`

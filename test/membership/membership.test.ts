@@ -3,9 +3,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startLocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { NodeRecord } from "../../core/state/records.js";
 import { StateStore } from "../../core/state/store.js";
-import { eventually } from "../cli/strata-process.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
 import { AgentProcess } from "../support/agent-process.js";
+import { eventually } from "../support/eventually.js";
 import { run } from "../support/run.js";
 
 /**

@@ -4,9 +4,9 @@ import { NodeMembership } from "../../agent/membership.js";
 import type { PoolUsage } from "../../core/model.js";
 import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { StateStore } from "../../core/state/store.js";
-import { eventually } from "../cli/strata-process.js";
 import { GiB } from "../core/fixtures.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { eventually } from "../support/eventually.js";
 
 let dynamoDb: LocalDynamoDb;
 let store: StateStore;

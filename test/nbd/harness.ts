@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import type { ExportLease, ExportRegistry } from "../../agent/exports.js";
-import { type NbdServer, startNbdServer } from "../../agent/nbd/index.js";
+import { type NbdServer, startNbdServer } from "../../agent/nbd/server.js";
 import { MemoryDevice } from "../support/memory-device.js";
 
 export const quietLog = pino({ level: process.env.STRATA_TEST_LOG ?? "silent" });

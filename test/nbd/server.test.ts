@@ -4,7 +4,7 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { startNbdServer } from "../../agent/nbd/index.js";
+import { startNbdServer } from "../../agent/nbd/server.js";
 import { MAX_IN_FLIGHT } from "../../agent/nbd/transmission.js";
 import { MemoryDevice, quietLog, RawClient, runOk, startHarness, TestRegistry } from "./harness.js";
 import { CMD, connectTransmission, ERR, greet, readReply, request } from "./wire.js";

@@ -1,4 +1,4 @@
-import type { Attachment, Labels, NodeStatus, Snapshot, Volume } from "../core/model.js";
+import type { Attachment, Labels, NodeStatus, Snapshot, Volume } from "./model.js";
 
 export interface CreateVolume {
   name: string;

@@ -1,8 +1,8 @@
 import { z } from "zod";
-import type { CreateVolume, VolumeService } from "../agent/volume-service.js";
-import { ApiError, Attachment, type Labels, NodeStatus, Snapshot, Volume } from "../core/model.js";
-import { Operation, type OperationService, type StartOperation } from "../core/operations.js";
-import { AgentUnreachable, ApiRefusal, CliError } from "./failures.js";
+import { errorFromReply, StrataError } from "./errors.js";
+import { Attachment, type Labels, NodeStatus, Snapshot, Volume } from "./model.js";
+import { Operation, type OperationService, type StartOperation } from "./operations.js";
+import type { CreateVolume, VolumeService } from "./volume-service.js";
 
 const VolumeList = z.object({ volumes: z.array(Volume) });
 const SnapshotList = z.object({ snapshots: z.array(Snapshot) });
@@ -25,9 +25,10 @@ interface CallOptions {
 const PROBE_TIMEOUT_MS = 10_000;
 
 /**
- * The one HTTP client of the control API, used by the CLI and by the local supervisor's readiness
- * probe. It speaks the VolumeService interface, so callers cannot tell it from the agent in-process.
- * Answers are validated with the same schemas the agent serves.
+ * The one HTTP client of the agent's control API, used by the CLI and by the local supervisor's
+ * readiness probe. It speaks the VolumeService interface, so callers cannot tell it from the agent
+ * in-process. Answers are validated with the same schemas the agent serves; every failure is a
+ * StrataError: the agent's own refusal as it sent it, UNAVAILABLE when the agent cannot be reached.
  */
 export class ControlClient implements VolumeService, OperationService {
   constructor(readonly baseUrl: string) {}
@@ -132,30 +133,32 @@ export class ControlClient implements VolumeService, OperationService {
       text = await response.text();
     } catch (error) {
       if ((error as Error).name === "TimeoutError") {
-        throw new CliError(
+        throw new StrataError(
+          "UNAVAILABLE",
           `the Strata agent at ${this.baseUrl} did not answer within ${(timeoutMs ?? 0) / 1000} s`,
         );
       }
       // fetch only throws for transport failures (refused, reset, DNS): the agent is not there.
-      throw new AgentUnreachable(this.baseUrl);
+      throw new StrataError(
+        "UNAVAILABLE",
+        `cannot reach the Strata agent at ${this.baseUrl}: is \`strata cluster up\` running?`,
+      );
     }
-    if (!response.ok) throw this.refusal(method, path, response.status, text);
+    if (!response.ok) {
+      throw errorFromReply(
+        parseJson(text),
+        `the agent at ${this.baseUrl} answered ${method} ${path} with HTTP ${response.status}`,
+      );
+    }
     if (schema === undefined) return undefined;
     const parsed = schema.safeParse(parseJson(text));
     if (!parsed.success) {
-      throw new CliError(`the agent at ${this.baseUrl} sent an unexpected answer to ${method} ${path}`);
+      throw new StrataError(
+        "INTERNAL",
+        `the agent at ${this.baseUrl} sent an unexpected answer to ${method} ${path}`,
+      );
     }
     return parsed.data;
-  }
-
-  private refusal(method: Method, path: string, status: number, text: string): CliError {
-    const parsed = ApiError.safeParse(parseJson(text));
-    if (parsed.success) return new ApiRefusal(status, parsed.data.error.code, parsed.data.error.message);
-    return new ApiRefusal(
-      status,
-      "UNKNOWN",
-      `the agent at ${this.baseUrl} answered ${method} ${path} with HTTP ${status}`,
-    );
   }
 }
 

@@ -1,1 +1,0 @@
-export { type NbdServer, type NbdServerOptions, startNbdServer } from "./server.js";
