@@ -17,7 +17,7 @@ const MARK_DOWN_TIMEOUT_MS = 3_000;
 export interface MembershipOptions {
   tableName: string;
   node: { id: string; zone: string; addresses: NodeAddresses; labels?: Labels };
-  /** The pool's space now; called for every registration and heartbeat. */
+  /** The pool's space now (the agent's PoolUsage fits); called for every registration and heartbeat. */
   pool: () => Promise<NodePool>;
   log: Logger;
 }
@@ -122,7 +122,11 @@ export class NodeMembership {
 
   private async heartbeat(pool: NodePool): Promise<void> {
     try {
-      await this.store.nodes.heartbeat(this.options.node.id, { freeBytes: pool.freeBytes });
+      const { freeBytes, provisionedBytes } = pool;
+      await this.store.nodes.heartbeat(this.options.node.id, {
+        freeBytes,
+        ...(provisionedBytes === undefined ? {} : { provisionedBytes }),
+      });
     } catch (error) {
       if (!(error instanceof RecordNotFoundError)) throw error;
       // The record is gone (a wiped or recreated table): this node is still here, so say so again.

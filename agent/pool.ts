@@ -1,5 +1,7 @@
-import { mkdir, statfs } from "node:fs/promises";
-import type { PoolUsage } from "../core/model.js";
+import { mkdir, open, rm, stat, statfs } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { MAX_VOLUME_SIZE, type PoolUsage, VOLUME_BLOCK_SIZE } from "../core/model.js";
 import { parseSize } from "../core/units.js";
 
 /**
@@ -60,12 +62,25 @@ export function parseDriveSpec(text: string): DriveSpec {
   return { path: text.slice(0, colon), capacityBytes: parseSize(text.slice(colon + 1)) };
 }
 
+/** What the filesystems under a pool allow, probed once when it opens. */
+interface PoolFilesystem {
+  /** The drives' filesystems, by host and device: pools with the same id share one filesystem's space. */
+  id: string;
+  /** A volume must be smaller than this; absent when every volume size fits. */
+  fileSizeLimitBytes?: number;
+}
+
 export class Pool {
-  private constructor(readonly drives: Drive[]) {}
+  private constructor(
+    readonly drives: Drive[],
+    private readonly filesystem: PoolFilesystem,
+  ) {}
 
   static async open(specs: DriveSpec[]): Promise<Pool> {
     if (specs.length === 0) throw new Error("a pool needs at least one drive");
     const drives: Drive[] = [];
+    const devices = new Set<string>();
+    const limits: number[] = [];
     for (const spec of specs) {
       await mkdir(spec.path, { recursive: true });
       let capacity = spec.capacityBytes;
@@ -74,8 +89,17 @@ export class Pool {
         capacity = fs.bavail * fs.bsize;
       }
       drives.push(new Drive(spec.path, capacity));
+      // A device number names a filesystem on one machine only: another node's 2049 is another disk.
+      devices.add(`${hostname()}:${(await stat(spec.path)).dev}`);
+      const limit = await probeFileSizeLimit(spec.path);
+      if (limit !== undefined) limits.push(limit);
     }
-    return new Pool(drives);
+    // A replica may land on any drive, so the most restrictive filesystem sets the limit.
+    const fileSizeLimitBytes = limits.length === 0 ? undefined : Math.min(...limits);
+    return new Pool(drives, {
+      id: [...devices].sort().join("+"),
+      ...(fileSizeLimitBytes === undefined ? {} : { fileSizeLimitBytes }),
+    });
   }
 
   /** Where a new replica goes: the drive with the most free space. */
@@ -86,16 +110,54 @@ export class Pool {
   usage(provisionedBytes: number): PoolUsage {
     const capacityBytes = this.drives.reduce((sum, d) => sum + d.capacityBytes, 0);
     const usedBytes = this.drives.reduce((sum, d) => sum + d.usedBytes, 0);
+    const { id, fileSizeLimitBytes } = this.filesystem;
     return {
       capacityBytes,
       usedBytes,
       freeBytes: Math.max(0, capacityBytes - usedBytes),
       provisionedBytes,
+      ...(fileSizeLimitBytes === undefined ? {} : { fileSizeLimitBytes }),
+      filesystemId: id,
       drives: this.drives.map((d) => ({
         path: d.path,
         capacityBytes: d.capacityBytes,
         usedBytes: d.usedBytes,
       })),
     };
+  }
+}
+
+/**
+ * The smallest whole number of blocks the filesystem under `dir` refuses as a file size (EFBIG),
+ * or undefined when it takes the largest volume. A volume's layer file is as long as the volume,
+ * so ext4 with 4 KiB blocks (files under 16 TiB) cannot hold a 16 TiB volume. Found by growing a
+ * sparse file, which writes no data: a few dozen truncates, once per drive.
+ */
+export async function probeFileSizeLimit(dir: string): Promise<number | undefined> {
+  const path = join(dir, ".file-size-probe");
+  const file = await open(path, "w");
+  const fits = async (bytes: number) => {
+    try {
+      await file.truncate(bytes);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EFBIG") return false;
+      throw error;
+    }
+  };
+  try {
+    if (await fits(MAX_VOLUME_SIZE)) return undefined;
+    // Whole blocks: `fitting` fits, `refused` does not.
+    let fitting = 0;
+    let refused = MAX_VOLUME_SIZE / VOLUME_BLOCK_SIZE;
+    while (refused - fitting > 1) {
+      const middle = Math.floor((fitting + refused) / 2);
+      if (await fits(middle * VOLUME_BLOCK_SIZE)) fitting = middle;
+      else refused = middle;
+    }
+    return refused * VOLUME_BLOCK_SIZE;
+  } finally {
+    await file.close();
+    await rm(path, { force: true });
   }
 }

@@ -15,6 +15,8 @@
 import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { invalid, StrataError } from "../core/errors.js";
+import { overProvisioningPercent, whyNoRoom } from "../core/placement.js";
+import { formatSize } from "../core/units.js";
 import { syncDirectory } from "./durable-file.js";
 import type { Logger } from "./log.js";
 import { Mutex } from "./mutex.js";
@@ -120,7 +122,30 @@ export class ReplicaHost implements ReplicaAdmin {
     epoch: number,
     options: BuildOptions = {},
   ): Promise<Replica> {
-    return this.build(volumeId, this.emptyReplica({ volumeId, replicaId, sizeBytes, epoch }), options);
+    return this.namespace.run(() => {
+      this.requireRoom(sizeBytes);
+      return this.buildUnlocked(
+        volumeId,
+        this.emptyReplica({ volumeId, replicaId, sizeBytes, epoch }),
+        options,
+      );
+    });
+  }
+
+  /**
+   * Refuses a new replica the pool has no room for, before any file is made: the node-level side
+   * of placement's rule (core/placement.ts whyNoRoom), so a replica that placement judged on a
+   * stale record, or that came without placement, is refused in one sentence, not with EFBIG.
+   */
+  private requireRoom(sizeBytes: number): void {
+    const provisioned = this.list().reduce((sum, replica) => sum + replica.sizeBytes, 0);
+    const reasons = whyNoRoom(this.pool.usage(provisioned), sizeBytes, overProvisioningPercent());
+    if (reasons.length > 0) {
+      throw new StrataError(
+        "RESOURCE_EXHAUSTED",
+        `this node has no room for a ${formatSize(sizeBytes)} volume: ${reasons.join(", ")}`,
+      );
+    }
   }
 
   private emptyReplica(spec: ReplicaSpec): ReplicaMaker {
@@ -199,6 +224,7 @@ export class ReplicaHost implements ReplicaAdmin {
       checkId("replica", spec.replicaId);
       const existing = this.hosted.get(spec.volumeId)?.replica;
       if (existing?.replicaId === spec.replicaId) return replicaInfo(existing);
+      this.requireRoom(spec.sizeBytes);
       return replicaInfo(await this.buildUnlocked(spec.volumeId, this.emptyReplica(spec), {}));
     });
   }

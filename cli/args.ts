@@ -1,6 +1,6 @@
 import type { z } from "zod";
 import { Labels, ReplicationFactor, ResourceName, VolumeSize } from "../core/model.js";
-import { parseSize } from "../core/units.js";
+import { formatSize, parseSize } from "../core/units.js";
 import { usageError } from "./failures.js";
 
 /**
@@ -16,7 +16,15 @@ export function volumeSizeArg(text: string): number {
     throw usageError((error as Error).message);
   }
   const checked = VolumeSize.safeParse(bytes);
-  if (!checked.success) throw usageError(`invalid size "${text}": ${problemOf(checked.error)}`);
+  if (!checked.success) {
+    // "10G" is decimal now, as in Kubernetes: say so where it is the reason a size is refused.
+    const decimal = /^\s*([\d.]+)\s*([kKMGTP])\s*$/.exec(text);
+    const binary = decimal ? `${decimal[1]}${decimal[2]!.toUpperCase()}i` : "";
+    const hint = decimal
+      ? ` (${text.trim()} is ${bytes} bytes; ${binary} is ${formatSize(parseSize(binary))})`
+      : "";
+    throw usageError(`invalid size "${text}": ${problemOf(checked.error)}${hint}`);
+  }
   return bytes;
 }
 

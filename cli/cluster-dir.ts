@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { ControlClient } from "../core/control-client.js";
 import { type ClusterFile, readClusterFile } from "../infra/local/cluster-file.js";
 import { isAlive } from "../infra/local/processes.js";
-import { CliError, usageError } from "./failures.js";
+import { CliError } from "./failures.js";
 
 export const DEFAULT_CLUSTER_DIR = ".strata";
 
@@ -34,10 +34,17 @@ export async function runningCluster(dir: string): Promise<ClusterFile> {
 /** The client for volume and snapshot commands: the agent of `nodeId` (--node), else the first node. */
 export async function controlClient(dir: string, nodeId?: string): Promise<ControlClient> {
   const cluster = await runningCluster(dir);
-  const node = nodeId === undefined ? cluster.nodes[0]! : cluster.nodes.find(({ id }) => id === nodeId);
-  if (!node) {
-    const known = cluster.nodes.map(({ id }) => id).join(", ");
-    throw usageError(`no node "${nodeId}" in the cluster in ${dir} (nodes: ${known})`);
-  }
+  const node = nodeId === undefined ? cluster.nodes[0]! : clusterNode(cluster, nodeId);
   return new ControlClient(node.apiUrl);
+}
+
+/**
+ * The node `nodeId` of the running cluster. A well-formed name the cluster does not have is a
+ * refused request (exit 1), not a bad command line, for every command that takes a node.
+ */
+export function clusterNode(cluster: ClusterFile, nodeId: string): ClusterFile["nodes"][number] {
+  const node = cluster.nodes.find(({ id }) => id === nodeId);
+  if (node !== undefined) return node;
+  const known = cluster.nodes.map(({ id }) => id).join(", ");
+  throw new CliError(`no node "${nodeId}" in this cluster (nodes: ${known})`);
 }

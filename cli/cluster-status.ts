@@ -3,7 +3,7 @@ import { StrataError } from "../core/errors.js";
 import { heartbeatTimeoutMs, whyDown } from "../core/liveness.js";
 import { useLocalAws } from "../core/local-aws-environment.js";
 import type { NodeStatus, Replica, Volume } from "../core/model.js";
-import type { NodeRecord } from "../core/state/records.js";
+import type { NodePool, NodeRecord } from "../core/state/records.js";
 import { StateStore } from "../core/state/store.js";
 import type { ClusterFile } from "../infra/local/cluster-file.js";
 import { CliError } from "./failures.js";
@@ -21,7 +21,7 @@ export interface NodeHealth {
   lastHeartbeat: string | null;
   apiUrl: string;
   /** The store's view of the pool (free space as of the last heartbeat). */
-  pool: { capacityBytes: number; freeBytes: number } | null;
+  pool: NodePool | null;
   /** The agent's own answer, when it gave one. */
   live: NodeStatus | null;
   /** Why the agent gave no answer. */
@@ -38,11 +38,18 @@ export interface ClusterVolume {
   replicas: Replica[];
 }
 
+/** Nodes whose pools are on one filesystem (a local cluster's): their free space is one, not a sum. */
+export interface SharedFilesystem {
+  nodes: string[];
+  freeBytes: number;
+}
+
 export interface ClusterStatus {
   pid: number;
   startedAt: string;
   dynamodb: ClusterFile["dynamodb"];
   nodes: NodeHealth[];
+  sharedFilesystems: SharedFilesystem[];
   volumes: ClusterVolume[];
 }
 
@@ -68,8 +75,24 @@ export async function clusterStatus(file: ClusterFile): Promise<ClusterStatus> {
     startedAt: file.startedAt,
     dynamodb: file.dynamodb,
     nodes,
+    sharedFilesystems: sharedFilesystems(nodes),
     volumes: mergeReplicas(volumes.flat()),
   };
+}
+
+export function sharedFilesystems(nodes: readonly NodeHealth[]): SharedFilesystem[] {
+  const byFilesystem = new Map<string, NodeHealth[]>();
+  for (const node of nodes) {
+    const id = node.live?.pool.filesystemId ?? node.pool?.filesystemId;
+    if (id !== undefined) byFilesystem.set(id, [...(byFilesystem.get(id) ?? []), node]);
+  }
+  return [...byFilesystem.values()]
+    .filter((sharing) => sharing.length > 1)
+    .map((sharing) => ({
+      nodes: sharing.map((node) => node.id),
+      // Each pool counts the filesystem's free space as its own: what the fullest one has left is what is there.
+      freeBytes: Math.min(...sharing.map((node) => node.live?.pool.freeBytes ?? node.pool?.freeBytes ?? 0)),
+    }));
 }
 
 async function nodeRecords(file: ClusterFile): Promise<NodeRecord[]> {

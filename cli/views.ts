@@ -1,7 +1,7 @@
 import type { Attachment, Snapshot, Volume } from "../core/model.js";
 import type { Operation } from "../core/operations.js";
 import type { SupervisedNodeView } from "../infra/local/control-protocol.js";
-import type { ClusterVolume, NodeHealth } from "./cluster-status.js";
+import type { ClusterVolume, NodeHealth, SharedFilesystem } from "./cluster-status.js";
 import { formatAge, formatLabels, formatSize } from "./format.js";
 import { type Cell, formatDetails, formatTable, indent } from "./output.js";
 
@@ -80,6 +80,7 @@ export function nodeTable(nodes: readonly NodeHealth[], now = Date.now()): strin
       const { live, pool } = node;
       const capacity = live?.pool.capacityBytes ?? pool?.capacityBytes;
       const used = live?.pool.usedBytes ?? (pool ? pool.capacityBytes - pool.freeBytes : undefined);
+      const provisioned = live?.pool.provisionedBytes ?? pool?.provisionedBytes;
       return [
         node.id,
         node.zone,
@@ -87,7 +88,7 @@ export function nodeTable(nodes: readonly NodeHealth[], now = Date.now()): strin
         live?.volumeCount ?? "-",
         capacity === undefined ? "-" : formatSize(capacity),
         used === undefined ? "-" : formatSize(used),
-        live ? formatSize(live.pool.provisionedBytes) : "-",
+        provisioned === undefined ? "-" : formatSize(provisioned),
         node.lastHeartbeat ? `${formatAge(node.lastHeartbeat, now)} ago` : "never",
         node.apiUrl,
         live?.nbdAddress ?? "-",
@@ -96,14 +97,32 @@ export function nodeTable(nodes: readonly NodeHealth[], now = Date.now()): strin
   );
 }
 
+/** e.g. "node-1, node-2, node-3 share one filesystem (79 GiB free)": one space, not three. */
+export function sharedFilesystemLines(shared: readonly SharedFilesystem[]): string[] {
+  return shared.map(
+    ({ nodes, freeBytes }) => `${nodes.join(", ")} share one filesystem (${formatSize(freeBytes)} free)`,
+  );
+}
+
 /** Every volume of the cluster with each replica's node and state, e.g. "node-1(in-sync) node-2(rebuilding)". */
-export function clusterVolumeTable(volumes: readonly ClusterVolume[]): string {
+export function clusterVolumeTable(
+  volumes: readonly ClusterVolume[],
+  nodes: readonly Pick<NodeHealth, "id" | "state">[],
+): string {
+  // A replica's recorded state is what its volume last knew; a node not up cannot serve it now.
+  const stateOf = new Map(nodes.map((node) => [node.id, node.state]));
+  const replicaCell = ({ node, state }: ClusterVolume["replicas"][number]) => {
+    const nodeState = stateOf.get(node);
+    return nodeState === undefined || nodeState === "up"
+      ? `${node}(${state})`
+      : `${node}(${state}, node ${nodeState})`;
+  };
   return formatTable(
     ["volume", "size", "replicas", "epoch", "attached"],
     volumes.map((volume) => [
       volume.name,
       formatSize(volume.sizeBytes),
-      volume.replicas.map((replica) => `${replica.node}(${replica.state})`).join(" "),
+      volume.replicas.map(replicaCell).join(" "),
       volume.epoch,
       volume.attachedNode ?? "-",
     ]),

@@ -19,7 +19,11 @@ export const Labels = z.record(
 );
 export type Labels = z.infer<typeof Labels>;
 
-/** Every volume is a whole number of 4 KiB blocks; 64 TiB keeps block numbers well inside 2^53. */
+/**
+ * Every volume is a whole number of 4 KiB blocks; 64 TiB keeps block numbers well inside 2^53.
+ * A node's filesystem may allow less (ext4 with 4 KiB blocks: files smaller than 16 TiB), which
+ * its pool reports and placement checks.
+ */
 export const VOLUME_BLOCK_SIZE = 4096;
 export const MAX_VOLUME_SIZE = 64 * 1024 ** 4;
 
@@ -93,6 +97,10 @@ export const PoolUsage = z.object({
   usedBytes: z.number(),
   freeBytes: z.number(),
   provisionedBytes: z.number(),
+  /** A volume must be smaller than this: the largest file the drives' filesystems allow (absent: no limit below the maximum volume size). */
+  fileSizeLimitBytes: z.number().optional(),
+  /** The filesystem(s) holding the drives; pools with the same id share one filesystem's space. */
+  filesystemId: z.string(),
   drives: z.array(DriveUsage),
 });
 export type PoolUsage = z.infer<typeof PoolUsage>;

@@ -1,7 +1,7 @@
 import { StrataError } from "./errors.js";
 import { whyDown } from "./liveness.js";
 import type { Labels, Replica } from "./model.js";
-import type { NodeRecord, VolumeRecord } from "./state/records.js";
+import type { NodePool, NodeRecord, VolumeRecord } from "./state/records.js";
 import { formatSize } from "./units.js";
 
 /**
@@ -15,9 +15,8 @@ import { formatSize } from "./units.js";
  *    free space, then fewest replicas (load), then node id so the choice is deterministic.
  *
  * A node qualifies when it is up with a fresh heartbeat, carries every label of the volume's node
- * selector, and has at least the volume's size free. Volumes are thin, so this is a judgement rather
- * than a reservation: free space >= size keeps a new volume from landing on a nearly full pool,
- * without counting the space that existing volumes have yet to write.
+ * selector, and has room for the volume (see whyNoRoom). Volumes are thin, so room is a promise
+ * kept within a limit rather than a reservation, one rule for every replication factor.
  */
 
 export type PlacementNode = Pick<NodeRecord, "id" | "zone" | "state" | "lastHeartbeat" | "labels" | "pool">;
@@ -29,8 +28,56 @@ export interface ClusterView {
   /** A node whose last heartbeat is older than this is treated as down, whatever its state says. */
   heartbeatTimeoutMs: number;
   now: Date;
+  /** How far thin volumes may over-commit a node (see whyNoRoom); absent: overProvisioningPercent(). */
+  overProvisioningPercent?: number;
   /** The node asking: chosen first when it qualifies, since the volume is most likely used there. */
   preferredNode?: string;
+}
+
+/** Like Longhorn's storage-over-provisioning-percentage default: promise up to twice the capacity. */
+export const DEFAULT_OVERPROVISIONING_PERCENT = 200;
+/** A node with less free space than this share of its capacity takes no new replica, however thin. */
+export const MIN_FREE_PERCENT = 5;
+
+/** The over-provisioning limit: $STRATA_OVERPROVISIONING_PERCENT, else the default. */
+export function overProvisioningPercent(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.STRATA_OVERPROVISIONING_PERCENT;
+  if (text === undefined || text === "") return DEFAULT_OVERPROVISIONING_PERCENT;
+  const percent = Number(text);
+  if (!Number.isInteger(percent) || percent <= 0) {
+    throw new Error(`STRATA_OVERPROVISIONING_PERCENT must be a whole number above 0, not "${text}"`);
+  }
+  return percent;
+}
+
+/** What room for a new replica is judged on: a node's pool as its record or its agent reports it. */
+export type PoolSpace = Pick<
+  NodePool,
+  "capacityBytes" | "freeBytes" | "provisionedBytes" | "fileSizeLimitBytes"
+>;
+
+/**
+ * Why a pool has no room for a new replica of `sizeBytes` (empty when it has), the same rule for
+ * placement and for the node that creates the replica:
+ * - the volume is smaller than the largest file its filesystem allows;
+ * - provisioned + size stays within capacity × `percent` / 100 (thin over-commit, bounded);
+ * - at least MIN_FREE_PERCENT of the capacity is free, so no replica lands on a nearly full pool.
+ */
+export function whyNoRoom(pool: PoolSpace, sizeBytes: number, percent: number): string[] {
+  const reasons: string[] = [];
+  if (pool.fileSizeLimitBytes !== undefined && sizeBytes >= pool.fileSizeLimitBytes) {
+    reasons.push(`its filesystem holds only files smaller than ${formatSize(pool.fileSizeLimitBytes)}`);
+  }
+  const provisioned = pool.provisionedBytes ?? 0;
+  const allowed = Math.floor((pool.capacityBytes * percent) / 100);
+  if (provisioned + sizeBytes > allowed) {
+    reasons.push(
+      `${formatSize(provisioned)} provisioned of ${formatSize(allowed)} allowed (${percent}% of ${formatSize(pool.capacityBytes)})`,
+    );
+  }
+  if (pool.freeBytes * 100 < pool.capacityBytes * MIN_FREE_PERCENT)
+    reasons.push(`${formatSize(pool.freeBytes)} free`);
+  return reasons;
 }
 
 export interface PlacementRequest {
@@ -145,7 +192,8 @@ function judge(node: PlacementNode, request: PlacementRequest, cluster: ClusterV
     ([key, value]) => node.labels[key] !== value,
   );
   if (mismatched.length > 0) reasons.push(`lacks label ${formatLabels(mismatched)}`);
-  if (node.pool.freeBytes < request.sizeBytes) reasons.push(`${formatSize(node.pool.freeBytes)} free`);
+  const percent = cluster.overProvisioningPercent ?? overProvisioningPercent();
+  reasons.push(...whyNoRoom(node.pool, request.sizeBytes, percent));
   return verdict(reasons);
 }
 
@@ -157,7 +205,7 @@ function rank(a: PlacementNode, b: PlacementNode, replicaCounts: ReadonlyMap<str
   );
 }
 
-/** e.g. "needs 3 nodes with 10 GiB free; 2 qualify: node-1 (zone a), node-2 (zone b); node-3: down" */
+/** e.g. "needs 3 nodes with room for 10 GiB; 2 qualify: node-1 (zone a), node-2 (zone b); node-3: down" */
 function explainShortage(
   request: PlacementRequest,
   qualifying: PlacementNode[],
@@ -167,7 +215,7 @@ function explainShortage(
   const noun = request.count === 1 ? "node" : "nodes";
   const selector = selectorEntries(request.nodeSelector);
   const labels = selector.length > 0 ? ` and label ${formatLabels(selector)}` : "";
-  const need = `needs ${request.count}${more} ${noun} with ${formatSize(request.sizeBytes)} free${labels}`;
+  const need = `needs ${request.count}${more} ${noun} with room for ${formatSize(request.sizeBytes)}${labels}`;
   const fit = qualifying.map((node) => `${node.id} (zone ${node.zone})`).join(", ");
   const qualify = `${qualifying.length} qualify${fit === "" ? "" : `: ${fit}`}`;
   const rejected = verdicts

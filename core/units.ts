@@ -1,32 +1,34 @@
 /** Sizes are exact byte counts held in JS numbers: exact up to 2^53 bytes (8 PiB), far past any volume. */
 
-const BINARY_UNITS: Record<string, number> = {
+/** Units as Kubernetes quantities have them: k, M, G, T, P decimal; Ki, Mi, Gi, Ti, Pi binary. */
+const UNITS: Record<string, number> = {
   "": 1,
   b: 1,
-  k: 1024,
+  k: 1000,
   kb: 1000,
   kib: 1024,
-  m: 1024 ** 2,
+  m: 1000 ** 2,
   mb: 1000 ** 2,
   mib: 1024 ** 2,
-  g: 1024 ** 3,
+  g: 1000 ** 3,
   gb: 1000 ** 3,
   gib: 1024 ** 3,
-  t: 1024 ** 4,
+  t: 1000 ** 4,
   tb: 1000 ** 4,
   tib: 1024 ** 4,
-  p: 1024 ** 5,
+  p: 1000 ** 5,
   pb: 1000 ** 5,
   pib: 1024 ** 5,
 };
 
 /**
- * Parses "10GiB", "512M", "1.5TiB", "4096". Single-letter units are binary, like kubectl's Gi/Mi
- * and dd's G/M; "GB" is decimal. Throws a message naming the bad input.
+ * Parses "10GiB", "10Gi", "512M", "1.5TiB", "4096". Single letters are decimal as in Kubernetes
+ * quantities (10G = 10×10^9 bytes), "Gi" and "GiB" binary, "GB" decimal. Throws a message naming
+ * the bad input.
  */
 export function parseSize(text: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
-  const unit = match ? BINARY_UNITS[match[2]!.toLowerCase().replace(/i$/, "ib")] : undefined;
+  const unit = match ? UNITS[match[2]!.toLowerCase().replace(/i$/, "ib")] : undefined;
   if (!match || unit === undefined) {
     throw new Error(`invalid size "${text}": use a number with an optional unit, e.g. 10GiB, 512MiB, 4096`);
   }

@@ -52,6 +52,7 @@ import {
   type RebuildHost,
   type RebuildKind,
   type RebuildOptions,
+  splitRuns,
   startRebuild,
   type ZeroChunks,
 } from "./rebuild.js";
@@ -822,12 +823,18 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
   private async resyncPlan(target: Member, before: ReplicaStanding): Promise<CopyPlan> {
     const since = before.rebuilding ? 0 : before.epoch;
     const epoch = this.currentEpoch;
+    const source = this.readSource().handle;
     try {
-      const [source, own] = await Promise.all([
-        this.readSource().handle.changedRuns(epoch, since),
+      const [theirs, own, allocated] = await Promise.all([
+        source.changedRuns(epoch, since),
         target.handle.changedRuns(epoch, since),
+        source.allocatedRuns(epoch),
       ]);
-      return { runs: mergeRuns([...source, ...own]), zeros: "punch", since };
+      const changed = mergeRuns([...theirs, ...own]);
+      if (allocated === undefined) return { runs: changed, zeros: "punch", since };
+      // Data moves only where the source holds some; elsewhere the target is only cleared.
+      const { inside, outside } = splitRuns(changed, allocated);
+      return { runs: inside, emptyRuns: outside, zeros: "punch", since };
     } catch (error) {
       if (classifyReplicaError(error) === "fenced") throw this.fence(error);
       this.log.warn(

@@ -39,6 +39,11 @@ export type ZeroChunks = "write" | "skip" | "punch";
 export interface CopyPlan {
   runs: ByteRange[];
   zeros: ZeroChunks;
+  /**
+   * resync: changed ranges where the source holds no data. The target may hold stale data there,
+   * so they are cleared too, but no data moves: they are not part of the progress figures.
+   */
+  emptyRuns?: ByteRange[];
   /** resync: the epoch the changes are counted from (0 when the target was cut short mid-copy). */
   since?: number;
 }
@@ -67,7 +72,10 @@ export interface RebuildProgress {
   phase: RebuildPhase;
   /** Bytes of the runs copied so far. */
   copiedBytes: number;
-  /** Bytes of the runs to copy (allocated or changed data, or the volume size if unknown). */
+  /**
+   * Bytes of data the copy moves: the source's allocated data (rebuild), or the part of it in the
+   * changed regions (resync); the volume size when the source cannot say what it holds.
+   */
   totalBytes: number;
 }
 
@@ -116,7 +124,7 @@ export class Rebuild {
     const labels = { volume: volumeId, replica: replicaId };
     const log = this.host.log.child({ replica: replicaId });
     try {
-      const { runs, zeros, since } = await this.host.join(this.target, this.kind);
+      const { runs, zeros, since, emptyRuns = [] } = await this.host.join(this.target, this.kind);
       this.phase = "copying";
       this.totalBytes = runs.reduce((sum, run) => sum + run.length, 0);
       rebuildProgress.set(labels, 0);
@@ -126,6 +134,7 @@ export class Rebuild {
       );
       const started = performance.now();
       await this.copy(chunksOf(runs, this.options.chunkBytes), zeros, labels);
+      await this.copy(chunksOf(emptyRuns, this.options.chunkBytes), "punch");
       const copyMs = performance.now() - started;
       this.phase = "marking-in-sync";
       await this.host.markInSync(replicaId);
@@ -150,8 +159,11 @@ export class Rebuild {
     }
   }
 
-  /** Copies the chunks with a few workers; the first failure stops them all. */
-  private async copy(chunks: ByteRange[], zeros: ZeroChunks, labels: { volume: string; replica: string }) {
+  /**
+   * Copies the chunks with a few workers; the first failure stops them all. With `labels` the
+   * chunks are data and count in the progress; without, they only clear the target.
+   */
+  private async copy(chunks: ByteRange[], zeros: ZeroChunks, labels?: { volume: string; replica: string }) {
     let next = 0;
     let failure: unknown;
     const worker = async () => {
@@ -163,6 +175,7 @@ export class Rebuild {
           failure ??= error;
           return;
         }
+        if (labels === undefined) continue;
         this.copiedBytes += chunk.length;
         copiedBytes.inc({ volume: labels.volume, kind: this.kind }, chunk.length);
         rebuildProgress.set(labels, this.copiedBytes / this.totalBytes);
@@ -208,4 +221,34 @@ export function mergeRuns(runs: readonly ByteRange[]): ByteRange[] {
     }
   }
   return merged;
+}
+
+/**
+ * Splits sorted, disjoint `runs` by sorted, disjoint `by`: the parts inside `by` and the parts
+ * outside it, each in order.
+ */
+export function splitRuns(
+  runs: readonly ByteRange[],
+  by: readonly ByteRange[],
+): { inside: ByteRange[]; outside: ByteRange[] } {
+  const inside: ByteRange[] = [];
+  const outside: ByteRange[] = [];
+  const add = (to: ByteRange[], start: number, end: number) => {
+    if (end > start) to.push({ offset: start, length: end - start });
+  };
+  let next = 0;
+  for (const run of runs) {
+    const end = run.offset + run.length;
+    let at = run.offset;
+    while (next < by.length && by[next]!.offset + by[next]!.length <= at) next++;
+    for (let i = next; i < by.length && by[i]!.offset < end; i++) {
+      const from = Math.max(at, by[i]!.offset);
+      const to = Math.min(end, by[i]!.offset + by[i]!.length);
+      add(outside, at, from);
+      add(inside, from, to);
+      at = to;
+    }
+    add(outside, at, end);
+  }
+  return { inside, outside };
 }

@@ -10,7 +10,7 @@ import { resolveClusterDir, runningCluster } from "../cluster-dir.js";
 import { type ClusterStatus, clusterStatus } from "../cluster-status.js";
 import { contextOf } from "../context.js";
 import { indent, print } from "../output.js";
-import { clusterVolumeTable, nodeTable } from "../views.js";
+import { clusterVolumeTable, nodeTable, sharedFilesystemLines } from "../views.js";
 
 /** Three nodes in three zones: the smallest cluster where RF3 spreads over distinct zones. */
 const DEFAULT_NODES = 3;
@@ -74,8 +74,16 @@ export function clusterCommand(): Command {
       stopOnSignals(running, dir);
       const { file } = running;
       print(`\nStrata local cluster running in ${dir} (supervisor pid ${file.pid})\n`);
-      print(statusText(await clusterStatus(file)));
-      print(`\n${nextSteps(dir, file)}`);
+      const status = await clusterStatus(file);
+      print(statusText(status));
+      print(
+        `\n${nextSteps(
+          cliFor(dir),
+          dir,
+          file,
+          status.volumes.map((volume) => volume.name),
+        )}`,
+      );
     });
 
   cluster
@@ -91,8 +99,10 @@ export function clusterCommand(): Command {
 }
 
 function statusText(status: ClusterStatus): string {
-  const volumes = status.volumes.length === 0 ? "No volumes." : clusterVolumeTable(status.volumes);
-  return `${nodeTable(status.nodes)}\n\n${volumes}`;
+  const volumes =
+    status.volumes.length === 0 ? "No volumes." : clusterVolumeTable(status.volumes, status.nodes);
+  const nodes = [nodeTable(status.nodes), ...sharedFilesystemLines(status.sharedFilesystems)].join("\n");
+  return `${nodes}\n\n${volumes}`;
 }
 
 /** The supervisor's own terminal lines, timestamped so a restart can be matched with agent.log. */
@@ -111,7 +121,9 @@ function stopOnSignals(running: LocalCluster, dir: string): void {
     report(`${signal}: stopping the cluster`);
     running.stop().then(
       () => {
-        report(`stopped; volumes are kept in ${dir} and come back with the next \`strata cluster up\``);
+        report(
+          `stopped; volumes are kept in ${dir} and come back with the next \`${cliFor(dir)} cluster up\``,
+        );
         process.exit(0);
       },
       (error: unknown) => {
@@ -124,30 +136,38 @@ function stopOnSignals(running: LocalCluster, dir: string): void {
   process.on("SIGTERM", stop);
 }
 
-/** Copy-pasteable first steps with this cluster's real directory and ports. */
-function nextSteps(dir: string, file: ClusterFile): string {
-  const strata = [invocation(), ...(dir === resolveClusterDir(undefined) ? [] : ["--dir", shellQuote(dir)])];
-  const cli = strata.join(" ");
-  const nbdUri = `nbd://${file.nodes[0]!.nbdAddress}/demo`;
-  const lines = [
-    "Create a volume, attach it, and reach it over NBD:",
-    indent(
-      [
-        `${cli} volume create demo --size 1GiB`,
-        `${cli} volume attach demo`,
-        `nbdinfo ${nbdUri}`,
-        `qemu-io -f raw -c 'write -P 0xab 0 64k' -c 'read -P 0xab 0 64k' ${nbdUri}`,
-      ].join("\n"),
-    ),
+/**
+ * Copy-pasteable next steps with this cluster's real directory and ports: how to make a first
+ * volume when there is none, how to reach the volumes there are otherwise.
+ */
+export function nextSteps(cli: string, dir: string, file: ClusterFile, volumes: readonly string[]): string {
+  const first = file.nodes[0]!;
+  const demo = volumes[0] ?? "demo";
+  const nbdUri = `nbd://${first.nbdAddress}/${demo}`;
+  const reach = [
+    `${cli} volume attach ${demo}`,
+    `nbdinfo ${nbdUri}`,
+    `qemu-io -f raw -c 'write -P 0xab 0 64k' -c 'read -P 0xab 0 64k' ${nbdUri}`,
   ];
+  const lines =
+    volumes.length === 0
+      ? [
+          "Create a volume, attach it, and reach it over NBD:",
+          indent([`${cli} volume create demo --size 1GiB`, ...reach].join("\n")),
+        ]
+      : [
+          "Your volumes are back; list them, attach one, and reach it over NBD:",
+          indent([`${cli} volume list`, ...reach].join("\n")),
+        ];
   const other = file.nodes[1];
   if (other) {
+    const create = volumes.length === 0 ? [`${cli} --node ${other.id} volume create other --size 1GiB`] : [];
     lines.push(
       "",
-      `Volume commands go to ${file.nodes[0]!.id} unless told otherwise; stop and start a node to try a failure:`,
+      `Volume commands go to ${first.id} unless told otherwise; stop and start a node to try a failure:`,
       indent(
         [
-          `${cli} --node ${other.id} volume create other --size 1GiB`,
+          ...create,
           `${cli} node stop ${other.id} --kill`,
           `${cli} cluster status`,
           `${cli} node start ${other.id}`,
@@ -159,12 +179,24 @@ function nextSteps(dir: string, file: ClusterFile): string {
   return lines.join("\n");
 }
 
-/** How this CLI was started, so the printed commands work as pasted (an installed `strata` or node bin/strata.mjs). */
-function invocation(): string {
-  const script = process.argv[1];
-  if (!script || basename(script) === "strata") return "strata";
-  const nearby = relative(process.cwd(), script);
+/**
+ * How to run this CLI again so the printed commands work as pasted: `npx strata` when npx started
+ * it or it runs from a project's node_modules/.bin (neither is on the user's PATH), `strata` when
+ * installed globally, else node and the script's path.
+ */
+export function invocation(script: string | undefined, cwd: string, env: NodeJS.ProcessEnv): string {
+  if (env.npm_command === "exec" || script === undefined || script.includes("/node_modules/.bin/"))
+    return "npx strata";
+  if (basename(script) === "strata") return "strata";
+  const nearby = relative(cwd, script);
   return `node ${shellQuote(nearby.startsWith("..") ? script : nearby)}`;
+}
+
+/** The command line that reaches this cluster: the invocation, and --dir unless it is the default. */
+function cliFor(dir: string): string {
+  const cli = [invocation(process.argv[1], process.cwd(), process.env)];
+  if (dir !== resolveClusterDir(undefined)) cli.push("--dir", shellQuote(dir));
+  return cli.join(" ");
 }
 
 const shellQuote = (text: string) =>

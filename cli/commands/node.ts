@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { runningCluster } from "../cluster-dir.js";
+import { clusterNode, runningCluster } from "../cluster-dir.js";
 import { contextOf } from "../context.js";
 import { print } from "../output.js";
 import { SupervisorClient } from "../supervisor-client.js";
@@ -29,7 +29,7 @@ export function nodeCommand(): Command {
     .action(async (nodeId: string, options: { kill?: boolean }, command: Command) => {
       const context = contextOf(command);
       const kill = options.kill === true;
-      const stopped = await (await supervisor(context.dir)).stopNode(nodeId, kill);
+      const stopped = await (await supervisor(context.dir, nodeId)).stopNode(nodeId, kill);
       context.emit(stopped, (n) => print(`node "${n.id}" ${kill ? "killed" : "stopped"}`));
     });
 
@@ -39,14 +39,16 @@ export function nodeCommand(): Command {
     .argument("<node>", "node id, e.g. node-2")
     .action(async (nodeId: string, _options: object, command: Command) => {
       const context = contextOf(command);
-      const started = await (await supervisor(context.dir)).startNode(nodeId);
+      const started = await (await supervisor(context.dir, nodeId)).startNode(nodeId);
       context.emit(started, (n) => print(`node "${n.id}" running (pid ${n.pid})`));
     });
 
   return node;
 }
 
-async function supervisor(dir: string): Promise<SupervisorClient> {
-  await runningCluster(dir);
+/** The running cluster's supervisor; `nodeId`, when given, must be one of its nodes. */
+async function supervisor(dir: string, nodeId?: string): Promise<SupervisorClient> {
+  const cluster = await runningCluster(dir);
+  if (nodeId !== undefined) clusterNode(cluster, nodeId);
   return new SupervisorClient(dir);
 }

@@ -21,7 +21,11 @@ export function volumeCommand(): Command {
     .command("create")
     .description("create a thin volume on the cluster")
     .argument("<name>", "volume name (also its NBD export name)")
-    .requiredOption("--size <size>", "size with a unit, e.g. 10GiB, 512MiB", volumeSizeArg)
+    .requiredOption(
+      "--size <size>",
+      "size with a unit, e.g. 10Gi (10 GiB) or 10G (10×10^9 bytes); at most 64 TiB, and smaller than the nodes' filesystems allow for one file (16 TiB on ext4)",
+      volumeSizeArg,
+    )
     .option("--label <key=value>", "label the volume (repeatable)", labelArg)
     .option("--repl <n>", "replicas on distinct nodes and zones: 1, 2 or 3", replicationArg, 1)
     .option("--selector <key=value>", "place replicas only on nodes with this label (repeatable)", labelArg)
@@ -102,7 +106,7 @@ export function volumeCommand(): Command {
     .command("resize")
     .description("grow a volume (shrinking is refused)")
     .argument("<name>", "volume name")
-    .requiredOption("--size <size>", "new size with a unit, e.g. 20GiB", volumeSizeArg)
+    .requiredOption("--size <size>", "new size with a unit, e.g. 20Gi (20 GiB)", volumeSizeArg)
     .action(async (name: string, options: { size: number }, command: Command) => {
       const context = contextOf(command);
       const resized = await (await context.client()).resizeVolume(nameArg(name, "volume"), options.size);

@@ -7,6 +7,8 @@ import { isConditionFailure, type StateTable, validateInput } from "./table-clie
 export interface Heartbeat {
   /** The pool's free space now, so placement sees space used since registration. */
   freeBytes: number;
+  /** The pool's provisioned bytes now, so placement sees volumes made since registration. */
+  provisionedBytes?: number;
 }
 
 /** Node registration, heartbeats and the health sweep's verdicts. */
@@ -30,11 +32,22 @@ export class NodeStore {
    * a node the health sweep marked down comes back through `register` (or `setState`), on purpose.
    */
   async heartbeat(nodeId: string, heartbeat: Heartbeat): Promise<void> {
+    const { provisionedBytes } = heartbeat;
+    const provisioned = provisionedBytes === undefined ? "" : ", #pool.#provisionedBytes = :provisioned";
     await this.updateExisting(
       nodeId,
-      "SET #lastHeartbeat = :now, #pool.#freeBytes = :free",
-      { "#lastHeartbeat": "lastHeartbeat", "#pool": "pool", "#freeBytes": "freeBytes" },
-      { ":now": this.table.now(), ":free": heartbeat.freeBytes },
+      `SET #lastHeartbeat = :now, #pool.#freeBytes = :free${provisioned}`,
+      {
+        "#lastHeartbeat": "lastHeartbeat",
+        "#pool": "pool",
+        "#freeBytes": "freeBytes",
+        ...(provisionedBytes === undefined ? {} : { "#provisionedBytes": "provisionedBytes" }),
+      },
+      {
+        ":now": this.table.now(),
+        ":free": heartbeat.freeBytes,
+        ...(provisionedBytes === undefined ? {} : { ":provisioned": provisionedBytes }),
+      },
     );
   }
 

@@ -19,9 +19,16 @@ export const NodeAddresses = z.object({
 });
 export type NodeAddresses = z.infer<typeof NodeAddresses>;
 
+/** The fields past free space are absent from records written by agents that did not report them. */
 export const NodePool = z.object({
   capacityBytes: z.number().int().nonnegative(),
   freeBytes: z.number().int().nonnegative(),
+  /** The sum of the sizes of the node's replicas: what thin provisioning has promised. */
+  provisionedBytes: z.number().int().nonnegative().optional(),
+  /** Files on the pool's filesystem must be smaller than this (ext4, 4 KiB blocks: 16 TiB). */
+  fileSizeLimitBytes: z.number().int().positive().optional(),
+  /** Names the filesystem holding the pool's drives: nodes with the same id share their space. */
+  filesystemId: z.string().optional(),
 });
 export type NodePool = z.infer<typeof NodePool>;
 

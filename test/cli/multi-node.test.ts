@@ -28,6 +28,7 @@ const run = (...args: string[]) => strata(["--dir", dir, ...args], env);
 
 interface StatusJson {
   dynamodb: { endpoint: string; table: string };
+  sharedFilesystems: { nodes: string[]; freeBytes: number }[];
   nodes: { id: string; zone: string; state: string; live: { volumeCount: number } | null }[];
   volumes: { name: string; replicas: { node: string; state: string }[] }[];
 }
@@ -70,6 +71,13 @@ describe("a three-node local cluster", () => {
       ["node-3", "local-c", "up"],
     ]);
     expect(cluster.output()).toMatch(/^node-3\s+local-c\s+up\s+0\s/m);
+    // The three pools are directories of one filesystem: its free space is said once, not thrice.
+    expect(up.sharedFilesystems).toEqual([
+      { nodes: ["node-1", "node-2", "node-3"], freeBytes: expect.any(Number) },
+    ]);
+    expect((await run("cluster", "status")).stdout).toMatch(
+      /^node-1, node-2, node-3 share one filesystem \(\d+(\.\d)? [KMGT]iB free\)$/m,
+    );
     expect(cluster.output()).toContain(`--dir ${dir} node stop node-2 --kill`);
   });
 
@@ -88,11 +96,16 @@ describe("a three-node local cluster", () => {
     expect(table.stdout).toMatch(/^VOLUME\s+SIZE\s+REPLICAS\s+EPOCH\s+ATTACHED$/m);
     expect(table.stdout).toMatch(/^pg\s+1 GiB\s+node-2\(in-sync\)\s+\d+\s+-$/m);
 
-    const unknown = await run("--node", "node-9", "volume", "list");
-    expect(unknown.code).toBe(2);
-    expect(oneSentence(unknown)).toMatch(
-      /^no node "node-9" in the cluster .* \(nodes: node-1, node-2, node-3\)$/,
-    );
+    // A well-formed node the cluster does not have is a refused request, whichever command names it.
+    for (const args of [
+      ["--node", "node-9", "volume", "list"],
+      ["node", "stop", "node-9"],
+      ["node", "start", "node-9"],
+    ]) {
+      const unknown = await run(...args);
+      expect(unknown.code, args.join(" ")).toBe(1);
+      expect(oneSentence(unknown)).toBe('no node "node-9" in this cluster (nodes: node-1, node-2, node-3)');
+    }
   });
 
   it("shows a killed node down, and leaves it down until it is started again", async () => {
@@ -100,6 +113,8 @@ describe("a three-node local cluster", () => {
     expect(killed).toMatchObject({ code: 0, stdout: 'node "node-2" killed\n' });
     await eventually(async () => (await states())["node-2"] === "down", "node-2 shows down");
     expect(await states()).toEqual({ "node-1": "up", "node-2": "down", "node-3": "up" });
+    // Its replica's recorded state is what the volume last knew; the table says its node is down.
+    expect((await run("cluster", "status")).stdout).toMatch(/^pg\s+1 GiB\s+node-2\(in-sync, node down\)\s/m);
 
     // Past the heartbeat timeout, which is longer than the supervisor's first restart delay (1 s).
     const list = await json<NodeListJson>("node", "list");
@@ -129,6 +144,9 @@ describe("a three-node local cluster", () => {
     expect(await readCluster(dir)).toBeUndefined();
 
     cluster = await clusterUp(dir);
+    // The banner of a cluster with volumes shows how to reach them, not how to create one.
+    expect(cluster.output()).toContain(`--dir ${dir} volume attach pg`);
+    expect(cluster.output()).not.toContain("volume create");
     const again = await status();
     expect(again.nodes.map((node) => [node.id, node.state])).toEqual([
       ["node-1", "up"],

@@ -4,11 +4,14 @@ import type { Replica } from "../../core/model.js";
 import {
   type ClusterView,
   countReplicas,
+  DEFAULT_OVERPROVISIONING_PERCENT,
+  overProvisioningPercent,
   type PlacementNode,
   placeAdditionalReplica,
   placeReplicas,
   placeVolume,
   requirePlacement,
+  whyNoRoom,
 } from "../../core/placement.js";
 import { GiB, nodeRecord } from "./fixtures.js";
 
@@ -79,7 +82,7 @@ describe("placing a new volume", () => {
     expect(placement).toEqual({
       ok: false,
       message:
-        "needs 3 nodes with 10 GiB free; 2 qualify: node-1 (zone a), node-2 (zone b); node-3: down; node-4: 2 GiB free",
+        "needs 3 nodes with room for 10 GiB; 2 qualify: node-1 (zone a), node-2 (zone b); node-3: down; node-4: 2 GiB free",
       verdicts: [
         { node: "node-1", zone: "a", qualifies: true, reasons: [] },
         { node: "node-2", zone: "b", qualifies: true, reasons: [] },
@@ -93,7 +96,7 @@ describe("placing a new volume", () => {
     const view = cluster([node("node-1", "a", 100, { lastHeartbeat: "2029-12-31T23:59:30.000Z" })]);
     expect(placeVolume(volume(1), view)).toMatchObject({
       ok: false,
-      message: "needs 1 node with 10 GiB free; 0 qualify; node-1: no heartbeat for 60s",
+      message: "needs 1 node with room for 10 GiB; 0 qualify; node-1: no heartbeat for 60s",
     });
   });
 
@@ -116,7 +119,7 @@ describe("placing a new volume", () => {
     expect(placeVolume({ ...pinned, replicationFactor: 3 }, view)).toMatchObject({
       ok: false,
       message:
-        "needs 3 nodes with 10 GiB free and label rack=r1,disk=ssd; 2 qualify: node-1 (zone a), node-3 (zone c); " +
+        "needs 3 nodes with room for 10 GiB and label rack=r1,disk=ssd; 2 qualify: node-1 (zone a), node-3 (zone c); " +
         "node-2: lacks label rack=r1; node-4: lacks label disk=ssd",
     });
   });
@@ -125,10 +128,10 @@ describe("placing a new volume", () => {
     const view = cluster([node("node-1", "a", 1, { state: "down", labels: {} })]);
     expect(placeVolume(volume(1, 10, { rack: "r1" }), view)).toMatchObject({
       message:
-        "needs 1 node with 10 GiB free and label rack=r1; 0 qualify; node-1: down, lacks label rack=r1, 1 GiB free",
+        "needs 1 node with room for 10 GiB and label rack=r1; 0 qualify; node-1: down, lacks label rack=r1, 1 GiB free",
     });
     expect(placeVolume(volume(1), cluster([]))).toMatchObject({
-      message: "needs 1 node with 10 GiB free; 0 qualify; no nodes are registered",
+      message: "needs 1 node with room for 10 GiB; 0 qualify; no nodes are registered",
     });
   });
 
@@ -205,7 +208,7 @@ describe("placing one more replica", () => {
     expect(placement).toMatchObject({
       ok: false,
       message:
-        "needs 1 more node with 10 GiB free; 0 qualify; node-1: holds a replica already; " +
+        "needs 1 more node with room for 10 GiB; 0 qualify; node-1: holds a replica already; " +
         "node-2: holds a replica already; node-3: down",
     });
     expect(() => requirePlacement(placement)).toThrow(
@@ -215,6 +218,90 @@ describe("placing one more replica", () => {
       }),
     );
     expect(() => requirePlacement(placement)).toThrow(StrataError);
+  });
+});
+
+describe("thin provisioning, one rule for every replication factor", () => {
+  const TiB = 1024 * GiB;
+  const pooled = (
+    id: string,
+    zone: string,
+    provisionedGiB: number,
+    extra: Partial<PlacementNode["pool"]> = {},
+  ) =>
+    nodeRecord(id, {
+      zone,
+      pool: {
+        capacityBytes: 80 * GiB,
+        freeBytes: 70 * GiB,
+        provisionedBytes: provisionedGiB * GiB,
+        ...extra,
+      },
+    });
+
+  it("places volumes larger than a node's free space, up to the over-provisioning limit", () => {
+    // 80 GiB at 200%: 160 GiB may be promised. 150 provisioned + 10 fits exactly, for RF1 and RF3 alike.
+    const view = cluster([pooled("node-1", "a", 150), pooled("node-2", "b", 100), pooled("node-3", "c", 0)]);
+    expect(placeVolume(volume(1, 100), cluster([pooled("node-1", "a", 0)]))).toMatchObject({ ok: true });
+    expect(placeVolume(volume(3, 10), view)).toMatchObject({ ok: true });
+    expect(placeVolume(volume(1, 10), cluster([pooled("node-1", "a", 150)]))).toMatchObject({ ok: true });
+  });
+
+  it("refuses past the limit, naming the node, its provisioned bytes and the limit", () => {
+    const view = cluster([pooled("node-1", "a", 150), pooled("node-2", "b", 100), pooled("node-3", "c", 0)]);
+    for (const replicationFactor of [1, 2, 3]) {
+      const placement = placeVolume(volume(replicationFactor, 11), {
+        ...view,
+        nodes: view.nodes.slice(0, 1),
+      });
+      expect(placement).toMatchObject({
+        ok: false,
+        message: `needs ${replicationFactor} node${replicationFactor === 1 ? "" : "s"} with room for 11 GiB; 0 qualify; node-1: 150 GiB provisioned of 160 GiB allowed (200% of 80 GiB)`,
+      });
+    }
+    expect(placeVolume(volume(3, 70), view)).toMatchObject({
+      ok: false,
+      message:
+        "needs 3 nodes with room for 70 GiB; 1 qualify: node-3 (zone c); " +
+        "node-1: 150 GiB provisioned of 160 GiB allowed (200% of 80 GiB); " +
+        "node-2: 100 GiB provisioned of 160 GiB allowed (200% of 80 GiB)",
+    });
+  });
+
+  it("takes the limit from the cluster view, else from $STRATA_OVERPROVISIONING_PERCENT", () => {
+    const view = cluster([pooled("node-1", "a", 0)]);
+    expect(placeVolume(volume(1, 100), { ...view, overProvisioningPercent: 100 })).toMatchObject({
+      ok: false,
+      message:
+        "needs 1 node with room for 100 GiB; 0 qualify; node-1: 0 B provisioned of 80 GiB allowed (100% of 80 GiB)",
+    });
+    expect(overProvisioningPercent({})).toBe(DEFAULT_OVERPROVISIONING_PERCENT);
+    expect(overProvisioningPercent({ STRATA_OVERPROVISIONING_PERCENT: "150" })).toBe(150);
+    expect(() => overProvisioningPercent({ STRATA_OVERPROVISIONING_PERCENT: "lots" })).toThrow(
+      /STRATA_OVERPROVISIONING_PERCENT must be a whole number above 0, not "lots"/,
+    );
+  });
+
+  it("refuses a volume its filesystem cannot hold as one file, whatever the space", () => {
+    const ext4 = (id: string, zone: string) =>
+      pooled(id, zone, 0, { capacityBytes: 100 * TiB, freeBytes: 100 * TiB, fileSizeLimitBytes: 16 * TiB });
+    const view = cluster([ext4("node-1", "a"), ext4("node-2", "b")]);
+    expect(placeVolume({ ...volume(2), sizeBytes: 16 * TiB - 4096 }, view)).toMatchObject({ ok: true });
+    expect(placeVolume({ ...volume(2), sizeBytes: 17 * TiB }, view)).toMatchObject({
+      ok: false,
+      message:
+        "needs 2 nodes with room for 17 TiB; 0 qualify; " +
+        "node-1: its filesystem holds only files smaller than 16 TiB; node-2: its filesystem holds only files smaller than 16 TiB",
+    });
+  });
+
+  it("keeps new replicas off a nearly full pool", () => {
+    expect(
+      whyNoRoom({ capacityBytes: 100 * GiB, freeBytes: 4 * GiB, provisionedBytes: 0 }, GiB, 200),
+    ).toEqual(["4 GiB free"]);
+    expect(
+      whyNoRoom({ capacityBytes: 100 * GiB, freeBytes: 5 * GiB, provisionedBytes: 0 }, GiB, 200),
+    ).toEqual([]);
   });
 });
 

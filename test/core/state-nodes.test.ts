@@ -44,6 +44,23 @@ describe("node records", () => {
     );
   });
 
+  it("carries the pool's provisioned bytes, file size limit and filesystem, heartbeat after heartbeat", async () => {
+    const pool = {
+      capacityBytes: 80 * GiB,
+      freeBytes: 70 * GiB,
+      provisionedBytes: 0,
+      fileSizeLimitBytes: 16 * 1024 * GiB,
+      filesystemId: "2049",
+    };
+    await store.nodes.register(nodeRecord("node-6", { pool }));
+    await store.nodes.heartbeat("node-6", { freeBytes: 69 * GiB, provisionedBytes: 15 * 1024 * GiB });
+    expect((await store.nodes.get("node-6")).pool).toEqual({
+      ...pool,
+      freeBytes: 69 * GiB,
+      provisionedBytes: 15 * 1024 * GiB,
+    });
+  });
+
   it("refuses a heartbeat from a node that never registered, without creating a record", async () => {
     await expect(store.nodes.heartbeat("ghost", { freeBytes: GiB })).rejects.toThrow(RecordNotFoundError);
     await expect(store.nodes.get("ghost")).rejects.toThrow("node ghost not found");

@@ -246,7 +246,9 @@ describe("replicated volumes on a three-zone local cluster", () => {
     expect(pair.replicas.map((replica) => replica.node).sort()).toEqual(["node-1", "node-3"]);
     const trio = await cli("volume", "create", "trio", "--size", "16MiB", "--repl", "3");
     expect(trio.code).toBe(1);
-    expect(trio.stderr).toMatch(/needs 3 nodes with 16 MiB free; 2 qualify: .*node-2: (down|no heartbeat)/);
+    expect(trio.stderr).toMatch(
+      /needs 3 nodes with room for 16 MiB; 2 qualify: .*node-2: (down|no heartbeat)/,
+    );
     expect((await cli("volume", "delete", "pair")).code).toBe(0);
 
     const away = await fio(attachment.nbdUri, ["--rw=write", "--bs=64k", "--offset=128m", "--size=4m"]);
@@ -309,6 +311,13 @@ describe("replicated volumes on a three-zone local cluster", () => {
   it("explains a placement it cannot make", async () => {
     const refused = await cli("volume", "create", "huge", "--size", "64TiB", "--repl", "3");
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toMatch(/needs 3 nodes with 64 TiB free; 0 qualify/);
+    expect(refused.stderr).toMatch(/needs 3 nodes with room for 64 TiB; 0 qualify/);
+    // Thin volumes over-commit a node up to a limit, the same for every replication factor, and
+    // the refusal names each node's provisioned bytes and its limit.
+    const big = await cli("volume", "create", "big1", "--size", "17TiB", "--repl", "2");
+    expect(big.code).toBe(1);
+    expect(big.stderr).toMatch(
+      /^error: needs 2 nodes with room for 17 TiB; 0 qualify; node-1: (its filesystem holds only files smaller than [\d.]+ [GT]iB, )?[\d.]+ [KMGT]?i?B provisioned of [\d.]+ [GT]iB allowed \(200% of [\d.]+ [GT]iB\)/,
+    );
   });
 });

@@ -147,7 +147,7 @@ describe("one zone down on a four-node, three-zone local cluster", () => {
     const refused = await cli("--node", via, "volume", "create", "w", "--size", "64MiB", "--repl", "3");
     expect(refused.code).toBe(1);
     const sentence = oneSentence(refused);
-    expect(sentence).toMatch(/^needs 3 nodes with 64 MiB free; 2 qualify: /);
+    expect(sentence).toMatch(/^needs 3 nodes with room for 64 MiB; 2 qualify: /);
     for (const node of survivors) expect(sentence).toContain(`${node} (zone ${zoneOf.get(node)})`);
     for (const node of lost) expect(sentence).toMatch(new RegExp(`${node}: (down|no heartbeat for \\d+s)`));
     // Nothing half-made is listed.

@@ -4,8 +4,11 @@ import { existsSync } from "node:fs";
 import { mkdir, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Pool } from "../../agent/pool.js";
 import type { ReplicaHost } from "../../agent/replica-host.js";
 import { servedEntry } from "../../agent/replication/served-entries.js";
+import { StrataError } from "../../core/errors.js";
+import { formatSize } from "../../core/units.js";
 import { BLOCK, MiB, tempDir } from "../store/helpers.js";
 import { openHost, SIZE } from "./helpers.js";
 
@@ -111,6 +114,40 @@ describe("ReplicaHost", () => {
     h = await reopen();
     expect(h.listReplicas("vol-a")[0]!.rebuilding).toBe(false);
     expect(h.listReplicas("vol-none")).toEqual([]);
+  });
+
+  it("refuses up front a replica its filesystem cannot hold as one file, in one sentence", async (context) => {
+    const TiB = 1024 ** 4;
+    const h = await reopen([1000 * TiB]);
+    const limit = (await Pool.open([{ path: join(dir.path, "d0") }])).usage(0).fileSizeLimitBytes;
+    // ext4 with 4 KiB blocks (this machine's /tmp) refuses files of 16 TiB; other filesystems may not.
+    if (limit === undefined) return context.skip();
+    const refusal = await h.create("big", "rep-big", limit, 1).catch((error: unknown) => error);
+    expect(refusal).toBeInstanceOf(StrataError);
+    expect(refusal).toMatchObject({
+      code: "RESOURCE_EXHAUSTED",
+      message: `this node has no room for a ${formatSize(limit)} volume: its filesystem holds only files smaller than ${formatSize(limit)}`,
+    });
+    await expect(
+      h.createReplica({ volumeId: "big", replicaId: "rep-big", sizeBytes: limit + 4096, epoch: 1 }),
+    ).rejects.toThrow(/its filesystem holds only files smaller than/);
+    expect(h.list()).toEqual([]);
+    expect(await readdir(join(dir.path, "d0", "volumes"))).toEqual([]);
+    await h.create("fits", "rep-fits", limit - 4096, 1);
+  });
+
+  it("over-provisions thin replicas up to the limit, then refuses naming what is provisioned", async () => {
+    const h = await reopen([1024 * MiB]);
+    await h.create("a", "rep-a", 1536 * MiB, 1);
+    await h.createReplica({ volumeId: "b", replicaId: "rep-b", sizeBytes: 512 * MiB, epoch: 1 });
+    const message =
+      "this node has no room for a 4 KiB volume: 2 GiB provisioned of 2 GiB allowed (200% of 1 GiB)";
+    await expect(h.create("c", "rep-c", BLOCK, 1)).rejects.toThrow(message);
+    await expect(
+      h.createReplica({ volumeId: "c", replicaId: "rep-c", sizeBytes: BLOCK, epoch: 1 }),
+    ).rejects.toThrow(message);
+    await h.destroy("b");
+    await h.create("c", "rep-c", BLOCK, 1);
   });
 
   it("a create whose caller fails before the commit leaves nothing behind", async () => {

@@ -1,10 +1,12 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, mkdtempSync, rmSync, statfsSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { Pool, parseDriveSpec } from "../../agent/pool.js";
+import { Pool, parseDriveSpec, probeFileSizeLimit } from "../../agent/pool.js";
 
 const MiB = 1024 * 1024;
+/** statfs f_type of ext2/3/4. */
+const EXT4_SUPER_MAGIC = 0xef53;
 
 describe("pool of drives", () => {
   const root = mkdtempSync(join(tmpdir(), "strata-pool-"));
@@ -26,6 +28,8 @@ describe("pool of drives", () => {
       usedBytes: 40 * MiB,
       freeBytes: 56 * MiB,
       provisionedBytes: 200 * MiB,
+      fileSizeLimitBytes: await probeFileSizeLimit(root),
+      filesystemId: `${hostname()}:${statSync(root).dev}`,
       drives: [
         { path: join(root, "d0"), capacityBytes: 64 * MiB, usedBytes: 40 * MiB },
         { path: join(root, "d1"), capacityBytes: 32 * MiB, usedBytes: 0 },
@@ -42,5 +46,19 @@ describe("pool of drives", () => {
     expect(() => parseDriveSpec("/mnt/ebs0:lots")).toThrow(/invalid size "lots"/);
     const pool = await Pool.open([{ path: join(root, "auto") }]);
     expect(pool.drives[0]!.capacityBytes).toBeGreaterThan(0);
+  });
+
+  it("finds the largest file its filesystem allows, so a volume past it is refused up front", async () => {
+    mkdirSync(root, { recursive: true });
+    const limit = await probeFileSizeLimit(root);
+    if (statfsSync(root).type === EXT4_SUPER_MAGIC && statfsSync(root).bsize === 4096) {
+      expect(limit).toBe(16 * 1024 ** 4);
+    }
+    if (limit === undefined) return;
+    const probe = join(root, "probe");
+    writeFileSync(probe, "");
+    truncateSync(probe, limit - 4096);
+    expect(() => truncateSync(probe, limit)).toThrow(expect.objectContaining({ code: "EFBIG" }));
+    expect((await Pool.open([{ path: join(root, "d0") }])).usage(0).fileSizeLimitBytes).toBe(limit);
   });
 });
