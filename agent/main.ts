@@ -203,10 +203,7 @@ async function main(): Promise<void> {
         replication: replicationAddress ?? "",
       },
     },
-    pool: async () => {
-      const { capacityBytes, freeBytes } = (await volumes.nodeStatus()).pool;
-      return { capacityBytes, freeBytes };
-    },
+    pool: async () => (await volumes.nodeStatus()).pool,
     log,
   });
 
