@@ -208,6 +208,11 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
     return this.runningRebuilds.get(replicaId);
   }
 
+  /** Every rebuild and resync under way, including those whose target has not joined the set yet. */
+  runningCopies(): Rebuild[] {
+    return [...this.runningRebuilds.values()];
+  }
+
   /**
    * Takes the volume for this node: one conditional write records the attachment and bumps the
    * epoch (fencing any previous coordinator), then every replica moves to the new epoch from the

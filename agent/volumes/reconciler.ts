@@ -76,21 +76,31 @@ export class ReplicaSetReconciler {
   async rebuild(name: string, coordinator: VolumeCoordinator, replicaId: string): Promise<void> {
     await settleRebuilds(coordinator);
     const record = await this.cluster.record(name);
-    const replica = this.failedReplica(record, replicaId, "rebuild");
+    const replica = this.failedReplica(record, replicaId);
     await this.addNewReplica(record, coordinator, await this.cluster.nodes(), { targetNode: replica.node });
   }
 
   /**
    * Starts the resync of one failed replica whose node is back with its data (only what it missed
-   * is copied); the caller waits for it, outside the volume's lock when it may.
+   * is copied); the caller waits for it, outside the volume's lock when it may. A replica already in
+   * sync needs nothing (undefined); one whose copy is under way is waited for, not copied twice.
    */
-  async startResync(name: string, coordinator: VolumeCoordinator, replicaId: string): Promise<Rebuild> {
+  async startResync(
+    name: string,
+    coordinator: VolumeCoordinator,
+    replicaId: string,
+  ): Promise<Rebuild | undefined> {
+    const running = coordinator.rebuild(replicaId);
+    if (running !== undefined) return running;
     await settleRebuilds(coordinator);
     const record = await this.cluster.record(name);
-    const replica = this.failedReplica(record, replicaId, "resync");
-    const [started] = await this.resyncReturning({ ...record, replicas: [replica] }, coordinator, 1, {
-      retryNow: true,
-    });
+    const replica = record.replicas.find((candidate) => candidate.replicaId === replicaId);
+    if (replica === undefined) throw notFound(`replica ${replicaId} of volume "${name}"`);
+    if (replica.state === "in-sync") return undefined;
+    const [started] =
+      replica.state === "failed"
+        ? await this.resyncReturning({ ...record, replicas: [replica] }, coordinator, 1, { retryNow: true })
+        : [];
     if (started === undefined) {
       throw conflict(
         `cannot resync replica ${replicaId} of volume "${name}": ${replica.node} is down or no longer holds it; rebuild it instead`,
@@ -115,12 +125,12 @@ export class ReplicaSetReconciler {
     await this.drop(record, coordinator, [replica], "replica dropped");
   }
 
-  private failedReplica(record: VolumeRecord, replicaId: string, what: string) {
+  private failedReplica(record: VolumeRecord, replicaId: string) {
     const replica = record.replicas.find((candidate) => candidate.replicaId === replicaId);
     if (replica === undefined) throw notFound(`replica ${replicaId} of volume "${record.name}"`);
     if (replica.state !== "failed") {
       throw conflict(
-        `cannot ${what} replica ${replicaId} of volume "${record.name}": it is ${replica.state}, not failed`,
+        `cannot rebuild replica ${replicaId} of volume "${record.name}": it is ${replica.state}, not failed`,
       );
     }
     return replica;
@@ -226,6 +236,7 @@ export class ReplicaSetReconciler {
     const started: Rebuild[] = [];
     for (const replica of await this.returningReplicas(record, nodes)) {
       if (started.length >= wanted) break;
+      if (coordinator.rebuild(replica.replicaId) !== undefined) continue;
       if (!retryNow && (this.resyncRetryAt.get(replica.replicaId) ?? 0) > Date.now()) continue;
       const handle = await this.cluster.handleOn(replica.node, record.id, nodes).catch((error: unknown) => {
         this.cluster.log.debug(
@@ -346,6 +357,5 @@ export interface NewReplicaOptions {
 
 /** Waits for the volume's running rebuilds and resyncs (their outcome is in the record). */
 async function settleRebuilds(coordinator: VolumeCoordinator): Promise<void> {
-  const running = coordinator.replicas().flatMap((replica) => coordinator.rebuild(replica.replicaId) ?? []);
-  await Promise.allSettled(running.map((rebuild) => rebuild.done));
+  await Promise.allSettled(coordinator.runningCopies().map((rebuild) => rebuild.done));
 }

@@ -288,10 +288,10 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
   async resyncReplica(name: string, replicaId: string): Promise<void> {
     const copy = await this.changeVolume(name, "resync a replica", async (attached) => {
       const rebuild = await this.reconciler.startResync(name, attached.coordinator, replicaId);
-      if (!attached.exported) await rebuild.done;
+      if (!attached.exported) await rebuild?.done;
       return rebuild;
     });
-    await copy.done;
+    await copy?.done;
   }
 
   private async snapshotRecord(volume: VolumeRecord, snapshot: string) {

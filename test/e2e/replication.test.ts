@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { log } from "../../agent/log.js";
 import { connectReplica, type ReplicaClient } from "../../agent/replication/client.js";
 import type { Volume } from "../../core/model.js";
+import type { Operation } from "../../core/operations.js";
 import { StateStore } from "../../core/state/store.js";
 import {
   clusterUp,
@@ -279,6 +280,17 @@ describe("replicated volumes on a three-zone local cluster", () => {
     expect(resynced).toBe(4 * MiB);
     const digests = await replicaDigests(await inspect("orders"));
     expect(new Set(digests.values()).size).toBe(1);
+    // The resync was an operation the attached node started for itself, shown to the operator.
+    const { operations } = await json<{ operations: Operation[] }>("operation", "list", "--volume", "orders");
+    const nodeTwo = created.replicas.find((replica) => replica.node === "node-2")!.replicaId;
+    expect(operations).toContainEqual(
+      expect.objectContaining({
+        kind: "resync",
+        node: "node-1",
+        state: "succeeded",
+        params: { replicaId: nodeTwo },
+      }),
+    );
 
     // Lowering the count drops a replica online (never the coordinator's own); raising it again
     // rebuilds one, and the record keeps the count the operator asked for.
