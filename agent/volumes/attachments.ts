@@ -87,40 +87,47 @@ export class AttachmentRegistry implements ExportRegistry {
   }
 
   /**
-   * Runs `work` on the volume's coordinator on this node. A volume attached nowhere gets a
-   * maintenance attachment for the work: taken like any attach (an epoch CAS that fences whatever
-   * coordinator is left elsewhere), never exported, released when the work is done. So snapshots,
-   * resizes and repairs work on every volume, attached or not. A volume attached to another node is
-   * changed there.
+   * Runs `work` on the volume's coordinator on this node. An exported one is used as it is, without
+   * reading the record: should another node have taken the volume over, the replicas refuse this
+   * coordinator's epoch and it is fenced (invariant 2), so nothing is changed behind the new owner's
+   * back. A volume attached nowhere gets a maintenance attachment for the work: taken like any
+   * attach (an epoch CAS that fences whatever coordinator is left elsewhere), never exported,
+   * released when the work is done. So snapshots, resizes and repairs work on every volume, attached
+   * or not. A volume attached to another node is changed there.
    */
   async withCoordinator<T>(
-    record: VolumeRecord,
+    name: string,
     doWhat: string,
     work: (attached: AttachedVolume) => Promise<T>,
   ): Promise<T> {
-    let attached = await this.here(record);
-    if (attached === undefined) {
-      if (record.attachedNode !== null && record.attachedNode !== this.cluster.nodeId) {
-        throw conflict(
-          `volume "${record.name}" is attached to ${record.attachedNode}: ${doWhat} there (--node ${record.attachedNode})`,
-        );
-      }
-      // Recorded as attached here with no coordinator (its re-attach after a restart failed): it is
-      // attached again, as recorded.
-      attached = await this.attach(record, record.attachedNode === this.cluster.nodeId);
-    }
+    const exported = this.attached.get(name);
+    const attached =
+      exported !== undefined && exportable(exported) ? exported : await this.forChange(name, doWhat);
     try {
       return await work(attached);
     } catch (error) {
       if (attached.coordinator.state === "fenced") {
-        throw conflict(
-          `volume "${record.name}" was taken over by another node while this one tried to ${doWhat}`,
-        );
+        throw conflict(`volume "${name}" was taken over by another node while this one tried to ${doWhat}`);
       }
       throw error;
     } finally {
-      if (!attached.exported) await this.release(record.name, attached);
+      if (!attached.exported) await this.release(name, attached);
     }
+  }
+
+  /** The attachment to change the volume through, as its record says: here, a maintenance one, or none. */
+  private async forChange(name: string, doWhat: string): Promise<AttachedVolume> {
+    const record = await this.cluster.record(name);
+    const attached = await this.here(record);
+    if (attached !== undefined) return attached;
+    if (record.attachedNode !== null && record.attachedNode !== this.cluster.nodeId) {
+      throw conflict(
+        `volume "${name}" is attached to ${record.attachedNode}: ${doWhat} there (--node ${record.attachedNode})`,
+      );
+    }
+    // Recorded as attached here with no coordinator (its re-attach after a restart failed): it is
+    // attached again, as recorded.
+    return this.attach(record, record.attachedNode === this.cluster.nodeId);
   }
 
   /** Flushes and closes the coordinator, then records the volume as attached nowhere. */

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { conflict, invalid, notFound, StrataError } from "../../core/errors.js";
 import type { Attachment, Labels, NodeStatus, Snapshot, Volume } from "../../core/model.js";
-import { RecordNotFoundError } from "../../core/state/errors.js";
+import { RecordExistsError, RecordNotFoundError } from "../../core/state/errors.js";
 import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
 import { formatSize } from "../../core/units.js";
@@ -23,6 +23,12 @@ import { ClusterContext, type ClusterTiming, type LocalReplicas, liveCount } fro
 import { OrphanSweeper } from "./orphans.js";
 import { copyInto, type Provisioned, VolumeProvisioner } from "./provisioner.js";
 import { ReplicaSetReconciler } from "./reconciler.js";
+
+/** Which volume a change is of; what else it needs it reads from the record. */
+interface VolumeIdentity {
+  id: string;
+  name: string;
+}
 
 /**
  * Every volume, whatever its replication factor, as this node serves the control API: its record
@@ -87,12 +93,15 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
   private changeVolume<T>(
     name: string,
     doWhat: string,
-    work: (attached: AttachedVolume, record: VolumeRecord) => Promise<T>,
+    work: (attached: AttachedVolume, volume: VolumeIdentity) => Promise<T>,
   ): Promise<T> {
-    return this.cluster.lock(name).run(async () => {
-      const record = await this.cluster.record(name);
-      return this.attachments.withCoordinator(record, doWhat, (attached) => work(attached, record));
-    });
+    return this.cluster
+      .lock(name)
+      .run(() =>
+        this.attachments.withCoordinator(name, doWhat, (attached) =>
+          work(attached, { id: attached.coordinator.volumeId, name }),
+        ),
+      );
   }
 
   private toVolume(record: VolumeRecord, nodes: Map<string, NodeRecord>): Volume {
@@ -252,18 +261,18 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
 
   /** Back to the volume's replication factor: lost replicas are replaced, returning ones resynced. */
   async repairVolume(name: string): Promise<void> {
-    await this.changeVolume(name, "repair it", ({ coordinator }, record) =>
-      this.reconciler.reach(name, coordinator, record.replicationFactor),
+    await this.changeVolume(name, "repair it", async ({ coordinator }) =>
+      this.reconciler.reach(name, coordinator, (await this.cluster.record(name)).replicationFactor),
     );
   }
 
   /** One more replica, on `targetNode` when given (if it qualifies), rebuilt while I/O goes on. */
   async addReplica(name: string, targetNode?: string): Promise<void> {
-    await this.changeVolume(name, "add a replica", ({ coordinator }, record) =>
+    await this.changeVolume(name, "add a replica", async ({ coordinator }) =>
       this.reconciler.reach(
         name,
         coordinator,
-        liveCount(record) + 1,
+        liveCount(await this.cluster.record(name)) + 1,
         targetNode === undefined ? {} : { targetNode },
       ),
     );
@@ -294,7 +303,7 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     await copy?.done;
   }
 
-  private async snapshotRecord(volume: VolumeRecord, snapshot: string) {
+  private async snapshotRecord(volume: VolumeIdentity, snapshot: string) {
     try {
       return await this.store.snapshots.get(volume.id, snapshot);
     } catch (error) {
@@ -319,21 +328,35 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
 
   /** Taken by the coordinator at one point of the write stream on every replica. */
   async createSnapshot(volume: string, name?: string): Promise<Snapshot> {
-    return this.changeVolume(volume, "snapshot it", async ({ coordinator }, record) => {
-      const taken = new Set((await this.store.snapshots.list(record.id)).map((snapshot) => snapshot.name));
-      if (name !== undefined && taken.has(name)) {
-        throw new StrataError("ALREADY_EXISTS", `snapshot "${volume}@${name}" already exists`);
-      }
-      const snapshotName = name ?? defaultSnapshotName(taken);
-      // On every replica first, recorded last: a snapshot that is listed always exists.
+    return this.changeVolume(volume, "snapshot it", async ({ coordinator }, { id: volumeId }) => {
+      const snapshotName =
+        name ?? defaultSnapshotName(new Set((await this.store.snapshots.list(volumeId)).map((s) => s.name)));
+      // On every replica first, recorded last: a snapshot that is listed always exists. The
+      // record's conditional put is what keeps a name once per volume; a snapshot that loses that
+      // race is deleted again, so the common case costs no read before the snapshot.
       const id = randomUUID();
       const info = await coordinator.snapshot({ id, name: snapshotName });
-      await this.store.snapshots.create({
-        volumeId: record.id,
-        name: snapshotName,
-        sizeBytes: coordinator.sizeBytes,
-        id,
-      });
+      try {
+        await this.store.snapshots.create({
+          volumeId,
+          name: snapshotName,
+          sizeBytes: coordinator.sizeBytes,
+          id,
+        });
+      } catch (error) {
+        await coordinator
+          .deleteSnapshot(id)
+          .catch((cleanup: unknown) =>
+            this.log.warn(
+              { err: cleanup, volume, snapshot: snapshotName },
+              "an unrecorded snapshot was left on the replicas",
+            ),
+          );
+        if (error instanceof RecordExistsError) {
+          throw new StrataError("ALREADY_EXISTS", `snapshot "${volume}@${snapshotName}" already exists`);
+        }
+        throw error;
+      }
       this.log.info({ volume, snapshot: snapshotName }, "snapshot created");
       return { id, name: snapshotName, volume, createdAt: info.createdAt, exclusiveBytes: 0 };
     });
@@ -358,20 +381,25 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
    * volume is recorded, so it is listed only once complete.
    */
   async cloneSnapshot(volume: string, snapshot: string, target: string, labels: Labels): Promise<Volume> {
-    const cloned = await this.changeVolume(volume, "clone its snapshots", async ({ coordinator }, record) => {
-      const found = await this.snapshotRecord(record, snapshot);
-      const source = await coordinator.snapshotReader(found.id);
-      const request = {
-        name: target,
-        sizeBytes: found.sizeBytes,
-        labels,
-        replicationFactor: record.replicationFactor,
-        nodeSelector: record.nodeSelector,
-      };
-      return this.cluster
-        .lock(target)
-        .run(() => this.provisioner.create(request, (handles) => copyInto(source, handles)));
-    });
+    const cloned = await this.changeVolume(
+      volume,
+      "clone its snapshots",
+      async ({ coordinator }, identity) => {
+        const found = await this.snapshotRecord(identity, snapshot);
+        const record = await this.cluster.record(volume);
+        const source = await coordinator.snapshotReader(found.id);
+        const request = {
+          name: target,
+          sizeBytes: found.sizeBytes,
+          labels,
+          replicationFactor: record.replicationFactor,
+          nodeSelector: record.nodeSelector,
+        };
+        return this.cluster
+          .lock(target)
+          .run(() => this.provisioner.create(request, (handles) => copyInto(source, handles)));
+      },
+    );
     this.log.info({ volume, snapshot, target }, "snapshot cloned");
     return this.describe(cloned);
   }

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -31,6 +31,53 @@ export function strata(args: string[], env: Record<string, string> = {}): Promis
       },
     );
   });
+}
+
+/**
+ * Short, so a killed node shows down quickly (still several heartbeats, 2 s, long), coordinators
+ * checkpoint soon after writes stop (a resync counts changes from a checkpoint), and a node
+ * deletes replicas no volume lists within seconds (longer than any create takes: a replica exists
+ * before its record lists it).
+ */
+export const FAST_RECOVERY_ENV = {
+  STRATA_HEARTBEAT_TIMEOUT_MS: "6000",
+  STRATA_CHECKPOINT_INTERVAL_MS: "2000",
+  STRATA_ORPHAN_GRACE_MS: "15000",
+};
+
+/**
+ * The CLI against the cluster in `dir()`: `cli` returns the outcome; `json` returns the parsed
+ * `--json` answer, or fails with the command's stderr and the agents' last errors, so a failure in
+ * CI says what went wrong inside the cluster.
+ */
+export function clusterCli(dir: () => string, env: Record<string, string> = {}) {
+  const cli = (...args: string[]) => strata(["--dir", dir(), ...args], env);
+  const json = async <T>(...args: string[]): Promise<T> => {
+    const outcome = await cli("--json", ...args);
+    if (outcome.code !== 0) {
+      throw new Error(
+        `strata ${args.join(" ")}: ${outcome.stderr}agent errors:\n${await agentErrors(dir())}`,
+      );
+    }
+    return JSON.parse(outcome.stdout) as T;
+  };
+  return { cli, json };
+}
+
+/** The last warnings and errors each agent of the cluster in `dir` logged. */
+async function agentErrors(dir: string): Promise<string> {
+  const nodes = await readdir(join(dir, "nodes")).catch(() => []);
+  const lines: string[] = [];
+  for (const node of nodes.sort()) {
+    const text = await readFile(join(dir, "nodes", node, "agent.log"), "utf8").catch(() => "");
+    lines.push(
+      ...text
+        .split("\n")
+        .filter((line) => /"level":(40|50|60)/.test(line))
+        .slice(-5),
+    );
+  }
+  return lines.join("\n");
 }
 
 /** A `strata cluster up` running in the foreground, with everything it printed so far. */

@@ -3,11 +3,12 @@ import { useLocalAws } from "../../core/local-aws-environment.js";
 import type { Volume } from "../../core/model.js";
 import { StateStore } from "../../core/state/store.js";
 import {
+  clusterCli,
   clusterUp,
+  FAST_RECOVERY_ENV,
   oneSentence,
   prepareClusterDir,
   type RunningCluster,
-  strata,
   tearDownCluster,
 } from "../cli/strata-process.js";
 import { eventually } from "../support/eventually.js";
@@ -22,21 +23,11 @@ import { run } from "../support/run.js";
  */
 
 const MiB = 1024 * 1024;
-const env = {
-  STRATA_HEARTBEAT_TIMEOUT_MS: "6000",
-  STRATA_CHECKPOINT_INTERVAL_MS: "2000",
-  STRATA_ORPHAN_GRACE_MS: "15000",
-};
 
 let dir: string;
 let cluster: RunningCluster | undefined;
 let store: StateStore;
-const cli = (...args: string[]) => strata(["--dir", dir, ...args], env);
-async function json<T>(...args: string[]): Promise<T> {
-  const outcome = await cli("--json", ...args);
-  if (outcome.code !== 0) throw new Error(`strata ${args.join(" ")}: ${outcome.stderr}`);
-  return JSON.parse(outcome.stdout) as T;
-}
+const { cli, json } = clusterCli(() => dir, FAST_RECOVERY_ENV);
 const inspect = (volume: string, node = "node-1") =>
   json<Volume>("--node", node, "volume", "inspect", volume);
 const states = (volume: Volume) =>
@@ -52,7 +43,7 @@ async function exportsOf(node: string): Promise<string[]> {
 
 beforeAll(async () => {
   dir = await prepareClusterDir("strata-every-volume-");
-  Object.assign(process.env, env);
+  Object.assign(process.env, FAST_RECOVERY_ENV);
   cluster = await clusterUp(dir);
   useLocalAws(cluster.file.dynamodb.endpoint);
   store = new StateStore({ tableName: cluster.file.dynamodb.table });

@@ -10,10 +10,11 @@ import type { Volume } from "../../core/model.js";
 import type { Operation } from "../../core/operations.js";
 import { StateStore } from "../../core/state/store.js";
 import {
+  clusterCli,
   clusterUp,
+  FAST_RECOVERY_ENV,
   prepareClusterDir,
   type RunningCluster,
-  strata,
   tearDownCluster,
 } from "../cli/strata-process.js";
 import { DurableWriter } from "../support/durable-writer.js";
@@ -27,43 +28,10 @@ import { run as runClient } from "../support/run.js";
  */
 
 const MiB = 1024 * 1024;
-/**
- * Short, so a killed node shows down quickly (still several heartbeats, 2 s, long), coordinators
- * checkpoint soon after writes stop (a resync counts changes from a checkpoint), and a node
- * deletes replicas no volume lists within seconds.
- */
-const env = {
-  STRATA_HEARTBEAT_TIMEOUT_MS: "6000",
-  STRATA_CHECKPOINT_INTERVAL_MS: "2000",
-  // Longer than any create here takes (a replica exists before its record lists it).
-  STRATA_ORPHAN_GRACE_MS: "15000",
-};
-
+const env = FAST_RECOVERY_ENV;
 let dir: string;
 let cluster: RunningCluster | undefined;
-const cli = (...args: string[]) => strata(["--dir", dir, ...args], env);
-async function json<T>(...args: string[]): Promise<T> {
-  const outcome = await cli("--json", ...args);
-  if (outcome.code !== 0) {
-    throw new Error(`strata ${args.join(" ")}: ${outcome.stderr}agent errors:\n${await agentErrors()}`);
-  }
-  return JSON.parse(outcome.stdout) as T;
-}
-
-/** The agents' error lines, so a failure in CI says what went wrong inside the cluster. */
-async function agentErrors(): Promise<string> {
-  const lines: string[] = [];
-  for (const node of ["node-1", "node-2", "node-3"]) {
-    const text = await readFile(join(dir, "nodes", node, "agent.log"), "utf8").catch(() => "");
-    lines.push(
-      ...text
-        .split("\n")
-        .filter((line) => /"level":(40|50|60)/.test(line))
-        .slice(-5),
-    );
-  }
-  return lines.join("\n");
-}
+const { cli, json } = clusterCli(() => dir, env);
 /** Asked of `node` (default: the first node), so it works while another node is down. */
 const inspect = (volume: string, node = "node-1") =>
   json<Volume>("--node", node, "volume", "inspect", volume);

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Volume } from "../../core/model.js";
 import {
+  clusterCli,
   clusterUp,
   oneSentence,
   prepareClusterDir,
   type RunningCluster,
-  strata,
   tearDownCluster,
 } from "../cli/strata-process.js";
 import { eventually } from "../support/eventually.js";
@@ -21,12 +21,7 @@ const env = { STRATA_HEARTBEAT_TIMEOUT_MS: "6000" };
 
 let dir: string;
 let cluster: RunningCluster | undefined;
-const cli = (...args: string[]) => strata(["--dir", dir, ...args], env);
-async function json<T>(...args: string[]): Promise<T> {
-  const outcome = await cli("--json", ...args);
-  if (outcome.code !== 0) throw new Error(`strata ${args.join(" ")}: ${outcome.stderr}`);
-  return JSON.parse(outcome.stdout) as T;
-}
+const { cli, json } = clusterCli(() => dir, env);
 
 interface StatusJson {
   nodes: { id: string; zone: string; state: "up" | "down" | "unreachable" }[];
