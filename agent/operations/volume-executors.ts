@@ -1,31 +1,37 @@
-import type { Volume } from "../../core/model.js";
-import { OperationParams, type OperationRecord } from "../../core/state/records.js";
+import { OperationParams } from "../../core/state/records.js";
+import type { Rebuild } from "../replication/rebuild.js";
+import type { CopyObserver } from "../volumes/reconciler.js";
 import type { ClusterVolumes } from "../volumes/service.js";
 import type { OperationContext, OperationExecutors } from "./runner.js";
 
-/** How often a running operation's copy progress is read from the volume's rebuilds. */
-const PROGRESS_SAMPLE_MS = 1_000;
+/** How often a running operation's copy progress is sampled (the runner writes it less often). */
+const PROGRESS_SAMPLE_MS = 500;
 
 /**
  * The volume service's long work as operations: each executor runs one change of a volume on this
- * node (a coordinator here, or a maintenance attachment when the volume is attached nowhere) and
- * reports the bytes its rebuilds and resyncs copy. A change already under way cannot be stopped
- * half-way (a replica left half-copied is worse than a finished one): cancelling waits for it.
+ * node (through its coordinator here, or a maintenance attachment when the volume is attached
+ * nowhere) and reports the bytes its rebuilds and resyncs copy. A change already under way is not
+ * stopped half-way (a replica left half-copied helps no one): cancelling it waits for it.
  */
 export function volumeExecutors(volumes: ClusterVolumes): OperationExecutors {
-  const track = (operation: OperationRecord, context: OperationContext, work: Promise<unknown>) =>
-    withCopyProgress(volumes, operation.volumeName, context, work);
   return {
-    replication: async (operation, context) => {
+    replication: (operation, context) => {
       const { replicationFactor } = OperationParams.replication.parse(operation.params);
-      const updating = volumes.updateReplication(operation.volumeName, replicationFactor);
-      await track(operation, context, updating);
-      for (const warning of (await updating).warnings ?? []) context.warn(warning);
+      return withCopyProgress(context, async (observe) => {
+        const updated = await volumes.updateReplication(operation.volumeName, replicationFactor, observe);
+        for (const warning of updated.warnings ?? []) context.warn(warning);
+      });
     },
-    repair: (operation, context) => track(operation, context, volumes.repairVolume(operation.volumeName)),
+    repair: (operation, context) =>
+      withCopyProgress(context, (observe) => volumes.repairVolume(operation.volumeName, observe)),
     "add-replica": (operation, context) => {
       const { targetNode } = OperationParams["add-replica"].parse(operation.params);
-      return track(operation, context, volumes.addReplica(operation.volumeName, targetNode));
+      return withCopyProgress(context, (observe) =>
+        volumes.addReplica(operation.volumeName, {
+          ...(targetNode === undefined ? {} : { targetNode }),
+          observe,
+        }),
+      );
     },
     "drop-replica": async (operation) => {
       const { replicaId } = OperationParams["drop-replica"].parse(operation.params);
@@ -33,11 +39,15 @@ export function volumeExecutors(volumes: ClusterVolumes): OperationExecutors {
     },
     rebuild: (operation, context) => {
       const { replicaId } = OperationParams.rebuild.parse(operation.params);
-      return track(operation, context, volumes.rebuildReplica(operation.volumeName, replicaId));
+      return withCopyProgress(context, (observe) =>
+        volumes.rebuildReplica(operation.volumeName, replicaId, observe),
+      );
     },
     resync: (operation, context) => {
       const { replicaId } = OperationParams.resync.parse(operation.params);
-      return track(operation, context, volumes.resyncReplica(operation.volumeName, replicaId));
+      return withCopyProgress(context, (observe) =>
+        volumes.resyncReplica(operation.volumeName, replicaId, observe),
+      );
     },
     clone: async (operation) => {
       const { snapshot, target } = OperationParams.clone.parse(operation.params);
@@ -46,31 +56,28 @@ export function volumeExecutors(volumes: ClusterVolumes): OperationExecutors {
   };
 }
 
-/** Waits for `work`, reporting the bytes copied of the volume's rebuilds and resyncs meanwhile. */
+/**
+ * Runs `work`, reporting the bytes copied of every copy it starts, summed (a raise from 1 to 3
+ * replicas is two copies), while it runs and once more when it ends.
+ */
 async function withCopyProgress(
-  volumes: ClusterVolumes,
-  volume: string,
   context: OperationContext,
-  work: Promise<unknown>,
+  work: (observe: CopyObserver) => Promise<void>,
 ): Promise<void> {
-  const sample = async () => {
-    const copies = copyProgress(await volumes.getVolume(volume).catch(() => undefined));
-    if (copies !== undefined) context.progress(copies.copiedBytes, copies.totalBytes);
+  const copies: Rebuild[] = [];
+  const report = () => {
+    if (copies.length === 0) return;
+    const progress = copies.map((copy) => copy.progress);
+    context.progress(
+      progress.reduce((sum, copy) => sum + copy.copiedBytes, 0),
+      progress.reduce((sum, copy) => sum + copy.totalBytes, 0),
+    );
   };
-  const timer = setInterval(() => void sample(), PROGRESS_SAMPLE_MS);
+  const timer = setInterval(report, PROGRESS_SAMPLE_MS);
   try {
-    await work;
+    await work((copy) => copies.push(copy));
   } finally {
     clearInterval(timer);
+    report();
   }
-}
-
-/** The copies under way on a volume, summed; undefined when none is. */
-function copyProgress(volume: Volume | undefined): { copiedBytes: number; totalBytes: number } | undefined {
-  const copies = (volume?.replicas ?? []).flatMap((replica) => replica.rebuild ?? []);
-  if (copies.length === 0) return undefined;
-  return {
-    copiedBytes: copies.reduce((sum, copy) => sum + copy.copiedBytes, 0),
-    totalBytes: copies.reduce((sum, copy) => sum + copy.totalBytes, 0),
-  };
 }

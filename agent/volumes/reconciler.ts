@@ -54,6 +54,7 @@ export class ReplicaSetReconciler {
       await this.dropReplicas(record, coordinator, live - replicationFactor);
     } else if (replicationFactor > live) {
       const resyncs = await this.resyncReturning(record, coordinator, replicationFactor - live);
+      for (const copy of resyncs) options.observe?.(copy);
       for (const rebuild of resyncs) await rebuild.done;
       const nodes = await this.cluster.nodes();
       record = await this.cluster.record(name);
@@ -73,11 +74,19 @@ export class ReplicaSetReconciler {
    * Copies a failed replica again in full, on its own node: a new replica replaces it there (when
    * its data cannot be trusted, or its node came back without it).
    */
-  async rebuild(name: string, coordinator: VolumeCoordinator, replicaId: string): Promise<void> {
+  async rebuild(
+    name: string,
+    coordinator: VolumeCoordinator,
+    replicaId: string,
+    observe?: CopyObserver,
+  ): Promise<void> {
     await settleRebuilds(coordinator);
     const record = await this.cluster.record(name);
     const replica = this.failedReplica(record, replicaId);
-    await this.addNewReplica(record, coordinator, await this.cluster.nodes(), { targetNode: replica.node });
+    await this.addNewReplica(record, coordinator, await this.cluster.nodes(), {
+      targetNode: replica.node,
+      ...(observe === undefined ? {} : { observe }),
+    });
   }
 
   /**
@@ -145,7 +154,7 @@ export class ReplicaSetReconciler {
     record: VolumeRecord,
     coordinator: VolumeCoordinator,
     nodes: Map<string, NodeRecord>,
-    { targetNode }: NewReplicaOptions = {},
+    { targetNode, observe }: NewReplicaOptions = {},
   ): Promise<string[]> {
     if (targetNode !== undefined && !nodes.has(targetNode)) throw notFound(`node "${targetNode}"`);
     const view = await this.cluster.clusterView();
@@ -168,6 +177,7 @@ export class ReplicaSetReconciler {
     });
     const handle = await this.cluster.handleOn(node.id, record.id, nodes);
     const rebuild = coordinator.addReplica({ replicaId, nodeId: node.id, handle });
+    observe?.(rebuild);
     this.cluster.log.info({ volume: record.name, node: node.id }, "replica added; rebuilding");
     await rebuild.done;
     return placement.warnings;
@@ -350,9 +360,13 @@ export class ReplicaSetReconciler {
   }
 }
 
+/** Told of every copy (rebuild or resync) a change starts, so its caller can report progress. */
+export type CopyObserver = (copy: Rebuild) => void;
+
 export interface NewReplicaOptions {
   /** Where a new replica must go; placement still checks that the node qualifies. */
   targetNode?: string;
+  observe?: CopyObserver;
 }
 
 /** Waits for the volume's running rebuilds and resyncs (their outcome is in the record). */

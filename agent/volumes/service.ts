@@ -22,7 +22,7 @@ import { type AttachedVolume, AttachmentRegistry } from "./attachments.js";
 import { ClusterContext, type ClusterTiming, type LocalReplicas, liveCount } from "./cluster-context.js";
 import { OrphanSweeper } from "./orphans.js";
 import { copyInto, type Provisioned, VolumeProvisioner } from "./provisioner.js";
-import { ReplicaSetReconciler } from "./reconciler.js";
+import { type CopyObserver, type NewReplicaOptions, ReplicaSetReconciler } from "./reconciler.js";
 
 /** Which volume a change is of; what else it needs it reads from the record. */
 interface VolumeIdentity {
@@ -251,30 +251,30 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
    * Adds replicas (rebuilt while I/O goes on) or drops them, on a volume attached here or nowhere;
    * at the volume's own factor it repairs it. Returns once every added replica is in sync.
    */
-  async updateReplication(name: string, replicationFactor: number): Promise<Volume> {
+  async updateReplication(name: string, replicationFactor: number, observe?: CopyObserver): Promise<Volume> {
     const warnings = await this.changeVolume(name, "change its replicas", ({ coordinator }) =>
-      this.reconciler.reach(name, coordinator, replicationFactor),
+      this.reconciler.reach(name, coordinator, replicationFactor, observe === undefined ? {} : { observe }),
     );
     const volume = await this.getVolume(name);
     return warnings.length === 0 ? volume : { ...volume, warnings };
   }
 
   /** Back to the volume's replication factor: lost replicas are replaced, returning ones resynced. */
-  async repairVolume(name: string): Promise<void> {
+  async repairVolume(name: string, observe?: CopyObserver): Promise<void> {
     await this.changeVolume(name, "repair it", async ({ coordinator }) =>
-      this.reconciler.reach(name, coordinator, (await this.cluster.record(name)).replicationFactor),
+      this.reconciler.reach(
+        name,
+        coordinator,
+        (await this.cluster.record(name)).replicationFactor,
+        observe === undefined ? {} : { observe },
+      ),
     );
   }
 
   /** One more replica, on `targetNode` when given (if it qualifies), rebuilt while I/O goes on. */
-  async addReplica(name: string, targetNode?: string): Promise<void> {
+  async addReplica(name: string, options: NewReplicaOptions = {}): Promise<void> {
     await this.changeVolume(name, "add a replica", async ({ coordinator }) =>
-      this.reconciler.reach(
-        name,
-        coordinator,
-        liveCount(await this.cluster.record(name)) + 1,
-        targetNode === undefined ? {} : { targetNode },
-      ),
+      this.reconciler.reach(name, coordinator, liveCount(await this.cluster.record(name)) + 1, options),
     );
   }
 
@@ -284,9 +284,9 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     );
   }
 
-  async rebuildReplica(name: string, replicaId: string): Promise<void> {
+  async rebuildReplica(name: string, replicaId: string, observe?: CopyObserver): Promise<void> {
     await this.changeVolume(name, "rebuild a replica", ({ coordinator }) =>
-      this.reconciler.rebuild(name, coordinator, replicaId),
+      this.reconciler.rebuild(name, coordinator, replicaId, observe),
     );
   }
 
@@ -294,9 +294,10 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
    * The copy of an exported volume goes on outside the volume's lock (its coordinator stays), so
    * snapshots and other changes need not wait for it; a maintenance attachment ends with the copy.
    */
-  async resyncReplica(name: string, replicaId: string): Promise<void> {
+  async resyncReplica(name: string, replicaId: string, observe?: CopyObserver): Promise<void> {
     const copy = await this.changeVolume(name, "resync a replica", async (attached) => {
       const rebuild = await this.reconciler.startResync(name, attached.coordinator, replicaId);
+      if (rebuild !== undefined) observe?.(rebuild);
       if (!attached.exported) await rebuild?.done;
       return rebuild;
     });
