@@ -23,48 +23,34 @@
  * that is removed too, in a loop). Only then is the waiting request acknowledged: it is on every
  * replica the store still lists. Overlapping ranges are locked for the whole request, so a
  * rebuild's copy of a range never overtakes a client write to it (see rebuild.ts).
+ *
+ * Two parts live in files of their own and reach the coordinator only through the hooks of
+ * coordinator-host.ts: the chain changes (coordinator-chain.ts) and the copies between replicas,
+ * rebuild, resync and takeover reconcile (coordinator-copies.ts).
  */
 import { EventEmitter } from "node:events";
-import { conflict } from "../../core/errors.js";
 import {
   type BlockDevice,
   BlockIoError,
-  type ByteRange,
   type WriteOptions,
   type WriteZeroesOptions,
 } from "../block-device.js";
-import { returnIoBuffer } from "../io-buffers.js";
 import { log as defaultLog, type Logger } from "../log.js";
 import { Mutex } from "../mutex.js";
 import { IoGate } from "../store/io-gate.js";
 import { RangeLocks } from "../store/range-locks.js";
 import type { SnapshotInfo } from "../store/replica.js";
 import { MAX_RETRY_MS, nextDelay, sleep } from "./backoff.js";
+import { ChainChanges, type ChainHost, type SnapshotReader } from "./coordinator-chain.js";
+import { type CopyHost, ReplicaCopies } from "./coordinator-copies.js";
+import type { EpochMove, Member, RecordChange, Send } from "./coordinator-host.js";
 import { replicaRemovals } from "./coordinator-metrics.js";
-import { UnknownSnapshotError } from "./errors.js";
-import {
-  type CopyPlan,
-  chunksOf,
-  DEFAULT_CHUNK_BYTES,
-  mergeRuns,
-  type Rebuild,
-  RebuildAbortedError,
-  type RebuildHost,
-  type RebuildKind,
-  type RebuildOptions,
-  splitRuns,
-  startRebuild,
-  type ZeroChunks,
-} from "./rebuild.js";
-import type {
-  ReplicaHandle,
-  ReplicaRole,
-  ReplicaStanding,
-  ReplicaTarget,
-  SnapshotRequest,
-} from "./replica-handle.js";
+import type { Rebuild, RebuildOptions } from "./rebuild.js";
+import type { ReplicaRole, ReplicaTarget, SnapshotRequest } from "./replica-handle.js";
 import { classifyReplicaError, judge } from "./replica-outcome.js";
 import { lostTheVolume, type VolumeMembership } from "./volume-membership.js";
+
+export type { SnapshotReader } from "./coordinator-chain.js";
 
 export type CoordinatorState = "serving" | "holding" | "changing-membership" | "fenced" | "failed" | "closed";
 
@@ -98,11 +84,6 @@ export interface CoordinatorOptions {
   checkpointIntervalMs?: number;
 }
 
-export interface SnapshotReader {
-  runs: ByteRange[];
-  read(offset: number, length: number): Promise<Buffer>;
-}
-
 export interface AttachOptions {
   /**
    * The previous coordinator did not detach cleanly (it died or was fenced): its last writes may be
@@ -131,15 +112,6 @@ export interface CoordinatorEvents {
   "replicas-removed": [replicaIds: string[], epoch: number];
 }
 
-type Member = ReplicaTarget;
-/** SET_EPOCH for one member from the epoch it is at; untrusted: a rebuild target refusing is no fence. */
-interface EpochMove {
-  member: Member;
-  from: number;
-  trusted: boolean;
-}
-type Send = (handle: ReplicaHandle, epoch: number) => Promise<unknown>;
-
 export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implements BlockDevice {
   readonly volumeId: string;
   /** Grows with resize(); an NBD connection keeps the size it was opened with. */
@@ -163,7 +135,8 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
   /** Why I/O fails from now on, once fenced or failed. */
   private stopError: BlockIoError | undefined;
   private closing: Promise<void> | undefined;
-  private readonly runningRebuilds = new Map<string, Rebuild>();
+  private readonly chain: ChainChanges;
+  private readonly copies: ReplicaCopies;
   private mutatedSinceCheckpoint = false;
   /**
    * Settles once the replicas hold the same bytes after a takeover (attach with `reconcile`), with
@@ -184,6 +157,9 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
     if (!this.members.some((member) => member.state === "in-sync")) {
       throw new BlockIoError("EIO", `volume ${this.volumeId}: no in-sync replica to coordinate`);
     }
+    const host = this.partsHost();
+    this.chain = new ChainChanges(host);
+    this.copies = new ReplicaCopies(host);
     const interval = options.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_MS;
     if (interval > 0) {
       this.checkpointTimer = setInterval(() => this.checkpointIfWritten(), interval);
@@ -205,12 +181,12 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
 
   /** The rebuild of `replicaId` running now, for its progress. */
   rebuild(replicaId: string): Rebuild | undefined {
-    return this.runningRebuilds.get(replicaId);
+    return this.copies.get(replicaId);
   }
 
   /** Every rebuild and resync under way, including those whose target has not joined the set yet. */
   runningCopies(): Rebuild[] {
-    return [...this.runningRebuilds.values()];
+    return this.copies.all();
   }
 
   /**
@@ -244,34 +220,9 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
       this.log.info({ epoch: this.currentEpoch }, "coordinator attached the volume");
       if (options.reconcile === true && reachable.length > 1) {
         const since = Math.min(...reachable.map(({ from }) => from));
-        this.reconciled = this.reconcile(since);
+        this.reconciled = this.copies.reconcile(since);
       }
     });
-  }
-
-  /**
-   * After a coordinator died, the writes it had in flight (none acknowledged) may have reached
-   * only some replicas. The regions any in-sync replica changed since `since` are copied from the
-   * read source to the others, while I/O goes on, so the replicas converge on one version of them.
-   * Resolves with the bytes copied to each replica; a failure is logged, never thrown.
-   */
-  private async reconcile(since: number): Promise<number> {
-    let copied = 0;
-    try {
-      const epoch = this.currentEpoch;
-      const inSync = this.members.filter((member) => member.state === "in-sync");
-      const changed = await Promise.all(inSync.map((member) => member.handle.changedRuns(epoch, since)));
-      const chunks = chunksOf(mergeRuns(changed.flat()), DEFAULT_CHUNK_BYTES);
-      const source = this.readSource();
-      for (const target of inSync.filter((member) => member !== source)) {
-        for (const chunk of chunks) await this.copyRange(target.replicaId, chunk, "punch");
-      }
-      copied = chunks.reduce((sum, chunk) => sum + chunk.length, 0);
-      if (copied > 0) this.log.info({ since, copiedBytes: copied }, "replicas reconciled after a takeover");
-    } catch (error) {
-      this.log.error({ err: error, since }, "reconciling the replicas after a takeover failed");
-    }
-    return copied;
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
@@ -342,7 +293,7 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
    * rebuild failed (the target is then removed from the set).
    */
   addReplica(target: Omit<ReplicaTarget, "state">, options: RebuildOptions = {}): Rebuild {
-    return this.startCopy("rebuild", target, options);
+    return this.copies.start("rebuild", target, options);
   }
 
   /**
@@ -351,129 +302,27 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
    * left at are copied — on an in-sync replica, or on it (writes that reached only it).
    */
   resyncReplica(target: Omit<ReplicaTarget, "state">, options: RebuildOptions = {}): Rebuild {
-    return this.startCopy("resync", target, options);
+    return this.copies.start("resync", target, options);
   }
 
-  private startCopy(
-    kind: RebuildKind,
-    target: Omit<ReplicaTarget, "state">,
-    options: RebuildOptions,
-  ): Rebuild {
-    if (this.runningRebuilds.has(target.replicaId)) {
-      throw new BlockIoError("EINVAL", `replica ${target.replicaId} is already being rebuilt`);
-    }
-    const rebuild = startRebuild(this.rebuildHost(), kind, { ...target, state: "rebuilding" }, options);
-    this.runningRebuilds.set(target.replicaId, rebuild);
-    void rebuild.done.then(
-      () => this.runningRebuilds.delete(target.replicaId),
-      () => this.runningRebuilds.delete(target.replicaId),
-    );
-    return rebuild;
-  }
-
-  /**
-   * Grows the volume: every replica grows first (a replica failing it is removed), then the new
-   * size is recorded with one CAS and every replica moves to the new epoch. I/O is held meanwhile
-   * (growing is O(1): longer sparse files).
-   */
+  /** Grows the volume on every replica, with I/O held; it cannot shrink. */
   resize(sizeBytes: number): Promise<void> {
-    return this.exclusive("holding", async () => {
-      if (sizeBytes < this.sizeBytes) {
-        throw new BlockIoError(
-          "EINVAL",
-          `volume ${this.volumeId}: cannot shrink from ${this.sizeBytes} bytes`,
-        );
-      }
-      if (sizeBytes === this.sizeBytes) return;
-      await this.fanOut(this.members, (handle, epoch) => handle.resize(epoch, sizeBytes));
-      await this.changeRecord((expected) => this.membership.resize(sizeBytes, expected), {
-        changed: () => {
-          this.sizeBytes = sizeBytes;
-        },
-      });
-      this.log.info({ sizeBytes, epoch: this.currentEpoch }, "volume resized");
-    });
+    return this.chain.resize(sizeBytes);
   }
 
-  /**
-   * Deletes a snapshot on every replica holding it, while I/O goes on (each merges the layer into
-   * the next one up). A replica without it (rebuilt after it was taken) has nothing to do; one
-   * failing otherwise keeps an unreferenced layer, which costs space, not correctness.
-   */
+  /** Deletes a snapshot on every replica holding it, while I/O goes on. */
   deleteSnapshot(snapshotId: string): Promise<void> {
-    return this.control.run(async () => {
-      this.throwIfStopped();
-      const epoch = this.currentEpoch;
-      const results = await Promise.allSettled(
-        this.members.map((member) => member.handle.deleteSnapshot(epoch, snapshotId)),
-      );
-      results.forEach((result, i) => {
-        if (result.status === "fulfilled" || result.reason instanceof UnknownSnapshotError) return;
-        if (classifyReplicaError(result.reason) === "fenced") throw this.fence(result.reason);
-        this.log.warn(
-          { err: result.reason, replica: this.members[i]!.replicaId, snapshot: snapshotId },
-          "a replica could not delete the snapshot; its layer stays behind",
-        );
-      });
-    });
+    return this.chain.deleteSnapshot(snapshotId);
   }
 
-  /**
-   * Makes the volume the snapshot again on every in-sync replica, with I/O held (the caller makes
-   * sure no client is connected). A replica that lacks the snapshot, or fails, is removed: it is
-   * resynced later, over everything (a revert marks every region changed). Refused while a
-   * rebuild runs: its target has no snapshot to revert to.
-   */
+  /** Makes the volume the snapshot again on every in-sync replica, with I/O held. */
   revert(snapshotId: string): Promise<void> {
-    return this.exclusive("holding", async () => {
-      if (this.runningRebuilds.size > 0) {
-        throw conflict(`volume ${this.volumeId}: a replica is being rebuilt; revert once it is in sync`);
-      }
-      const inSync = this.members.filter((member) => member.state === "in-sync");
-      await this.fanOut(inSync, (handle, epoch) => handle.revert(epoch, snapshotId));
-      this.log.info({ snapshot: snapshotId }, "volume reverted");
-    });
+    return this.chain.revert(snapshotId);
   }
 
-  /**
-   * A snapshot's data for a copy elsewhere (a clone): where it holds data, and its bytes, from an
-   * in-sync replica that has it (the local one first; a replica rebuilt after the snapshot lacks
-   * it). Snapshots are frozen, so the copy takes no lock; reads fail if that replica goes away.
-   */
-  async snapshotReader(snapshotId: string): Promise<SnapshotReader> {
-    this.throwIfStopped();
-    const epoch = this.currentEpoch;
-    const candidates = this.members
-      .filter((member) => member.state === "in-sync")
-      .sort((a, b) => Number(b.handle.local) - Number(a.handle.local));
-    let lastError: unknown;
-    for (const { handle } of candidates) {
-      try {
-        const runs = await handle.snapshotRuns(epoch, snapshotId);
-        return { runs, read: (offset, length) => handle.readSnapshot(epoch, snapshotId, offset, length) };
-      } catch (error) {
-        if (classifyReplicaError(error) === "fenced") throw this.fence(error);
-        lastError = error;
-      }
-    }
-    throw lastError instanceof Error ? lastError : new BlockIoError("EIO", "no replica holds the snapshot");
-  }
-
-  /**
-   * Sends one chain change to `targets` (inside a change: I/O held) and removes those that fail
-   * it; throws when none succeeded, or with a client error (a bad size).
-   */
-  private async fanOut(targets: readonly Member[], send: Send): Promise<void> {
-    const epoch = this.currentEpoch;
-    const results = await Promise.allSettled(targets.map((member) => send(member.handle, epoch)));
-    const verdict = judge(targets, results);
-    if (verdict.fenced !== undefined) throw this.fence(verdict.fenced);
-    if (verdict.clientError !== undefined) throw verdict.clientError;
-    if (verdict.succeeded.length === 0) {
-      const reason = results.find((result) => result.status === "rejected")?.reason;
-      throw reason instanceof Error ? reason : new BlockIoError("EIO", "no replica made the change");
-    }
-    await this.removeLocked(verdict.failed);
+  /** A snapshot's data for a copy elsewhere (a clone): where it holds data, and its bytes. */
+  snapshotReader(snapshotId: string): Promise<SnapshotReader> {
+    return this.chain.snapshotReader(snapshotId);
   }
 
   /**
@@ -537,7 +386,7 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
         this.transition("closed");
         resume();
       });
-      await Promise.allSettled([...this.runningRebuilds.values()].map((rebuild) => rebuild.done));
+      await Promise.allSettled(this.copies.all().map((rebuild) => rebuild.done));
       await this.reconciled;
       await Promise.allSettled(this.members.map((member) => member.handle.close()));
       this.log.info("coordinator closed");
@@ -687,11 +536,7 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
    */
   private async changeRecord(
     write: (expected: number) => Promise<number>,
-    options: {
-      changed?: () => void;
-      moves?: (expected: number) => EpochMove[];
-      remove?: readonly Member[];
-    } = {},
+    options: RecordChange = {},
   ): Promise<void> {
     const expected = this.currentEpoch;
     this.currentEpoch = await this.storeCall(() => write(expected));
@@ -762,162 +607,35 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
     });
   }
 
-  // ---- the rebuild's view of the coordinator ----
+  // ---- the parts' view of the coordinator ----
 
-  private rebuildHost(): RebuildHost {
+  private partsHost(): ChainHost & CopyHost {
     return {
       volumeId: this.volumeId,
       log: this.log,
-      join: (target, kind) => this.join(target, kind),
-      copyRange: (replicaId, range, zeros) => this.copyRange(replicaId, range, zeros),
-      markInSync: (replicaId) => this.markInSync(replicaId),
-      abandon: async (replicaId) => {
-        const target = this.members.find((member) => member.replicaId === replicaId);
-        if (target !== undefined && target.state === "rebuilding") await this.replicasFailed([target]);
+      membership: this.membership,
+      locks: this.locks,
+      epoch: () => this.currentEpoch,
+      sizeBytes: () => this.sizeBytes,
+      members: () => this.members,
+      readSource: () => this.readSource(),
+      exclusive: (state, work) => this.exclusive(state, work),
+      inTurn: (work) => this.control.run(work),
+      changeRecord: (write, change) => this.changeRecord(write, change),
+      removeLocked: (failed) => this.removeLocked(failed),
+      replicasFailed: (failed) => this.replicasFailed(failed),
+      fence: (cause) => this.fence(cause),
+      throwIfStopped: () => this.throwIfStopped(),
+      addMember: (member) => {
+        this.members = [...this.members, member];
+      },
+      enter: () => this.enter(),
+      leave: () => this.gate.leave(),
+      copying: () => this.copies.all().length > 0,
+      resized: (sizeBytes) => {
+        this.sizeBytes = sizeBytes;
       },
     };
-  }
-
-  /**
-   * Joins `target` write-only; resolves with the ranges to copy, taken while no write can run.
-   * The target is marked rebuilding before anything else changes, so a target whose copy is cut
-   * short (by a crash anywhere) is known to need a full resync.
-   */
-  private join(target: Member, kind: RebuildKind): Promise<CopyPlan> {
-    return this.exclusive("changing-membership", async () => {
-      const clash = this.members.find((m) => m.replicaId === target.replicaId || m.nodeId === target.nodeId);
-      if (clash !== undefined) {
-        throw new BlockIoError("EINVAL", `node ${clash.nodeId} already holds replica ${clash.replicaId}`);
-      }
-      const before = await target.handle.standing();
-      if (!before.rebuilding) await target.handle.setRebuilding(before.epoch, true);
-      // A returning replica may have missed a resize.
-      if (before.sizeBytes < this.sizeBytes) await target.handle.resize(before.epoch, this.sizeBytes);
-      const existing = this.members;
-      const placement = { replicaId: target.replicaId, nodeId: target.nodeId };
-      await this.changeRecord((expected) => this.membership.addReplica(placement, expected), {
-        changed: () => {
-          this.members = [...existing, target];
-        },
-        moves: (expected) => [
-          ...existing.map((member) => ({ member, from: expected, trusted: true })),
-          { member: target, from: before.epoch, trusted: false },
-        ],
-      });
-      if (!this.members.includes(target))
-        throw new RebuildAbortedError(target.replicaId, "it failed to join");
-      return kind === "rebuild" ? this.rebuildPlan() : this.resyncPlan(target, before);
-    });
-  }
-
-  /** An empty target needs the source's allocated data; zeros it would read anyway are skipped. */
-  private async rebuildPlan(): Promise<CopyPlan> {
-    const runs = await this.readSource().handle.allocatedRuns(this.currentEpoch);
-    // Without a map of the source, everything is read and only non-zero chunks written.
-    return runs === undefined
-      ? { runs: [{ offset: 0, length: this.sizeBytes }], zeros: "skip" }
-      : { runs, zeros: "write" };
-  }
-
-  /**
-   * A returning target differs from the source only in regions changed since the epoch it left at:
-   * by the source since then, or by itself in its last epoch (writes that reached only it). A
-   * target still marked rebuilding was cut short mid-copy: everything either ever changed.
-   * Zeros are punched, since the target may hold stale data where the source has none.
-   */
-  private async resyncPlan(target: Member, before: ReplicaStanding): Promise<CopyPlan> {
-    const since = before.rebuilding ? 0 : before.epoch;
-    const epoch = this.currentEpoch;
-    const source = this.readSource().handle;
-    try {
-      const [theirs, own, allocated] = await Promise.all([
-        source.changedRuns(epoch, since),
-        target.handle.changedRuns(epoch, since),
-        source.allocatedRuns(epoch),
-      ]);
-      const changed = mergeRuns([...theirs, ...own]);
-      if (allocated === undefined) return { runs: changed, zeros: "punch", since };
-      // Data moves only where the source holds some; elsewhere the target is only cleared.
-      const { inside, outside } = splitRuns(changed, allocated);
-      return { runs: inside, emptyRuns: outside, zeros: "punch", since };
-    } catch (error) {
-      if (classifyReplicaError(error) === "fenced") throw this.fence(error);
-      this.log.warn(
-        { err: error, replica: target.replicaId },
-        "resync: no dirty-region map; copying everything",
-      );
-      return { runs: [{ offset: 0, length: this.sizeBytes }], zeros: "punch", since };
-    }
-  }
-
-  /**
-   * Copies one range from an in-sync replica to the rebuild target under the range lock, so no
-   * client write to the range is in flight meanwhile and none starts until the copy is written.
-   * A source failing is removed and the copy retried from another; the target failing ends the
-   * rebuild (it is removed like any failed replica).
-   */
-  private async copyRange(replicaId: string, range: ByteRange, zeros: ZeroChunks): Promise<void> {
-    const lock = await this.locks.acquire(range.offset, range.offset + range.length - 1);
-    try {
-      for (;;) {
-        const target = this.members.find((member) => member.replicaId === replicaId);
-        if (target === undefined) throw new RebuildAbortedError(replicaId, "it left the replica set");
-        await this.enter();
-        const epoch = this.currentEpoch;
-        const source = this.readSource();
-        let failing = source;
-        let data: Buffer | undefined;
-        let failure: unknown;
-        try {
-          data = await source.handle.read(epoch, range.offset, range.length);
-          failing = target;
-          if (zeros === "write" || !isZeros(data)) {
-            await target.handle.write(epoch, range.offset, data, { fua: false });
-          } else if (zeros === "punch") {
-            await target.handle.writeZeroes(epoch, range.offset, range.length, {
-              fua: false,
-              mayPunch: true,
-            });
-          }
-          return;
-        } catch (error) {
-          failure = error;
-        } finally {
-          this.gate.leave();
-          if (data !== undefined) returnIoBuffer(data);
-        }
-        const kind = classifyReplicaError(failure);
-        if (kind === "fenced") throw this.fence(failure);
-        if (kind === "client") throw failure;
-        await this.replicasFailed([failing]);
-      }
-    } finally {
-      this.locks.release(lock);
-    }
-  }
-
-  /**
-   * Flushes the target and clears its rebuild mark, records it in sync (CAS) and moves every
-   * replica to the new epoch.
-   */
-  private markInSync(replicaId: string): Promise<void> {
-    return this.exclusive("changing-membership", async () => {
-      const target = this.members.find((member) => member.replicaId === replicaId);
-      if (target === undefined) throw new RebuildAbortedError(replicaId, "it left the replica set");
-      try {
-        await target.handle.flush(this.currentEpoch);
-        await target.handle.setRebuilding(this.currentEpoch, false);
-      } catch (error) {
-        if (classifyReplicaError(error) === "fenced") throw this.fence(error);
-        await this.removeLocked([target]);
-        throw new RebuildAbortedError(replicaId, "its final flush or clearing its rebuild mark failed");
-      }
-      await this.changeRecord((expected) => this.membership.markInSync(replicaId, expected), {
-        changed: () => {
-          target.state = "in-sync";
-        },
-      });
-    });
   }
 
   // ---- states ----
@@ -960,14 +678,4 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
       throw new BlockIoError("ESHUTDOWN", `volume ${this.volumeId}: the coordinator is closed`);
     }
   }
-}
-
-const ZEROS = Buffer.alloc(1024 * 1024);
-
-function isZeros(data: Buffer): boolean {
-  for (let at = 0; at < data.length; at += ZEROS.length) {
-    const piece = data.subarray(at, Math.min(data.length, at + ZEROS.length));
-    if (!piece.equals(ZEROS.subarray(0, piece.length))) return false;
-  }
-  return true;
 }
