@@ -17,8 +17,8 @@ import { volumeExecutors } from "./operations/volume-executors.js";
 import { PeerReplicas } from "./peer-replicas.js";
 import { type DriveSpec, Pool, parseDriveSpec } from "./pool.js";
 import { ReplicaHost } from "./replica-host.js";
-import { MIN_SECRET_BYTES } from "./replication/auth.js";
-import { type ReplicaServer, startReplicaServer } from "./replication/server.js";
+import { type ReplicaServer, startReplicaServer } from "./replication/server/server.js";
+import { MIN_SECRET_BYTES } from "./replication/wire/auth.js";
 import { clusterTiming } from "./volumes/cluster-context.js";
 import { ClusterVolumes } from "./volumes/service.js";
 

@@ -1,9 +1,9 @@
 import { StrataError } from "../core/errors.js";
 import type { NodeRecord } from "../core/state/records.js";
 import type { Logger } from "./log.js";
-import type { ClusterSecret } from "./replication/auth.js";
 import { connectReplica, type ReplicaClient } from "./replication/client.js";
 import { type ReplicaHandle, remoteReplicaHandle } from "./replication/replica-handle.js";
+import type { ClusterSecret } from "./replication/wire/auth.js";
 
 /**
  * How long a peer may take over creating or deleting a replica. These fsync files and directories,

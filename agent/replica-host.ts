@@ -27,7 +27,7 @@ import {
   type ReplicaInfo,
   type ReplicaSpec,
 } from "./replication/replica-admin.js";
-import { servedEntry } from "./replication/served-entries.js";
+import { servedEntry } from "./replication/server/served-entries.js";
 import { MANIFEST_FILE } from "./store/manifest.js";
 import { Replica } from "./store/replica.js";
 

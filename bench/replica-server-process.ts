@@ -16,7 +16,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { pino } from "pino";
 import { Drive } from "../agent/pool.js";
-import { startReplicaServer } from "../agent/replication/server.js";
+import { startReplicaServer } from "../agent/replication/server/server.js";
 import { Replica } from "../agent/store/replica.js";
 
 /** The benchmark's volumes fit many times over; the pool's accounting is not what is measured. */

@@ -34,13 +34,13 @@ import type { Logger } from "../agent/log.js";
 import { type NbdServer, startNbdServer } from "../agent/nbd/server.js";
 import { Drive } from "../agent/pool.js";
 import { connectReplica, type ReplicaClient } from "../agent/replication/client.js";
-import { VolumeCoordinator } from "../agent/replication/coordinator.js";
+import { VolumeCoordinator } from "../agent/replication/coordinator/coordinator.js";
+import { StoreMembership } from "../agent/replication/coordinator/store-membership.js";
 import {
   localReplicaHandle,
   type ReplicaTarget,
   remoteReplicaHandle,
 } from "../agent/replication/replica-handle.js";
-import { StoreMembership } from "../agent/replication/store-membership.js";
 import { Replica } from "../agent/store/replica.js";
 import { type LocalDynamoDb, startLocalDynamoDb } from "../core/state/local-dynamodb.js";
 import { StateStore } from "../core/state/store.js";

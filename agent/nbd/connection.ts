@@ -7,7 +7,7 @@ import type { Socket } from "node:net";
 import type { ExportLease, ExportRegistry } from "../exports.js";
 import type { Logger } from "../log.js";
 import { nbdConnections } from "../metrics.js";
-import { ByteQueue } from "./byte-queue.js";
+import { ByteQueue } from "../wire/byte-queue.js";
 import { type HandshakeIo, negotiate } from "./handshake.js";
 import { Transmission } from "./transmission.js";
 

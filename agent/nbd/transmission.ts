@@ -9,7 +9,8 @@ import type { ExportLease } from "../exports.js";
 import { borrowIoBuffer, returnIoBuffer } from "../io-buffers.js";
 import type { Logger } from "../log.js";
 import { type IoOp, observeIo } from "../metrics.js";
-import type { ByteQueue } from "./byte-queue.js";
+import type { ByteQueue } from "../wire/byte-queue.js";
+import { SocketWriter } from "../wire/socket-writer.js";
 import {
   CMD_DISC,
   CMD_FLAG_FUA,
@@ -30,7 +31,6 @@ import {
   SIMPLE_REPLY_SIZE,
   type SimpleReply,
 } from "./protocol.js";
-import { SocketWriter } from "./socket-writer.js";
 
 /** Requests admitted at once per connection; beyond this the socket is not read. */
 export const MAX_IN_FLIGHT = 256;

@@ -1,5 +1,5 @@
 import { OperationParams } from "../../core/state/records.js";
-import type { Rebuild } from "../replication/rebuild.js";
+import type { Rebuild } from "../replication/coordinator/rebuild.js";
 import type { CopyObserver } from "../volumes/reconciler.js";
 import type { ClusterVolumes } from "../volumes/service.js";
 import type { OperationContext, OperationExecutors } from "./runner.js";

@@ -10,10 +10,17 @@ import { connect, type Socket } from "node:net";
 import { z } from "zod";
 import { BlockIoError, type ByteRange, type WriteOptions, type WriteZeroesOptions } from "../block-device.js";
 import type { Logger } from "../log.js";
-import { ByteQueue } from "../nbd/byte-queue.js";
 import type { SnapshotInfo } from "../store/replica.js";
-import { ClientHandshake, type ClusterSecret, secretBytes } from "./auth.js";
+import { ByteQueue } from "../wire/byte-queue.js";
 import { ReplicaAuthError, ReplicaUnavailableError, replyError } from "./errors.js";
+import {
+  AllocatedRunsPage,
+  DeleteReplicaReply,
+  ListReplicasReply,
+  ReplicaInfo,
+  type ReplicaSpec,
+} from "./replica-admin.js";
+import { ClientHandshake, type ClusterSecret, secretBytes } from "./wire/auth.js";
 import {
   controlFields,
   type Frame,
@@ -22,7 +29,7 @@ import {
   type FrameWriter,
   frameWriter,
   volumeIdBytes,
-} from "./frame-codec.js";
+} from "./wire/frame-codec.js";
 import {
   FrameFlag,
   FrameType,
@@ -31,14 +38,7 @@ import {
   REPLY_BIT,
   type RequestType,
   Status,
-} from "./protocol.js";
-import {
-  AllocatedRunsPage,
-  DeleteReplicaReply,
-  ListReplicasReply,
-  ReplicaInfo,
-  type ReplicaSpec,
-} from "./replica-admin.js";
+} from "./wire/protocol.js";
 
 /** A replica slower than this is treated as failed (the coordinator then removes it). */
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;

@@ -4,7 +4,7 @@
  * (StaleEpochError: I am fenced, stop writing), so they share no class but Error.
  */
 import { BlockIoError } from "../block-device.js";
-import { STATUS_ERRNO, Status } from "./protocol.js";
+import { STATUS_ERRNO, Status } from "./wire/protocol.js";
 
 /** The replica could not answer: connection lost or refused, timeout, client closed. */
 export class ReplicaUnavailableError extends Error {

@@ -10,8 +10,8 @@ import type { Replica, SnapshotInfo } from "../store/replica.js";
 import type { ReplicaClient } from "./client.js";
 import { StaleEpochError, UnknownSnapshotError } from "./errors.js";
 import type { ReplicaAdmin } from "./replica-admin.js";
-import { servedEntry } from "./served-entries.js";
-import { EpochMismatch } from "./served-replica.js";
+import { servedEntry } from "./server/served-entries.js";
+import { EpochMismatch } from "./server/served-replica.js";
 
 export interface SnapshotRequest {
   id: string;

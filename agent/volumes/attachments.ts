@@ -3,9 +3,9 @@ import { EpochConflictError } from "../../core/state/errors.js";
 import type { VolumeRecord } from "../../core/state/records.js";
 import { formatSize } from "../../core/units.js";
 import { countedLease, type ExportLease, type ExportRegistry } from "../exports.js";
-import { type CoordinatorState, VolumeCoordinator } from "../replication/coordinator.js";
+import { type CoordinatorState, VolumeCoordinator } from "../replication/coordinator/coordinator.js";
+import { StoreMembership } from "../replication/coordinator/store-membership.js";
 import type { ReplicaHandle } from "../replication/replica-handle.js";
-import { StoreMembership } from "../replication/store-membership.js";
 import type { ClusterContext } from "./cluster-context.js";
 
 /** Coordinators that can still change their replica set (not fenced, failed or closed). */

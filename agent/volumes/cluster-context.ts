@@ -8,7 +8,7 @@ import type { Logger } from "../log.js";
 import { Mutex } from "../mutex.js";
 import type { NodeIdentity } from "../node-identity.js";
 import type { PeerReplicas } from "../peer-replicas.js";
-import { DEFAULT_CHECKPOINT_MS } from "../replication/coordinator.js";
+import { DEFAULT_CHECKPOINT_MS } from "../replication/coordinator/coordinator.js";
 import type { ReplicaAdmin, ReplicaInfo, ReplicaSpec } from "../replication/replica-admin.js";
 import { localReplicaHandle, type ReplicaHandle } from "../replication/replica-handle.js";
 import type { Replica } from "../store/replica.js";

@@ -5,9 +5,13 @@ import { RecordExistsError } from "../../core/state/errors.js";
 import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
 import { FIRST_EPOCH } from "../../core/state/volumes.js";
 import type { CreateVolume } from "../../core/volume-service.js";
-import type { SnapshotReader } from "../replication/coordinator.js";
+import type { SnapshotReader } from "../replication/coordinator/coordinator.js";
+import {
+  chunksOf,
+  DEFAULT_CHUNK_BYTES,
+  DEFAULT_COPY_CONCURRENCY,
+} from "../replication/coordinator/rebuild.js";
 import { ReplicaUnavailableError } from "../replication/errors.js";
-import { chunksOf, DEFAULT_CHUNK_BYTES, DEFAULT_COPY_CONCURRENCY } from "../replication/rebuild.js";
 import type { ReplicaHandle } from "../replication/replica-handle.js";
 import type { ClusterContext } from "./cluster-context.js";
 

@@ -4,8 +4,8 @@ import { whyDown } from "../../core/liveness.js";
 import { placeAdditionalReplica, requirePlacement } from "../../core/placement.js";
 import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
 import { FIRST_EPOCH } from "../../core/state/volumes.js";
-import type { VolumeCoordinator } from "../replication/coordinator.js";
-import type { Rebuild } from "../replication/rebuild.js";
+import type { VolumeCoordinator } from "../replication/coordinator/coordinator.js";
+import type { Rebuild } from "../replication/coordinator/rebuild.js";
 import type { AttachmentRegistry } from "./attachments.js";
 import { type ClusterContext, liveCount } from "./cluster-context.js";
 

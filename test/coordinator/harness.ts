@@ -11,14 +11,14 @@ import { pino } from "pino";
 import { afterAll, afterEach, beforeAll } from "vitest";
 import type { Logger } from "../../agent/log.js";
 import { connectReplica, type ReplicaClient } from "../../agent/replication/client.js";
-import { VolumeCoordinator } from "../../agent/replication/coordinator.js";
+import { VolumeCoordinator } from "../../agent/replication/coordinator/coordinator.js";
+import { StoreMembership } from "../../agent/replication/coordinator/store-membership.js";
 import {
   localReplicaHandle,
   type ReplicaTarget,
   remoteReplicaHandle,
 } from "../../agent/replication/replica-handle.js";
-import { type ReplicaServer, startReplicaServer } from "../../agent/replication/server.js";
-import { StoreMembership } from "../../agent/replication/store-membership.js";
+import { type ReplicaServer, startReplicaServer } from "../../agent/replication/server/server.js";
 import type { Replica } from "../../agent/store/replica.js";
 import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { VolumeRecord } from "../../core/state/records.js";

@@ -6,7 +6,7 @@
  */
 import { readdir } from "node:fs/promises";
 import { pino } from "pino";
-import { startReplicaServer } from "../../agent/replication/server.js";
+import { startReplicaServer } from "../../agent/replication/server/server.js";
 import { Replica } from "../../agent/store/replica.js";
 import { createReplica, TestAllocator } from "../store/helpers.js";
 

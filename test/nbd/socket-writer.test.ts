@@ -3,7 +3,7 @@ import type { Socket } from "node:net";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { borrowIoBuffer } from "../../agent/io-buffers.js";
-import { MAX_QUEUED_BYTES, SocketWriter } from "../../agent/nbd/socket-writer.js";
+import { MAX_QUEUED_BYTES, SocketWriter } from "../../agent/wire/socket-writer.js";
 
 /** Records what a SocketWriter hands to its socket; the test decides how much the socket holds. */
 class FakeSocket extends EventEmitter {

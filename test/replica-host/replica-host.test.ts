@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Pool } from "../../agent/pool.js";
 import type { ReplicaHost } from "../../agent/replica-host.js";
-import { servedEntry } from "../../agent/replication/served-entries.js";
+import { servedEntry } from "../../agent/replication/server/served-entries.js";
 import { StrataError } from "../../core/errors.js";
 import { formatSize } from "../../core/units.js";
 import { BLOCK, MiB, tempDir } from "../store/helpers.js";

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connectReplica, type ReplicaClient } from "../../agent/replication/client.js";
 import { ReplicaAuthError, ReplicaRefusedError, StaleEpochError } from "../../agent/replication/errors.js";
-import { Status } from "../../agent/replication/protocol.js";
+import { Status } from "../../agent/replication/wire/protocol.js";
 import { BLOCK, MiB } from "../store/helpers.js";
 import { AgentProcess } from "../support/agent-process.js";
 import { CapturedLog, pattern } from "./harness.js";

@@ -1,6 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { UnknownVolumeError } from "../../agent/replication/errors.js";
-import { FrameFlag, FrameType, MAX_IO_BYTES, REPLY_BIT, Status } from "../../agent/replication/protocol.js";
+import {
+  FrameFlag,
+  FrameType,
+  MAX_IO_BYTES,
+  REPLY_BIT,
+  Status,
+} from "../../agent/replication/wire/protocol.js";
 import { BLOCK } from "../store/helpers.js";
 import { expectClosedWith, expectServingAndUntouched, pattern, SECRET, useServer } from "./harness.js";
 import { frame, RawPeer, request } from "./raw-peer.js";

@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import type { ReplicaClient } from "../../agent/replication/client.js";
 import { ReplicaRefusedError, StaleEpochError } from "../../agent/replication/errors.js";
-import { Status } from "../../agent/replication/protocol.js";
+import { Status } from "../../agent/replication/wire/protocol.js";
 import { BLOCK } from "../store/helpers.js";
 import { pattern, useServer } from "./harness.js";
 

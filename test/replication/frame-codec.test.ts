@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { borrowIoBuffer, returnIoBuffer } from "../../agent/io-buffers.js";
-import { ByteQueue } from "../../agent/nbd/byte-queue.js";
-import { FrameDecoder } from "../../agent/replication/frame-codec.js";
-import { FrameType, HEADER_SIZE } from "../../agent/replication/protocol.js";
+import { FrameDecoder } from "../../agent/replication/wire/frame-codec.js";
+import { FrameType, HEADER_SIZE } from "../../agent/replication/wire/protocol.js";
+import { ByteQueue } from "../../agent/wire/byte-queue.js";
 import { pattern } from "./harness.js";
 import { frame, request } from "./raw-peer.js";
 

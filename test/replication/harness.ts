@@ -1,8 +1,8 @@
 import { pino } from "pino";
 import { afterEach, beforeEach, expect } from "vitest";
 import { connectReplica, type ReplicaClient } from "../../agent/replication/client.js";
-import { FrameType } from "../../agent/replication/protocol.js";
-import { type ReplicaServer, startReplicaServer } from "../../agent/replication/server.js";
+import { type ReplicaServer, startReplicaServer } from "../../agent/replication/server/server.js";
+import { FrameType } from "../../agent/replication/wire/protocol.js";
 import type { Replica } from "../../agent/store/replica.js";
 import { BLOCK, createReplica, MiB, tempDir } from "../store/helpers.js";
 import type { RawPeer } from "./raw-peer.js";

@@ -14,10 +14,10 @@ import {
   UnknownSnapshotError,
   UnknownVolumeError,
 } from "../../agent/replication/errors.js";
-import { FrameType, REPLY_BIT, Status } from "../../agent/replication/protocol.js";
 import { MAX_RUNS_PER_PAGE } from "../../agent/replication/replica-admin.js";
 import { remoteReplicaHandle } from "../../agent/replication/replica-handle.js";
-import { type ReplicaServer, startReplicaServer } from "../../agent/replication/server.js";
+import { type ReplicaServer, startReplicaServer } from "../../agent/replication/server/server.js";
+import { FrameType, REPLY_BIT, Status } from "../../agent/replication/wire/protocol.js";
 import { openHost, SIZE } from "../replica-host/helpers.js";
 import { BLOCK, tempDir } from "../store/helpers.js";
 import { CapturedLog, pattern, SECRET, startServer } from "./harness.js";

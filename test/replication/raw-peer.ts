@@ -4,16 +4,16 @@
  * (agent/replication/auth.ts) when asked to, with whatever secret it is given.
  */
 import { connect, type Socket } from "node:net";
-import { ByteQueue } from "../../agent/nbd/byte-queue.js";
-import { ClientHandshake, secretBytes } from "../../agent/replication/auth.js";
+import { ClientHandshake, secretBytes } from "../../agent/replication/wire/auth.js";
 import {
   controlFields,
   encodeHeader,
   type Frame,
   FrameDecoder,
   type FrameFields,
-} from "../../agent/replication/frame-codec.js";
-import { FrameType, HEADER_SIZE, MAX_IO_BYTES, Status } from "../../agent/replication/protocol.js";
+} from "../../agent/replication/wire/frame-codec.js";
+import { FrameType, HEADER_SIZE, MAX_IO_BYTES, Status } from "../../agent/replication/wire/protocol.js";
+import { ByteQueue } from "../../agent/wire/byte-queue.js";
 
 export class RawPeer {
   private readonly queue = new ByteQueue();

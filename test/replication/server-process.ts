@@ -3,7 +3,7 @@
  * like a node failing. Usage: node --import tsx server-process.ts DIR SECRET. Prints the port.
  */
 import { pino } from "pino";
-import { startReplicaServer } from "../../agent/replication/server.js";
+import { startReplicaServer } from "../../agent/replication/server/server.js";
 import { createReplica, MiB } from "../store/helpers.js";
 
 const [dir, secret] = process.argv.slice(2);

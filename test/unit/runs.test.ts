@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { splitRuns } from "../../agent/replication/rebuild.js";
+import { splitRuns } from "../../agent/replication/coordinator/rebuild.js";
 
 const run = (offset: number, length: number) => ({ offset, length });
 

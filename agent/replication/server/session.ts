@@ -6,13 +6,19 @@
  */
 import type { Socket } from "node:net";
 import { z } from "zod";
-import { BlockIoError, toBlockIoError } from "../block-device.js";
-import { returnIoBuffer } from "../io-buffers.js";
-import type { Logger } from "../log.js";
-import { ByteQueue } from "../nbd/byte-queue.js";
-import { ADMIN_TYPES, checkAdminShape, NEED_NO_REPLICA, parsePayload, runAdmin } from "./admin-requests.js";
-import { ServerHandshake } from "./auth.js";
-import { controlFields, type Frame, FrameDecoder, type FrameWriter, frameWriter } from "./frame-codec.js";
+import { BlockIoError, toBlockIoError } from "../../block-device.js";
+import { returnIoBuffer } from "../../io-buffers.js";
+import type { Logger } from "../../log.js";
+import { ByteQueue } from "../../wire/byte-queue.js";
+import type { ReplicaAdmin } from "../replica-admin.js";
+import { ServerHandshake } from "../wire/auth.js";
+import {
+  controlFields,
+  type Frame,
+  FrameDecoder,
+  type FrameWriter,
+  frameWriter,
+} from "../wire/frame-codec.js";
 import {
   ERRNO_STATUS,
   FrameFlag,
@@ -22,9 +28,9 @@ import {
   MAX_IO_BYTES,
   REPLY_BIT,
   Status,
-} from "./protocol.js";
+} from "../wire/protocol.js";
+import { ADMIN_TYPES, checkAdminShape, NEED_NO_REPLICA, parsePayload, runAdmin } from "./admin-requests.js";
 import { Refusal } from "./refusal.js";
-import type { ReplicaAdmin } from "./replica-admin.js";
 import { EpochMismatch, type ServedReplicaEntry } from "./served-replica.js";
 
 /** Requests run at once per connection; beyond this the socket is not read (backpressure). */

@@ -4,9 +4,9 @@
  * the I/O gate and the state machine; a part changes them only through these calls, so every
  * change still runs one at a time and through the one conditional-write route (changeRecord).
  */
-import type { BlockIoError } from "../block-device.js";
-import type { Logger } from "../log.js";
-import type { ReplicaHandle, ReplicaTarget } from "./replica-handle.js";
+import type { BlockIoError } from "../../block-device.js";
+import type { Logger } from "../../log.js";
+import type { ReplicaHandle, ReplicaTarget } from "../replica-handle.js";
 import type { VolumeMembership } from "./volume-membership.js";
 
 export type Member = ReplicaTarget;

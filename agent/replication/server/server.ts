@@ -4,12 +4,12 @@
  * peer never affects the others.
  */
 import { createServer, type Socket } from "node:net";
-import type { Logger } from "../log.js";
-import { type ClusterSecret, HANDSHAKE_TIMEOUT_MS, secretBytes } from "./auth.js";
-import type { ReplicaAdmin } from "./replica-admin.js";
+import type { Logger } from "../../log.js";
+import type { ReplicaAdmin } from "../replica-admin.js";
+import { type ClusterSecret, HANDSHAKE_TIMEOUT_MS, secretBytes } from "../wire/auth.js";
 import { servedEntry } from "./served-entries.js";
 import type { ServedReplica, ServedReplicaEntry } from "./served-replica.js";
-import { ServerSession } from "./server-session.js";
+import { ServerSession } from "./session.js";
 
 export interface ReplicaServerOptions {
   host: string;

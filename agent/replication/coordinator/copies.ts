@@ -6,10 +6,11 @@
  * set, and each copied range under the same range lock as client writes, so an older copy never
  * lands over a newer write.
  */
-import { BlockIoError, type ByteRange } from "../block-device.js";
-import { returnIoBuffer } from "../io-buffers.js";
-import type { RangeLocks } from "../store/range-locks.js";
-import type { CoordinatorHost, Member } from "./coordinator-host.js";
+import { BlockIoError, type ByteRange } from "../../block-device.js";
+import { returnIoBuffer } from "../../io-buffers.js";
+import type { RangeLocks } from "../../store/range-locks.js";
+import type { ReplicaStanding, ReplicaTarget } from "../replica-handle.js";
+import type { CoordinatorHost, Member } from "./host.js";
 import {
   type CopyPlan,
   chunksOf,
@@ -24,7 +25,6 @@ import {
   startRebuild,
   type ZeroChunks,
 } from "./rebuild.js";
-import type { ReplicaStanding, ReplicaTarget } from "./replica-handle.js";
 import { classifyReplicaError } from "./replica-outcome.js";
 
 /** What copies need from the coordinator beyond CoordinatorHost. */

@@ -34,23 +34,23 @@ import {
   BlockIoError,
   type WriteOptions,
   type WriteZeroesOptions,
-} from "../block-device.js";
-import { log as defaultLog, type Logger } from "../log.js";
-import { Mutex } from "../mutex.js";
-import { IoGate } from "../store/io-gate.js";
-import { RangeLocks } from "../store/range-locks.js";
-import type { SnapshotInfo } from "../store/replica.js";
-import { MAX_RETRY_MS, nextDelay, sleep } from "./backoff.js";
-import { ChainChanges, type ChainHost, type SnapshotReader } from "./coordinator-chain.js";
-import { type CopyHost, ReplicaCopies } from "./coordinator-copies.js";
-import type { EpochMove, Member, RecordChange, Send } from "./coordinator-host.js";
-import { replicaRemovals } from "./coordinator-metrics.js";
+} from "../../block-device.js";
+import { log as defaultLog, type Logger } from "../../log.js";
+import { Mutex } from "../../mutex.js";
+import { IoGate } from "../../store/io-gate.js";
+import { RangeLocks } from "../../store/range-locks.js";
+import type { SnapshotInfo } from "../../store/replica.js";
+import { MAX_RETRY_MS, nextDelay, sleep } from "../backoff.js";
+import type { ReplicaRole, ReplicaTarget, SnapshotRequest } from "../replica-handle.js";
+import { ChainChanges, type ChainHost, type SnapshotReader } from "./chain.js";
+import { type CopyHost, ReplicaCopies } from "./copies.js";
+import type { EpochMove, Member, RecordChange, Send } from "./host.js";
+import { replicaRemovals } from "./metrics.js";
 import type { Rebuild, RebuildOptions } from "./rebuild.js";
-import type { ReplicaRole, ReplicaTarget, SnapshotRequest } from "./replica-handle.js";
 import { classifyReplicaError, judge } from "./replica-outcome.js";
 import { lostTheVolume, type VolumeMembership } from "./volume-membership.js";
 
-export type { SnapshotReader } from "./coordinator-chain.js";
+export type { SnapshotReader } from "./chain.js";
 
 export type CoordinatorState = "serving" | "holding" | "changing-membership" | "fenced" | "failed" | "closed";
 

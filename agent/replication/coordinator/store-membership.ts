@@ -13,10 +13,10 @@ import {
   type ReplicaPlacement,
   type ReplicaSetChange,
   resizeTo,
-} from "../../core/replica-set.js";
-import { EpochConflictError } from "../../core/state/errors.js";
-import type { VolumeChange } from "../../core/state/records.js";
-import type { VolumeStore } from "../../core/state/volumes.js";
+} from "../../../core/replica-set.js";
+import { EpochConflictError } from "../../../core/state/errors.js";
+import type { VolumeChange } from "../../../core/state/records.js";
+import type { VolumeStore } from "../../../core/state/volumes.js";
 import type { VolumeMembership } from "./volume-membership.js";
 
 type Volumes = Pick<VolumeStore, "get" | "updateIfEpoch">;

@@ -8,8 +8,8 @@
  * is taken as "the store is unreachable" and the call is retried with backoff, so an
  * implementation must make a retried call that already took effect resolve, not conflict.
  */
-import type { ReplicaPlacement } from "../../core/replica-set.js";
-import { EpochConflictError, RecordNotFoundError } from "../../core/state/errors.js";
+import type { ReplicaPlacement } from "../../../core/replica-set.js";
+import { EpochConflictError, RecordNotFoundError } from "../../../core/state/errors.js";
 
 export interface VolumeMembership {
   /** Records this node as the volume's attached node (a second attach fences the first). */

@@ -4,10 +4,10 @@
  * that can make it; one that fails is removed like any failed replica, so the replicas left in
  * the set keep one version of the chain.
  */
-import { conflict } from "../../core/errors.js";
-import { BlockIoError, type ByteRange } from "../block-device.js";
-import type { CoordinatorHost, Member, Send } from "./coordinator-host.js";
-import { UnknownSnapshotError } from "./errors.js";
+import { conflict } from "../../../core/errors.js";
+import { BlockIoError, type ByteRange } from "../../block-device.js";
+import { UnknownSnapshotError } from "../errors.js";
+import type { CoordinatorHost, Member, Send } from "./host.js";
 import { classifyReplicaError, judge } from "./replica-outcome.js";
 
 export interface SnapshotReader {

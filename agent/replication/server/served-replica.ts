@@ -4,8 +4,8 @@
  * connection fences writes arriving on all the others.
  */
 
-import type { BlockDevice, ByteRange } from "../block-device.js";
-import type { SnapshotInfo } from "../store/replica.js";
+import type { BlockDevice, ByteRange } from "../../block-device.js";
+import type { SnapshotInfo } from "../../store/replica.js";
 
 /**
  * What the server needs from a replica; agent/store/replica.ts's Replica is one. `snapshot`

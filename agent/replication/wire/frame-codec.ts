@@ -4,9 +4,9 @@
  * it buffer more than one maximal frame. Frames are sent through a SocketWriter (frameWriter).
  */
 import type { Socket } from "node:net";
-import { borrowIoBuffer } from "../io-buffers.js";
-import type { ByteQueue } from "../nbd/byte-queue.js";
-import { SocketWriter, type SocketWriterHooks } from "../nbd/socket-writer.js";
+import { borrowIoBuffer } from "../../io-buffers.js";
+import type { ByteQueue } from "../../wire/byte-queue.js";
+import { SocketWriter, type SocketWriterHooks } from "../../wire/socket-writer.js";
 import { FRAME_MAGIC, HEADER_SIZE, MAX_VOLUME_ID_BYTES, PROTOCOL_VERSION } from "./protocol.js";
 
 /** The header fields of a frame, as numbers (the payload length is the payload's). */

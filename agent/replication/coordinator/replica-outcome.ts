@@ -7,8 +7,13 @@
  * - "replica-failed": the replica cannot be counted on (gone, timed out, I/O error, lost the
  *   volume, refused for a reason of its own): remove it from the set.
  */
-import { BlockIoError, type IoErrno } from "../block-device.js";
-import { ReplicaAuthError, ReplicaRefusedError, ReplicaUnavailableError, StaleEpochError } from "./errors.js";
+import { BlockIoError, type IoErrno } from "../../block-device.js";
+import {
+  ReplicaAuthError,
+  ReplicaRefusedError,
+  ReplicaUnavailableError,
+  StaleEpochError,
+} from "../errors.js";
 
 export type ReplicaErrorKind = "fenced" | "client" | "replica-failed";
 

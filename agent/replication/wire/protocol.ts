@@ -20,7 +20,7 @@
  * | 36     | 4    | payload length in bytes                                      |
  * | 40     | n    | volume id, then payload                                      |
  */
-import { ERRNO_VALUES, type IoErrno } from "../block-device.js";
+import { ERRNO_VALUES, type IoErrno } from "../../block-device.js";
 
 export const FRAME_MAGIC = 0x53545250;
 export const PROTOCOL_VERSION = 1;

@@ -6,10 +6,7 @@
  * authenticated like for any request; these frames only decide what the node's ReplicaAdmin does.
  */
 import type { z } from "zod";
-import { StrataError } from "../../core/errors.js";
-import type { Frame } from "./frame-codec.js";
-import { FrameType, MAX_CONTROL_PAYLOAD, MAX_IO_BYTES, Status } from "./protocol.js";
-import { asRefusal, Refusal } from "./refusal.js";
+import { StrataError } from "../../../core/errors.js";
 import {
   ChangedRunsPayload,
   CreateReplicaPayload,
@@ -19,7 +16,10 @@ import {
   runsPage,
   SetRebuildingPayload,
   SnapshotPayload,
-} from "./replica-admin.js";
+} from "../replica-admin.js";
+import type { Frame } from "../wire/frame-codec.js";
+import { FrameType, MAX_CONTROL_PAYLOAD, MAX_IO_BYTES, Status } from "../wire/protocol.js";
+import { asRefusal, Refusal } from "./refusal.js";
 import { EpochMismatch, type ServedReplicaEntry } from "./served-replica.js";
 
 /** The management frame types; every one takes no flags. */

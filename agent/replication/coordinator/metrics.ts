@@ -1,6 +1,6 @@
 /** The coordinator's and rebuild's metrics, on the agent's registry. */
 import { Counter, Gauge } from "prom-client";
-import { registry } from "../metrics.js";
+import { registry } from "../../metrics.js";
 
 export const replicaRemovals = new Counter({
   name: "strata_replica_removals_total",

@@ -3,8 +3,8 @@
  * carries. Replica management refusals come from the node as StrataErrors (core/errors.ts) and
  * are translated here, so the server speaks protocol statuses only.
  */
-import { StrataError } from "../../core/errors.js";
-import { Status } from "./protocol.js";
+import { StrataError } from "../../../core/errors.js";
+import { Status } from "../wire/protocol.js";
 
 export class Refusal extends Error {
   constructor(

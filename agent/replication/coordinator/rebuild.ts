@@ -16,10 +16,10 @@
  *    replica moves to the new epoch.
  */
 
-import type { ByteRange } from "../block-device.js";
-import type { Logger } from "../log.js";
-import { copiedBytes, rebuildProgress } from "./coordinator-metrics.js";
-import type { ReplicaTarget } from "./replica-handle.js";
+import type { ByteRange } from "../../block-device.js";
+import type { Logger } from "../../log.js";
+import type { ReplicaTarget } from "../replica-handle.js";
+import { copiedBytes, rebuildProgress } from "./metrics.js";
 
 /** Big enough that per-request costs vanish next to the copy, small enough to stall a client write briefly. */
 export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
