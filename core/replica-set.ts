@@ -16,10 +16,13 @@ export interface ReplicaPlacement {
   nodeId: string;
 }
 
-/** `nodeId` becomes the attached node; the epoch bump fences the previous one. */
+/**
+ * `nodeId` becomes the attached node, for an export or for maintenance (see VolumeRecord); the
+ * epoch bump fences the previous one.
+ */
 export const attachTo =
-  (nodeId: string): ReplicaSetChange =>
-  () => ({ attachedNode: nodeId });
+  (nodeId: string, purpose: "export" | "maintenance" = "export"): ReplicaSetChange =>
+  () => ({ attachedNode: nodeId, maintenance: purpose === "maintenance" });
 
 /**
  * Failed replicas stay in the record as failed: operators see what was lost and where, and the

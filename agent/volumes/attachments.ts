@@ -57,7 +57,7 @@ export class AttachmentRegistry implements ExportRegistry {
    * coordinator reconciles the replicas first.
    */
   async attach(record: VolumeRecord, exported: boolean): Promise<AttachedVolume> {
-    const coordinator = await this.coordinatorFor(record);
+    const coordinator = await this.coordinatorFor(record, exported);
     try {
       await coordinator.attach({ reconcile: record.attachedNode !== null });
     } catch (error) {
@@ -125,9 +125,9 @@ export class AttachmentRegistry implements ExportRegistry {
         `volume "${name}" is attached to ${record.attachedNode}: ${doWhat} there (--node ${record.attachedNode})`,
       );
     }
-    // Recorded as attached here with no coordinator (its re-attach after a restart failed): it is
-    // attached again, as recorded.
-    return this.attach(record, record.attachedNode === this.cluster.nodeId);
+    // Recorded as attached here with no coordinator (its re-attach after a restart failed, or a
+    // maintenance attachment a crash cut short): it is attached again, for what it was.
+    return this.attach(record, record.attachedNode === this.cluster.nodeId && record.maintenance !== true);
   }
 
   /** Flushes and closes the coordinator, then records the volume as attached nowhere. */
@@ -141,7 +141,10 @@ export class AttachmentRegistry implements ExportRegistry {
     const epoch = attached.coordinator.epoch;
     await attached.coordinator.close();
     this.attached.delete(name);
-    await this.cluster.store.volumes.updateIfEpoch(volumeId, epoch, { attachedNode: null });
+    await this.cluster.store.volumes.updateIfEpoch(volumeId, epoch, {
+      attachedNode: null,
+      maintenance: false,
+    });
     this.cluster.log.info({ volume: name, exported: attached.exported }, "volume detached");
   }
 
@@ -152,7 +155,7 @@ export class AttachmentRegistry implements ExportRegistry {
     this.cluster.log.warn({ volume: name, reason: why }, "attachment dropped");
   }
 
-  private async coordinatorFor(record: VolumeRecord): Promise<VolumeCoordinator> {
+  private async coordinatorFor(record: VolumeRecord, exported: boolean): Promise<VolumeCoordinator> {
     const nodes = await this.cluster.nodes();
     const replicas = [];
     for (const replica of record.replicas) {
@@ -175,7 +178,12 @@ export class AttachmentRegistry implements ExportRegistry {
       sizeBytes: record.sizeBytes,
       epoch: record.epoch,
       replicas,
-      membership: new StoreMembership(this.cluster.store.volumes, record.id, this.cluster.nodeId),
+      membership: new StoreMembership(
+        this.cluster.store.volumes,
+        record.id,
+        this.cluster.nodeId,
+        exported ? "export" : "maintenance",
+      ),
       log: this.cluster.log,
       checkpointIntervalMs: this.cluster.timing.checkpointIntervalMs,
     });

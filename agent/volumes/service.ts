@@ -82,7 +82,10 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     for (const volume of volumes) {
       if (volume.attachedNode !== this.identity.nodeId) continue;
       try {
-        await this.attachVolume(volume.name);
+        // A maintenance attachment a crash cut short is taken over (the replicas reconciled) and
+        // released: nobody attached that volume.
+        if (volume.maintenance === true) await this.changeVolume(volume.name, "release it", async () => {});
+        else await this.attachVolume(volume.name);
       } catch (error) {
         this.log.error({ err: error, volume: volume.name }, "could not re-attach a volume after restart");
       }
@@ -242,7 +245,7 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
         );
       }
       // Recorded here with no coordinator (its re-attach after a restart failed): only the record to clear.
-      await this.store.volumes.updateIfEpoch(record.id, record.epoch, { attachedNode: null });
+      await this.store.volumes.updateIfEpoch(record.id, record.epoch, { attachedNode: null, maintenance: false });
       this.log.info({ volume: name }, "volume detached");
     });
   }

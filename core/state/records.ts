@@ -74,6 +74,11 @@ export const VolumeRecord = z.object({
       "replica ids must be unique",
     ),
   attachedNode: z.string().nullable(),
+  /**
+   * True while the attachment is a maintenance one (a change of a volume attached nowhere): after a
+   * crash, its node releases it instead of exporting the volume nobody attached.
+   */
+  maintenance: z.boolean().optional(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -90,6 +95,7 @@ export const VolumeChange = VolumeRecord.pick({
   replicas: true,
   replicationFactor: true,
   attachedNode: true,
+  maintenance: true,
   sizeBytes: true,
 }).partial();
 export type VolumeChange = z.infer<typeof VolumeChange>;

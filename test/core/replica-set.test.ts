@@ -74,7 +74,8 @@ describe("replica-set rules", () => {
       node: "node-3",
       state: "in-sync",
     });
-    expect(attachTo("node-2")(volume)).toEqual({ attachedNode: "node-2" });
+    expect(attachTo("node-2")(volume)).toEqual({ attachedNode: "node-2", maintenance: false });
+    expect(attachTo("node-2", "maintenance")(volume)).toEqual({ attachedNode: "node-2", maintenance: true });
     expect(resizeTo(2 << 30)(volume)).toEqual({ sizeBytes: 2 << 30 });
   });
 

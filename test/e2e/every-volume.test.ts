@@ -147,6 +147,18 @@ describe("every volume is a cluster volume", () => {
     expect(await exportsOf("node-2")).not.toContain("moving");
   });
 
+  it("releases a maintenance attachment a crash cut short instead of exporting the volume", async () => {
+    await json("volume", "create", "chores", "--size", "64MiB", "--repl", "2");
+    expect((await cli("node", "stop", "node-1", "--kill")).code).toBe(0);
+    // What a kill -9 in the middle of a snapshot of a volume attached nowhere leaves in the record.
+    const volume = await store.volumes.getByName("chores");
+    await store.volumes.updateIfEpoch(volume.id, volume.epoch, { attachedNode: "node-1", maintenance: true });
+    expect((await cli("node", "start", "node-1")).code).toBe(0);
+    await eventually(async () => (await inspect("chores")).attachedNode === null, "node-1 to release it");
+    expect(await exportsOf("node-1")).not.toContain("chores");
+    expect((await store.volumes.getByName("chores")).maintenance).toBe(false);
+  });
+
   it("says a volume that does not exist is not found, whatever the command", async () => {
     for (const args of [
       ["snapshot", "create", "nonexistent"],

@@ -30,10 +30,12 @@ export class StoreMembership implements VolumeMembership {
     readonly volumeId: string,
     /** This coordinator's node: what attach records. */
     readonly nodeId: string,
+    /** What attach records the attachment is for. */
+    private readonly purpose: "export" | "maintenance" = "export",
   ) {}
 
   attach(expectedEpoch: number): Promise<number> {
-    return this.change(expectedEpoch, attachTo(this.nodeId));
+    return this.change(expectedEpoch, attachTo(this.nodeId, this.purpose));
   }
 
   removeReplicas(replicaIds: readonly string[], expectedEpoch: number): Promise<number> {
