@@ -245,7 +245,10 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
         );
       }
       // Recorded here with no coordinator (its re-attach after a restart failed): only the record to clear.
-      await this.store.volumes.updateIfEpoch(record.id, record.epoch, { attachedNode: null, maintenance: false });
+      await this.store.volumes.updateIfEpoch(record.id, record.epoch, {
+        attachedNode: null,
+        maintenance: false,
+      });
       this.log.info({ volume: name }, "volume detached");
     });
   }
