@@ -16,14 +16,14 @@ export interface IgnoreCase {
   readonly "equals-ignore-case": string;
 }
 
-/** What `anything-but` can exclude: values (all strings or all numbers), or one string filter. */
+/** What `anything-but` can exclude: values (all strings or all numbers), or the strings of one filter. */
 export type AnythingBut =
   | string
   | number
   | readonly string[]
   | readonly number[]
-  | { readonly prefix: string }
-  | { readonly suffix: string }
+  | { readonly prefix: string | readonly string[] }
+  | { readonly suffix: string | readonly string[] }
   | { readonly "equals-ignore-case": string | readonly string[] }
   | { readonly wildcard: string | readonly string[] };
 

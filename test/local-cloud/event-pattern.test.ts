@@ -154,6 +154,18 @@ const cases: Case[] = [
     misses: [{ Region: "us-east-1" }, {}],
   },
   {
+    name: "anything-but a list of prefixes",
+    pattern: { state: [{ "anything-but": { prefix: ["init", "error"] } }] },
+    matches: [{ state: "running" }],
+    misses: [{ state: "initializing" }, { state: "error-42" }],
+  },
+  {
+    name: "anything-but a list of suffixes",
+    pattern: { "instance-id": [{ "anything-but": { suffix: ["1234", "6789"] } }] },
+    matches: [{ "instance-id": "i-0000" }],
+    misses: [{ "instance-id": "i-1234" }, { "instance-id": "i-6789" }],
+  },
+  {
     name: "anything-but a suffix",
     pattern: { FileName: [{ "anything-but": { suffix: ".png" } }] },
     matches: [{ FileName: "notes.txt" }],
@@ -438,9 +450,14 @@ describe("validateEventPattern", () => {
       /\$\.a\[0\]\.anything-but\.numeric: anything-but does not take "numeric"/,
     ],
     [
-      "anything-but of a prefix list",
-      { a: [{ "anything-but": { prefix: ["a", "b"] } }] },
+      "anything-but of a prefix that is not a string",
+      { a: [{ "anything-but": { prefix: 5 } }] },
       /anything-but\.prefix: expected a string/,
+    ],
+    [
+      "anything-but of an empty suffix list",
+      { a: [{ "anything-but": { suffix: [] } }] },
+      /anything-but\.suffix: empty arrays/,
     ],
     [
       "anything-but of a bad wildcard",

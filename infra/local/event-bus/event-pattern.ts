@@ -145,9 +145,9 @@ function matchesAnythingBut(argument: unknown, value: Leaf): boolean {
   const list = (Array.isArray(excluded) ? excluded : [excluded]) as string[];
   switch (operator) {
     case "prefix":
-      return !value.startsWith(excluded as string);
+      return !list.some((prefix) => value.startsWith(prefix));
     case "suffix":
-      return !value.endsWith(excluded as string);
+      return !list.some((suffix) => value.endsWith(suffix));
     case "equals-ignore-case":
       return !list.some((candidate) => equalsIgnoringCase(candidate, value));
     case "wildcard":
@@ -363,8 +363,8 @@ function validateWildcard(argument: unknown, path: string): void {
 
 /**
  * anything-but takes a string, a number, a non-empty list of only strings or only numbers (null and
- * booleans are refused), or one of `prefix`, `suffix` (a string), `equals-ignore-case`, `wildcard`
- * (a string or a list of strings).
+ * booleans are refused), or one of `prefix`, `suffix`, `equals-ignore-case`, `wildcard` with a
+ * string or a non-empty list of strings.
  */
 function validateAnythingBut(argument: unknown, path: string): void {
   if (typeof argument === "string") return;
@@ -388,29 +388,21 @@ function validateAnythingBut(argument: unknown, path: string): void {
     );
   const [operator, excluded] = entries[0]!;
   const operatorPath = `${path}.${operator}`;
-  switch (operator) {
-    case "prefix":
-    case "suffix":
-      requireString(excluded, operatorPath);
-      return;
-    case "equals-ignore-case":
-    case "wildcard": {
-      const list = Array.isArray(excluded) ? excluded : [excluded];
-      if (list.length === 0) throw new InvalidPattern(operatorPath, "empty arrays are not allowed");
-      list.forEach((value, index) => {
-        const valuePath = Array.isArray(excluded) ? `${operatorPath}[${index}]` : operatorPath;
-        if (operator === "wildcard") validateWildcard(value, valuePath);
-        else requireString(value, valuePath);
-      });
-      return;
-    }
-    default:
-      throw new InvalidPattern(
-        operatorPath,
-        `anything-but does not take "${operator}" (expected prefix, suffix, equals-ignore-case or wildcard)`,
-      );
-  }
+  if (!ANYTHING_BUT_OPERATORS.has(operator))
+    throw new InvalidPattern(
+      operatorPath,
+      `anything-but does not take "${operator}" (expected prefix, suffix, equals-ignore-case or wildcard)`,
+    );
+  const list = Array.isArray(excluded) ? excluded : [excluded];
+  if (list.length === 0) throw new InvalidPattern(operatorPath, "empty arrays are not allowed");
+  list.forEach((value, index) => {
+    const valuePath = Array.isArray(excluded) ? `${operatorPath}[${index}]` : operatorPath;
+    if (operator === "wildcard") validateWildcard(value, valuePath);
+    else requireString(value, valuePath);
+  });
 }
+
+const ANYTHING_BUT_OPERATORS = new Set(["prefix", "suffix", "equals-ignore-case", "wildcard"]);
 
 function validateNumber(value: unknown, path: string): asserts value is number {
   if (typeof value !== "number" || !Number.isFinite(value))
