@@ -16,6 +16,9 @@ export type { EventPattern } from "../../event-rules.js";
  *   matching), never by combining fields of different elements;
  * - comparison operators apply to leaf values only: an object in the event is not a value, so
  *   `exists: true` does not match it and `exists: false` does.
+ *
+ * `pattern` is one validateEventPattern accepted: the bus validates a rule once, when it is put,
+ * as EventBridge does, not on every event.
  */
 export function matchesEventPattern(pattern: EventPattern, event: unknown): boolean {
   return matchesObjectPattern(pattern, event);
