@@ -33,6 +33,11 @@ export const AGENT_FILE = "agent.json";
 const DEFAULT_REPLICATION_LISTEN = "127.0.0.1:9510";
 /** The key agents of one cluster authenticate each other with; without it the agent serves no replicas. */
 const CLUSTER_SECRET_ENV = "STRATA_CLUSTER_SECRET";
+/**
+ * The instance the agent runs on, recorded so EC2's events about it reach this node's workflows. Set
+ * by the DaemonSet from the instance metadata in AWS, and by the local cloud for its instances.
+ */
+const INSTANCE_ID_ENV = "STRATA_INSTANCE_ID";
 /** A standalone agent's own state store: <data-dir>/state, a table of one node. */
 const STANDALONE_STATE_DIR = "state";
 const STANDALONE_STATE_TABLE = "strata-standalone";
@@ -196,6 +201,7 @@ async function main(): Promise<void> {
     node: {
       id: config.nodeId,
       zone: config.zone,
+      ...(process.env[INSTANCE_ID_ENV] ? { instanceId: process.env[INSTANCE_ID_ENV] } : {}),
       addresses: {
         api: api.url,
         nbd: volumes.endpoints.nbdAddress,

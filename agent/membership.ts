@@ -16,7 +16,14 @@ const MARK_DOWN_TIMEOUT_MS = 3_000;
 
 export interface MembershipOptions {
   tableName: string;
-  node: { id: string; zone: string; addresses: NodeAddresses; labels?: Labels };
+  node: {
+    id: string;
+    zone: string;
+    addresses: NodeAddresses;
+    labels?: Labels;
+    /** The EC2 instance this agent runs on (locally, the local cloud's instance), if known. */
+    instanceId?: string;
+  };
   /** The pool's space now (the agent's PoolUsage fits); called for every registration and heartbeat. */
   pool: () => Promise<NodePool>;
   log: Logger;
@@ -31,6 +38,8 @@ export interface MembershipOptions {
  */
 export class NodeMembership {
   private readonly store: StateStore;
+  /** This life of the node (see NodeRecord.registeredAt): kept when a lost record is written again. */
+  private readonly registeredAt = new Date().toISOString();
   private registered = false;
   private failures = 0;
   private stopped = false;
@@ -107,11 +116,13 @@ export class NodeMembership {
     await this.store.nodes.register({
       id: node.id,
       zone: node.zone,
+      ...(node.instanceId === undefined ? {} : { instanceId: node.instanceId }),
       addresses: node.addresses,
       pool,
       labels: node.labels ?? {},
       state: "up",
       lastHeartbeat: new Date().toISOString(),
+      registeredAt: this.registeredAt,
     });
     this.registered = true;
     log.info(

@@ -14,7 +14,7 @@ import { formatSize } from "./units.js";
  * 3. Among the rest, the node asking first (the volume is most likely attached there), then most
  *    free space, then fewest replicas (load), then node id so the choice is deterministic.
  *
- * A node qualifies when it is up with a fresh heartbeat, carries every label of the volume's node
+ * A node qualifies when it is up with a fresh heartbeat, is in a zone not marked unavailable, carries every label of the volume's node
  * selector, and has room for the volume (see whyNoRoom). Volumes are thin, so room is a promise
  * kept within a limit rather than a reservation, one rule for every replication factor.
  */
@@ -32,6 +32,8 @@ export interface ClusterView {
   overProvisioningPercent?: number;
   /** The node asking: chosen first when it qualifies, since the volume is most likely used there. */
   preferredNode?: string;
+  /** Zones marked unavailable (ZoneRecord): their nodes take no new replica. */
+  unavailableZones?: ReadonlySet<string>;
 }
 
 /** Like Longhorn's storage-over-provisioning-percentage default: promise up to twice the capacity. */
@@ -188,6 +190,7 @@ function judge(node: PlacementNode, request: PlacementRequest, cluster: ClusterV
   const reasons: string[] = [];
   const down = whyDown(node, cluster);
   if (down !== undefined) reasons.push(down);
+  if (cluster.unavailableZones?.has(node.zone)) reasons.push(`zone ${node.zone} is marked unavailable`);
   const mismatched = selectorEntries(request.nodeSelector).filter(
     ([key, value]) => node.labels[key] !== value,
   );

@@ -111,3 +111,18 @@ function withReplicas(
     direction === "add" ? Math.max(volume.replicationFactor, live) : Math.min(volume.replicationFactor, live);
   return { replicas, replicationFactor: Math.max(1, factor) };
 }
+
+/**
+ * A lost node leaves the volume: its replicas are failed, and an attachment it held is released, so
+ * the epoch bump fences its coordinator should it ever come back, and a healthy node may take the
+ * volume over. Only for volumes the lost node coordinates or that are attached nowhere: a live
+ * coordinator fails the lost replica itself, and a foreign epoch bump would fence it for nothing.
+ */
+export const fenceNode =
+  (nodeId: string): ReplicaSetChange =>
+  (volume) => ({
+    ...failReplicas(volume.replicas.filter((replica) => replica.node === nodeId).map((r) => r.replicaId))(
+      volume,
+    ),
+    ...(volume.attachedNode === nodeId ? { attachedNode: null, maintenance: false } : {}),
+  });

@@ -1,3 +1,4 @@
+import { STRATA_EVENT_SOURCE, StrataDetailType } from "../core/events.js";
 /**
  * Strata's EventBridge rules: the one definition both the local cloud (matched by
  * infra/local/event-bus/event-pattern.ts) and the CDK app (deployed as AWS::Events::Rule) use, so a
@@ -60,43 +61,6 @@ export interface EventRuleDefinition {
   readonly eventPattern: EventPattern;
 }
 
-/** The `source` of the events Strata itself puts on the bus (the health sweep, the agents). */
-export const STRATA_EVENT_SOURCE = "strata";
-
-/** The detail-types of Strata's own events. */
-export const StrataDetailType = {
-  NodeOffline: "Strata Node Offline",
-  NodeOnline: "Strata Node Online",
-  ZoneOffline: "Strata Zone Offline",
-  ZoneOnline: "Strata Zone Online",
-} as const;
-export type StrataDetailType = (typeof StrataDetailType)[keyof typeof StrataDetailType];
-
-/**
- * `detail` of "Strata Node Offline" / "Strata Node Online": one storage node lost or regained
- * (heartbeat lost, agent back). `instanceId` is absent for nodes that are not EC2 instances (local).
- */
-export interface StrataNodeEventDetail {
-  readonly clusterName: string;
-  readonly nodeId: string;
-  /** The node's Availability Zone name, e.g. us-east-1a. */
-  readonly zone: string;
-  readonly instanceId?: string;
-  readonly reason: string;
-  /** ISO 8601. */
-  readonly observedAt: string;
-}
-
-/** `detail` of "Strata Zone Offline" / "Strata Zone Online", from the health sweep. */
-export interface StrataZoneEventDetail {
-  readonly clusterName: string;
-  readonly zone: string;
-  readonly offlineNodes: number;
-  readonly totalNodes: number;
-  /** ISO 8601. */
-  readonly observedAt: string;
-}
-
 /**
  * The states after which an instance no longer serves its drives: stopping and shutting-down are
  * caught as early as EC2 reports them, stopped and terminated in case the earlier event was missed
@@ -154,7 +118,12 @@ export const strataEventRules: readonly EventRuleDefinition[] = [
     description: "Strata's own node and zone events, from the health sweep",
     eventPattern: {
       source: [STRATA_EVENT_SOURCE],
-      "detail-type": Object.values(StrataDetailType),
+      "detail-type": [
+        StrataDetailType.nodeOffline,
+        StrataDetailType.nodeOnline,
+        StrataDetailType.zoneOffline,
+        StrataDetailType.zoneOnline,
+      ],
     },
   },
 ];

@@ -37,6 +37,13 @@ export function volumeExecutors(volumes: ClusterVolumes): OperationExecutors {
       const { replicaId } = OperationParams["drop-replica"].parse(operation.params);
       await volumes.dropReplica(operation.volumeName, replicaId);
     },
+    "move-replica": (operation, context) => {
+      const { replicaId, targetNode } = OperationParams["move-replica"].parse(operation.params);
+      return withCopyProgress(context, async (observe) => {
+        await volumes.addReplica(operation.volumeName, { targetNode, observe });
+        await volumes.dropReplica(operation.volumeName, replicaId);
+      });
+    },
     rebuild: (operation, context) => {
       const { replicaId } = OperationParams.rebuild.parse(operation.params);
       return withCopyProgress(context, (observe) =>

@@ -97,9 +97,14 @@ export class ClusterContext {
 
   /** What placement decides on: the nodes, the replicas each holds, and when a node counts as down. */
   async clusterView() {
-    const [nodes, volumes] = await Promise.all([this.store.nodes.list(), this.store.volumes.list()]);
+    const [nodes, volumes, unavailableZones] = await Promise.all([
+      this.store.nodes.list(),
+      this.store.volumes.list(),
+      this.store.zones.unavailable(),
+    ]);
     return {
       nodes,
+      unavailableZones,
       replicaCounts: countReplicas(volumes),
       heartbeatTimeoutMs: this.timing.heartbeatTimeoutMs,
       now: new Date(),

@@ -267,14 +267,18 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
 
   /** Back to the volume's replication factor: lost replicas are replaced, returning ones resynced. */
   async repairVolume(name: string, observe?: CopyObserver): Promise<void> {
-    await this.changeVolume(name, "repair it", async ({ coordinator }) =>
-      this.reconciler.reach(
+    await this.changeVolume(name, "repair it", async ({ coordinator, exported }) => {
+      // A replica on a lost node counts as in sync in the record until the coordinator next writes
+      // to it; moving every replica to a new epoch now fails the unreachable ones, so they are
+      // replaced. A maintenance attachment has just done the same by attaching.
+      if (exported) await coordinator.checkpoint();
+      return this.reconciler.reach(
         name,
         coordinator,
         (await this.cluster.record(name)).replicationFactor,
         observe === undefined ? {} : { observe },
-      ),
-    );
+      );
+    });
   }
 
   /** One more replica, on `targetNode` when given (if it qualifies), rebuilt while I/O goes on. */

@@ -12,6 +12,8 @@
  * | operation        | `OPERATIONS`          | `OPERATION#<id>`    |
  * | operation token  | `OPERATION_TOKENS`    | `TOKEN#<token>`     |
  * | queued operation | `QUEUE#<nodeId>`      | `OPERATION#<id>`    |
+ * | zone             | `ZONES`               | `ZONE#<zone>`       |
+ * | health verdict   | `HEALTH`              | `NODE#<id>`, `ZONE#<zone>` |
  *
  * Why collections rather than one partition per item: listing (every node for placement, every volume
  * for the health sweep and the CLI) is then a Query of one partition, which can be strongly
@@ -56,3 +58,9 @@ export const queuedOperationKey = (nodeId: string, operationId: string): ItemKey
   pk: operationQueuePartition(nodeId),
   sk: `OPERATION#${operationId}`,
 });
+
+export const ZONES_PARTITION = "ZONES";
+export const zoneKey = (zone: string): ItemKey => ({ pk: ZONES_PARTITION, sk: `ZONE#${zone}` });
+export const HEALTH_PARTITION = "HEALTH";
+/** `subject` is "NODE#<id>" or "ZONE#<zone>" (see healthSubject). */
+export const healthKey = (subject: string): ItemKey => ({ pk: HEALTH_PARTITION, sk: subject });

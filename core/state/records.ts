@@ -46,6 +46,11 @@ export const NodeRecord = z.object({
   labels: Labels,
   state: NodeState,
   lastHeartbeat: Timestamp,
+  /**
+   * When this life of the node began: the agent's registration. A loss is one incident per life, so
+   * the workflows name their executions by it (a node that comes back and is lost again is a new one).
+   */
+  registeredAt: Timestamp.optional(),
 });
 export type NodeRecord = z.infer<typeof NodeRecord>;
 
@@ -119,6 +124,34 @@ export const SnapshotRecord = z.object({
 });
 export type SnapshotRecord = z.infer<typeof SnapshotRecord>;
 
+/**
+ * Whether placement may use a zone. The az-failure workflow marks a zone unavailable while AWS says
+ * it is impaired (a zonal autoshift, a Health event, most of its nodes silent), so no new replica
+ * lands where the next failure is likely, and available again when the zone returns.
+ */
+export const ZoneRecord = z.object({
+  zone: z.string().min(1),
+  available: z.boolean(),
+  /** Why it was marked, for `cluster status` and the workflow history. */
+  reason: z.string(),
+  changedAt: Timestamp,
+});
+export type ZoneRecord = z.infer<typeof ZoneRecord>;
+
+/**
+ * The health sweep's last verdict on a node or a zone. Kept apart from the node record (which its
+ * agent rewrites whenever it registers), so that a verdict changes, and its event is put, once per
+ * change however many sweeps overlap.
+ */
+export const HealthVerdict = z.object({
+  subject: z.string().min(1),
+  offline: z.boolean(),
+  /** Why, e.g. "no heartbeat for 12s" or "2 of 2 nodes offline". */
+  reason: z.string(),
+  since: Timestamp,
+});
+export type HealthVerdict = z.infer<typeof HealthVerdict>;
+
 function distinct(values: readonly string[]): boolean {
   return new Set(values).size === values.length;
 }
@@ -130,6 +163,7 @@ export const OperationKind = z.enum([
   "resync",
   "add-replica",
   "drop-replica",
+  "move-replica",
   "clone",
   "repair",
 ]);
@@ -158,6 +192,11 @@ export const OperationParams = {
   "add-replica": z.strictObject({ targetNode: z.string().min(1).optional() }),
   /** Without a replica, the volume service chooses which to drop (rebuilding ones first). */
   "drop-replica": z.strictObject({ replicaId: z.string().min(1).optional() }),
+  /**
+   * A replica moved to `targetNode`: the new one is rebuilt first, then this one is dropped, so the
+   * volume never has fewer live replicas (how az-failure spreads replicas over zones again).
+   */
+  "move-replica": z.strictObject({ replicaId: z.string().min(1), targetNode: z.string().min(1) }),
   clone: z.strictObject({ snapshot: ResourceName, target: ResourceName }),
   /** Back to the volume's replication factor, replacing replicas whose node was lost. */
   repair: z.strictObject({}),

@@ -1,11 +1,13 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { HealthStore } from "./health.js";
 import { NodeStore } from "./nodes.js";
 import { OperationStore } from "./operations.js";
 import { SnapshotStore } from "./snapshots.js";
 import { ensureStateTable } from "./table.js";
 import { StateTable } from "./table-client.js";
 import { VolumeStore } from "./volumes.js";
+import { ZoneStore } from "./zones.js";
 
 export interface StateStoreOptions {
   tableName: string;
@@ -34,6 +36,8 @@ export class StateStore {
   readonly volumes: VolumeStore;
   readonly snapshots: SnapshotStore;
   readonly operations: OperationStore;
+  readonly zones: ZoneStore;
+  readonly health: HealthStore;
   readonly tableName: string;
   private readonly client: DynamoDBClient;
   private readonly ownsClient: boolean;
@@ -51,6 +55,8 @@ export class StateStore {
     this.volumes = new VolumeStore(table);
     this.snapshots = new SnapshotStore(table);
     this.operations = new OperationStore(table);
+    this.zones = new ZoneStore(table);
+    this.health = new HealthStore(table);
   }
 
   /** Creates the table if it is missing (local mode, tests); in AWS the CDK app owns it. */

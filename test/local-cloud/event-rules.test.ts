@@ -7,7 +7,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { STRATA_EVENT_SOURCE, StrataDetailType, strataEventRules } from "../../infra/event-rules.js";
+import { STRATA_EVENT_SOURCE, StrataDetailType } from "../../core/events.js";
+import { strataEventRules } from "../../infra/event-rules.js";
 import { matchesEventPattern, validateEventPattern } from "../../infra/local/event-bus/event-pattern.js";
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), "..", "fixtures", "aws-events");
@@ -128,8 +129,8 @@ describe("the fixtures", () => {
   );
 
   it.each([
-    ["strata-node-offline", StrataDetailType.NodeOffline],
-    ["strata-node-online", StrataDetailType.NodeOnline],
+    ["strata-node-offline", StrataDetailType.nodeOffline],
+    ["strata-node-online", StrataDetailType.nodeOnline],
   ])("%s carries a node's detail", (name, detailType) => {
     const event = fixture(name);
     expect(event["source"]).toBe(STRATA_EVENT_SOURCE);
@@ -140,8 +141,8 @@ describe("the fixtures", () => {
   });
 
   it.each([
-    ["strata-zone-offline", StrataDetailType.ZoneOffline],
-    ["strata-zone-online", StrataDetailType.ZoneOnline],
+    ["strata-zone-offline", StrataDetailType.zoneOffline],
+    ["strata-zone-online", StrataDetailType.zoneOnline],
   ])("%s carries a zone's detail", (name, detailType) => {
     const event = fixture(name);
     expect(event["source"]).toBe(STRATA_EVENT_SOURCE);

@@ -1,0 +1,80 @@
+import { z } from "zod";
+
+/**
+ * Strata's own events on the EventBridge bus: what the health sweep sees and what the workflows
+ * did. Their detail types are what rules match (infra/event-rules.ts) and what `strata events`
+ * shows, so operators can subscribe to recoveries the way they subscribe to AWS's own events.
+ */
+export const STRATA_EVENT_SOURCE = "strata";
+
+export const StrataDetailType = {
+  nodeOffline: "Strata Node Offline",
+  nodeOnline: "Strata Node Online",
+  zoneOffline: "Strata Zone Offline",
+  zoneOnline: "Strata Zone Online",
+  redundancyRestored: "Strata Volume Redundancy Restored",
+  recoveryFinished: "Strata Recovery Finished",
+} as const;
+export type StrataDetailType = (typeof StrataDetailType)[keyof typeof StrataDetailType];
+
+const Timestamp = z.iso.datetime();
+
+export const NodeHealthDetail = z.object({
+  clusterName: z.string().min(1),
+  nodeId: z.string().min(1),
+  zone: z.string().min(1),
+  instanceId: z.string().optional(),
+  /** The node's registration (NodeRecord.registeredAt): one loss per life of the node. */
+  registeredAt: Timestamp.optional(),
+  reason: z.string(),
+  observedAt: Timestamp,
+});
+export type NodeHealthDetail = z.infer<typeof NodeHealthDetail>;
+
+export const ZoneHealthDetail = z.object({
+  clusterName: z.string().min(1),
+  zone: z.string().min(1),
+  offlineNodes: z.number().int().nonnegative(),
+  totalNodes: z.number().int().nonnegative(),
+  reason: z.string(),
+  observedAt: Timestamp,
+});
+export type ZoneHealthDetail = z.infer<typeof ZoneHealthDetail>;
+
+/** One volume back at its replication factor after a recovery. */
+export const RedundancyRestoredDetail = z.object({
+  clusterName: z.string().min(1),
+  volume: z.string().min(1),
+  /** The workflow execution that restored it. */
+  execution: z.string().min(1),
+  /** How: new replicas copied in full, or the lost node's replicas resynced after its drives moved. */
+  how: z.enum(["re-replicated", "resynced", "re-spread"]),
+  bytesCopied: z.number().int().nonnegative(),
+});
+export type RedundancyRestoredDetail = z.infer<typeof RedundancyRestoredDetail>;
+
+/** What one workflow run achieved, volume by volume, including what it could not do and why. */
+export const RecoveryFinishedDetail = z.object({
+  clusterName: z.string().min(1),
+  workflow: z.enum(["node-loss", "az-failure"]),
+  execution: z.string().min(1),
+  /** The node or zone recovered from. */
+  subject: z.string().min(1),
+  restored: z.array(z.string()),
+  failed: z.array(z.object({ volume: z.string(), reason: z.string() })),
+  /** Why the workflow itself stopped short, when it did (its Catch path). */
+  error: z.string().optional(),
+});
+export type RecoveryFinishedDetail = z.infer<typeof RecoveryFinishedDetail>;
+
+/** An event as PutEvents takes it (the bus adds id, time, account and region). */
+export interface StrataEventEntry {
+  Source: typeof STRATA_EVENT_SOURCE;
+  DetailType: StrataDetailType;
+  Detail: string;
+  Resources?: string[];
+}
+
+export function strataEvent(detailType: StrataDetailType, detail: object): StrataEventEntry {
+  return { Source: STRATA_EVENT_SOURCE, DetailType: detailType, Detail: JSON.stringify(detail) };
+}

@@ -1,0 +1,44 @@
+import { PutCommand } from "@aws-sdk/lib-dynamodb";
+import { HEALTH_PARTITION, healthKey } from "./keys.js";
+import { HealthVerdict } from "./records.js";
+import { isConditionFailure, type StateTable, validateInput } from "./table-client.js";
+
+export const healthSubject = {
+  node: (nodeId: string) => `NODE#${nodeId}`,
+  zone: (zone: string) => `ZONE#${zone}`,
+};
+
+/** The health sweep's verdicts (see HealthVerdict). */
+export class HealthStore {
+  constructor(private readonly table: StateTable) {}
+
+  /**
+   * Records `offline` for `subject` if it differs from the verdict stored; true when this call made
+   * the change (conditional: of two sweeps recording one change, one makes it).
+   */
+  async change(subject: string, offline: boolean, reason: string): Promise<boolean> {
+    const verdict = validateInput(
+      HealthVerdict,
+      { subject, offline, reason, since: this.table.now() },
+      "health verdict",
+    );
+    try {
+      await this.table.doc.send(
+        new PutCommand({
+          TableName: this.table.tableName,
+          Item: { ...healthKey(subject), ...verdict },
+          ConditionExpression: "attribute_not_exists(pk) OR offline <> :offline",
+          ExpressionAttributeValues: { ":offline": offline },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  list(): Promise<HealthVerdict[]> {
+    return this.table.queryPartition(HEALTH_PARTITION, HealthVerdict, "health verdict");
+  }
+}

@@ -1,0 +1,42 @@
+import { DescribeAvailabilityZonesCommand } from "@aws-sdk/client-ec2";
+import { ExecutionAlreadyExists, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import type { AwsClients } from "../shared/clients.js";
+import { RefusedError } from "../shared/errors.js";
+import { stateMachineArn } from "../shared/settings.js";
+import type { IntakeDependencies } from "./intake.js";
+
+/** Event intake's lookups and starts, through the state table, EC2 and Step Functions. */
+export function intakeDependencies({ store, ec2, sfn, settings }: AwsClients): IntakeDependencies {
+  return {
+    async nodeByInstance(instanceId) {
+      return (await store.nodes.list()).find((node) => node.instanceId === instanceId);
+    },
+    async node(nodeId) {
+      return (await store.nodes.list()).find((node) => node.id === nodeId);
+    },
+    async zoneName(zoneId) {
+      const { AvailabilityZones } = await ec2.send(
+        new DescribeAvailabilityZonesCommand({ ZoneIds: [zoneId] }),
+      );
+      const name = AvailabilityZones?.[0]?.ZoneName;
+      if (name === undefined)
+        throw new RefusedError(`zone id ${zoneId} names no availability zone of this region`);
+      return name;
+    },
+    async start({ workflow, name, input }) {
+      try {
+        await sfn.send(
+          new StartExecutionCommand({
+            stateMachineArn: stateMachineArn(settings, workflow),
+            name,
+            input: JSON.stringify(input),
+          }),
+        );
+        return "started";
+      } catch (error) {
+        if (error instanceof ExecutionAlreadyExists) return "duplicate";
+        throw error;
+      }
+    },
+  };
+}

@@ -1,0 +1,202 @@
+import type { NodeRecord } from "../../core/state/records.js";
+import type { IntakeEvent } from "./aws-events.js";
+import {
+  type AzFailureInput,
+  compactTime,
+  digestOf,
+  executionName,
+  type NodeLossInput,
+  type WorkflowStart,
+} from "./workflow-starts.js";
+
+/** What intake looks up and does, injected so the decisions are tested without AWS. */
+export interface IntakeDependencies {
+  nodeByInstance(instanceId: string): Promise<NodeRecord | undefined>;
+  node(nodeId: string): Promise<NodeRecord | undefined>;
+  /** Zone id (use1-az1) → this account's zone name (us-east-1a). */
+  zoneName(zoneId: string): Promise<string>;
+  /** Starts the execution; "duplicate" when one of that name exists already. */
+  start(start: WorkflowStart): Promise<"started" | "duplicate">;
+}
+
+export type IntakeOutcome =
+  | { action: "started" | "duplicate"; workflow: WorkflowStart["workflow"]; execution: string }
+  | { action: "ignored"; reason: string };
+
+/** EC2 states in which the instance and its agent are gone or going (stopping: its agent stops). */
+const LOST_INSTANCE_STATES = new Set(["stopping", "stopped", "shutting-down", "terminated"]);
+
+/**
+ * Turns one AWS or Strata event into at most one workflow start, named after the incident so
+ * repeats and overlapping sources (the EC2 event, the lifecycle hook, the health sweep's verdict on
+ * the same node) start one execution between them: a node's loss is named by its node and the life
+ * of its agent (NodeRecord.registeredAt), a zone's by the zone and the source's own identity.
+ */
+export async function takeIn(event: IntakeEvent, deps: IntakeDependencies): Promise<IntakeOutcome> {
+  const start = await decide(event, deps);
+  if ("ignored" in start) return { action: "ignored", reason: start.ignored };
+  return { action: await deps.start(start), workflow: start.workflow, execution: start.name };
+}
+
+async function decide(
+  event: IntakeEvent,
+  deps: IntakeDependencies,
+): Promise<WorkflowStart | { ignored: string }> {
+  switch (event["detail-type"]) {
+    case "EC2 Instance State-change Notification": {
+      const { "instance-id": instanceId, state } = event.detail;
+      if (!LOST_INSTANCE_STATES.has(state))
+        return { ignored: `instance ${instanceId} is ${state}: nothing is lost` };
+      return instanceLost(deps, instanceId, event.time, `EC2 instance ${instanceId} is ${state}`, null);
+    }
+    case "EC2 Spot Instance Interruption Warning": {
+      const instanceId = event.detail["instance-id"];
+      return instanceLost(
+        deps,
+        instanceId,
+        event.time,
+        `EC2 Spot interruption: ${instanceId} will be reclaimed`,
+        null,
+      );
+    }
+    case "EC2 Instance-terminate Lifecycle Action": {
+      const { EC2InstanceId, AutoScalingGroupName, LifecycleHookName, LifecycleActionToken } = event.detail;
+      return instanceLost(deps, EC2InstanceId, event.time, `Auto Scaling is terminating ${EC2InstanceId}`, {
+        autoScalingGroupName: AutoScalingGroupName,
+        lifecycleHookName: LifecycleHookName,
+        lifecycleActionToken: LifecycleActionToken,
+      });
+    }
+    case "EC2 Instance-launch Lifecycle Action":
+      // A node-loss waiting for a replacement finds the new instance itself (DescribeInstances in its
+      // zone and node group); the launch needs no workflow of its own.
+      return {
+        ignored: `instance ${event.detail.EC2InstanceId} is launching; a node-loss waiting in its zone finds it`,
+      };
+    case "Autoshift In Progress":
+      return zoneStart(
+        "fail",
+        await deps.zoneName(event.detail.metadata.awayFrom),
+        "zonal autoshift in progress",
+        event.time,
+        event.id,
+      );
+    case "Autoshift Completed":
+      return zoneStart(
+        "restore",
+        await deps.zoneName(event.detail.metadata.awayFrom),
+        "zonal autoshift completed",
+        event.time,
+        event.id,
+      );
+    case "AWS Health Event": {
+      const { eventArn, communicationId, statusCode, eventTypeCategory } = event.detail;
+      if (eventTypeCategory !== "issue") return { ignored: `a Health ${eventTypeCategory}, not an issue` };
+      const zone = await impairedZone(event.detail, deps);
+      if (zone === undefined)
+        return { ignored: `Health event ${eventArn} names no zone holding Strata nodes` };
+      const phase = statusCode === "closed" ? "restore" : "fail";
+      return zoneStart(
+        phase,
+        zone,
+        `AWS Health: ${eventArn}`,
+        event.time,
+        digestOf(eventArn, communicationId ?? ""),
+      );
+    }
+    case "Strata Node Offline": {
+      const node = await deps.node(event.detail.nodeId);
+      if (node === undefined) return { ignored: `node ${event.detail.nodeId} is no longer registered` };
+      return nodeLoss(node, `the health sweep: ${event.detail.reason}`, event.time, null);
+    }
+    case "Strata Node Online":
+      // Its agent resyncs what it missed (the attached nodes' tending); a node-loss waiting for it sees it.
+      return {
+        ignored: `node ${event.detail.nodeId} is back; its replicas are resynced by their coordinators`,
+      };
+    case "Strata Zone Offline":
+      return zoneStart(
+        "fail",
+        event.detail.zone,
+        `the health sweep: ${event.detail.reason}`,
+        event.time,
+        minuteOf(event.time),
+      );
+    case "Strata Zone Online":
+      return zoneStart(
+        "restore",
+        event.detail.zone,
+        `the health sweep: ${event.detail.reason}`,
+        event.time,
+        minuteOf(event.time),
+      );
+  }
+}
+
+/**
+ * The zone a Health issue is about: its availabilityZone when it has one, else the one zone of the
+ * Strata nodes among its affected instances (an issue spread over several zones is no zone's).
+ */
+async function impairedZone(
+  detail: Extract<IntakeEvent, { source: "aws.health" }>["detail"],
+  deps: IntakeDependencies,
+): Promise<string | undefined> {
+  if (detail.availabilityZone !== undefined) return detail.availabilityZone;
+  const nodes = await Promise.all(
+    detail.affectedEntities.map((entity) => deps.nodeByInstance(entity.entityValue)),
+  );
+  const zones = new Set(nodes.flatMap((node) => (node === undefined ? [] : [node.zone])));
+  return zones.size === 1 ? [...zones][0] : undefined;
+}
+
+async function instanceLost(
+  deps: IntakeDependencies,
+  instanceId: string,
+  time: string,
+  reason: string,
+  lifecycle: NodeLossInput["lifecycle"],
+): Promise<WorkflowStart | { ignored: string }> {
+  const node = await deps.nodeByInstance(instanceId);
+  if (node === undefined) return { ignored: `instance ${instanceId} is not a Strata node` };
+  return nodeLoss(node, reason, time, lifecycle);
+}
+
+function nodeLoss(
+  node: NodeRecord,
+  reason: string,
+  detectedAt: string,
+  lifecycle: NodeLossInput["lifecycle"],
+): WorkflowStart {
+  return {
+    workflow: "node-loss",
+    name: executionName("node-loss", node.id, compactTime(node.registeredAt ?? "unregistered")),
+    input: {
+      nodeId: node.id,
+      zone: node.zone,
+      instanceId: node.instanceId ?? null,
+      reason,
+      lifecycle,
+      detectedAt,
+    },
+  };
+}
+
+function zoneStart(
+  phase: AzFailureInput["phase"],
+  zone: string,
+  reason: string,
+  detectedAt: string,
+  incident: string,
+): WorkflowStart {
+  return {
+    workflow: "az-failure",
+    name: executionName("az", phase, zone, incident),
+    input: { zone, phase, reason, detectedAt },
+  };
+}
+
+/**
+ * The health sweep's zone verdicts carry no identity of their own; a verdict put twice (a sweep
+ * that died between putting and recording it) within one minute is one incident.
+ */
+const minuteOf = (time: string) => compactTime(time.slice(0, 16));

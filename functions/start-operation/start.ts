@@ -1,0 +1,33 @@
+import { StartOperationRequest, StoreOperationService } from "../../core/operations.js";
+import { RecordNotFoundError } from "../../core/state/errors.js";
+import type { ClusterAccess } from "../shared/cluster.js";
+import { RefusedError } from "../shared/errors.js";
+
+export const StartOperationInput = StartOperationRequest;
+
+export interface StartedOperation {
+  operationId: string;
+  state: string;
+}
+
+/**
+ * Writes the operation record the named node picks up (DESIGN.md, Operations): the workflow never
+ * reaches a node, and a task that runs twice finds the operation its first run started (request
+ * token). The data moves on the node; the workflow polls.
+ */
+export async function startOperation(
+  request: ReturnType<typeof StartOperationInput.parse>,
+  cluster: ClusterAccess,
+): Promise<StartedOperation> {
+  const service = new StoreOperationService(cluster.store, {
+    node: request.node ?? "",
+    heartbeatTimeoutMs: cluster.liveness().heartbeatTimeoutMs,
+  });
+  try {
+    const operation = await service.startOperation(request);
+    return { operationId: operation.id, state: operation.state };
+  } catch (error) {
+    if (error instanceof RecordNotFoundError) throw new RefusedError(error.message);
+    throw error;
+  }
+}
