@@ -73,10 +73,12 @@ export class ExecutionHistory {
     };
     return {
       started: (input) => {
+        if (this.sealed) return false;
         this.record("LambdaFunctionScheduled", {
           lambdaFunctionScheduledEventDetails: { resource, input, inputDetails: WHOLE, timeoutInSeconds },
         });
         this.record("LambdaFunctionStarted");
+        return true;
       },
       succeeded: (output) => {
         if (finish()) return;

@@ -5,7 +5,8 @@ export type LocalFunction = (event: unknown) => Promise<unknown>;
 
 /** What the execution history is told about one invocation, in the order AWS records it. */
 export interface InvocationObserver {
-  started(input: string): void;
+  /** False once the execution has closed (a stop landed): the function is then not invoked. */
+  started(input: string): boolean;
   succeeded(output: string): void;
   failed(error: string, cause: string): void;
 }
@@ -58,7 +59,7 @@ export async function invokeLocally(
 ): Promise<JsonValue> {
   await new Promise<void>((resolve) => setImmediate(resolve));
   const payload = JSON.stringify(input ?? null);
-  observer.started(payload);
+  if (!observer.started(payload)) throw new LambdaFunctionError("States.Runtime", "the execution has closed");
   let output: string;
   try {
     output = JSON.stringify((await fn(JSON.parse(payload))) ?? null);

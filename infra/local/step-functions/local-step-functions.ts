@@ -42,7 +42,7 @@ import {
 import { ExecutionHistory } from "./history.js";
 import { invokeLocally, type LocalFunction } from "./lambda-task.js";
 
-/** Closed executions kept for Describe/List/History; running ones are always kept. */
+/** Closed executions kept for Describe/List/History by default; running ones are always kept. */
 const KEPT_CLOSED_EXECUTIONS = 1000;
 /** How long a closing execution waits for the engine's event log to drain before it records its end. */
 const EVENT_LOG_DRAIN_MS = 1000;
@@ -70,6 +70,8 @@ export interface LocalStepFunctionsOptions {
   retryIntervalCapMs?: number;
   clock?: () => Date;
   region?: string;
+  /** How many closed executions stay listed and described, oldest forgotten first (default 1000). */
+  keptClosedExecutions?: number;
   /** Called when an execution starts and when it closes, for views that follow executions. */
   onExecutionChange?: (execution: DescribeExecutionOutput) => void;
 }
@@ -183,6 +185,11 @@ export class LocalStepFunctions implements StepFunctionsApi {
       if (state.Type === "Fail") machine.failStates.set(stateName, state);
     }
     return machine;
+  }
+
+  /** The ARN of state machine `name`, as StartExecution and ListExecutions take it. */
+  stateMachineArn(name: string): string {
+    return stateMachineArn(this.location, name);
   }
 
   async startExecution(input: StartExecutionInput): Promise<StartExecutionOutput> {
@@ -377,7 +384,7 @@ export class LocalStepFunctions implements StepFunctionsApi {
     }
     execution.stopDate = this.clock();
     this.closedOrder.push(execution.arn);
-    while (this.closedOrder.length > KEPT_CLOSED_EXECUTIONS) {
+    while (this.closedOrder.length > (this.options.keptClosedExecutions ?? KEPT_CLOSED_EXECUTIONS)) {
       this.executions.delete(this.closedOrder.shift()!);
     }
     this.changed(execution);
