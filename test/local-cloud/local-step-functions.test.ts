@@ -176,6 +176,36 @@ describe("LocalStepFunctions", () => {
     expect(execution.stopDate!.getTime()).toBeGreaterThanOrEqual(execution.startDate!.getTime());
   });
 
+  it("gives the states the Context Object's execution and state machine", async () => {
+    const definition = parseDefinition(
+      JSON.stringify({
+        StartAt: "Name",
+        States: {
+          Name: {
+            Type: "Pass",
+            Parameters: {
+              "execution.$": "$$.Execution.Id",
+              "name.$": "$$.Execution.Name",
+              "machine.$": "$$.StateMachine.Name",
+            },
+            End: true,
+          },
+        },
+      }),
+    );
+    const sfn = new LocalStepFunctions({
+      stateMachines: [{ name: "named", definition }],
+      functions: new Map(),
+    });
+    running.push(sfn);
+    const { executionArn } = await sfn.startExecution({
+      stateMachineArn: sfn.stateMachineArn("named"),
+      name: "n-1",
+    });
+    const execution = await closed(sfn, executionArn!);
+    expect(JSON.parse(execution.output!)).toEqual({ execution: executionArn, name: "n-1", machine: "named" });
+  });
+
   it("records the history in AWS's event shapes and order, and pages it both ways", async () => {
     const sfn = await localStepFunctions(["node-loss-chain"], {
       DescribeNodeFunctionArn: async () => ({ epoch: 1, replacement: "i-0new" }),

@@ -358,7 +358,8 @@ export class LocalStepFunctions implements StepFunctionsApi {
   private finish(execution: Execution, outcome: { output?: JsonValue; error?: unknown }): void {
     if (execution.status !== "RUNNING") return;
     const { history } = execution;
-    if (execution.stop || outcome.error instanceof ExecutionAbortedError) {
+    // The outcome decides, not the stop request: a stop that lands as the execution ends is too late.
+    if (outcome.error instanceof ExecutionAbortedError) {
       execution.status = "ABORTED";
       execution.error = execution.stop?.error;
       execution.cause = execution.stop?.cause;
