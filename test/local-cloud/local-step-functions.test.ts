@@ -122,6 +122,9 @@ describe("ASL definitions", () => {
       End: true,
     };
     expect(() => parseDefinition(machine({ A: map }))).toThrow(/state "A" is defined twice/);
+    expect(() =>
+      parseDefinition(machine({ A: { Type: "Pass", QueryLanguage: "JSONata", End: true } })),
+    ).toThrow(/state "A": QueryLanguage "JSONata"/);
   });
 
   it("refuses a Task whose Resource is no local function, naming the state and the resource", async () => {

@@ -77,6 +77,7 @@ export function substitute<T>(value: T, substitutions: Readonly<Record<string, s
 export function validateDefinition(definition: unknown): asserts definition is StateMachineDefinition {
   const seen = new Set<string>();
   validateScope(definition, "the state machine", seen);
+  if (isObject(definition)) checkQueryLanguage(definition, "the state machine");
 }
 
 function validateScope(scope: unknown, where: string, seen: Set<string>): void {
@@ -95,6 +96,7 @@ function validateScope(scope: unknown, where: string, seen: Set<string>): void {
     if (seen.has(name)) throw new Error(`state "${name}" is defined twice (names must be unique)`);
     seen.add(name);
     if (!isObject(state)) throw new Error(`state "${name}" is not an object`);
+    checkQueryLanguage(state, `state "${name}"`);
     const type = state["Type"];
     if (typeof type !== "string" || !STATE_TYPES.has(type))
       throw new Error(`state "${name}": unknown Type ${JSON.stringify(type)}`);
@@ -130,6 +132,13 @@ function validateScope(scope: unknown, where: string, seen: Set<string>): void {
       });
     }
   }
+}
+
+/** The local engine evaluates JSONPath only; a JSONata workflow is refused rather than misread. */
+function checkQueryLanguage(node: Record<string, unknown>, where: string): void {
+  const language = node["QueryLanguage"];
+  if (language !== undefined && language !== "JSONPath")
+    throw new Error(`${where}: QueryLanguage ${JSON.stringify(language)} (only JSONPath runs locally)`);
 }
 
 /** A state with its name, wherever it sits: the top level, a Map's ItemProcessor, a Parallel branch. */

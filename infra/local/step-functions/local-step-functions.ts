@@ -147,15 +147,18 @@ export class LocalStepFunctions implements StepFunctionsApi {
    * included).
    */
   private prepare(name: string, arn: string, definition: StateMachineDefinition): Machine {
+    let engine: StateMachine;
     try {
       validateDefinition(definition);
+      // The engine checks the rest of the language (paths, fields, ARNs) with asl-validator.
+      engine = new StateMachine(definition);
     } catch (error) {
       throw new Error(`state machine "${name}": ${(error as Error).message}`);
     }
     const machine: Machine = {
       name,
       arn,
-      engine: new StateMachine(definition),
+      engine,
       tasks: new Map(),
       waits: {},
       retries: {},
@@ -175,12 +178,11 @@ export class LocalStepFunctions implements StepFunctionsApi {
         const ms = state.Seconds !== undefined ? state.Seconds * 1000 : waitTimeCapMs;
         machine.waits[stateName] = Math.min(ms, waitTimeCapMs);
       }
-      if ((state.Type === "Task" || state.Type === "Map" || state.Type === "Parallel") && state.Retry) {
-        if (retryIntervalCapMs !== undefined) {
-          machine.retries[stateName] = state.Retry.map((retrier) =>
-            Math.min((retrier.IntervalSeconds ?? 1) * 1000, retryIntervalCapMs),
-          );
-        }
+      const retriers = "Retry" in state ? state.Retry : undefined;
+      if (retriers && retryIntervalCapMs !== undefined) {
+        machine.retries[stateName] = retriers.map((retrier) =>
+          Math.min((retrier.IntervalSeconds ?? 1) * 1000, retryIntervalCapMs),
+        );
       }
       if (state.Type === "Fail") machine.failStates.set(stateName, state);
     }
