@@ -179,7 +179,7 @@ describe("LocalStepFunctions", () => {
     expect(execution.stopDate!.getTime()).toBeGreaterThanOrEqual(execution.startDate!.getTime());
   });
 
-  it("gives the states the Context Object's execution and state machine", async () => {
+  it("gives the states the Context Object's execution and state machine, and dates by its clock", async () => {
     const definition = parseDefinition(
       JSON.stringify({
         StartAt: "Name",
@@ -196,9 +196,11 @@ describe("LocalStepFunctions", () => {
         },
       }),
     );
+    const now = new Date("2026-01-02T03:04:05.000Z");
     const sfn = new LocalStepFunctions({
       stateMachines: [{ name: "named", definition }],
       functions: new Map(),
+      clock: () => now,
     });
     running.push(sfn);
     const { executionArn } = await sfn.startExecution({
@@ -207,6 +209,10 @@ describe("LocalStepFunctions", () => {
     });
     const execution = await closed(sfn, executionArn!);
     expect(JSON.parse(execution.output!)).toEqual({ execution: executionArn, name: "n-1", machine: "named" });
+    // Every date it reports comes from the clock it was given.
+    expect(execution).toMatchObject({ startDate: now, stopDate: now });
+    const timestamps = (await history(sfn, executionArn!)).map((event) => event.timestamp?.getTime());
+    expect(new Set(timestamps)).toEqual(new Set([now.getTime()]));
   });
 
   it("records the history in AWS's event shapes and order, and pages it both ways", async () => {

@@ -38,10 +38,6 @@ export class ExecutionHistory {
 
   constructor(private readonly clock: () => Date) {}
 
-  get closed(): boolean {
-    return this.sealed;
-  }
-
   record(type: HistoryEventType, details: EventDetails = {}): void {
     if (this.sealed) return;
     const id = this.events.length + 1;
