@@ -1,4 +1,7 @@
-// Bundles the agent and the CLI into dist/ so `npx strata` and the agent processes run plain JS.
+// Bundles the agent, the CLI and every Lambda into dist/ so `npx strata`, the agent processes and
+// the local cloud run plain JS. dist/functions/<name>.mjs is what the local cloud loads in-process:
+// the same handler, bundled the same way, as the CDK app deploys.
+import { readdirSync } from "node:fs";
 import { build } from "esbuild";
 
 const shared = {
@@ -9,14 +12,17 @@ const shared = {
   sourcemap: true,
   packages: "external",
   logLevel: "warning",
+  outExtension: { ".js": ".mjs" },
 };
 
+const functions = Object.fromEntries(
+  readdirSync("functions", { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && entry.name !== "shared")
+    .map((entry) => [entry.name, `functions/${entry.name}/handler.ts`]),
+);
+
 await Promise.all([
-  build({
-    ...shared,
-    entryPoints: { agent: "agent/main.ts" },
-    outdir: "dist",
-    outExtension: { ".js": ".mjs" },
-  }),
-  build({ ...shared, entryPoints: { cli: "cli/main.ts" }, outdir: "dist", outExtension: { ".js": ".mjs" } }),
+  build({ ...shared, entryPoints: { agent: "agent/main.ts" }, outdir: "dist" }),
+  build({ ...shared, entryPoints: { cli: "cli/main.ts" }, outdir: "dist" }),
+  build({ ...shared, entryPoints: functions, outdir: "dist/functions" }),
 ]);

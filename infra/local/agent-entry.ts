@@ -16,11 +16,16 @@ export const AGENT_NODE_FLAGS: readonly string[] = ["--initial-old-space-size=64
  * bundled into dist/cli.mjs in normal use but runs from infra/local/ under tsx.
  */
 export function findAgentEntry(from = fileURLToPath(import.meta.url)): string {
+  return findBuilt(join("dist", "agent.mjs"), "the Strata agent", from);
+}
+
+/** A file `npm run build` makes, under the Strata package root; an error says to build when it is missing. */
+export function findBuilt(path: string, what: string, from = fileURLToPath(import.meta.url)): string {
   for (let dir = dirname(from); ; dir = dirname(dir)) {
     if (isStrataPackage(dir)) {
-      const entry = join(dir, "dist", "agent.mjs");
+      const entry = join(dir, path);
       if (!existsSync(entry))
-        throw new Error(`the Strata agent is not built (${entry} is missing): run \`npm run build\``);
+        throw new Error(`${what} is not built (${entry} is missing): run \`npm run build\``);
       return entry;
     }
     if (dirname(dir) === dir) throw new Error(`cannot find the Strata package root above ${from}`);
