@@ -293,3 +293,27 @@ describe("TerminateInstances", () => {
     expect(cloud.world.instance(instance.id).state).toBe("running");
   });
 });
+
+describe("the EC2 wire format", () => {
+  it("states a refusal as <Response><Errors><Error> with the request id", async () => {
+    const response = await fetch(cloud.endpoints.environment["AWS_ENDPOINT_URL_EC2"]!, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: "Action=DescribeVolumes&Version=2016-11-15&VolumeId.1=vol-0123456789abcdef0",
+    });
+    expect(response.status).toBe(400);
+    expect(await response.text()).toMatch(
+      /^<\?xml version="1.0" encoding="UTF-8"\?>\n<Response xmlns="http:\/\/ec2.amazonaws.com\/doc\/2016-11-15\/"><Errors><Error><Code>InvalidVolume.NotFound<\/Code><Message>The volume &apos;vol-0123456789abcdef0&apos; does not exist<\/Message><\/Error><\/Errors><RequestID>[0-9a-f-]{36}<\/RequestID><\/Response>$/,
+    );
+  });
+
+  it("escapes what it writes", async () => {
+    const { instance } = node("local-a");
+    cloud.world.instance(instance.id).tags["note"] = `<a href="x">&'</a>`;
+    const answer = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [instance.id] }));
+    expect(answer.Reservations?.[0]?.Instances?.[0]?.Tags).toContainEqual({
+      Key: "note",
+      Value: `<a href="x">&'</a>`,
+    });
+  });
+});

@@ -288,3 +288,31 @@ describe("snapshot and restore", () => {
     expect(() => LocalEc2.restore({ version: 2 })).toThrow();
   });
 });
+
+describe("the Auto Scaling wire format", () => {
+  const post = (body: string) =>
+    fetch(cloud.endpoints.environment["AWS_ENDPOINT_URL_AUTO_SCALING"]!, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body,
+    });
+
+  it("answers in the query protocol's documents: <Action>Result and ResponseMetadata, ErrorResponse", async () => {
+    const instance = cloud.world.launchInstance({ nodegroup: "strata-test-local-a" });
+    cloud.world.terminateInstance(instance.id);
+    const ok = await post(
+      `Action=CompleteLifecycleAction&Version=2011-01-01&AutoScalingGroupName=eks-strata-test-local-a&LifecycleHookName=strata-drain&InstanceId=${instance.id}&LifecycleActionResult=CONTINUE`,
+    );
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toMatch(
+      /^<\?xml version="1.0" encoding="UTF-8"\?>\n<CompleteLifecycleActionResponse xmlns="http:\/\/autoscaling.amazonaws.com\/doc\/2011-01-01\/"><CompleteLifecycleActionResult><\/CompleteLifecycleActionResult><ResponseMetadata><RequestId>[0-9a-f-]{36}<\/RequestId><\/ResponseMetadata><\/CompleteLifecycleActionResponse>$/,
+    );
+    const refused = await post("Action=CompleteLifecycleAction&Version=2011-01-01&AutoScalingGroupName=g");
+    expect(refused.status).toBe(400);
+    expect(await refused.text()).toMatch(
+      /<ErrorResponse xmlns="http:\/\/autoscaling.amazonaws.com\/doc\/2011-01-01\/"><Error><Type>Sender<\/Type><Code>ValidationError<\/Code><Message>1 validation error detected: .*<\/Message><\/Error><RequestId>[0-9a-f-]{36}<\/RequestId><\/ErrorResponse>$/,
+    );
+    const unknown = await post("Action=DeleteAutoScalingGroup&Version=2011-01-01");
+    expect(await unknown.text()).toContain("<Code>InvalidAction</Code>");
+  });
+});

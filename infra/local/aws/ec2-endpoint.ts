@@ -38,8 +38,8 @@ export function ec2Protocol(world: LocalEc2): AwsProtocolHandler {
       const volumeId = params.required("VolumeId");
       const instanceId = params.string("InstanceId");
       const device = params.string("Device");
-      // Force only matters to a real instance's operating system; a local drive detaches at once.
-      params.boolean("Force");
+      // Force is accepted and needs no handling: it only matters to a real instance's operating
+      // system, and a local drive detaches at once anyway.
       return attachmentXml(
         world.detachVolume({
           volumeId,
