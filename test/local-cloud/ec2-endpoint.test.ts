@@ -124,6 +124,15 @@ describe("DescribeInstances", () => {
     expect(unknown.name).toBe("InvalidInstanceID.NotFound");
     expect(unknown.message).toBe("The instance ID 'i-0123456789abcdef0' does not exist");
     expect((unknown.$metadata as { httpStatusCode: number }).httpStatusCode).toBe(400);
+    const { instance } = node("local-a");
+    const several = await refusal(
+      ec2.send(
+        new DescribeInstancesCommand({
+          InstanceIds: ["i-0123456789abcdef0", instance.id, "i-0123456789abcdef1"],
+        }),
+      ),
+    );
+    expect(several.message).toBe("The instance IDs 'i-0123456789abcdef0, i-0123456789abcdef1' do not exist");
     const malformed = await refusal(ec2.send(new DescribeInstancesCommand({ InstanceIds: ["node-1"] })));
     expect(malformed.name).toBe("InvalidInstanceID.Malformed");
     const filter = await refusal(
@@ -303,7 +312,7 @@ describe("the EC2 wire format", () => {
     });
     expect(response.status).toBe(400);
     expect(await response.text()).toMatch(
-      /^<\?xml version="1.0" encoding="UTF-8"\?>\n<Response xmlns="http:\/\/ec2.amazonaws.com\/doc\/2016-11-15\/"><Errors><Error><Code>InvalidVolume.NotFound<\/Code><Message>The volume &apos;vol-0123456789abcdef0&apos; does not exist<\/Message><\/Error><\/Errors><RequestID>[0-9a-f-]{36}<\/RequestID><\/Response>$/,
+      /^<\?xml version="1.0" encoding="UTF-8"\?>\n<Response xmlns="http:\/\/ec2.amazonaws.com\/doc\/2016-11-15\/"><Errors><Error><Code>InvalidVolume.NotFound<\/Code><Message>The volume &apos;vol-0123456789abcdef0&apos; does not exist.<\/Message><\/Error><\/Errors><RequestID>[0-9a-f-]{36}<\/RequestID><\/Response>$/,
     );
   });
 

@@ -54,7 +54,7 @@ export function ec2Protocol(world: LocalEc2): AwsProtocolHandler {
       const ids = params.list("InstanceId");
       if (ids.length === 0)
         throw new AwsServiceError("MissingParameter", "The request must contain the parameter InstanceId");
-      requireAll(ids, (id) => world.instance(id), "InvalidInstanceID.NotFound", "instance ID");
+      requireInstances(world, ids);
       return {
         instancesSet: ids.map((id) => {
           const { previous, current } = world.terminateNow(id);
@@ -70,7 +70,7 @@ function describeInstances(world: LocalEc2, params: QueryParams): XmlObject {
   for (const id of ids)
     if (!/^i-[0-9a-f]{8,17}$/.test(id))
       throw new AwsServiceError("InvalidInstanceID.Malformed", `Invalid id: "${id}" (expecting "i-...")`);
-  requireAll(ids, (id) => world.instance(id), "InvalidInstanceID.NotFound", "instance ID");
+  requireInstances(world, ids);
   const chosen = world
     .instances()
     .filter((i) => ids.length === 0 || ids.includes(i.id))
@@ -89,7 +89,7 @@ function describeInstances(world: LocalEc2, params: QueryParams): XmlObject {
 
 function describeVolumes(world: LocalEc2, params: QueryParams): XmlObject {
   const ids = params.list("VolumeId");
-  requireAll(ids, (id) => world.volume(id), "InvalidVolume.NotFound", "volume");
+  requireVolumes(world, ids);
   const chosen = world
     .volumes()
     .filter((v) => ids.length === 0 || ids.includes(v.id))
@@ -169,19 +169,27 @@ const wildcard = (pattern: string) =>
     "s",
   );
 
-/** Every id must exist: EC2 names all the missing ones in one refusal. */
-function requireAll(ids: string[], find: (id: string) => unknown, code: string, what: string) {
-  const missing = ids.filter((id) => {
-    try {
-      find(id);
-      return false;
-    } catch {
-      return true;
-    }
-  });
-  if (missing.length === 1) throw new AwsServiceError(code, `The ${what} '${missing[0]}' does not exist`);
+/**
+ * Every id must exist, or nothing is done: one missing id is refused as the world refuses it, several
+ * are named together in one refusal.
+ */
+function requireInstances(world: LocalEc2, ids: string[]) {
+  const known = new Set(world.instances().map((i) => i.id));
+  const missing = ids.filter((id) => !known.has(id));
+  if (missing.length === 1) world.instance(missing[0]!);
   if (missing.length > 1)
-    throw new AwsServiceError(code, `The ${what}s '${missing.join(", ")}' do not exist`);
+    throw new AwsServiceError(
+      "InvalidInstanceID.NotFound",
+      `The instance IDs '${missing.join(", ")}' do not exist`,
+    );
+}
+
+function requireVolumes(world: LocalEc2, ids: string[]) {
+  const known = new Set(world.volumes().map((v) => v.id));
+  const missing = ids.filter((id) => !known.has(id));
+  if (missing.length === 1) world.volume(missing[0]!);
+  if (missing.length > 1)
+    throw new AwsServiceError("InvalidVolume.NotFound", `The volumes '${missing.join(", ")}' do not exist.`);
 }
 
 /** MaxResults/NextToken as EC2 takes them: not with ids, 5 at the least; the token is opaque. */

@@ -116,6 +116,11 @@ export interface DriveChange {
   tags: Record<string, string>;
 }
 
+/**
+ * Called synchronously, in the order things happen, from inside the change that caused them (an
+ * endpoint's request included); a listener that has slow work to do (putting the event on the
+ * bus, moving a drive set) queues it rather than doing it there.
+ */
 export interface LocalEc2Listeners {
   onEvent?(event: AwsEvent): void;
   onChange?(change: DriveChange): void;
