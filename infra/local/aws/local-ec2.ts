@@ -190,7 +190,7 @@ export class LocalEc2 {
     return world;
   }
 
-  // --- reading ---
+  // --- reading: the live records, to be changed only through the methods below ---
 
   instances(): LocalInstance[] {
     return [...this.instanceMap.values()];
