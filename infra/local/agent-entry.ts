@@ -11,23 +11,26 @@ import { fileURLToPath } from "node:url";
  */
 export const AGENT_NODE_FLAGS: readonly string[] = ["--initial-old-space-size=64"];
 
-/**
- * The built agent, dist/agent.mjs of this package. Found by walking up from this module, which is
- * bundled into dist/cli.mjs in normal use but runs from infra/local/ under tsx.
- */
+/** The built agent, dist/agent.mjs of this package. */
 export function findAgentEntry(from = fileURLToPath(import.meta.url)): string {
   return findBuilt(join("dist", "agent.mjs"), "the Strata agent", from);
 }
 
-/** A file `npm run build` makes, under the Strata package root; an error says to build when it is missing. */
+/** A file `npm run build` makes; an error says to build when it is missing. */
 export function findBuilt(path: string, what: string, from = fileURLToPath(import.meta.url)): string {
+  const entry = join(packageRoot(from), path);
+  if (!existsSync(entry))
+    throw new Error(`${what} is not built (${entry} is missing): run \`npm run build\``);
+  return entry;
+}
+
+/**
+ * The Strata package's root directory, found by walking up from this module, which is bundled
+ * into dist/cli.mjs in normal use but runs from infra/local/ under tsx.
+ */
+export function packageRoot(from = fileURLToPath(import.meta.url)): string {
   for (let dir = dirname(from); ; dir = dirname(dir)) {
-    if (isStrataPackage(dir)) {
-      const entry = join(dir, path);
-      if (!existsSync(entry))
-        throw new Error(`${what} is not built (${entry} is missing): run \`npm run build\``);
-      return entry;
-    }
+    if (isStrataPackage(dir)) return dir;
     if (dirname(dir) === dir) throw new Error(`cannot find the Strata package root above ${from}`);
   }
 }

@@ -31,6 +31,11 @@ export const ClusterFile = z.object({
   pid: z.number().int(),
   startedAt: z.string(),
   dynamodb: ClusterStateStore,
+  /**
+   * The local cloud: the cluster's name, and the AWS_ENDPOINT_URL_* variables of its Step Functions,
+   * EventBridge, EC2, Auto Scaling and EKS endpoints, for the CLI's SDK clients.
+   */
+  cloud: z.object({ clusterName: z.string(), endpoints: z.record(z.string(), z.string()) }).optional(),
   /** Every node of the cluster, running or stopped by the operator, with its last known endpoints. */
   nodes: z.array(ClusterNode),
 });

@@ -1,5 +1,5 @@
 import type { AwsProtocolHandler } from "./http.js";
-import { LOCAL_ACCOUNT_ID } from "./identity.js";
+import { LOCAL_ACCOUNT_ID, localRegion } from "./identity.js";
 import {
   INSTANCE_STATE_CODES,
   type InstanceStateName,
@@ -24,6 +24,28 @@ export function ec2Protocol(world: LocalEc2): AwsProtocolHandler {
   return queryProtocol(ec2Dialect(EC2_NAMESPACE), {
     DescribeInstances: (params) => describeInstances(world, params),
     DescribeVolumes: (params) => describeVolumes(world, params),
+    DescribeAvailabilityZones: (params) => {
+      const ids = params.list("ZoneId");
+      const names = params.list("ZoneName");
+      const zones = world
+        .availabilityZones()
+        .filter(
+          (zone) =>
+            (ids.length === 0 || ids.includes(zone.id)) && (names.length === 0 || names.includes(zone.name)),
+        );
+      const unknown = [...ids.filter((id) => !zones.some((zone) => zone.id === id))];
+      if (unknown.length > 0)
+        throw new AwsServiceError("InvalidParameterValue", `The zone ID '${unknown[0]}' is not valid`);
+      return {
+        availabilityZoneInfo: zones.map((zone) => ({
+          zoneName: zone.name,
+          zoneId: zone.id,
+          zoneState: "available",
+          regionName: localRegion(),
+          zoneType: "availability-zone",
+        })),
+      };
+    },
     AttachVolume: (params) =>
       attachmentXml(
         world.attachVolume({

@@ -225,6 +225,15 @@ export class LocalEc2 {
     return this.nodegroupMap.get(name);
   }
 
+  /**
+   * The zones of the node groups, with ids the way AWS gives them (`use1-az1`: the same physical
+   * zone in every account, which zonal autoshift names): here `<region>-az<n>` in name order.
+   */
+  availabilityZones(): { name: string; id: string }[] {
+    const names = [...new Set(this.nodegroups().map((group) => group.zone))].sort();
+    return names.map((name, index) => ({ name, id: `${localRegion()}-az${index + 1}` }));
+  }
+
   /** The instances a node group's Auto Scaling group counts: every one not terminated. */
   nodegroupSize(name: string): number {
     return this.instances().filter((i) => i.nodegroup === name && i.state !== "terminated").length;

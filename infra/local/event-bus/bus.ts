@@ -1,40 +1,18 @@
-import { randomUUID } from "node:crypto";
 import { appendFile } from "node:fs/promises";
+import type { PutEventsResultEntry } from "@aws-sdk/client-eventbridge";
 import type { EventRuleDefinition } from "../../event-rules.js";
-import { LOCAL_ACCOUNT_ID, localRegion } from "../aws/identity.js";
+import { type AwsEvent, awsEvent } from "../aws/aws-event.js";
+import type { EventBusApi, EventBusEntry } from "../aws/eventbridge-endpoint.js";
 import { matchesEventPattern, validateEventPattern } from "./event-pattern.js";
-
-/** An event as EventBridge delivers it: the envelope AWS documents, with the detail parsed. */
-export interface BusEvent {
-  version: "0";
-  id: string;
-  "detail-type": string;
-  source: string;
-  account: string;
-  time: string;
-  region: string;
-  resources: string[];
-  detail: Record<string, unknown>;
-}
-
-/** What a source puts: PutEvents' entry, with the detail already an object. */
-export interface NewBusEvent {
-  source: string;
-  detailType: string;
-  detail: Record<string, unknown>;
-  resources?: string[];
-  /** When the source saw it; now by default. */
-  time?: Date;
-}
 
 export interface LocalEventBusOptions {
   rules: readonly EventRuleDefinition[];
   /** Where a matched event goes (the event-intake Lambda, invoked asynchronously). */
-  deliver(rule: EventRuleDefinition, event: BusEvent): Promise<unknown>;
+  deliver(rule: EventRuleDefinition, event: AwsEvent): Promise<unknown>;
   /** Every event put, one JSON document per line, for `strata events`. */
   logFile: string;
   /** A delivery that failed for good, after its retries. */
-  undeliverable(rule: EventRuleDefinition, event: BusEvent, error: unknown): void;
+  undeliverable(rule: EventRuleDefinition, event: AwsEvent, error: unknown): void;
 }
 
 /**
@@ -50,7 +28,7 @@ const DELIVERY_RETRY_MS = 1_000;
  * logged, matched against Strata's rules (the very patterns the CDK app deploys) and delivered.
  * Delivery is asynchronous, as EventBridge's is: putting an event never waits for its target.
  */
-export class LocalEventBus {
+export class LocalEventBus implements EventBusApi {
   private readonly rules: readonly EventRuleDefinition[];
   private readonly deliveries = new Set<Promise<void>>();
   private logged: Promise<void> = Promise.resolve();
@@ -63,31 +41,33 @@ export class LocalEventBus {
     }));
   }
 
-  /** Puts one event on the bus; returns its id. */
-  put(entry: NewBusEvent): string {
-    const event: BusEvent = {
-      version: "0",
-      id: randomUUID(),
-      "detail-type": entry.detailType,
-      source: entry.source,
-      account: LOCAL_ACCOUNT_ID,
-      // EventBridge's envelope times have whole seconds.
-      time: (entry.time ?? new Date()).toISOString().replace(/\.\d{3}Z$/, "Z"),
-      region: localRegion(),
-      resources: entry.resources ?? [],
-      detail: entry.detail,
-    };
+  /** PutEvents, for entries the endpoint has checked: one result per entry, in order. */
+  async putEvents(entries: EventBusEntry[]): Promise<PutEventsResultEntry[]> {
+    return entries.map((entry) => {
+      if (entry.eventBusName !== undefined && entry.eventBusName !== "default") {
+        return {
+          ErrorCode: "ResourceNotFoundException",
+          ErrorMessage: `Event bus ${entry.eventBusName} does not exist.`,
+        };
+      }
+      const event = awsEvent(entry.source, entry.detailType, entry.resources, entry.detail, entry.time);
+      this.publish(event);
+      return { EventId: event.id };
+    });
+  }
+
+  /** An event from the local cloud's own services (EC2, Auto Scaling), already in its envelope. */
+  publish(event: AwsEvent): void {
     this.logged = this.logged.then(() =>
       appendFile(this.options.logFile, `${JSON.stringify(event)}\n`).catch(() => {}),
     );
-    if (this.closed) return event.id;
+    if (this.closed) return;
     for (const rule of this.rules) {
       if (!matchesEventPattern(rule.eventPattern, event)) continue;
       const delivery = this.deliver(rule, event);
       this.deliveries.add(delivery);
       void delivery.finally(() => this.deliveries.delete(delivery));
     }
-    return event.id;
   }
 
   /** Stops delivering and waits for the deliveries under way and the log. */
@@ -97,7 +77,7 @@ export class LocalEventBus {
     await this.logged;
   }
 
-  private async deliver(rule: EventRuleDefinition, event: BusEvent): Promise<void> {
+  private async deliver(rule: EventRuleDefinition, event: AwsEvent): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.options.deliver(rule, event);

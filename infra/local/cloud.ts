@@ -1,0 +1,189 @@
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { DescribeExecutionOutput } from "@aws-sdk/client-sfn";
+import { writeJsonAtomic } from "../../agent/durable-file.js";
+import { strataEventRules } from "../event-rules.js";
+import { strataWorkflows, type WorkflowName } from "../workflows.js";
+import { findBuilt, packageRoot } from "./agent-entry.js";
+import { awsEvent } from "./aws/aws-event.js";
+import { type LocalAwsEndpoints, startLocalAwsEndpoints } from "./aws/endpoints.js";
+import { type DriveChange, LocalEc2, type LocalEc2Listeners } from "./aws/local-ec2.js";
+import { LocalEventBus } from "./event-bus/bus.js";
+import { type LocalFunctions, loadLocalFunctions } from "./lambda/local-functions.js";
+import { loadDefinition } from "./step-functions/definitions.js";
+import { LocalStepFunctions } from "./step-functions/local-step-functions.js";
+
+/** `<dir>/ec2.json`: the local cloud's instances and drives, so they outlive a restart. */
+export const EC2_FILE = "ec2.json";
+/** `<dir>/events.jsonl`: every event put on the local bus, for `strata events`. */
+export const EVENTS_FILE = "events.jsonl";
+
+/** How the local cloud's schedules and waits run; shortened for tests and the demo. */
+export interface LocalCloudTiming {
+  /** The health sweep's period (a minute in AWS). */
+  healthSweepMs: number;
+  /** Every Wait state of the workflows waits at most this long. */
+  waitCapMs: number;
+  /** Every Retry waits at most this long between attempts. */
+  retryCapMs: number;
+}
+
+export const DEFAULT_LOCAL_TIMING: LocalCloudTiming = {
+  healthSweepMs: 5_000,
+  waitCapMs: 2_000,
+  retryCapMs: 1_000,
+};
+
+export interface LocalCloudOptions {
+  dir: string;
+  clusterName: string;
+  stateTable: string;
+  /** One node group per zone. */
+  zones: readonly string[];
+  timing: LocalCloudTiming;
+  report(line: string): void;
+  /** A drive moved: the supervisor starts or stops serving its drive set on that instance. */
+  onDriveChange(change: DriveChange): void;
+  onExecutionChange?(execution: DescribeExecutionOutput): void;
+}
+
+/**
+ * The AWS side of local mode, in the supervisor's process: the EC2/Auto Scaling/EKS world of the
+ * local instances and drives, the event bus with Strata's rules, the state machines from
+ * state-machines/ with the Lambdas loaded from their bundles, the health sweep on a timer, and
+ * the AWS-compatible endpoints through which the functions and the CLI reach it all with the real
+ * SDK clients.
+ */
+export class LocalCloud {
+  private sweep: NodeJS.Timeout | undefined;
+  private sweeping = false;
+  private saving: Promise<void> = Promise.resolve();
+
+  private constructor(
+    private readonly options: LocalCloudOptions,
+    readonly ec2: LocalEc2,
+    readonly bus: LocalEventBus,
+    readonly stepFunctions: LocalStepFunctions,
+    private readonly functions: LocalFunctions,
+    private readonly endpoints: LocalAwsEndpoints,
+  ) {}
+
+  static async start(options: LocalCloudOptions): Promise<LocalCloud> {
+    const { dir, report } = options;
+    let deliverTo: LocalFunctions | undefined;
+    const bus = new LocalEventBus({
+      rules: strataEventRules,
+      logFile: join(dir, EVENTS_FILE),
+      deliver: async (_rule, event) => deliverTo?.invoke("event-intake", event),
+      undeliverable: (rule, event, error) =>
+        report(
+          `event ${event["detail-type"]} (${event.id}) could not be delivered by rule ${rule.name}: ${(error as Error).message}`,
+        ),
+    });
+    let cloud: LocalCloud | undefined;
+    const listeners: LocalEc2Listeners = {
+      onEvent: (event) => {
+        bus.publish(event);
+        cloud?.save();
+      },
+      onChange: (change) => {
+        options.onDriveChange(change);
+        cloud?.save();
+      },
+    };
+    const ec2 = await loadEc2(dir, options, listeners);
+
+    // The functions read these once loaded, as a Lambda reads the environment the stack gave it.
+    Object.assign(process.env, {
+      STRATA_STATE_TABLE: options.stateTable,
+      STRATA_CLUSTER_NAME: options.clusterName,
+      STRATA_EVENT_BUS: "default",
+      POWERTOOLS_METRICS_NAMESPACE: "Strata",
+      // No CloudWatch here: metrics would only print EMF documents on the terminal.
+      POWERTOOLS_METRICS_DISABLED: "true",
+      POWERTOOLS_LOG_LEVEL: process.env.STRATA_LAMBDA_LOG_LEVEL ?? "WARN",
+    });
+    const functions = await loadLocalFunctions(findBuilt("dist/functions", "the Strata Lambdas"));
+    deliverTo = functions;
+    const stateMachines = await Promise.all(
+      strataWorkflows.map(async (workflow) => ({
+        name: workflowMachine(workflow.name),
+        definition: await loadDefinition(
+          join(packageRoot(), workflow.definitionFile),
+          functions.substitutions,
+        ),
+      })),
+    );
+    const stepFunctions = new LocalStepFunctions({
+      stateMachines,
+      functions: functions.byArn,
+      waitTimeCapMs: options.timing.waitCapMs,
+      retryIntervalCapMs: options.timing.retryCapMs,
+      ...(options.onExecutionChange ? { onExecutionChange: options.onExecutionChange } : {}),
+    });
+    const endpoints = await startLocalAwsEndpoints({ stepFunctions, eventBus: bus, ec2 });
+    Object.assign(process.env, endpoints.environment, {
+      STRATA_NODE_LOSS_STATE_MACHINE_ARN: stepFunctions.stateMachineArn(workflowMachine("node-loss")),
+      STRATA_AZ_FAILURE_STATE_MACHINE_ARN: stepFunctions.stateMachineArn(workflowMachine("az-failure")),
+    });
+    cloud = new LocalCloud(options, ec2, bus, stepFunctions, functions, endpoints);
+    cloud.save();
+    cloud.sweep = setInterval(() => cloud?.runHealthSweep(), options.timing.healthSweepMs);
+    return cloud;
+  }
+
+  /** The endpoint variables for the CLI and anything else that calls the local cloud. */
+  get environment(): Record<string, string> {
+    return this.endpoints.environment;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweep);
+    await this.stepFunctions.close();
+    await this.bus.close();
+    await this.endpoints.close();
+    this.ec2.close();
+    this.save();
+    await this.saving;
+  }
+
+  /** What EventBridge Scheduler would deliver every minute in AWS. */
+  private runHealthSweep(): void {
+    if (this.sweeping) return;
+    this.sweeping = true;
+    const scheduled = awsEvent("aws.events", "Scheduled Event", [], {});
+    this.functions
+      .invoke("health-sweep", scheduled)
+      .catch((error: unknown) => this.options.report(`health sweep failed: ${(error as Error).message}`))
+      .finally(() => {
+        this.sweeping = false;
+      });
+  }
+
+  private save(): void {
+    const snapshot = this.ec2.snapshot();
+    this.saving = this.saving
+      .then(() => writeJsonAtomic(join(this.options.dir, EC2_FILE), snapshot))
+      .catch((error: unknown) => this.options.report(`cannot save ${EC2_FILE}: ${(error as Error).message}`));
+  }
+}
+
+export const workflowMachine = (workflow: WorkflowName) => `strata-${workflow}`;
+
+async function loadEc2(
+  dir: string,
+  options: LocalCloudOptions,
+  listeners: LocalEc2Listeners,
+): Promise<LocalEc2> {
+  let text: string | undefined;
+  try {
+    text = await readFile(join(dir, EC2_FILE), "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
+  if (text !== undefined) return LocalEc2.restore(JSON.parse(text) as unknown, listeners);
+  return LocalEc2.create(
+    { clusterName: options.clusterName, nodegroups: options.zones.map((zone) => ({ zone })) },
+    listeners,
+  );
+}
