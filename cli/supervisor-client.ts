@@ -7,6 +7,7 @@ import {
   SupervisedNodeView as NodeView,
   SupervisedNodeList,
   type SupervisedNodeView,
+  ZoneView,
 } from "../infra/local/control-protocol.js";
 
 /** The CLI's side of the supervisor's control channel (infra/local/control-protocol.ts). */
@@ -27,6 +28,14 @@ export class SupervisorClient {
 
   startNode(nodeId: string): Promise<SupervisedNodeView> {
     return this.call("POST", `${nodePath(nodeId)}/start`, {}, NodeView);
+  }
+
+  killNode(nodeId: string, replace: boolean): Promise<SupervisedNodeView> {
+    return this.call("POST", `${nodePath(nodeId)}/kill`, { replace }, NodeView);
+  }
+
+  changeZone(zone: string, change: "fail" | "restore"): Promise<ZoneView> {
+    return this.call("POST", `/v1/zones/${encodeURIComponent(zone)}/${change}`, {}, ZoneView);
   }
 
   private async call<S extends z.ZodType>(

@@ -132,8 +132,15 @@ export function clusterVolumeTable(
 /** The supervisor's view of its agent processes (`strata node list`). */
 export function supervisedNodeTable(nodes: readonly SupervisedNodeView[]): string {
   return formatTable(
-    ["node", "zone", "process", "pid", "api"],
-    nodes.map((node) => [node.id, node.zone, node.process, node.pid ?? "-", node.apiUrl]),
+    ["node", "zone", "instance", "process", "pid", "api"],
+    nodes.map((node) => [
+      node.id,
+      node.zone,
+      node.instanceId ?? "-",
+      node.process,
+      node.pid ?? "-",
+      node.apiUrl,
+    ]),
   );
 }
 

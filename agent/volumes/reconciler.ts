@@ -165,9 +165,15 @@ export class ReplicaSetReconciler {
     const placement = requirePlacement(placeAdditionalReplica(record, candidates));
     for (const warning of placement.warnings) this.cluster.log.warn({ volume: record.name }, warning);
     const node = nodes.get(placement.nodes[0]!)!;
-    // The node may still hold a failed replica that cannot be resynced: it is replaced.
-    const stale = record.replicas.find((replica) => replica.node === node.id && replica.state === "failed");
-    if (stale !== undefined) await this.cluster.destroyReplica(node, record.id, stale.replicaId);
+    // The node may still hold a replica of this volume that is no live member: a failed one that
+    // cannot be resynced, or one the record dropped while the node was away (its zone failed and
+    // came back before the orphan sweep). One replica per volume per node: it is replaced.
+    const held = await this.cluster.admin(node, async (admin) => admin.listReplicas(record.id));
+    for (const stale of held) {
+      const member = record.replicas.find((replica) => replica.replicaId === stale.replicaId);
+      if (member === undefined || member.state === "failed")
+        await this.cluster.destroyReplica(node, record.id, stale.replicaId);
+    }
     const replicaId = randomUUID();
     await this.cluster.createReplica(node, {
       volumeId: record.id,

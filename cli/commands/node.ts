@@ -43,6 +43,28 @@ export function nodeCommand(): Command {
       context.emit(started, (n) => print(`node "${n.id}" running (pid ${n.pid})`));
     });
 
+  node
+    .command("kill")
+    .description(
+      "lose the node's instance, as a hardware failure would: agent killed, instance terminated, EC2's events sent; the workflows recover",
+    )
+    .argument("<node>", "node id, e.g. node-2")
+    .option(
+      "--replace",
+      "the node group starts a replacement instance in the same zone (its drives move there)",
+    )
+    .action(async (nodeId: string, options: { replace?: boolean }, command: Command) => {
+      const context = contextOf(command);
+      const replace = options.replace === true;
+      const killed = await (await supervisor(context.dir, nodeId)).killNode(nodeId, replace);
+      context.emit(killed, (n) =>
+        print(
+          `node "${n.id}" lost its instance${replace ? `; a replacement is starting in ${n.zone}` : ""}\n` +
+            "Follow the recovery: strata events --follow, strata workflow list",
+        ),
+      );
+    });
+
   return node;
 }
 

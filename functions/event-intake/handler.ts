@@ -1,6 +1,7 @@
 import { IdempotencyConfig } from "@aws-lambda-powertools/idempotency";
 import { makeHandlerIdempotent } from "@aws-lambda-powertools/idempotency/middleware";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import { parser } from "@aws-lambda-powertools/parser/middleware";
 import middy from "@middy/core";
@@ -11,11 +12,21 @@ import { IntakeEvent } from "./aws-events.js";
 import { intakeDependencies } from "./dependencies.js";
 import { takeIn } from "./intake.js";
 
+const outcomeMetric = {
+  started: "WorkflowsStarted",
+  duplicate: "DuplicateEvents",
+  ignored: "EventsIgnored",
+} as const;
+
 /**
  * EventBridge delivers at least once: a redelivered event (same id) is answered from the
  * idempotency record instead of being looked at again.
  */
-export const handler = middy(async (event: IntakeEvent) => takeIn(event, intakeDependencies(awsClients())))
+export const handler = middy(async (event: IntakeEvent) => {
+  const outcome = await takeIn(event, intakeDependencies(awsClients()));
+  metrics.addMetric(outcomeMetric[outcome.action], MetricUnit.Count, 1);
+  return outcome;
+})
   .use(injectLambdaContext(logger))
   .use(logMetrics(metrics))
   .use(parser({ schema: IntakeEvent }))

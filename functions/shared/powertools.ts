@@ -1,6 +1,6 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
-import { Metrics } from "@aws-lambda-powertools/metrics";
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import { parser } from "@aws-lambda-powertools/parser/middleware";
 import middy from "@middy/core";
@@ -20,5 +20,17 @@ export function workflowTask<S extends z.ZodType, R>(
   schema: S,
   logic: (input: z.output<S>, context: Context) => Promise<R>,
 ) {
-  return middy(logic).use(injectLambdaContext(logger)).use(logMetrics(metrics)).use(parser({ schema }));
+  const counted = async (input: z.output<S>, context: Context) => {
+    // Per function (the service dimension): tasks completed and failed, by the error's name.
+    try {
+      const result = await logic(input, context);
+      metrics.addMetric("TasksCompleted", MetricUnit.Count, 1);
+      return result;
+    } catch (error) {
+      metrics.addDimension("error", error instanceof Error ? error.name : "unknown");
+      metrics.addMetric("TasksFailed", MetricUnit.Count, 1);
+      throw error;
+    }
+  };
+  return middy(counted).use(injectLambdaContext(logger)).use(logMetrics(metrics)).use(parser({ schema }));
 }

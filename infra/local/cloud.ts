@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { DescribeExecutionOutput } from "@aws-sdk/client-sfn";
 import { writeJsonAtomic } from "../../agent/durable-file.js";
+import { millisecondsFromEnv } from "../../core/env-settings.js";
 import { strataEventRules } from "../event-rules.js";
 import { strataWorkflows, type WorkflowName } from "../workflows.js";
 import { findBuilt, packageRoot } from "./agent-entry.js";
@@ -28,11 +29,18 @@ export interface LocalCloudTiming {
   retryCapMs: number;
 }
 
-export const DEFAULT_LOCAL_TIMING: LocalCloudTiming = {
-  healthSweepMs: 5_000,
-  waitCapMs: 2_000,
-  retryCapMs: 1_000,
-};
+/**
+ * Local defaults: a sweep every 2 s, so a lost node is seen within the heartbeat timeout and a
+ * beat; waits and retries of seconds, because everything here is on one machine. The environment
+ * (STRATA_HEALTH_SWEEP_MS, STRATA_WORKFLOW_WAIT_CAP_MS, STRATA_WORKFLOW_RETRY_CAP_MS) changes them.
+ */
+export function localCloudTiming(env: NodeJS.ProcessEnv = process.env): LocalCloudTiming {
+  return {
+    healthSweepMs: millisecondsFromEnv("STRATA_HEALTH_SWEEP_MS", 2_000, env),
+    waitCapMs: millisecondsFromEnv("STRATA_WORKFLOW_WAIT_CAP_MS", 2_000, env),
+    retryCapMs: millisecondsFromEnv("STRATA_WORKFLOW_RETRY_CAP_MS", 1_000, env),
+  };
+}
 
 export interface LocalCloudOptions {
   dir: string;
@@ -40,6 +48,11 @@ export interface LocalCloudOptions {
   stateTable: string;
   /** One node group per zone. */
   zones: readonly string[];
+  /**
+   * A terminate lifecycle hook on every node group, as EKS clusters that drain nodes have: a lost
+   * instance then waits in Terminating:Wait until node-loss completes the action.
+   */
+  terminateLifecycleHook?: string;
   timing: LocalCloudTiming;
   report(line: string): void;
   /** A drive moved: the supervisor starts or stops serving its drive set on that instance. */
@@ -183,7 +196,15 @@ async function loadEc2(
   }
   if (text !== undefined) return LocalEc2.restore(JSON.parse(text) as unknown, listeners);
   return LocalEc2.create(
-    { clusterName: options.clusterName, nodegroups: options.zones.map((zone) => ({ zone })) },
+    {
+      clusterName: options.clusterName,
+      nodegroups: options.zones.map((zone) => ({
+        zone,
+        ...(options.terminateLifecycleHook === undefined
+          ? {}
+          : { terminateLifecycleHook: options.terminateLifecycleHook }),
+      })),
+    },
     listeners,
   );
 }

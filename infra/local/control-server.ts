@@ -4,9 +4,11 @@ import { z } from "zod";
 import { errorReply, invalid, StrataError } from "../../core/errors.js";
 import {
   controlSocketPath,
+  KillNodeRequest,
   StartNodeRequest,
   StopNodeRequest,
   type SupervisedNodeView,
+  type ZoneView,
 } from "./control-protocol.js";
 
 /** What the control channel can ask of the supervisor. */
@@ -14,13 +16,18 @@ export interface NodeControl {
   list(): SupervisedNodeView[];
   stop(nodeId: string, kill: boolean): Promise<SupervisedNodeView>;
   start(nodeId: string): Promise<SupervisedNodeView>;
+  /** The node's instance is lost; with `replace`, its node group starts another in its zone. */
+  kill(nodeId: string, replace: boolean): Promise<SupervisedNodeView>;
+  failZone(zone: string): Promise<ZoneView>;
+  restoreZone(zone: string): Promise<ZoneView>;
 }
 
 export interface ControlServer {
   close(): Promise<void>;
 }
 
-const NODE_ACTION = /^\/v1\/nodes\/([^/]+)\/(stop|start)$/;
+const NODE_ACTION = /^\/v1\/nodes\/([^/]+)\/(stop|start|kill)$/;
+const ZONE_ACTION = /^\/v1\/zones\/([^/]+)\/(fail|restore)$/;
 /** Bodies are a few bytes of JSON; anything bigger is not from the CLI. */
 const MAX_BODY_BYTES = 4096;
 
@@ -73,7 +80,19 @@ async function handle(
       parseBody(StartNodeRequest, body);
       return { status: 200, body: await control.start(nodeId) };
     }
+    if (action[2] === "kill") {
+      return { status: 200, body: await control.kill(nodeId, parseBody(KillNodeRequest, body).replace) };
+    }
     return { status: 200, body: await control.stop(nodeId, parseBody(StopNodeRequest, body).kill) };
+  }
+  const zoneAction = ZONE_ACTION.exec(url.pathname);
+  if (request.method === "POST" && zoneAction) {
+    const zone = decodeURIComponent(zoneAction[1]!);
+    parseBody(StartNodeRequest, await readJson(request));
+    return {
+      status: 200,
+      body: zoneAction[2] === "fail" ? await control.failZone(zone) : await control.restoreZone(zone),
+    };
   }
   throw new StrataError("NOT_FOUND", `no such supervisor request: ${request.method} ${url.pathname}`);
 }

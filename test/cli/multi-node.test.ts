@@ -120,7 +120,7 @@ describe("a three-node local cluster", () => {
     const list = await json<NodeListJson>("node", "list");
     expect(list.nodes.find((node) => node.id === "node-2")).toMatchObject({ process: "stopped", pid: null });
     expect(cluster!.output()).not.toMatch(/node-2: agent \(pid \d+\) stopped unexpectedly/);
-    expect((await run("node", "list")).stdout).toMatch(/^node-2\s+local-b\s+stopped\s+-\s/m);
+    expect((await run("node", "list")).stdout).toMatch(/^node-2\s+local-b\s+i-[0-9a-f]+\s+stopped\s+-\s/m);
 
     const started = await run("node", "start", "node-2");
     expect(started.code).toBe(0);

@@ -51,6 +51,17 @@ describe("placing a new volume", () => {
     expect(placement.ok && [...placement.nodes].sort()).toEqual(["a-2", "b-1", "c-2"]);
   });
 
+  it("places nothing in a zone marked unavailable, and says why its nodes do not qualify", () => {
+    const view = {
+      ...cluster([node("a-1", "a", 100), node("b-1", "b", 50), node("c-1", "c", 50), node("c-2", "c", 90)]),
+      unavailableZones: new Set(["a"]),
+    };
+    expect(placeVolume(volume(2), view)).toMatchObject({ ok: true, nodes: ["c-2", "b-1"] });
+    const refused = placeVolume(volume(3), { ...view, unavailableZones: new Set(["a", "b"]) });
+    expect(refused.ok).toBe(false);
+    expect(!refused.ok && refused.message).toContain("zone a is marked unavailable");
+  });
+
   it("spreads over zones before it prefers free space", () => {
     const view = cluster([node("a-1", "a", 100), node("a-2", "a", 90), node("b-1", "b", 20)]);
     expect(placeVolume(volume(2), view)).toMatchObject({ ok: true, nodes: ["a-1", "b-1"], warnings: [] });

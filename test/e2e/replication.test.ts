@@ -1,14 +1,7 @@
-import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { log } from "../../agent/log.js";
-import { connectReplica, type ReplicaClient } from "../../agent/replication/client.js";
 import type { Volume } from "../../core/model.js";
 import type { Operation } from "../../core/operations.js";
-import { StateStore } from "../../core/state/store.js";
 import {
   clusterCli,
   clusterUp,
@@ -21,6 +14,7 @@ import { DurableWriter } from "../support/durable-writer.js";
 import { eventually } from "../support/eventually.js";
 import { fio } from "../support/fio.js";
 import { run as runClient } from "../support/run.js";
+import { replicaDigests as digestsOf, replicaClientOf } from "./replica-digests.js";
 
 /**
  * Replication as an operator meets it: `strata cluster up` (three agents in three zones), volumes
@@ -38,42 +32,8 @@ const inspect = (volume: string, node = "node-1") =>
 const replicaStates = async (volume: string) =>
   Object.fromEntries((await inspect(volume)).replicas.map((replica) => [replica.node, replica.state]));
 
-/** An authenticated replication client to `node`'s replica server, at the address it registered. */
-async function replicaClientOf(node: string): Promise<ReplicaClient> {
-  const secret = (await readFile(join(dir, "cluster-secret"), "utf8")).trim();
-  const store = new StateStore({
-    tableName: cluster!.file.dynamodb.table,
-    client: new DynamoDBClient({
-      endpoint: cluster!.file.dynamodb.endpoint,
-      region: "local",
-      credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    }),
-  });
-  try {
-    const [host, port] = (await store.nodes.get(node)).addresses.replication.split(":");
-    return await connectReplica({ host: host!, port: Number(port), secret, log });
-  } finally {
-    store.close();
-  }
-}
-
 /** Every replica's bytes, read over the replication protocol from its own node. */
-async function replicaDigests(volume: Volume): Promise<Map<string, string>> {
-  const digests = new Map<string, string>();
-  for (const replica of volume.replicas) {
-    const client = await replicaClientOf(replica.node);
-    try {
-      const hash = createHash("sha256");
-      for (let offset = 0; offset < volume.sizeBytes; offset += 4 * MiB) {
-        hash.update(await client.read(volume.id, offset, 4 * MiB));
-      }
-      digests.set(replica.node, hash.digest("hex"));
-    } finally {
-      await client.close();
-    }
-  }
-  return digests;
-}
+const replicaDigests = (volume: Volume) => digestsOf(dir, cluster!.file, volume);
 
 beforeAll(async () => {
   dir = await prepareClusterDir("strata-replication-");
@@ -277,7 +237,7 @@ describe("replicated volumes on a three-zone local cluster", () => {
     expect((await cli("volume", "delete", "scratch")).code).toBe(0);
     expect((await cli("node", "start", "node-3")).code).toBe(0);
     const holds = async () => {
-      const client = await replicaClientOf("node-3");
+      const client = await replicaClientOf(dir, cluster!.file, "node-3");
       try {
         return (await client.listReplicas(created.id)).length > 0;
       } finally {

@@ -1,0 +1,184 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  DescribeExecutionCommand,
+  GetExecutionHistoryCommand,
+  type HistoryEvent,
+  ListExecutionsCommand,
+  SFNClient,
+} from "@aws-sdk/client-sfn";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DriveTag } from "../../core/drive-sets.js";
+import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
+import type { StateStore } from "../../core/state/store.js";
+import { LocalCloud, workflowMachine } from "../../infra/local/cloud.js";
+import { nodeRecord } from "../core/fixtures.js";
+import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { eventually } from "../support/eventually.js";
+
+/**
+ * The node-loss workflow from state-machines/node-loss.asl.json, run by the local cloud with the
+ * Lambdas from their bundles against dynalite and the local EC2, Auto Scaling and EKS endpoints,
+ * with no agents: the lost node never comes back on its replacement, and the one node that could
+ * repair its volume goes silent. What is checked is what the workflow leaves behind.
+ */
+
+const CLUSTER = "wf-test";
+const HOOK = "strata-drain";
+let dir: string;
+let dynamoDb: LocalDynamoDb;
+let store: StateStore;
+let cloud: LocalCloud;
+let sfn: SFNClient;
+let heartbeats: NodeJS.Timeout | undefined;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "strata-workflow-"));
+  dynamoDb = await startDynamoDb();
+  store = await freshStore();
+  Object.assign(process.env, {
+    STRATA_HEARTBEAT_TIMEOUT_MS: "3000",
+    STRATA_REPLACEMENT_WAIT_MS: "20000",
+    // The lost node's agent never starts on the replacement: give up on it soon.
+    STRATA_NODE_RETURN_WAIT_MS: "1500",
+    POWERTOOLS_LOG_LEVEL: "SILENT",
+    STRATA_LAMBDA_LOG_LEVEL: "SILENT",
+  });
+  cloud = await LocalCloud.start({
+    dir,
+    clusterName: CLUSTER,
+    stateTable: store.tableName,
+    zones: ["local-a", "local-b"],
+    terminateLifecycleHook: HOOK,
+    // No sweep: the workflow here starts from EC2's and Auto Scaling's own events.
+    timing: { healthSweepMs: 3_600_000, waitCapMs: 100, retryCapMs: 100 },
+    report: () => {},
+    onDriveChange: () => {},
+  });
+  sfn = new SFNClient({ endpoint: cloud.environment.AWS_ENDPOINT_URL_SFN });
+});
+
+afterAll(async () => {
+  clearInterval(heartbeats);
+  sfn?.destroy();
+  await cloud?.close();
+  store?.close();
+  await dynamoDb?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function history(executionArn: string): Promise<HistoryEvent[]> {
+  const events: HistoryEvent[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await sfn.send(new GetExecutionHistoryCommand({ executionArn, nextToken }));
+    events.push(...(page.events ?? []));
+    nextToken = page.nextToken;
+  } while (nextToken !== undefined);
+  return events;
+}
+
+const enteredStates = (events: HistoryEvent[]) =>
+  events.flatMap((event) =>
+    event.stateEnteredEventDetails?.name ? [event.stateEnteredEventDetails.name] : [],
+  );
+
+describe("node-loss, run from its ASL file by the local cloud", () => {
+  it("moves the drives to the replacement, completes the lifecycle action, then re-replicates when the node does not come back; one execution however many events", async () => {
+    const lost = cloud.ec2.launchInstance({ nodegroup: `${CLUSTER}-local-a` });
+    cloud.ec2.createVolume({
+      zone: "local-a",
+      sizeBytes: 1024 ** 3,
+      tags: { [DriveTag.cluster]: CLUSTER, [DriveTag.driveSet]: "node-x" },
+      attachTo: { instanceId: lost.id },
+    });
+    const now = () => new Date().toISOString();
+    await store.nodes.register(
+      nodeRecord("node-x", {
+        zone: "local-a",
+        instanceId: lost.id,
+        lastHeartbeat: now(),
+        registeredAt: now(),
+      }),
+    );
+    await store.nodes.register(
+      nodeRecord("node-y", { zone: "local-b", lastHeartbeat: now(), registeredAt: now() }),
+    );
+    // node-y's agent heartbeats, until the test silences it below.
+    heartbeats = setInterval(() => void store.nodes.heartbeat("node-y", { freeBytes: 100 * 1024 ** 3 }), 500);
+    const volume = await store.volumes.create({
+      name: "orders",
+      sizeBytes: 64 * 1024 ** 2,
+      replicationFactor: 2,
+      replicas: [
+        { replicaId: "r-x", node: "node-x", state: "in-sync" },
+        { replicaId: "r-y", node: "node-y", state: "in-sync" },
+      ],
+    });
+
+    // Auto Scaling terminates the instance: its hook holds it in Terminating:Wait and says so on the
+    // bus; the node group launches a replacement in the same zone.
+    cloud.ec2.terminateInstance(lost.id);
+    const replacement = cloud.ec2.launchInstance({ nodegroup: `${CLUSTER}-local-a` });
+    const stateMachineArn = cloud.stepFunctions.stateMachineArn(workflowMachine("node-loss"));
+
+    // The repair starts on node-y; node-y then goes silent, so the repair is stalled and fails.
+    await eventually(
+      async () => (await store.operations.list()).some((op) => op.kind === "repair"),
+      "a repair to start",
+    );
+    clearInterval(heartbeats);
+    await eventually(
+      async () => {
+        const { executions } = await sfn.send(new ListExecutionsCommand({ stateMachineArn }));
+        return executions?.[0]?.status !== undefined && executions[0].status !== "RUNNING";
+      },
+      "node-loss to end",
+      60_000,
+    );
+
+    const { executions } = await sfn.send(new ListExecutionsCommand({ stateMachineArn }));
+    expect(executions).toHaveLength(1);
+    const execution = await sfn.send(
+      new DescribeExecutionCommand({ executionArn: executions![0]!.executionArn }),
+    );
+    expect(execution.status).toBe("FAILED");
+    expect(execution.error).toBe("Strata.VolumesNotRestored");
+    const input = JSON.parse(execution.input!) as { lifecycle: { lifecycleHookName: string } | null };
+    expect(input.lifecycle?.lifecycleHookName).toBe(HOOK);
+
+    const events = await history(executions![0]!.executionArn!);
+    const states = enteredStates(events);
+    for (const state of [
+      "FenceNode",
+      "FindReplacement",
+      "MoveDrives",
+      "CompleteLifecycle",
+      "CheckNode",
+      "PlanRepairs",
+      "RunOperations",
+      "Report",
+    ])
+      expect(states).toContain(state);
+    // The first MoveDrives found the drive still detaching: a transient error, retried.
+    const moveFailures = events.filter(
+      (event) =>
+        event.type === "LambdaFunctionFailed" &&
+        event.lambdaFunctionFailedEventDetails?.error === "Strata.Transient",
+    );
+    expect(moveFailures.length).toBeGreaterThan(0);
+    expect(states.indexOf("PlanResyncs")).toBe(-1);
+
+    // What the cluster holds now is consistent and says what happened.
+    const drive = cloud.ec2.volumes().find((candidate) => candidate.tags[DriveTag.driveSet] === "node-x")!;
+    expect(drive.attachment?.instanceId).toBe(replacement.id);
+    expect(cloud.ec2.instance(lost.id).state).toBe("terminated");
+    const fenced = await store.volumes.get(volume.id);
+    expect(fenced.replicas.find((replica) => replica.node === "node-x")?.state).toBe("failed");
+    expect(fenced.epoch).toBeGreaterThan(volume.epoch);
+    const repair = (await store.operations.list()).find((op) => op.kind === "repair")!;
+    expect(repair.state).toBe("failed");
+    expect(repair.error).toContain("stalled");
+  });
+});
