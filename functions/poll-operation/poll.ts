@@ -28,6 +28,8 @@ export async function pollOperation(
   const service = new StoreOperationService(cluster.store, {
     node: "",
     heartbeatTimeoutMs: liveness.heartbeatTimeoutMs,
+    // The stalled verdict and the failing write must judge by one clock: the cluster's.
+    clock: () => liveness.now,
   });
   const operation = await service.getOperation(input.operationId);
   const record =
