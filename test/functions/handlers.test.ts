@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { StrataDetailType } from "../../core/events.js";
 import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { StateStore } from "../../core/state/store.js";
 import { IntakeEvent } from "../../functions/event-intake/aws-events.js";
@@ -17,6 +18,7 @@ let cloud: LocalCloud;
 let store: StateStore;
 let fenceNode: typeof import("../../functions/fence-node/handler.js").handler;
 let eventIntake: typeof import("../../functions/event-intake/handler.js").handler;
+let healthSweep: typeof import("../../functions/health-sweep/handler.js").handler;
 
 beforeAll(async () => {
   dynamoDb = await startDynamoDb();
@@ -33,6 +35,7 @@ beforeAll(async () => {
   });
   ({ handler: fenceNode } = await import("../../functions/fence-node/handler.js"));
   ({ handler: eventIntake } = await import("../../functions/event-intake/handler.js"));
+  ({ handler: healthSweep } = await import("../../functions/health-sweep/handler.js"));
 });
 
 afterAll(async () => {
@@ -131,5 +134,30 @@ describe("event intake's handler", () => {
     const another = await eventIntake(terminated("delivery-2"), lambdaContext("intake"));
     expect(another).toEqual({ ...first, action: "duplicate" });
     expect(starts).toHaveBeenCalledTimes(2);
+  });
+});
+
+describe("the health sweep's handler", () => {
+  it("puts its verdicts on the bus the environment names, once per change", async () => {
+    await store.nodes.register(
+      staleNode("node-swept", "local-c", { lastHeartbeat: "2020-01-01T00:00:00.000Z" }),
+    );
+    const offline = () =>
+      cloud.eventBus.received.filter(
+        (entry) =>
+          entry.detailType === StrataDetailType.nodeOffline && entry.detail["nodeId"] === "node-swept",
+      );
+
+    const first = await healthSweep({ "detail-type": "Scheduled Event" }, lambdaContext("sweep"));
+    const second = await healthSweep({ "detail-type": "Scheduled Event" }, lambdaContext("sweep"));
+
+    expect(first.offlineNodes).toContain("node-swept");
+    expect(second.offlineNodes).toContain("node-swept");
+    expect(second.events).toBe(0);
+    expect(offline()).toHaveLength(1);
+    expect(offline()[0]).toMatchObject({
+      source: "strata",
+      detail: { clusterName: CLUSTER, zone: "local-c" },
+    });
   });
 });
