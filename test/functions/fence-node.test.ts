@@ -140,6 +140,19 @@ describe("fencing a lost node", () => {
     expect(result.volumes).toEqual([{ volume: "contended", action: "fenced", attachedNode: null }]);
   });
 
+  it("fences nothing when it cannot tell whether the attached node is alive", async () => {
+    const before = await volumeWith(store, "coordinated", [replica("node-1"), replica("node-2")], "node-2");
+    const get = store.nodes.get.bind(store.nodes);
+    vi.spyOn(store.nodes, "get").mockImplementation(async (nodeId) => {
+      if (nodeId === "node-2")
+        throw Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException" });
+      return get(nodeId);
+    });
+
+    await expect(fence()).rejects.toThrow("Rate exceeded");
+    expect(await store.volumes.get(before.id)).toEqual(before);
+  });
+
   it("refuses a node the cluster does not know", async () => {
     const refused = fenceLostNode({ nodeId: "node-9", reason: "lost" }, clusterOver(store));
     await expect(refused).rejects.toBeInstanceOf(RefusedError);

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { StateStore } from "../../core/state/store.js";
 import { pollOperation } from "../../functions/poll-operation/poll.js";
@@ -25,6 +25,7 @@ beforeEach(async () => {
 });
 
 afterEach(() => {
+  vi.restoreAllMocks();
   store.close();
 });
 
@@ -85,6 +86,23 @@ describe("polling an operation", () => {
     expect(await store.operations.get(operationId)).toMatchObject({ state: "failed", error: status.error });
     // The next poll finds it failed and leaves it so.
     expect(await pollOperation({ operationId }, clusterOver(store))).toEqual(status);
+  });
+
+  it("answers the operation as it is when its node came back between the poll's look and the fail", async () => {
+    await store.nodes.register(staleNode("node-2", "b"));
+    const { operationId } = await startOperation(repairOn("node-2", "t-back"), clusterOver(store));
+    const list = store.nodes.list.bind(store.nodes);
+    let lists = 0;
+    vi.spyOn(store.nodes, "list").mockImplementation(async () => {
+      // The poll's first look sees node-2 silent; its agent heartbeats right after.
+      if (++lists === 2) await store.nodes.heartbeat("node-2", { freeBytes: 1 });
+      return list();
+    });
+
+    const status = await pollOperation({ operationId }, clusterOver(store));
+
+    expect(status).toMatchObject({ operationId, state: "pending", error: null });
+    expect((await store.operations.get(operationId)).state).toBe("pending");
   });
 
   it("reports the progress its node wrote", async () => {
