@@ -27,7 +27,7 @@ export class HealthStore {
         new PutCommand({
           TableName: this.table.tableName,
           Item: { ...healthKey(subject), ...verdict },
-          // "offline" is one of DynamoDB's reserved words.
+          // "offline" is one of DynamoDB's reserved words: named through a placeholder.
           ConditionExpression: "attribute_not_exists(pk) OR #offline <> :offline",
           ExpressionAttributeNames: { "#offline": "offline" },
           ExpressionAttributeValues: { ":offline": offline },

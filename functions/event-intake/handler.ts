@@ -7,7 +7,7 @@ import { parser } from "@aws-lambda-powertools/parser/middleware";
 import middy from "@middy/core";
 import { awsClients } from "../shared/clients.js";
 import { idempotencyRecords } from "../shared/idempotency.js";
-import { logger, metrics } from "../shared/powertools.js";
+import { logger, metrics, refuseInput } from "../shared/powertools.js";
 import { IntakeEvent } from "./aws-events.js";
 import { intakeDependencies } from "./dependencies.js";
 import { takeIn } from "./intake.js";
@@ -29,7 +29,7 @@ export const handler = middy(async (event: IntakeEvent) => {
 })
   .use(injectLambdaContext(logger))
   .use(logMetrics(metrics))
-  .use(parser({ schema: IntakeEvent }))
+  .use(parser({ schema: IntakeEvent, errorHandler: refuseInput }))
   .use(
     makeHandlerIdempotent({
       persistenceStore: idempotencyRecords("event-intake"),

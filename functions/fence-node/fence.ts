@@ -88,9 +88,16 @@ async function fenceVolume(
   }
 }
 
-/** Attached to another node that is alive: its coordinator owns the record's changes. */
+/**
+ * Attached to another node that is alive: its coordinator owns the record's changes. A node that
+ * is not registered is not alive; a store that cannot say fails the task (retried), since fencing
+ * a live coordinator's volume would stop its writes for nothing.
+ */
 async function coordinatedElsewhere(cluster: ClusterAccess, volume: VolumeRecord, nodeId: string) {
   if (volume.attachedNode === null || volume.attachedNode === nodeId) return false;
-  const attached = await cluster.store.nodes.get(volume.attachedNode).catch(() => undefined);
+  const attached = await cluster.store.nodes.get(volume.attachedNode).catch((error: unknown) => {
+    if (error instanceof RecordNotFoundError) return undefined;
+    throw error;
+  });
   return attached !== undefined && whyDown(attached, cluster.liveness()) === undefined;
 }

@@ -55,7 +55,7 @@ export async function findReplacement(
   if (lost === undefined || nodeGroup === undefined || cluster === undefined)
     return none(`instance ${input.instanceId} belongs to no EKS node group`);
 
-  const members = await nodeGroupInstances(clients.ec2, nodeGroup);
+  const members = await nodeGroupInstances(clients.ec2, cluster, nodeGroup);
   const candidates = members.filter(
     (instance) =>
       instance.InstanceId !== input.instanceId && instance.Placement?.AvailabilityZone === input.zone,
@@ -108,8 +108,11 @@ async function describeInstance(ec2: EC2Client, instanceId: string): Promise<Ins
   }
 }
 
-/** The node group's instances that are starting or running. */
-async function nodeGroupInstances(ec2: EC2Client, nodeGroup: string): Promise<Instance[]> {
+/**
+ * The node group's instances that are starting or running. Node group names are unique within an
+ * EKS cluster, not within the account, so the cluster's tag is matched too.
+ */
+async function nodeGroupInstances(ec2: EC2Client, cluster: string, nodeGroup: string): Promise<Instance[]> {
   const instances: Instance[] = [];
   let NextToken: string | undefined;
   do {
@@ -117,6 +120,7 @@ async function nodeGroupInstances(ec2: EC2Client, nodeGroup: string): Promise<In
       .send(
         new DescribeInstancesCommand({
           Filters: [
+            { Name: `tag:${NodeGroupTag.cluster}`, Values: [cluster] },
             { Name: `tag:${NodeGroupTag.nodeGroup}`, Values: [nodeGroup] },
             { Name: "instance-state-name", Values: ["pending", "running"] },
           ],

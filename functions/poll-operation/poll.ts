@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { StrataError } from "../../core/errors.js";
+import type { LivenessClock } from "../../core/liveness.js";
 import { failIfStalled, StoreOperationService } from "../../core/operations.js";
 import type { ClusterAccess } from "../shared/cluster.js";
 
@@ -28,10 +30,11 @@ export async function pollOperation(
   const service = new StoreOperationService(cluster.store, {
     node: "",
     heartbeatTimeoutMs: liveness.heartbeatTimeoutMs,
+    // The stalled verdict and the failing write must judge by one clock: the cluster's.
+    clock: () => liveness.now,
   });
   const operation = await service.getOperation(input.operationId);
-  const record =
-    operation.stalled === null ? operation : await failIfStalled(cluster.store, operation.id, liveness);
+  const record = operation.stalled === null ? operation : await failStalled(cluster, operation.id, liveness);
   return {
     operationId: record.id,
     volume: record.volumeName,
@@ -40,4 +43,18 @@ export async function pollOperation(
     bytesDone: record.progress?.bytesDone ?? 0,
     bytesTotal: record.progress?.bytesTotal ?? 0,
   };
+}
+
+/**
+ * Fails a stalled operation. Its node may come back, or its runner move it on, between the look
+ * and the conditional write: then the write is refused, and the operation is answered as it is now.
+ */
+async function failStalled(cluster: ClusterAccess, operationId: string, liveness: LivenessClock) {
+  try {
+    return await failIfStalled(cluster.store, operationId, liveness);
+  } catch (error) {
+    if (error instanceof StrataError && error.code === "FAILED_PRECONDITION")
+      return cluster.store.operations.get(operationId);
+    throw error;
+  }
 }

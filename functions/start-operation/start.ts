@@ -19,9 +19,11 @@ export async function startOperation(
   request: ReturnType<typeof StartOperationInput.parse>,
   cluster: ClusterAccess,
 ): Promise<StartedOperation> {
+  const liveness = cluster.liveness();
   const service = new StoreOperationService(cluster.store, {
     node: request.node ?? "",
-    heartbeatTimeoutMs: cluster.liveness().heartbeatTimeoutMs,
+    heartbeatTimeoutMs: liveness.heartbeatTimeoutMs,
+    clock: () => liveness.now,
   });
   try {
     const operation = await service.startOperation(request);

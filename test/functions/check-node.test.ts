@@ -1,0 +1,72 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
+import type { StateStore } from "../../core/state/store.js";
+import { type CheckNodeInput, checkNode } from "../../functions/check-node/check.js";
+import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { clusterOver, FRESH, liveNode, NOW } from "./support.js";
+
+let dynamoDb: LocalDynamoDb;
+let store: StateStore;
+
+beforeAll(async () => {
+  dynamoDb = await startDynamoDb();
+});
+
+afterAll(async () => {
+  await dynamoDb.close();
+});
+
+beforeEach(async () => {
+  store = await freshStore();
+});
+
+afterEach(() => {
+  store.close();
+});
+
+/** The drives moved to i-new a minute before NOW; node-loss waits until a minute after. */
+const input: CheckNodeInput = {
+  nodeId: "node-1",
+  instanceId: "i-new",
+  since: "2030-01-01T00:00:00.000Z",
+  deadline: "2030-01-01T00:01:00.000Z",
+};
+const check = (at: Date = NOW) =>
+  checkNode(
+    input,
+    clusterOver(store, () => at),
+  );
+
+describe("checking whether a node came back on its replacement", () => {
+  it("answers back once it registered from the new instance since the move, and heartbeats", async () => {
+    await store.nodes.register(liveNode("node-1", "a", { instanceId: "i-new", registeredAt: FRESH }));
+
+    expect(await check()).toEqual({ status: "back", detail: "node-1 serves from i-new" });
+  });
+
+  it("waits while the node's record is still its lost life on the old instance", async () => {
+    await store.nodes.register(
+      liveNode("node-1", "a", { instanceId: "i-old", registeredAt: "2029-12-31T00:00:00.000Z" }),
+    );
+
+    expect(await check()).toEqual({
+      status: "waiting",
+      detail: "node-1 is not serving from i-new yet (on i-old)",
+    });
+  });
+
+  it("waits for a registration older than the move even from the new instance", async () => {
+    await store.nodes.register(
+      liveNode("node-1", "a", { instanceId: "i-new", registeredAt: "2029-12-31T23:59:00.000Z" }),
+    );
+
+    expect((await check()).status).toBe("waiting");
+  });
+
+  it("gives up after the deadline, saying what it saw", async () => {
+    expect(await check(new Date("2030-01-01T00:02:00.000Z"))).toEqual({
+      status: "gave-up",
+      detail: "node-1 is not serving from i-new yet (not registered)",
+    });
+  });
+});
