@@ -4,6 +4,7 @@ import { nodeCommand } from "./commands/node.js";
 import { operationCommand } from "./commands/operation.js";
 import { snapshotCommand } from "./commands/snapshot.js";
 import { volumeCommand } from "./commands/volume.js";
+import { workflowCommand } from "./commands/workflow.js";
 
 export const CLI_VERSION = "0.1.0";
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   program.addCommand(volumeCommand());
   program.addCommand(snapshotCommand());
   program.addCommand(operationCommand());
+  program.addCommand(workflowCommand());
   applyToAll(program, (command) => command.exitOverride());
   return program;
 }
