@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { clusterCommand } from "./commands/cluster.js";
+import { eventsCommand } from "./commands/events.js";
 import { nodeCommand } from "./commands/node.js";
 import { operationCommand } from "./commands/operation.js";
 import { snapshotCommand } from "./commands/snapshot.js";
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   program.addCommand(snapshotCommand());
   program.addCommand(operationCommand());
   program.addCommand(workflowCommand());
+  program.addCommand(eventsCommand());
   applyToAll(program, (command) => command.exitOverride());
   return program;
 }

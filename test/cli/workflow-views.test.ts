@@ -3,13 +3,17 @@
  * events → one-line summaries) and the commands against a real local Step Functions behind its
  * AWS-compatible endpoint, called with the real SDK client the CLI uses.
  */
+import { execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import type { DescribeExecutionOutput, HistoryEvent } from "@aws-sdk/client-sfn";
 import { CommanderError } from "commander";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { EventLog } from "../../cli/event-log.js";
+import { matchesFilter, sinceArg, summarizeEvent } from "../../cli/event-views.js";
 import { EXIT_USAGE, reportFailure } from "../../cli/failures.js";
 import { buildProgram } from "../../cli/program.js";
 import { errorMessageOf, formatDuration, workflowSteps } from "../../cli/workflow-steps.js";
@@ -19,7 +23,10 @@ import { LocalEc2 } from "../../infra/local/aws/local-ec2.js";
 import { writeClusterFile } from "../../infra/local/cluster-file.js";
 import type { LocalStepFunctions } from "../../infra/local/step-functions/local-step-functions.js";
 import { FakeEventBus } from "../local-cloud/aws-harness.js";
+import { PACKAGE_ROOT } from "./strata-process.js";
 import { closedExecution, FIXTURES, fixtureStepFunctions } from "./workflow-fixture.js";
+
+const STRATA_BIN = join(PACKAGE_ROOT, "bin", "strata.mjs");
 
 /** The history of a node-loss fixture run, recorded from LocalStepFunctions (see workflow-fixture.ts). */
 function recorded(): { execution: DescribeExecutionOutput; events: HistoryEvent[] } {
@@ -344,3 +351,226 @@ describe("strata workflow list/show against the local Step Functions endpoint", 
     );
   });
 });
+
+/** An envelope as the local bus logs it. */
+function busEvent(
+  source: string,
+  detailType: string,
+  detail: Record<string, unknown>,
+  time = "2026-12-03T07:00:05Z",
+) {
+  return {
+    version: "0",
+    id: `event-${nextId++}`,
+    "detail-type": detailType,
+    source,
+    account: "000000000000",
+    time,
+    region: "local",
+    resources: [],
+    detail,
+  };
+}
+
+const NODE_OFFLINE = busEvent("strata", "Strata Node Offline", {
+  clusterName: "strata-local",
+  nodeId: "node-2",
+  zone: "local-b",
+  reason: "no heartbeat for 12s",
+  observedAt: "2026-12-03T07:00:05Z",
+});
+const TERMINATED = busEvent("aws.ec2", "EC2 Instance State-change Notification", {
+  "instance-id": "i-0abc1234",
+  state: "terminated",
+});
+const FINISHED = busEvent("strata", "Strata Recovery Finished", {
+  clusterName: "strata-local",
+  workflow: "node-loss",
+  execution: "node-loss-node-2",
+  subject: "node-2",
+  restored: ["vol-a", "vol-b", "vol-c", "vol-d", "vol-e"],
+  failed: [{ volume: "vol-x", reason: "no node with room for 10 GiB" }],
+});
+
+describe("event summaries", () => {
+  it("says in one line what happened to what, per detail type", () => {
+    expect(summarizeEvent(NODE_OFFLINE)).toBe("node-2 (local-b): no heartbeat for 12s");
+    expect(
+      summarizeEvent(
+        busEvent("strata", "Strata Zone Offline", { zone: "local-b", reason: "2 of 3 nodes offline" }),
+      ),
+    ).toBe("local-b: 2 of 3 nodes offline");
+    expect(summarizeEvent(TERMINATED)).toBe("i-0abc1234 terminated");
+    expect(
+      summarizeEvent(
+        busEvent("aws.autoscaling", "EC2 Instance-terminate Lifecycle Action", {
+          LifecycleActionToken: "t-1",
+          AutoScalingGroupName: "strata-local-b",
+          LifecycleHookName: "strata-drain",
+          EC2InstanceId: "i-0abc1234",
+          LifecycleTransition: "autoscaling:EC2_INSTANCE_TERMINATING",
+        }),
+      ),
+    ).toBe("i-0abc1234 terminating (hook strata-drain, group strata-local-b)");
+    expect(
+      summarizeEvent(
+        busEvent("strata", "Strata Volume Redundancy Restored", {
+          volume: "vol-a",
+          how: "re-replicated",
+          bytesCopied: 256 * 1024 * 1024,
+          execution: "node-loss-node-2",
+        }),
+      ),
+    ).toBe("vol-a re-replicated, 256 MiB copied");
+    expect(summarizeEvent(FINISHED)).toBe(
+      "node-loss of node-2: 5 restored, 1 failed (vol-x: no node with room for 10 GiB)",
+    );
+    expect(
+      summarizeEvent({
+        ...FINISHED,
+        detail: { ...FINISHED.detail, failed: [], error: "Strata.Refused: no lease" },
+      }),
+    ).toBe("node-loss of node-2: 5 restored, 0 failed; stopped short: Strata.Refused: no lease");
+  });
+
+  it("lists the detail's keys for a type it does not know, or one missing its fields", () => {
+    expect(summarizeEvent(busEvent("custom.app", "Something Happened", { a: 1, b: "x" }))).toBe("{a, b}");
+    expect(summarizeEvent(busEvent("aws.ec2", "EC2 Instance State-change Notification", { state: 5 }))).toBe(
+      "{state}",
+    );
+    expect(summarizeEvent(busEvent("aws.events", "Scheduled Event", {}))).toBe("-");
+  });
+
+  it("takes --since as a duration or an ISO time, and refuses anything else as usage", () => {
+    const now = Date.parse("2026-12-03T08:00:00Z");
+    expect(sinceArg("10m", now)).toBe(now - 600_000);
+    expect(sinceArg("2h", now)).toBe(now - 7_200_000);
+    expect(sinceArg("2026-12-03T07:00:00Z", now)).toBe(Date.parse("2026-12-03T07:00:00Z"));
+    expect(() => sinceArg("yesterday", now)).toThrow(expect.objectContaining({ exitCode: EXIT_USAGE }));
+    expect(matchesFilter(NODE_OFFLINE, { since: Date.parse("2026-12-03T07:00:06Z") })).toBe(false);
+    expect(matchesFilter(NODE_OFFLINE, { since: Date.parse("2026-12-03T07:00:05Z"), source: "strata" })).toBe(
+      true,
+    );
+    expect(matchesFilter(TERMINATED, { source: "strata" })).toBe(false);
+  });
+});
+
+describe("the event log", () => {
+  it("reads what was appended since the last read, a torn line once it is whole", async () => {
+    const logDir = await mkdtemp(join(tmpdir(), "strata-event-log-"));
+    try {
+      const path = join(logDir, "events.jsonl");
+      const log = new EventLog(path);
+      expect(await log.readNew()).toEqual([]);
+      const second = JSON.stringify(TERMINATED);
+      await writeFile(path, `${JSON.stringify(NODE_OFFLINE)}\n${second.slice(0, 20)}`);
+      expect((await log.readNew()).map((event) => event.id)).toEqual([NODE_OFFLINE.id]);
+      await appendFile(path, `${second.slice(20)}\nnot json\n`);
+      expect((await log.readNew()).map((event) => event.id)).toEqual([TERMINATED.id]);
+      expect(await log.readNew()).toEqual([]);
+      // A new cluster in the same directory starts the log again.
+      await writeFile(path, `${JSON.stringify(FINISHED)}\n`);
+      expect((await log.readNew()).map((event) => event.id)).toEqual([FINISHED.id]);
+
+      const stop = new AbortController();
+      const seen: string[] = [];
+      const following = log.follow(
+        (events) => seen.push(...events.map((event) => event.id ?? "")),
+        stop.signal,
+        20,
+      );
+      await appendFile(path, `${JSON.stringify(NODE_OFFLINE)}\n`);
+      await vi.waitFor(() => expect(seen).toEqual([NODE_OFFLINE.id]), { timeout: 2000 });
+      stop.abort();
+      await following;
+    } finally {
+      await rm(logDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("strata events", () => {
+  let eventsDir: string;
+  const cli = (...args: string[]) => strataBinary(["--dir", eventsDir, ...args]);
+
+  beforeAll(async () => {
+    await promisify(execFile)(process.execPath, ["scripts/build.mjs"], { cwd: PACKAGE_ROOT });
+    eventsDir = await mkdtemp(join(tmpdir(), "strata-events-"));
+  });
+  afterAll(async () => {
+    await rm(eventsDir, { recursive: true, force: true });
+  });
+
+  it("prints the bus's events as a table, as JSON lines, filtered; none yet without a log", async () => {
+    expect(await cli("events")).toEqual({ code: 0, stdout: "No events yet.\n", stderr: "" });
+    await writeFile(
+      join(eventsDir, "events.jsonl"),
+      [NODE_OFFLINE, TERMINATED, FINISHED].map((event) => `${JSON.stringify(event)}\n`).join(""),
+    );
+    const table = await cli("events");
+    expect(table.code).toBe(0);
+    const [header, ...rows] = table.stdout.trimEnd().split("\n");
+    expect(header).toMatch(/^TIME\s+SOURCE\s+DETAIL-TYPE\s+SUMMARY$/);
+    expect(rows).toHaveLength(3);
+    expect(rows[0]).toMatch(
+      /^\d\d:\d\d:05\s+strata\s+Strata Node Offline\s+node-2 \(local-b\): no heartbeat for 12s$/,
+    );
+    expect(rows[1]).toMatch(
+      /^\d\d:\d\d:05\s+aws\.ec2\s+EC2 Instance State-change Notification\s+i-0abc1234 terminated$/,
+    );
+
+    const lines = (await cli("events", "--json", "--source", "strata")).stdout.trimEnd().split("\n");
+    expect(lines.map((line) => JSON.parse(line))).toEqual([NODE_OFFLINE, FINISHED]);
+    expect((await cli("events", "--since", "1m")).stdout).toBe("No matching events.\n");
+    const bad = await cli("events", "--since", "soon");
+    expect(bad).toMatchObject({ code: EXIT_USAGE, stdout: "" });
+    expect(bad.stderr).toMatch(/^error: invalid --since "soon"/);
+  });
+
+  it("follows the log as lines are appended, and stops cleanly on Ctrl-C", async () => {
+    const child = spawn(
+      process.execPath,
+      [STRATA_BIN, "--dir", eventsDir, "events", "-f", "--source", "strata"],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => {
+      stdout += String(chunk);
+    });
+    child.stderr.on("data", (chunk) => {
+      stderr += String(chunk);
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    try {
+      await vi.waitFor(() => expect(stdout).toContain("node-loss of node-2: 5 restored"), { timeout: 5000 });
+      expect(stdout.split("\n")[0]).toMatch(/^TIME\s+SOURCE\s+DETAIL-TYPE\s+SUMMARY$/);
+      const restored = busEvent("strata", "Strata Volume Redundancy Restored", {
+        volume: "vol-q",
+        how: "resynced",
+        bytesCopied: 1024,
+      });
+      await appendFile(
+        join(eventsDir, "events.jsonl"),
+        `${JSON.stringify(TERMINATED)}\n${JSON.stringify(restored)}\n`,
+      );
+      await vi.waitFor(() => expect(stdout).toContain("vol-q resynced, 1 KiB copied"), { timeout: 5000 });
+      expect(stdout).not.toContain("i-0abc1234");
+      child.kill("SIGINT");
+      expect(await exited).toBe(0);
+      expect(stderr).toBe("");
+    } finally {
+      child.kill("SIGKILL");
+    }
+  });
+});
+
+async function strataBinary(args: string[]): Promise<Outcome> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [STRATA_BIN, ...args], { cwd: PACKAGE_ROOT }, (error, stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === "number" ? error.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
