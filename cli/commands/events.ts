@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { Command } from "commander";
-import { EVENTS_FILE } from "../../infra/local/cloud.js";
+import { EVENTS_FILE } from "../../infra/local/cloud-names.js";
 import { contextOf } from "../context.js";
 import { EventLog } from "../event-log.js";
 import {

@@ -15,7 +15,7 @@ import { Command, Option } from "commander";
 import { useLocalAws } from "../../core/local-aws-environment.js";
 import { ENDPOINT_VARIABLES } from "../../infra/local/aws/endpoints.js";
 import { LOCAL_ACCOUNT_ID, localRegion } from "../../infra/local/aws/identity.js";
-import { workflowMachine } from "../../infra/local/cloud.js";
+import { workflowMachine } from "../../infra/local/cloud-names.js";
 import { executionArn, stateMachineArn } from "../../infra/local/step-functions/arns.js";
 import { strataWorkflows, type WorkflowName } from "../../infra/workflows.js";
 import { runningCluster } from "../cluster-dir.js";
