@@ -48,6 +48,8 @@ export interface ExecutionTimes {
  */
 interface Lane {
   iterations: Iteration[];
+  /** The lane of the Map state this iteration belongs to; none for the top level. */
+  parent: Lane | undefined;
   active: OpenStep | undefined;
   /** Id of its latest event: of the lanes that could take the next state, the latest active wins. */
   lastEventId: number;
@@ -59,12 +61,17 @@ interface OpenStep {
   step: WorkflowStep;
   lane: Lane;
   enteredAt: number;
-  enteredId: number;
-  exited: boolean;
+  input: string | undefined;
   inFlight: boolean;
   failedAttempts: number;
   lastAttemptFailed: boolean;
   mapFailed: boolean;
+}
+
+/** The steps, and the Map states whose rows may be swapped between iterations (see workflowSteps). */
+export interface WorkflowSteps {
+  steps: WorkflowStep[];
+  uncertainMaps: string[];
 }
 
 const ENTERED = /^(\w+)StateEntered$/;
@@ -73,35 +80,64 @@ const EXITED = /^(\w+)StateExited$/;
 /**
  * The steps of an execution, in the order they were entered.
  *
- * A history records which iteration a Map iteration's start and end belong to, but not which
- * iteration a state inside it was entered by; the local Step Functions numbers its events in one
- * line (each `previousEventId` is the event before it). So each lane runs one state at a time: a
- * state entered goes to an idle lane, a fresh iteration first (lowest index), else the lane active
- * most recently; an exit closes the open state of that name entered first; a Lambda event goes to
- * the Task state waiting for one. Exact for iterations run one after another; with MaxConcurrency
- * above 1 two iterations running the same states at the same moment can swap rows.
+ * Which Map iteration an event belongs to is told by its `previousEventId` when the history chains
+ * each iteration's events on their own (a history whose every event points at the one recorded just
+ * before tells nothing). Without that chain, as the local Step Functions records it, each lane runs
+ * one state at a time: a state entered goes to an idle lane, a fresh iteration first (lowest
+ * index), else the lane active most recently; an exit closes the open state of that name entered
+ * first; a Lambda invocation goes to the Task state waiting for one (the one it was given the input
+ * of, if several). That is exact for iterations run one after another; when two iterations of a Map
+ * run states at the same time, rows of the same state may be swapped between them, and the Map is
+ * named in `uncertainMaps`.
  */
 export function workflowSteps(
   events: readonly HistoryEvent[],
   execution: ExecutionTimes,
   now: number = Date.now(),
-): WorkflowStep[] {
+): WorkflowSteps {
   const ordered = [...events].sort((a, b) => (a.id ?? 0) - (b.id ?? 0));
+  const chained = ordered.some(
+    ({ id, previousEventId }) =>
+      (id ?? 0) > 1 && previousEventId !== undefined && previousEventId !== (id ?? 0) - 1,
+  );
   const start = execution.startDate?.getTime() ?? ordered[0]?.timestamp?.getTime() ?? now;
-  const root: Lane = { iterations: [], active: undefined, lastEventId: 0, fresh: true, ended: false };
+  const root: Lane = {
+    iterations: [],
+    parent: undefined,
+    active: undefined,
+    lastEventId: 0,
+    fresh: true,
+    ended: false,
+  };
   const lanes: Lane[] = [root];
+  const laneOfEvent = new Map<number, Lane>();
   const open: OpenStep[] = [];
   const steps: WorkflowStep[] = [];
+  const uncertain = new Set<string>();
+  const openTasks = () => open.filter((candidate) => candidate.step.type === "Task");
 
-  for (const event of ordered) {
+  /** The open state an unchained exit closes: of those of its name, the one whose input it carries on. */
+  const exitTarget = (exit: HistoryEvent): OpenStep | undefined => {
+    const named = open.filter((candidate) => candidate.step.state === exit.stateExitedEventDetails?.name);
+    if (named.length < 2) return named[0];
+    const output = exit.stateExitedEventDetails?.output;
+    const carried = named.filter((candidate) => carriesInput(output, candidate.input));
+    return carried.length === 1 ? carried[0] : named[0];
+  };
+
+  for (const [position, event] of ordered.entries()) {
     const at = event.timestamp?.getTime() ?? start;
     const id = event.id ?? 0;
     const type = event.type ?? "";
+    /** The lane the history chains this event to, when it chains them. */
+    const chainedTo = chained ? laneOfEvent.get(event.previousEventId ?? 0) : undefined;
+    let lane = chainedTo ?? root;
     const entered = ENTERED.exec(type);
     const exited = EXITED.exec(type);
+
     if (entered) {
       const state = event.stateEnteredEventDetails?.name ?? "?";
-      const lane = idleLane(lanes) ?? root;
+      if (!chained) lane = idleLane(lanes) ?? root;
       const step: WorkflowStep = {
         name: [...lane.iterations.map(({ map, index }) => `${map}[${index}]`), state].join(" › "),
         state,
@@ -116,8 +152,7 @@ export function workflowSteps(
         step,
         lane,
         enteredAt: at,
-        enteredId: id,
-        exited: false,
+        input: event.stateEnteredEventDetails?.input,
         inFlight: false,
         failedAttempts: 0,
         lastAttemptFailed: false,
@@ -126,100 +161,96 @@ export function workflowSteps(
       steps.push(step);
       open.push(opened);
       Object.assign(lane, { active: opened, lastEventId: id, fresh: false });
-      continue;
-    }
-    if (exited) {
+      if (!chained) noteOverlap(lanes, lane, uncertain);
+    } else if (exited) {
       const state = event.stateExitedEventDetails?.name;
-      const opened = open.find((candidate) => candidate.step.state === state && !candidate.exited);
-      if (!opened) continue;
-      opened.exited = true;
-      opened.step.durationMs = Math.max(0, at - opened.enteredAt);
-      opened.step.status =
-        opened.lastAttemptFailed || opened.mapFailed
-          ? "caught"
-          : opened.failedAttempts > 0
-            ? "retried"
-            : "succeeded";
-      open.splice(open.indexOf(opened), 1);
-      if (opened.lane.active === opened) Object.assign(opened.lane, { active: undefined, lastEventId: id });
-      continue;
-    }
-    switch (type) {
-      case "MapIterationStarted": {
-        const details = event.mapIterationStartedEventDetails;
-        const map = open.findLast((candidate) => candidate.step.state === details?.name);
-        lanes.push({
-          iterations: [
-            ...(map?.lane.iterations ?? []),
-            { map: details?.name ?? "?", index: details?.index ?? 0 },
-          ],
-          active: undefined,
-          lastEventId: id,
-          fresh: true,
-          ended: false,
-        });
-        break;
+      const inLane = chainedTo?.active?.step.state === state ? chainedTo?.active : undefined;
+      const opened = chained
+        ? (inLane ?? open.find((candidate) => candidate.step.state === state))
+        : exitTarget(event);
+      if (opened) {
+        opened.step.durationMs = Math.max(0, at - opened.enteredAt);
+        opened.step.status =
+          opened.lastAttemptFailed || opened.mapFailed
+            ? "caught"
+            : opened.failedAttempts > 0
+              ? "retried"
+              : "succeeded";
+        open.splice(open.indexOf(opened), 1);
+        lane = opened.lane;
+        if (lane.active === opened) Object.assign(lane, { active: undefined, lastEventId: id });
       }
-      case "MapIterationSucceeded":
-      case "MapIterationFailed":
-      case "MapIterationAborted": {
-        const details =
-          event.mapIterationSucceededEventDetails ??
-          event.mapIterationFailedEventDetails ??
-          event.mapIterationAbortedEventDetails;
-        const lane = lanes.find(
-          (candidate) =>
-            !candidate.ended &&
-            candidate.iterations.at(-1)?.map === details?.name &&
-            candidate.iterations.at(-1)?.index === details?.index,
-        );
-        if (lane) lane.ended = true;
-        break;
+    } else if (type === "MapIterationStarted") {
+      const details = event.mapIterationStartedEventDetails;
+      const map = open.findLast(
+        (candidate) => candidate.step.state === details?.name && (!chainedTo || candidate.lane === chainedTo),
+      );
+      lane = {
+        iterations: [
+          ...(map?.lane.iterations ?? []),
+          { map: details?.name ?? "?", index: details?.index ?? 0 },
+        ],
+        parent: map?.lane,
+        active: undefined,
+        lastEventId: id,
+        fresh: true,
+        ended: false,
+      };
+      lanes.push(lane);
+    } else if (/^MapIteration(Succeeded|Failed|Aborted)$/.test(type)) {
+      const details =
+        event.mapIterationSucceededEventDetails ??
+        event.mapIterationFailedEventDetails ??
+        event.mapIterationAbortedEventDetails;
+      const iteration = lanes.find(
+        (candidate) =>
+          !candidate.ended &&
+          candidate.iterations.at(-1)?.map === details?.name &&
+          candidate.iterations.at(-1)?.index === details?.index,
+      );
+      if (iteration) {
+        iteration.ended = true;
+        lane = iteration.parent ?? root;
       }
-      case "MapStateFailed":
-      case "ParallelStateFailed": {
-        const failed = open.findLast((candidate) => candidate.step.type === type.replace("StateFailed", ""));
-        if (failed) failed.mapFailed = true;
-        break;
+    } else if (type === "MapStateFailed" || type === "ParallelStateFailed") {
+      const kind = type.replace("StateFailed", "");
+      const failed =
+        chainedTo?.active?.step.type === kind
+          ? chainedTo.active
+          : open.findLast((candidate) => candidate.step.type === kind);
+      if (failed) failed.mapFailed = true;
+    } else if (type === "LambdaFunctionScheduled") {
+      const task = chained
+        ? chainedTask(chainedTo)
+        : scheduledTask(openTasks(), event.lambdaFunctionScheduledEventDetails?.input);
+      if (task) {
+        task.inFlight = true;
+        task.step.attempts += 1;
+        lane = task.lane;
       }
-      case "LambdaFunctionScheduled": {
-        const task =
-          open.findLast((candidate) => candidate.step.type === "Task" && candidate.step.attempts === 0) ??
-          open.find((candidate) => candidate.step.type === "Task" && !candidate.inFlight);
-        if (task) {
-          task.inFlight = true;
-          task.step.attempts += 1;
-        }
-        break;
-      }
-      case "LambdaFunctionSucceeded":
-      case "LambdaFunctionFailed":
-      case "LambdaFunctionTimedOut":
-      case "LambdaFunctionScheduleFailed":
-      case "LambdaFunctionStartFailed": {
-        const task =
-          open.find((candidate) => candidate.step.type === "Task" && candidate.inFlight) ??
-          open.find((candidate) => candidate.step.type === "Task");
-        if (!task) break;
+    } else if (/^LambdaFunction(Succeeded|Failed|TimedOut|ScheduleFailed|StartFailed)$/.test(type)) {
+      const task = chained ? chainedTask(chainedTo) : completedTask(openTasks(), position);
+      if (task) {
+        lane = task.lane;
         task.inFlight = false;
-        const failure =
-          event.lambdaFunctionFailedEventDetails ??
-          event.lambdaFunctionTimedOutEventDetails ??
-          event.lambdaFunctionScheduleFailedEventDetails ??
-          event.lambdaFunctionStartFailedEventDetails;
         task.lastAttemptFailed = type !== "LambdaFunctionSucceeded";
         if (task.lastAttemptFailed) {
+          const failure =
+            event.lambdaFunctionFailedEventDetails ??
+            event.lambdaFunctionTimedOutEventDetails ??
+            event.lambdaFunctionScheduleFailedEventDetails ??
+            event.lambdaFunctionStartFailedEventDetails;
           task.failedAttempts += 1;
           task.step.error = {
             name: failure?.error ?? type.replace("LambdaFunction", "Lambda."),
             message: errorMessageOf(failure?.cause) ?? "",
           };
         }
-        break;
       }
-      default:
-        break;
+    } else if (type === "LambdaFunctionStarted" && !chained) {
+      lane = openTasks().find((candidate) => candidate.inFlight)?.lane ?? root;
     }
+    laneOfEvent.set(id, lane);
   }
 
   // States never exited: the execution stopped in them, or still runs them.
@@ -231,7 +262,82 @@ export function workflowSteps(
     if (step.type === "Fail" && execution.error !== undefined)
       step.error = { name: execution.error, message: errorMessageOf(execution.cause) ?? "" };
   }
-  return steps;
+
+  /**
+   * The Task an unchained Lambda result is for. Locally a Task exits as soon as its invocation
+   * succeeds, so with several invocations in flight a success followed at once by an exit is the
+   * exiting Task's, and any other result is not for a Task that exits so later on (before the next
+   * invocation starts); of those left, the Task that has waited longest.
+   */
+  function completedTask(tasks: readonly OpenStep[], position: number): OpenStep | undefined {
+    const inFlight = tasks.filter((task) => task.inFlight);
+    if (inFlight.length < 2) return inFlight[0] ?? tasks[0];
+    const exitAfterSuccess = (at: number) => {
+      const [result, exit] = [ordered[at], ordered[at + 1]];
+      return result?.type === "LambdaFunctionSucceeded" && exit?.type === "TaskStateExited"
+        ? exitTarget(exit)
+        : undefined;
+    };
+    const own = exitAfterSuccess(position);
+    if (own?.inFlight) return own;
+    const later = new Set<OpenStep>();
+    for (let at = position + 1; at < ordered.length; at++) {
+      if (ordered[at]?.type === "LambdaFunctionScheduled") break;
+      const target = exitAfterSuccess(at);
+      if (target) later.add(target);
+    }
+    return inFlight.find((task) => !later.has(task)) ?? inFlight[0];
+  }
+
+  return { steps, uncertainMaps: [...uncertain] };
+}
+
+/** The Task state a chained Lambda event belongs to: the one its lane is in. */
+function chainedTask(lane: Lane | undefined): OpenStep | undefined {
+  return lane?.active?.step.type === "Task" ? lane.active : undefined;
+}
+
+/**
+ * The Task an unchained LambdaFunctionScheduled is for: of those not waiting for an invocation, the
+ * one given the same input (a Task without Parameters passes its input on as it is), else the one
+ * entered last that has made none yet, else the oldest (a retry).
+ */
+function scheduledTask(tasks: readonly OpenStep[], input: string | undefined): OpenStep | undefined {
+  const waiting = tasks.filter((task) => !task.inFlight);
+  const sameInput = input === undefined ? [] : waiting.filter((task) => sameJson(task.input, input));
+  if (sameInput.length === 1) return sameInput[0];
+  const pool = sameInput.length > 1 ? sameInput : waiting;
+  return pool.findLast((task) => task.step.attempts === 0) ?? pool[0];
+}
+
+/**
+ * Whether a state's output carries its input on: every field of the input object is in the output
+ * with the same value, as a ResultPath that adds the result to the input leaves it.
+ */
+function carriesInput(output: string | undefined, input: string | undefined): boolean {
+  const parse = (text: string | undefined): unknown => {
+    try {
+      return text === undefined ? undefined : JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+  };
+  const out = parse(output);
+  const into = parse(input);
+  if (!isObject(out) || !isObject(into)) return false;
+  return Object.entries(into).every(([key, value]) => JSON.stringify(out[key]) === JSON.stringify(value));
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  value !== null && typeof value === "object" && !Array.isArray(value);
+
+function sameJson(a: string | undefined, b: string): boolean {
+  if (a === undefined) return false;
+  try {
+    return JSON.stringify(JSON.parse(a)) === JSON.stringify(JSON.parse(b));
+  } catch {
+    return a === b;
+  }
 }
 
 function idleLane(lanes: readonly Lane[]): Lane | undefined {
@@ -240,6 +346,17 @@ function idleLane(lanes: readonly Lane[]): Lane | undefined {
   if (fresh.length > 0)
     return fresh.sort((a, b) => a.iterations.at(-1)!.index - b.iterations.at(-1)!.index)[0];
   return idle.sort((a, b) => b.lastEventId - a.lastEventId)[0];
+}
+
+/** Two iterations of one Map in states at once: from here on, their rows may be swapped. */
+function noteOverlap(lanes: readonly Lane[], lane: Lane, uncertain: Set<string>): void {
+  const map = lane.iterations.at(-1)?.map;
+  if (map === undefined) return;
+  const busy = lanes.filter(
+    (other) =>
+      other !== lane && !other.ended && other.active !== undefined && other.iterations.at(-1)?.map === map,
+  );
+  if (busy.length > 0) uncertain.add(map);
 }
 
 function unfinishedStatus(step: WorkflowStep, execution: ExecutionTimes["status"]): StepStatus {

@@ -53,6 +53,7 @@ export function workflowTable(executions: readonly WorkflowExecution[], now = Da
 export function workflowDescription(
   execution: DescribeExecutionOutput,
   steps: readonly WorkflowStep[],
+  uncertainMaps: readonly string[] = [],
   now = Date.now(),
 ): string {
   const started = execution.startDate?.toISOString();
@@ -71,6 +72,11 @@ export function workflowDescription(
   fields.push(["ARN", execution.executionArn ?? "?"]);
   const parts = [formatDetails(fields)];
   parts.push(steps.length === 0 ? "Steps:  <none>" : `Steps:\n${indent(stepTable(steps))}`);
+  for (const map of uncertainMaps)
+    parts.push(
+      `Note: iterations of ${map} ran at the same time, and this history does not say which iteration ` +
+        "each of their events belongs to: rows of the same state may be swapped between iterations.",
+    );
   return parts.join("\n");
 }
 

@@ -65,8 +65,10 @@ export function workflowCommand(): Command {
         const execution = await source.find(nameOrArn);
         return { execution, events: await source.history(execution.executionArn!) };
       });
-      const found = { execution, steps: workflowSteps(events, execution), events };
-      context.emit(found, ({ execution, steps }) => print(workflowDescription(execution, steps)));
+      const { steps, uncertainMaps } = workflowSteps(events, execution);
+      context.emit({ execution, steps, uncertainMaps, events }, () =>
+        print(workflowDescription(execution, steps, uncertainMaps)),
+      );
     });
 
   return workflow;

@@ -64,7 +64,8 @@ const lambda = (outcome: "Succeeded" | "Failed", ms: number, message = "") => [
 describe("workflow steps from an execution history", () => {
   it("turns a recorded history into one row per state, iterations named, failures explained", () => {
     const { execution, events } = recorded();
-    const steps = workflowSteps(events, execution);
+    const { steps, uncertainMaps } = workflowSteps(events, execution);
+    expect(uncertainMaps).toEqual([]);
     expect(steps.map((step) => [step.name, step.type, step.status])).toEqual([
       ["PlanOperations", "Task", "retried"],
       ["RunOperations", "Map", "succeeded"],
@@ -123,7 +124,12 @@ describe("workflow steps from an execution history", () => {
       exited("Succeed", "Done", 1013),
       event("ExecutionSucceeded", 1014),
     ];
-    const steps = workflowSteps(events, { status: "SUCCEEDED", startDate: at(0), stopDate: at(1014) });
+    const { steps, uncertainMaps } = workflowSteps(events, {
+      status: "SUCCEEDED",
+      startDate: at(0),
+      stopDate: at(1014),
+    });
+    expect(uncertainMaps).toEqual(["Fence"]);
     expect(steps.map((step) => [step.name, step.status, step.attempts, step.durationMs])).toEqual([
       ["Fence", "succeeded", 0, 1011],
       ["Fence[0] › FenceNode", "succeeded", 1, 7],
@@ -131,15 +137,92 @@ describe("workflow steps from an execution history", () => {
       ["Done", "succeeded", 0, 0],
     ]);
     expect(steps[2]!.error?.message).toBe("the agent did not answer");
+    expect(
+      workflowDescription(
+        {
+          executionArn: "arn:aws:states:local:000000000000:execution:strata-az-failure:x",
+          stateMachineArn: "arn:aws:states:local:000000000000:stateMachine:strata-az-failure",
+          status: "SUCCEEDED",
+          startDate: at(0),
+        },
+        steps,
+        uncertainMaps,
+      ),
+    ).toMatch(
+      /^Note: iterations of Fence ran at the same time, .* rows of the same state may be swapped between iterations\.$/m,
+    );
+  });
+
+  it("follows previousEventId when the history chains each iteration's events", () => {
+    // As AWS chains them: each event points at the one before it in its own iteration.
+    const chained = (id: number, previousEventId: number, type: string, details: object = {}) =>
+      ({ id, previousEventId, type, timestamp: at(id * 10), ...details }) as HistoryEvent;
+    const enter = (id: number, prev: number, type: string, name: string) =>
+      chained(id, prev, `${type}StateEntered`, { stateEnteredEventDetails: { name, input: "{}" } });
+    const exit = (id: number, prev: number, type: string, name: string) =>
+      chained(id, prev, `${type}StateExited`, { stateExitedEventDetails: { name, output: "{}" } });
+    const started = (id: number, prev: number, index: number) =>
+      chained(id, prev, "MapIterationStarted", { mapIterationStartedEventDetails: { name: "Fence", index } });
+    const succeeded = (id: number, prev: number, index: number) =>
+      chained(id, prev, "MapIterationSucceeded", {
+        mapIterationSucceededEventDetails: { name: "Fence", index },
+      });
+    const failed = (id: number, prev: number) =>
+      chained(id, prev, "LambdaFunctionFailed", {
+        lambdaFunctionFailedEventDetails: {
+          error: "Strata.Refused",
+          cause: '{"errorMessage":"node-3 is up"}',
+        },
+      });
+    const events = [
+      chained(1, 0, "ExecutionStarted"),
+      enter(2, 1, "Map", "Fence"),
+      chained(3, 2, "MapStateStarted"),
+      started(4, 3, 0),
+      started(5, 3, 1),
+      enter(6, 5, "Task", "FenceNode"), // iteration 1 enters first
+      enter(7, 4, "Task", "FenceNode"),
+      chained(8, 6, "LambdaFunctionScheduled"),
+      chained(9, 7, "LambdaFunctionScheduled"),
+      chained(10, 9, "LambdaFunctionSucceeded"), // iteration 0's call ends first
+      exit(11, 10, "Task", "FenceNode"),
+      succeeded(12, 11, 0),
+      failed(13, 8),
+      chained(14, 13, "MapIterationFailed", { mapIterationFailedEventDetails: { name: "Fence", index: 1 } }),
+      chained(15, 14, "MapStateFailed"),
+      exit(16, 15, "Map", "Fence"),
+      enter(17, 16, "Fail", "NotFenced"),
+      chained(18, 17, "ExecutionFailed"),
+    ];
+    const { steps, uncertainMaps } = workflowSteps(events, {
+      status: "FAILED",
+      startDate: at(10),
+      stopDate: at(180),
+    });
+    expect(uncertainMaps).toEqual([]);
+    expect(steps.map((step) => [step.name, step.status, step.error?.message])).toEqual([
+      ["Fence", "caught", undefined],
+      ["Fence[1] › FenceNode", "failed", "node-3 is up"],
+      ["Fence[0] › FenceNode", "succeeded", undefined],
+      ["NotFenced", "failed", undefined],
+    ]);
   });
 
   it("shows the states an execution is in as running, or as it was stopped", () => {
     nextId = 1;
     const events = [event("ExecutionStarted", 0), entered("Wait", "PauseBeforePoll", 100)];
-    const running = workflowSteps(events, { status: "RUNNING", startDate: at(0) }, at(3100).getTime());
+    const { steps: running } = workflowSteps(
+      events,
+      { status: "RUNNING", startDate: at(0) },
+      at(3100).getTime(),
+    );
     expect(running).toMatchObject([{ name: "PauseBeforePoll", status: "running", durationMs: 3000 }]);
     expect(stepTable(running)).toMatch(/^PauseBeforePoll\s+Wait\s+running\s+\+100 ms\s+3\.0 s so far\s+-$/m);
-    const stopped = workflowSteps(events, { status: "ABORTED", startDate: at(0), stopDate: at(600) });
+    const { steps: stopped } = workflowSteps(events, {
+      status: "ABORTED",
+      startDate: at(0),
+      stopDate: at(600),
+    });
     expect(stopped).toMatchObject([{ status: "aborted", durationMs: 500 }]);
   });
 
@@ -162,7 +245,7 @@ describe("workflow steps from an execution history", () => {
 
   it("describes an execution: header with input and cause, then the steps", () => {
     const { execution, events } = recorded();
-    const text = workflowDescription(execution, workflowSteps(events, execution));
+    const text = workflowDescription(execution, workflowSteps(events, execution).steps);
     expect(text).toMatch(/^Name:\s+node-loss-node-2-1764745200$/m);
     expect(text).toMatch(/^Workflow:\s+node-loss$/m);
     expect(text).toMatch(/^Status:\s+FAILED$/m);
