@@ -84,9 +84,10 @@ const EXITED = /^(\w+)StateExited$/;
  * each iteration's events on their own (a history whose every event points at the one recorded just
  * before tells nothing). Without that chain, as the local Step Functions records it, each lane runs
  * one state at a time: a state entered goes to an idle lane, a fresh iteration first (lowest
- * index), else the lane active most recently; an exit closes the open state of that name entered
- * first; a Lambda invocation goes to the Task state waiting for one (the one it was given the input
- * of, if several). That is exact for iterations run one after another; when two iterations of a Map
+ * index), else the lane active most recently; an exit closes the open state of that name whose
+ * input its output carries on, else the one entered first; a Lambda invocation goes to the Task
+ * state waiting for one (the one it was given the input of, if several), and its result to the Task
+ * that exits on it (see completedTask). That is exact for iterations run one after another; when two iterations of a Map
  * run states at the same time, rows of the same state may be swapped between them, and the Map is
  * named in `uncertainMaps`.
  */

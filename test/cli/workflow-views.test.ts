@@ -363,7 +363,6 @@ describe("strata workflow list/show against the local Step Functions endpoint", 
       return closedExecution(sfn, executionArn!);
     };
     await run("strata-node-loss", "node-loss-node-2", { nodeId: "node-2", reason: "no heartbeat for 12s" });
-    await new Promise((resolve) => setTimeout(resolve, 1100)); // start dates are kept to the second
     await run("strata-az-failure", "az-failure-local-b", { zone: "local-b" });
 
     const table = await strata("workflow", "list");
