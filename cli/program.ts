@@ -1,9 +1,11 @@
 import { Command } from "commander";
 import { clusterCommand } from "./commands/cluster.js";
+import { eventsCommand } from "./commands/events.js";
 import { nodeCommand } from "./commands/node.js";
 import { operationCommand } from "./commands/operation.js";
 import { snapshotCommand } from "./commands/snapshot.js";
 import { volumeCommand } from "./commands/volume.js";
+import { workflowCommand } from "./commands/workflow.js";
 import { zoneCommand } from "./commands/zone.js";
 
 export const CLI_VERSION = "0.1.0";
@@ -24,6 +26,8 @@ export function buildProgram(): Command {
   program.addCommand(snapshotCommand());
   program.addCommand(operationCommand());
   program.addCommand(zoneCommand());
+  program.addCommand(workflowCommand());
+  program.addCommand(eventsCommand());
   applyToAll(program, (command) => command.exitOverride());
   return program;
 }

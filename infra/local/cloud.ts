@@ -4,20 +4,21 @@ import type { DescribeExecutionOutput } from "@aws-sdk/client-sfn";
 import { writeJsonAtomic } from "../../agent/durable-file.js";
 import { millisecondsFromEnv } from "../../core/env-settings.js";
 import { strataEventRules } from "../event-rules.js";
-import { strataWorkflows, type WorkflowName } from "../workflows.js";
+import { strataWorkflows } from "../workflows.js";
 import { findBuilt, packageRoot } from "./agent-entry.js";
 import { awsEvent } from "./aws/aws-event.js";
 import { type LocalAwsEndpoints, startLocalAwsEndpoints } from "./aws/endpoints.js";
 import { type DriveChange, LocalEc2, type LocalEc2Listeners } from "./aws/local-ec2.js";
+import { EVENTS_FILE, workflowMachine } from "./cloud-names.js";
 import { LocalEventBus } from "./event-bus/bus.js";
 import { type LocalFunctions, loadLocalFunctions } from "./lambda/local-functions.js";
 import { loadDefinition } from "./step-functions/definitions.js";
 import { LocalStepFunctions } from "./step-functions/local-step-functions.js";
 
+export { EVENTS_FILE, workflowMachine };
+
 /** `<dir>/ec2.json`: the local cloud's instances and drives, so they outlive a restart. */
 export const EC2_FILE = "ec2.json";
-/** `<dir>/events.jsonl`: every event put on the local bus, for `strata events`. */
-export const EVENTS_FILE = "events.jsonl";
 
 /** How the local cloud's schedules and waits run; shortened for tests and the demo. */
 export interface LocalCloudTiming {
@@ -180,8 +181,6 @@ export class LocalCloud {
       .catch((error: unknown) => this.options.report(`cannot save ${EC2_FILE}: ${(error as Error).message}`));
   }
 }
-
-export const workflowMachine = (workflow: WorkflowName) => `strata-${workflow}`;
 
 async function loadEc2(
   dir: string,
