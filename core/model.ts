@@ -120,7 +120,13 @@ export const NodeStatus = z.object({
 export type NodeStatus = z.infer<typeof NodeStatus>;
 
 /** Up to three replicas, one per availability zone in a typical AWS region. */
-export const ReplicationFactor = z.number().int().min(1).max(3, "replication factor must be 1, 2 or 3");
+/** One replica per zone of a three-zone region: more would share zones and buy no survival. */
+export const MAX_REPLICATION_FACTOR = 3;
+export const ReplicationFactor = z
+  .number()
+  .int()
+  .min(1)
+  .max(MAX_REPLICATION_FACTOR, "replication factor must be 1, 2 or 3");
 
 export const CreateVolumeRequest = z.strictObject({
   name: ResourceName,

@@ -6,6 +6,7 @@
  * that read one epoch exactly one wins (DESIGN.md invariants 2, 4, 5).
  */
 import { isDeepStrictEqual } from "node:util";
+import { MAX_REPLICATION_FACTOR } from "./model.js";
 import type { VolumeChange, VolumeRecord } from "./state/records.js";
 
 /** A change of the volume record, computed from the record as read. */
@@ -99,7 +100,9 @@ export function landed(volume: VolumeRecord, expectedEpoch: number, change: Volu
 
 /**
  * A change to `replicas`, with the replication factor following the operator: an add raises it
- * to the replicas that are not failed, a drop lowers it to them (a failure changes neither).
+ * to the replicas that are not failed, a drop lowers it to them (a failure changes neither). A
+ * replica added to a volume at the largest factor is one being moved (the copy comes before the
+ * drop, so redundancy never dips): the factor stays, with one replica more until the drop.
  */
 function withReplicas(
   volume: VolumeRecord,
@@ -108,7 +111,9 @@ function withReplicas(
 ): VolumeChange {
   const live = replicas.filter((replica) => replica.state !== "failed").length;
   const factor =
-    direction === "add" ? Math.max(volume.replicationFactor, live) : Math.min(volume.replicationFactor, live);
+    direction === "add"
+      ? Math.min(MAX_REPLICATION_FACTOR, Math.max(volume.replicationFactor, live))
+      : Math.min(volume.replicationFactor, live);
   return { replicas, replicationFactor: Math.max(1, factor) };
 }
 

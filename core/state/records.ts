@@ -62,7 +62,7 @@ export const VolumeRecord = z.object({
   id: z.string().min(1),
   name: ResourceName,
   sizeBytes: VolumeSize,
-  replicationFactor: z.number().int().min(1).max(3),
+  replicationFactor: ReplicationFactor,
   labels: Labels,
   /** Replicas may only be placed on nodes carrying every one of these labels. */
   nodeSelector: Labels,

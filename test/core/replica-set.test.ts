@@ -4,6 +4,7 @@ import {
   attachTo,
   dropReplica,
   failReplicas,
+  fenceNode,
   landed,
   markInSync,
   resizeTo,
@@ -47,6 +48,35 @@ describe("replica-set rules", () => {
       replicationFactor: 2,
     });
     expect(addReplica({ replicaId: "r3", nodeId: "node-3" })(volume).replicationFactor).toBe(3);
+  });
+
+  it("keeps the largest factor while a replica is moved: the copy joins before the old one leaves", () => {
+    const rf3 = {
+      ...volume,
+      replicationFactor: 3,
+      replicas: [...volume.replicas, { replicaId: "r3", node: "node-3", state: "in-sync" as const }],
+    };
+    const moving = addReplica({ replicaId: "r4", nodeId: "node-4" })(rf3);
+    expect(moving.replicationFactor).toBe(3);
+    expect(moving.replicas).toHaveLength(4);
+    expect(dropReplica("r2")({ ...rf3, ...moving }).replicationFactor).toBe(3);
+  });
+
+  it("fences a lost node: its replicas failed, its attachment released; other nodes' attachments kept", () => {
+    expect(fenceNode("node-1")(volume)).toEqual({
+      replicas: [
+        { replicaId: "r1", node: "node-1", state: "failed" },
+        { replicaId: "r2", node: "node-2", state: "in-sync" },
+      ],
+      attachedNode: null,
+      maintenance: false,
+    });
+    expect(fenceNode("node-2")(volume)).toEqual({
+      replicas: [
+        { replicaId: "r1", node: "node-1", state: "in-sync" },
+        { replicaId: "r2", node: "node-2", state: "failed" },
+      ],
+    });
   });
 
   it("brings a returning replica (same id) from failed to rebuilding", () => {

@@ -29,6 +29,7 @@
  * rebuild, resync and takeover reconcile (coordinator-copies.ts).
  */
 import { EventEmitter } from "node:events";
+import { StrataError } from "../../../core/errors.js";
 import {
   type BlockDevice,
   BlockIoError,
@@ -582,6 +583,9 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
         return await call();
       } catch (error) {
         if (lostTheVolume(error)) throw this.fence(error);
+        // The store refused the change itself (it breaks a record rule): no retry can make it pass,
+        // so it fails, and whatever waited on it is not acknowledged.
+        if (error instanceof StrataError && error.code === "INVALID_ARGUMENT") throw error;
         delay = nextDelay(delay, this.maxStoreRetryMs);
         const reason = error instanceof Error ? error : new Error(String(error));
         this.log.warn({ err: reason, retryInMs: delay }, "cluster state unreachable; I/O waits");
