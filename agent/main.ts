@@ -211,6 +211,7 @@ async function main(): Promise<void> {
     },
     pool: async () => (await volumes.nodeStatus()).pool,
     log,
+    onTakenOver: (error) => void stop(error.message),
   });
 
   let stopping = false;

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { HEARTBEAT_INTERVAL_MS } from "../core/liveness.js";
+import { HEARTBEAT_INTERVAL_MS, heartbeatTimeoutMs } from "../core/liveness.js";
 import type { Labels } from "../core/model.js";
-import { RecordNotFoundError } from "../core/state/errors.js";
+import { DriveSetHeldError, RecordNotFoundError } from "../core/state/errors.js";
 import type { NodeAddresses, NodePool } from "../core/state/records.js";
 import { StateStore } from "../core/state/store.js";
 import type { Logger } from "./log.js";
@@ -27,6 +27,11 @@ export interface MembershipOptions {
   /** The pool's space now (the agent's PoolUsage fits); called for every registration and heartbeat. */
   pool: () => Promise<NodePool>;
   log: Logger;
+  /**
+   * The node was claimed by an agent on another instance (its drive set moved there): this agent
+   * must stop serving it. Heartbeats stop before this is called.
+   */
+  onTakenOver?: (error: DriveSetHeldError) => void;
 }
 
 /**
@@ -101,8 +106,27 @@ export class NodeMembership {
       this.failures = 0;
       this.schedule(HEARTBEAT_INTERVAL_MS);
     } catch (error) {
+      if (error instanceof DriveSetHeldError && this.registered) {
+        log.error(
+          { err: error },
+          "this node is served from another instance now; this agent stops serving it",
+        );
+        this.stopped = true;
+        this.options.onTakenOver?.(error);
+        return;
+      }
       const retryMs = Math.min(FIRST_RETRY_MS * 2 ** this.failures, MAX_RETRY_MS);
       this.failures++;
+      if (error instanceof DriveSetHeldError) {
+        // Its previous agent (on the lost instance) heartbeated moments ago: the claim goes through
+        // once that heartbeat is stale, or once node-loss has fenced the node.
+        log.warn(
+          { err: error, retryMs },
+          "waiting for the node's previous agent to be gone before serving it",
+        );
+        this.schedule(retryMs);
+        return;
+      }
       log.warn(
         { err: error, node: node.id, attempt: this.failures, retryMs },
         `cannot reach the state store (${this.registered ? "heartbeat" : "registration"}); local I/O goes on, retrying`,
@@ -113,17 +137,20 @@ export class NodeMembership {
 
   private async register(pool: NodePool): Promise<void> {
     const { node, log } = this.options;
-    await this.store.nodes.register({
-      id: node.id,
-      zone: node.zone,
-      ...(node.instanceId === undefined ? {} : { instanceId: node.instanceId }),
-      addresses: node.addresses,
-      pool,
-      labels: node.labels ?? {},
-      state: "up",
-      lastHeartbeat: new Date().toISOString(),
-      registeredAt: this.registeredAt,
-    });
+    await this.store.nodes.register(
+      {
+        id: node.id,
+        zone: node.zone,
+        ...(node.instanceId === undefined ? {} : { instanceId: node.instanceId }),
+        addresses: node.addresses,
+        pool,
+        labels: node.labels ?? {},
+        state: "up",
+        lastHeartbeat: new Date().toISOString(),
+        registeredAt: this.registeredAt,
+      },
+      heartbeatTimeoutMs(),
+    );
     this.registered = true;
     log.info(
       { table: this.options.tableName, addresses: node.addresses },
@@ -134,9 +161,11 @@ export class NodeMembership {
   private async heartbeat(pool: NodePool): Promise<void> {
     try {
       const { freeBytes, provisionedBytes } = pool;
+      const { instanceId } = this.options.node;
       await this.store.nodes.heartbeat(this.options.node.id, {
         freeBytes,
         ...(provisionedBytes === undefined ? {} : { provisionedBytes }),
+        ...(instanceId === undefined ? {} : { instanceId }),
       });
     } catch (error) {
       if (!(error instanceof RecordNotFoundError)) throw error;

@@ -3,7 +3,7 @@ import { StrataError } from "../core/errors.js";
 import { heartbeatTimeoutMs, whyDown } from "../core/liveness.js";
 import { useLocalAws } from "../core/local-aws-environment.js";
 import type { NodeStatus, Replica, Volume } from "../core/model.js";
-import type { NodePool, NodeRecord } from "../core/state/records.js";
+import type { NodePool, NodeRecord, ZoneRecord } from "../core/state/records.js";
 import { StateStore } from "../core/state/store.js";
 import type { ClusterFile } from "../infra/local/cluster-file.js";
 import { CliError } from "./failures.js";
@@ -50,13 +50,15 @@ export interface ClusterStatus {
   dynamodb: ClusterFile["dynamodb"];
   nodes: NodeHealth[];
   sharedFilesystems: SharedFilesystem[];
+  /** Zones the az-failure workflow marked unavailable for placement, with why. */
+  unavailableZones: { zone: string; reason: string; since: string }[];
   volumes: ClusterVolume[];
 }
 
 export async function clusterStatus(file: ClusterFile): Promise<ClusterStatus> {
   // The verdict is taken against the time the question was asked, not after slow probes have run.
   const now = Date.now();
-  const records = await nodeRecords(file);
+  const { nodes: records, zones } = await storeRecords(file);
   const nodes = await Promise.all(
     nodeIds(file, records).map((id) =>
       nodeHealth(
@@ -76,6 +78,9 @@ export async function clusterStatus(file: ClusterFile): Promise<ClusterStatus> {
     dynamodb: file.dynamodb,
     nodes,
     sharedFilesystems: sharedFilesystems(nodes),
+    unavailableZones: zones
+      .filter((zone) => !zone.available)
+      .map((zone) => ({ zone: zone.zone, reason: zone.reason, since: zone.changedAt })),
     volumes: mergeReplicas(volumes.flat()),
   };
 }
@@ -95,11 +100,12 @@ export function sharedFilesystems(nodes: readonly NodeHealth[]): SharedFilesyste
     }));
 }
 
-async function nodeRecords(file: ClusterFile): Promise<NodeRecord[]> {
+async function storeRecords(file: ClusterFile): Promise<{ nodes: NodeRecord[]; zones: ZoneRecord[] }> {
   useLocalAws(file.dynamodb.endpoint);
   const store = new StateStore({ tableName: file.dynamodb.table });
   try {
-    return await store.nodes.list();
+    const [nodes, zones] = await Promise.all([store.nodes.list(), store.zones.list()]);
+    return { nodes, zones };
   } catch (error) {
     throw new CliError(
       `cannot read the cluster state store at ${file.dynamodb.endpoint}: ${(error as Error).message}`,

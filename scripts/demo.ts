@@ -133,7 +133,7 @@ async function main(): Promise<void> {
           await strata("node", "kill", victim);
         },
         victim,
-        "node-loss",
+        "node-loss-",
       ),
     );
     await settle(json);
@@ -151,7 +151,7 @@ async function main(): Promise<void> {
           await strata("node", "kill", replaced, "--replace");
         },
         replaced,
-        "node-loss",
+        "node-loss-",
       ),
     );
     await settle(json);
@@ -171,7 +171,7 @@ async function main(): Promise<void> {
           await strata("zone", "fail", zone);
         },
         zone,
-        "az-failure",
+        "az-fail-",
       ),
     );
     await settle(json);
@@ -186,7 +186,7 @@ async function main(): Promise<void> {
           await strata("zone", "restore", zone);
         },
         zone,
-        "az-failure",
+        "az-restore-",
       ),
     );
     await settle(json);
@@ -212,7 +212,8 @@ async function phase(
   writeUri: string,
   fail: () => Promise<void>,
   subject: string,
-  workflow: string,
+  /** The executions this phase is recovered by: "node-loss-", "az-fail-" or "az-restore-". */
+  execution: string,
 ): Promise<Phase> {
   say(title);
   const writer = new DurableWriter(writeUri, 200, 64 * 1024);
@@ -225,21 +226,17 @@ async function phase(
     started,
     (event) =>
       event["detail-type"] === "Strata Recovery Finished" &&
-      event.detail.workflow === workflow &&
+      String(event.detail.execution).startsWith(execution) &&
       event.detail.subject === subject,
   );
   const redundantMs = await untilWhole(json, started);
-  const detection = (await busEvents(dir)).find(
-    (event) =>
-      Date.parse(event.time) >= Math.floor(started / 1000) * 1000 &&
-      [
-        "Strata Node Offline",
-        "EC2 Instance State-change Notification",
-        "Autoshift In Progress",
-        "Autoshift Completed",
-        "Strata Zone Online",
-      ].includes(event["detail-type"]),
-  );
+  // Detected: the first workflow execution the failure started (its start, to the millisecond).
+  const executionStarts = (
+    await json<{ executions: { name: string; startDate: string }[] }>("workflow", "list")
+  ).executions
+    .filter((run) => run.name.startsWith(execution) && Date.parse(run.startDate) >= started)
+    .map((run) => Date.parse(run.startDate));
+  const detectedAt = executionStarts.length === 0 ? undefined : Math.min(...executionStarts);
   const operations = (await json<{ operations: OperationSummary[] }>("operation", "list")).operations.filter(
     (operation) => Date.parse(operation.createdAt) >= started,
   );
@@ -271,7 +268,7 @@ async function phase(
   );
   return {
     name: title.split(":")[0]!,
-    detectMs: detection === undefined ? undefined : Date.parse(detection.time) - started,
+    detectMs: detectedAt === undefined ? undefined : detectedAt - started,
     redundantMs,
     bytesCopied,
     bytesSaved,

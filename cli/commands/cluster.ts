@@ -101,7 +101,13 @@ export function clusterCommand(): Command {
 function statusText(status: ClusterStatus): string {
   const volumes =
     status.volumes.length === 0 ? "No volumes." : clusterVolumeTable(status.volumes, status.nodes);
-  const nodes = [nodeTable(status.nodes), ...sharedFilesystemLines(status.sharedFilesystems)].join("\n");
+  const nodes = [
+    nodeTable(status.nodes),
+    ...sharedFilesystemLines(status.sharedFilesystems),
+    ...status.unavailableZones.map(
+      (zone) => `zone ${zone.zone} is marked unavailable for placement since ${zone.since} (${zone.reason})`,
+    ),
+  ].join("\n");
   return `${nodes}\n\n${volumes}`;
 }
 

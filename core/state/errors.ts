@@ -37,3 +37,17 @@ export class EpochConflictError extends StrataError {
     this.name = "EpochConflictError";
   }
 }
+
+/**
+ * A node (a drive set) is served by a live agent on another instance: a second agent must not
+ * serve the same replicas (DESIGN.md, Drive sets).
+ */
+export class DriveSetHeldError extends StrataError {
+  constructor(
+    readonly nodeId: string,
+    readonly heldBy: string,
+  ) {
+    super("FAILED_PRECONDITION", `node ${nodeId} is served by the live agent on instance ${heldBy}`);
+    this.name = "DriveSetHeldError";
+  }
+}

@@ -1,5 +1,5 @@
 import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { RecordNotFoundError } from "./errors.js";
+import { DriveSetHeldError, RecordNotFoundError } from "./errors.js";
 import { NODES_PARTITION, nodeKey } from "./keys.js";
 import { NodeRecord, type NodeState } from "./records.js";
 import { isConditionFailure, type StateTable, validateInput } from "./table-client.js";
@@ -9,6 +9,8 @@ export interface Heartbeat {
   freeBytes: number;
   /** The pool's provisioned bytes now, so placement sees volumes made since registration. */
   provisionedBytes?: number;
+  /** The instance the agent runs on: the beat is refused if the node moved to another one. */
+  instanceId?: string;
 }
 
 /** Node registration, heartbeats and the health sweep's verdicts. */
@@ -17,22 +19,49 @@ export class NodeStore {
 
   /**
    * Registers a node, or re-registers it with what it reports now (addresses and pool can change when
-   * an agent restarts). Unconditional: the agent is the authority on its own node.
+   * an agent restarts): the agent is the authority on its own node. An agent on an instance claims
+   * the node (its drive set) by a conditional write: refused with DriveSetHeldError while an agent
+   * on another instance still heartbeats for it (within `heartbeatTimeoutMs`) and is not down.
    */
-  async register(node: NodeRecord): Promise<NodeRecord> {
+  async register(node: NodeRecord, heartbeatTimeoutMs?: number): Promise<NodeRecord> {
     const record = validateInput(NodeRecord, node, "node");
-    await this.table.doc.send(
-      new PutCommand({ TableName: this.table.tableName, Item: { ...nodeKey(record.id), ...record } }),
-    );
+    const claim =
+      record.instanceId === undefined || heartbeatTimeoutMs === undefined
+        ? {}
+        : {
+            ConditionExpression:
+              "attribute_not_exists(pk) OR attribute_not_exists(instanceId) OR instanceId = :instance OR " +
+              "lastHeartbeat < :staleBefore OR #state = :down",
+            ExpressionAttributeNames: { "#state": "state" },
+            ExpressionAttributeValues: {
+              ":instance": record.instanceId,
+              ":staleBefore": new Date(this.table.nowMs() - heartbeatTimeoutMs).toISOString(),
+              ":down": "down",
+            },
+          };
+    try {
+      await this.table.doc.send(
+        new PutCommand({
+          TableName: this.table.tableName,
+          Item: { ...nodeKey(record.id), ...record },
+          ...claim,
+        }),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      throw new DriveSetHeldError(record.id, (await this.get(record.id)).instanceId ?? "unknown");
+    }
     return record;
   }
 
   /**
    * Records that the node is alive and how much space it has. It does not set the state back to up:
    * a node the health sweep marked down comes back through `register` (or `setState`), on purpose.
+   * With `instanceId`, only while the record still names that instance: an agent whose node was
+   * taken over on another instance gets DriveSetHeldError and must stop serving it.
    */
   async heartbeat(nodeId: string, heartbeat: Heartbeat): Promise<void> {
-    const { provisionedBytes } = heartbeat;
+    const { provisionedBytes, instanceId } = heartbeat;
     const provisioned = provisionedBytes === undefined ? "" : ", #pool.#provisionedBytes = :provisioned";
     await this.updateExisting(
       nodeId,
@@ -48,6 +77,7 @@ export class NodeStore {
         ":free": heartbeat.freeBytes,
         ...(provisionedBytes === undefined ? {} : { ":provisioned": provisionedBytes }),
       },
+      instanceId,
     );
   }
 
@@ -74,21 +104,28 @@ export class NodeStore {
     updateExpression: string,
     names: Record<string, string>,
     values: Record<string, unknown>,
+    instanceId?: string,
   ): Promise<void> {
+    const sameInstance = instanceId === undefined ? "" : " AND instanceId = :instance";
     try {
       await this.table.doc.send(
         new UpdateCommand({
           TableName: this.table.tableName,
           Key: nodeKey(nodeId),
           UpdateExpression: updateExpression,
-          ConditionExpression: "attribute_exists(pk)",
-          ExpressionAttributeValues: values,
+          ConditionExpression: `attribute_exists(pk)${sameInstance}`,
+          ExpressionAttributeValues: {
+            ...values,
+            ...(instanceId === undefined ? {} : { ":instance": instanceId }),
+          },
           ExpressionAttributeNames: names,
         }),
       );
     } catch (error) {
-      if (isConditionFailure(error)) throw new RecordNotFoundError(`node ${nodeId}`);
-      throw error;
+      if (!isConditionFailure(error)) throw error;
+      const current = await this.table.get(nodeKey(nodeId), NodeRecord, "node");
+      if (current === undefined) throw new RecordNotFoundError(`node ${nodeId}`);
+      throw new DriveSetHeldError(nodeId, current.instanceId ?? "unknown");
     }
   }
 }

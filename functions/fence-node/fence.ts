@@ -40,6 +40,9 @@ const MAX_ATTEMPTS = 5;
  */
 export async function fenceLostNode(input: FenceNodeInput, cluster: ClusterAccess): Promise<FenceNodeResult> {
   const node = await lostNode(cluster, input.nodeId);
+  // Down in its record: placement stops choosing it at once, and the agent that takes the node over
+  // on a replacement instance may claim it without waiting for the lost heartbeat to go stale.
+  await cluster.store.nodes.setState(node.id, "down");
   const volumes: FencedVolume[] = [];
   for (const volume of await cluster.store.volumes.list()) {
     if (!concerns(volume, node.id)) continue;

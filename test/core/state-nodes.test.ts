@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { RecordNotFoundError } from "../../core/state/errors.js";
+import { DriveSetHeldError, RecordNotFoundError } from "../../core/state/errors.js";
 import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { StateStore } from "../../core/state/store.js";
 import { GiB, nodeRecord } from "./fixtures.js";
@@ -82,5 +82,44 @@ describe("node records", () => {
     const broken = nodeRecord("node-5", { pool: { capacityBytes: GiB, freeBytes: -1 } });
     await expect(store.nodes.register(broken)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
     await expect(store.nodes.get("node-5")).rejects.toThrow(RecordNotFoundError);
+  });
+});
+
+describe("claiming a node's drive set", () => {
+  const TIMEOUT_MS = 10_000;
+  const at = (iso: string) => {
+    now = new Date(iso);
+    return iso;
+  };
+
+  it("refuses an agent on another instance while the holder heartbeats, then lets it claim the node", async () => {
+    const held = at("2030-01-02T00:00:00.000Z");
+    await store.nodes.register(nodeRecord("ds-1", { instanceId: "i-aaa", lastHeartbeat: held }), TIMEOUT_MS);
+    at("2030-01-02T00:00:05.000Z");
+    const replacement = nodeRecord("ds-1", {
+      instanceId: "i-bbb",
+      lastHeartbeat: "2030-01-02T00:00:05.000Z",
+    });
+    await expect(store.nodes.register(replacement, TIMEOUT_MS)).rejects.toThrow(DriveSetHeldError);
+    await expect(store.nodes.register(replacement, TIMEOUT_MS)).rejects.toThrow("instance i-aaa");
+    // The same instance's agent (a restart) may register again at any time.
+    await store.nodes.register(nodeRecord("ds-1", { instanceId: "i-aaa", lastHeartbeat: held }), TIMEOUT_MS);
+
+    at("2030-01-02T00:00:11.000Z");
+    await store.nodes.register(replacement, TIMEOUT_MS);
+    expect((await store.nodes.get("ds-1")).instanceId).toBe("i-bbb");
+    // The lost instance's agent, should it still run, can no longer heartbeat for the node.
+    await expect(store.nodes.heartbeat("ds-1", { freeBytes: GiB, instanceId: "i-aaa" })).rejects.toThrow(
+      DriveSetHeldError,
+    );
+    await store.nodes.heartbeat("ds-1", { freeBytes: GiB, instanceId: "i-bbb" });
+  });
+
+  it("lets the replacement claim at once a node fenced down by node-loss", async () => {
+    const held = at("2030-01-03T00:00:00.000Z");
+    await store.nodes.register(nodeRecord("ds-2", { instanceId: "i-aaa", lastHeartbeat: held }), TIMEOUT_MS);
+    await store.nodes.setState("ds-2", "down");
+    await store.nodes.register(nodeRecord("ds-2", { instanceId: "i-ccc", lastHeartbeat: held }), TIMEOUT_MS);
+    expect(await store.nodes.get("ds-2")).toMatchObject({ instanceId: "i-ccc", state: "up" });
   });
 });

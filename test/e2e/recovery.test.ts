@@ -226,6 +226,9 @@ describe("recovery without a human on a six-node, three-zone local cluster", () 
       `db to have three live replicas outside ${zone}`,
       120_000,
     );
+    expect((await cli("cluster", "status")).stdout).toContain(
+      `zone ${zone} is marked unavailable for placement`,
+    );
     // While the zone is marked unavailable, nothing new is placed there.
     const placed = await json<Volume>("volume", "create", "during", "--size", "16MiB", "--repl", "2");
     expect(zonesOf(placed)).not.toContain(zone);
@@ -241,5 +244,57 @@ describe("recovery without a human on a six-node, three-zone local cluster", () 
     );
     await expectWhole("db", 3);
     await runClient("qemu-io", ["-f", "raw", nbdUri, ...writer.verifyCommands()]);
+    expect((await cli("cluster", "status")).stdout).not.toContain("marked unavailable");
+  });
+
+  it("a volume that cannot be placed is reported with placement's reason, and the other volumes recover", async () => {
+    interface Status {
+      nodes: {
+        id: string;
+        state: string;
+        pool: { capacityBytes: number; provisionedBytes?: number } | null;
+      }[];
+    }
+    const status = await json<Status>("cluster", "status");
+    const live = status.nodes.filter((node) => node.state === "up").map((node) => node.id);
+    // Thin volumes sized so that no node has room for two: 60% of what over-provisioning (200% of
+    // the capacity) lets a node promise.
+    const capacity = status.nodes.find((node) => node.pool !== null)!.pool!.capacityBytes;
+    const GiB = 1024 ** 3;
+    const size = `${Math.floor((capacity * 2 * 0.6) / GiB)}GiB`;
+    const victim = live.find((node) => node !== "node-1")!;
+    const big = await json<Volume>(
+      "--node",
+      victim,
+      "volume",
+      "create",
+      "big",
+      "--size",
+      size,
+      "--repl",
+      "2",
+    );
+    const holders = big.replicas.map((replica) => replica.node);
+    expect(holders).toContain(victim);
+    // Every other live node gets a volume as big: none has room for a replica of "big" any more.
+    for (const node of live.filter((candidate) => !holders.includes(candidate))) {
+      // Placement reads what the nodes' heartbeats (every 2 s) report as provisioned.
+      await sleep(2500);
+      await json<Volume>("--node", node, "volume", "create", `filler-${node}`, "--size", size, "--repl", "1");
+    }
+    await json<Volume>("--node", victim, "volume", "create", "small", "--size", "16MiB", "--repl", "2");
+    const small = await inspect("small");
+
+    const killedAt = Date.now();
+    expect((await cli("node", "kill", victim)).code).toBe(0);
+    const outcome = await recoveryFinished("node-loss-", victim, killedAt);
+    const bigFailure = outcome.failed.find((failure) => failure.volume === "big");
+    expect(bigFailure?.reason).toMatch(/needs 1 more node with room for/);
+    expect(small.replicas.map((replica) => replica.node)).toContain(victim);
+    expect(outcome.restored).toContain("small");
+    const after = await inspect("big");
+    // One live replica left, the lost one still failed in the record: nothing half-made.
+    expect(after.replicas.filter((replica) => replica.state === "in-sync")).toHaveLength(1);
+    expect(after.replicas.find((replica) => replica.node === victim)?.state).toBe("failed");
   });
 });
