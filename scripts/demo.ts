@@ -29,6 +29,8 @@ const DEMO_ENV = {
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
 };
 
+const WAL = "pg-wal";
+
 interface DemoVolume {
   name: string;
   sizeBytes: number;
@@ -108,6 +110,12 @@ async function main(): Promise<void> {
         `${volume.name}: ${formatSize(volume.sizeBytes)}, RF${volume.replicas}, ${formatSize(volume.written)} written, sha256 ${sums.get(volume.name)!.slice(0, 12)}…`,
       );
     }
+    // The write-ahead log of a database: where the recording writer writes during each failure.
+    await strata("volume", "create", WAL, "--size", "64MiB", "--repl", "3");
+    const walUri = (await json<{ nbdUri: string }>("volume", "attach", WAL)).nbdUri;
+    note(
+      `${WAL}: 64 MiB, RF3, written during every failure by a writer that records each acknowledged write`,
+    );
     const verify = async () => {
       for (const volume of VOLUMES) {
         const now = await volumeSum(uris.get(volume.name)!, volume.sizeBytes);
@@ -122,13 +130,13 @@ async function main(): Promise<void> {
         .find((node) => !not.includes(node))!;
 
     // 1. A node is lost and no replacement comes: its volumes are re-replicated.
-    const victim = await holderOf("pg-data", ["node-1"]);
+    const victim = await holderOf(WAL, ["node-1"]);
     phases.push(
       await phase(
         `Node loss: ${victim}'s instance is terminated`,
         dir,
         json,
-        uris.get("pg-data")!,
+        walUri,
         async () => {
           await strata("node", "kill", victim);
         },
@@ -140,13 +148,13 @@ async function main(): Promise<void> {
     await verify();
 
     // 2. A node is lost and its node group replaces it: the drives move, only changes are copied.
-    const replaced = await holderOf("mysql", ["node-1", victim]);
+    const replaced = await holderOf(WAL, ["node-1", victim]);
     phases.push(
       await phase(
         `Node replaced: ${replaced}'s instance is terminated, the node group launches another`,
         dir,
         json,
-        uris.get("mysql")!,
+        walUri,
         async () => {
           await strata("node", "kill", replaced, "--replace");
         },
@@ -159,14 +167,14 @@ async function main(): Promise<void> {
 
     // 3. A whole zone fails, then returns.
     const zone = (
-      await json<{ replicas: { node: string; zone: string }[] }>("volume", "inspect", "pg-data")
+      await json<{ replicas: { node: string; zone: string }[] }>("volume", "inspect", WAL)
     ).replicas.find((replica) => replica.node !== "node-1")!.zone;
     phases.push(
       await phase(
         `Zone failure: ${zone} becomes unreachable, AWS starts a zonal autoshift`,
         dir,
         json,
-        uris.get("pg-data")!,
+        walUri,
         async () => {
           await strata("zone", "fail", zone);
         },
@@ -181,7 +189,7 @@ async function main(): Promise<void> {
         `Zone return: ${zone} serves again, replicas are spread over three zones`,
         dir,
         json,
-        uris.get("pg-data")!,
+        walUri,
         async () => {
           await strata("zone", "restore", zone);
         },

@@ -14,6 +14,9 @@ export function intakeDependencies({ store, ec2, sfn, settings }: AwsClients): I
     async node(nodeId) {
       return (await store.nodes.list()).find((node) => node.id === nodeId);
     },
+    async zoneAvailable(zone) {
+      return !(await store.zones.unavailable()).has(zone);
+    },
     async zoneName(zoneId) {
       const { AvailabilityZones } = await ec2.send(
         new DescribeAvailabilityZonesCommand({ ZoneIds: [zoneId] }),

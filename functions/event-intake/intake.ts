@@ -15,6 +15,8 @@ export interface IntakeDependencies {
   node(nodeId: string): Promise<NodeRecord | undefined>;
   /** Zone id (use1-az1) → this account's zone name (us-east-1a). */
   zoneName(zoneId: string): Promise<string>;
+  /** Whether placement may use the zone now (true when no workflow marked it). */
+  zoneAvailable(zone: string): Promise<boolean>;
   /** Starts the execution; "duplicate" when one of that name exists already. */
   start(start: WorkflowStart): Promise<"started" | "duplicate">;
 }
@@ -35,6 +37,8 @@ const LOST_INSTANCE_STATES = new Set(["stopping", "stopped", "shutting-down", "t
 export async function takeIn(event: IntakeEvent, deps: IntakeDependencies): Promise<IntakeOutcome> {
   const start = await decide(event, deps);
   if ("ignored" in start) return { action: "ignored", reason: start.ignored };
+  const handled = start.workflow === "az-failure" ? await zoneHandled(start.input, deps) : undefined;
+  if (handled !== undefined) return { action: "ignored", reason: handled };
   return { action: await deps.start(start), workflow: start.workflow, execution: start.name };
 }
 
@@ -179,6 +183,20 @@ function nodeLoss(
       detectedAt,
     },
   };
+}
+
+/**
+ * One zone failure is reported by several sources (the autoshift, a Health event, the health
+ * sweep), each with an identity of its own; the zone's mark in the state table says whether an
+ * az-failure has taken it on already, so the later reports start nothing.
+ */
+async function zoneHandled(input: AzFailureInput, deps: IntakeDependencies): Promise<string | undefined> {
+  const available = await deps.zoneAvailable(input.zone);
+  if (input.phase === "fail" && !available)
+    return `zone ${input.zone} is marked unavailable already: an az-failure has taken it on`;
+  if (input.phase === "restore" && available)
+    return `zone ${input.zone} is available already: nothing to restore`;
+  return undefined;
 }
 
 function zoneStart(

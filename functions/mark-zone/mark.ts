@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { millisecondsFromEnv } from "../../core/env-settings.js";
 import { whyDown } from "../../core/liveness.js";
 import type { ClusterAccess } from "../shared/cluster.js";
 
@@ -6,6 +7,8 @@ export const MarkZoneInput = z.object({
   zone: z.string().min(1),
   available: z.boolean(),
   reason: z.string().min(1),
+  /** When the failure was reported: the zone's nodes are waited for until ZONE_SETTLE after it. */
+  detectedAt: z.iso.datetime().optional(),
 });
 export type MarkZoneInput = z.infer<typeof MarkZoneInput>;
 
@@ -14,7 +17,17 @@ export interface MarkedZone {
   available: boolean;
   /** The zone's nodes that are offline now: their replicas are the ones lost. */
   offlineNodes: string[];
+  /**
+   * Whether az-failure may go on: every node of the zone is offline, or the settle time has passed.
+   * AWS reports an impaired zone (autoshift, Health) before the nodes' heartbeats run out; going on
+   * at once would repair nothing and leave the nodes that go silent a moment later to another run.
+   */
+  settled: boolean;
 }
+
+/** How long after the report az-failure waits for a failing zone's nodes to go silent: 3 heartbeat timeouts. */
+export const zoneSettleMs = (heartbeatTimeoutMs: number) =>
+  millisecondsFromEnv("STRATA_ZONE_SETTLE_MS", 3 * heartbeatTimeoutMs);
 
 /**
  * Marks a zone unavailable for placement (no new replica lands where the next failure is likely)
@@ -23,8 +36,15 @@ export interface MarkedZone {
 export async function markZone(input: MarkZoneInput, cluster: ClusterAccess): Promise<MarkedZone> {
   await cluster.store.zones.mark(input.zone, input.available, input.reason);
   const liveness = cluster.liveness();
-  const offlineNodes = (await cluster.store.nodes.list())
-    .filter((node) => node.zone === input.zone && whyDown(node, liveness) !== undefined)
-    .map((node) => node.id);
-  return { zone: input.zone, available: input.available, offlineNodes };
+  const members = (await cluster.store.nodes.list()).filter((node) => node.zone === input.zone);
+  const offlineNodes = members.filter((node) => whyDown(node, liveness) !== undefined).map((node) => node.id);
+  const waited =
+    input.detectedAt === undefined
+      ? Number.POSITIVE_INFINITY
+      : liveness.now.getTime() - Date.parse(input.detectedAt);
+  const settled =
+    input.available ||
+    offlineNodes.length === members.length ||
+    waited > zoneSettleMs(liveness.heartbeatTimeoutMs);
+  return { zone: input.zone, available: input.available, offlineNodes, settled };
 }

@@ -60,9 +60,21 @@ class MemoryDependencies implements IntakeDependencies {
     return name;
   }
 
+  /** Zones an az-failure marked unavailable. */
+  readonly unavailable = new Set<string>();
+
+  async zoneAvailable(zone: string) {
+    return !this.unavailable.has(zone);
+  }
+
   async start(start: WorkflowStart) {
     const duplicate = this.starts.some((earlier) => earlier.name === start.name);
     this.starts.push(start);
+    // What az-failure's first step does: mark the zone.
+    if (start.workflow === "az-failure" && start.input.phase === "fail")
+      this.unavailable.add(start.input.zone);
+    if (start.workflow === "az-failure" && start.input.phase === "restore")
+      this.unavailable.delete(start.input.zone);
     return duplicate ? ("duplicate" as const) : ("started" as const);
   }
 }
@@ -266,6 +278,18 @@ describe("zone failure", () => {
       ["az-failure", expect.objectContaining({ zone: "us-east-1a", phase: "restore" })],
     ]);
     for (const start of deps.starts) expect(start.name).toMatch(EXECUTION_NAME);
+  });
+
+  it("starts nothing for a second source reporting a zone an az-failure has taken on, or a zone that is available", async () => {
+    const deps = new MemoryDependencies([strataNode()]);
+    started(await takeIn(fixture("arc-autoshift-in-progress"), deps));
+    const second = await takeIn(fixture("strata-zone-offline"), deps);
+    expect(second).toMatchObject({ action: "ignored", reason: expect.stringContaining("taken it on") });
+
+    started(await takeIn(fixture("strata-zone-online"), deps));
+    const again = await takeIn(fixture("arc-autoshift-completed"), deps);
+    expect(again).toMatchObject({ action: "ignored", reason: expect.stringContaining("available already") });
+    expect(deps.starts).toHaveLength(2);
   });
 });
 

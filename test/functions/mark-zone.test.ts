@@ -1,9 +1,10 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { HEARTBEAT_TIMEOUT_MS } from "../../core/liveness.js";
 import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { StateStore } from "../../core/state/store.js";
 import { markZone } from "../../functions/mark-zone/mark.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
-import { clusterOver, liveNode, registerAll, staleNode } from "./support.js";
+import { clusterOver, liveNode, NOW, registerAll, staleNode } from "./support.js";
 
 let dynamoDb: LocalDynamoDb;
 let store: StateStore;
@@ -34,9 +35,35 @@ describe("marking a zone", () => {
   it("marks it unavailable for placement and names its offline nodes", async () => {
     const marked = await markZone({ zone: "a", available: false, reason: "autoshift" }, clusterOver(store));
 
-    expect(marked).toEqual({ zone: "a", available: false, offlineNodes: ["node-a1", "node-a3"] });
+    // No report time given: nothing to wait for.
+    expect(marked).toEqual({
+      zone: "a",
+      available: false,
+      offlineNodes: ["node-a1", "node-a3"],
+      settled: true,
+    });
     expect(await store.zones.unavailable()).toEqual(new Set(["a"]));
     expect(await store.zones.list()).toEqual([expect.objectContaining({ zone: "a", reason: "autoshift" })]);
+  });
+
+  it("waits for the zone's nodes to go silent after AWS reports it, for three heartbeat timeouts at most", async () => {
+    const justReported = { zone: "a", available: false, reason: "autoshift", detectedAt: NOW.toISOString() };
+    expect((await markZone(justReported, clusterOver(store))).settled).toBe(false);
+    const later = new Date(NOW.getTime() + 3 * HEARTBEAT_TIMEOUT_MS + 1);
+    expect(
+      (
+        await markZone(
+          justReported,
+          clusterOver(store, () => later),
+        )
+      ).settled,
+    ).toBe(true);
+    // Zone b's only node is offline already: nothing left to wait for.
+    const zoneB = { ...justReported, zone: "b" };
+    expect(await markZone(zoneB, clusterOver(store))).toMatchObject({
+      offlineNodes: ["node-b1"],
+      settled: true,
+    });
   });
 
   it("marks it unavailable once however often it runs, and available again when it returns", async () => {
