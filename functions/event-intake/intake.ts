@@ -78,21 +78,17 @@ async function decide(
         ignored: `instance ${event.detail.EC2InstanceId} is launching; a node-loss waiting in its zone finds it`,
       };
     case "Autoshift In Progress":
+    case "Autoshift Completed": {
+      const phase = event["detail-type"] === "Autoshift In Progress" ? "fail" : "restore";
+      const zone = await deps.zoneName(event.detail.metadata.awayFrom);
       return zoneStart(
-        "fail",
-        await deps.zoneName(event.detail.metadata.awayFrom),
-        "zonal autoshift in progress",
+        phase,
+        zone,
+        `zonal autoshift ${phase === "fail" ? "in progress" : "completed"}`,
         event.time,
         event.id,
       );
-    case "Autoshift Completed":
-      return zoneStart(
-        "restore",
-        await deps.zoneName(event.detail.metadata.awayFrom),
-        "zonal autoshift completed",
-        event.time,
-        event.id,
-      );
+    }
     case "AWS Health Event": {
       const { eventArn, communicationId, statusCode, eventTypeCategory } = event.detail;
       if (eventTypeCategory !== "issue") return { ignored: `a Health ${eventTypeCategory}, not an issue` };

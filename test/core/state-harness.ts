@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { afterAll, afterEach, beforeAll, beforeEach } from "vitest";
 import { useLocalAws } from "../../core/local-aws-environment.js";
 import {
   type LocalDynamoDb,
@@ -22,4 +23,26 @@ export async function freshStore(clock?: () => Date): Promise<StateStore> {
   const store = new StateStore({ tableName: `strata-${randomUUID()}`, clock });
   await store.ensureTable();
   return store;
+}
+
+/**
+ * A real dynalite for the suite and a fresh table for every test: the setup every state-store suite
+ * needs, registered once. `use` receives each test's store before the test runs.
+ */
+export function freshStorePerTest(use: (store: StateStore) => void, clock?: () => Date): void {
+  let dynamoDb: LocalDynamoDb | undefined;
+  let store: StateStore | undefined;
+  beforeAll(async () => {
+    dynamoDb = await startDynamoDb();
+  });
+  afterAll(async () => {
+    await dynamoDb?.close();
+  });
+  beforeEach(async () => {
+    store = await freshStore(clock);
+    use(store);
+  });
+  afterEach(() => {
+    store?.close();
+  });
 }

@@ -1,27 +1,13 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
+import { describe, expect, it } from "vitest";
 import type { StateStore } from "../../core/state/store.js";
 import { type CheckNodeInput, checkNode } from "../../functions/check-node/check.js";
-import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { freshStorePerTest } from "../core/state-harness.js";
 import { clusterOver, FRESH, liveNode, NOW } from "./support.js";
 
-let dynamoDb: LocalDynamoDb;
 let store: StateStore;
 
-beforeAll(async () => {
-  dynamoDb = await startDynamoDb();
-});
-
-afterAll(async () => {
-  await dynamoDb.close();
-});
-
-beforeEach(async () => {
-  store = await freshStore();
-});
-
-afterEach(() => {
-  store.close();
+freshStorePerTest((fresh) => {
+  store = fresh;
 });
 
 /** The drives moved to i-new a minute before NOW; node-loss waits until a minute after. */

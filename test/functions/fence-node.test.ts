@@ -1,24 +1,17 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { StateStore } from "../../core/state/store.js";
 import { fenceLostNode } from "../../functions/fence-node/fence.js";
 import { RefusedError } from "../../functions/shared/errors.js";
-import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { freshStorePerTest } from "../core/state-harness.js";
 import { clusterOver, liveNode, registerAll, replica, staleNode, volumeWith } from "./support.js";
 
-let dynamoDb: LocalDynamoDb;
 let store: StateStore;
 
-beforeAll(async () => {
-  dynamoDb = await startDynamoDb();
-});
-
-afterAll(async () => {
-  await dynamoDb.close();
+freshStorePerTest((fresh) => {
+  store = fresh;
 });
 
 beforeEach(async () => {
-  store = await freshStore();
   // node-1 is the lost one; node-2 and node-3 are alive; node-4 is down too.
   await registerAll(store, [
     staleNode("node-1", "a", { instanceId: "i-lost" }),
@@ -30,7 +23,6 @@ beforeEach(async () => {
 
 afterEach(() => {
   vi.restoreAllMocks();
-  store.close();
 });
 
 const fence = () => fenceLostNode({ nodeId: "node-1", reason: "instance terminated" }, clusterOver(store));

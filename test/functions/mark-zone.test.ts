@@ -1,34 +1,23 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { HEARTBEAT_TIMEOUT_MS } from "../../core/liveness.js";
-import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { StateStore } from "../../core/state/store.js";
 import { markZone } from "../../functions/mark-zone/mark.js";
-import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { freshStorePerTest } from "../core/state-harness.js";
 import { clusterOver, liveNode, NOW, registerAll, staleNode } from "./support.js";
 
-let dynamoDb: LocalDynamoDb;
 let store: StateStore;
 
-beforeAll(async () => {
-  dynamoDb = await startDynamoDb();
-});
-
-afterAll(async () => {
-  await dynamoDb.close();
+freshStorePerTest((fresh) => {
+  store = fresh;
 });
 
 beforeEach(async () => {
-  store = await freshStore();
   await registerAll(store, [
     staleNode("node-a1", "a"),
     liveNode("node-a2", "a"),
     staleNode("node-a3", "a", { lastHeartbeat: new Date(0).toISOString() }),
     staleNode("node-b1", "b"),
   ]);
-});
-
-afterEach(() => {
-  store.close();
 });
 
 describe("marking a zone", () => {

@@ -1,32 +1,27 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import type { StateStore } from "../../core/state/store.js";
 import { pollOperation } from "../../functions/poll-operation/poll.js";
 import { RefusedError } from "../../functions/shared/errors.js";
 import { StartOperationInput, startOperation } from "../../functions/start-operation/start.js";
-import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { freshStorePerTest } from "../core/state-harness.js";
 import { clusterOver, liveNode, NOW, registerAll, replica, staleNode, volumeWith } from "./support.js";
 
-let dynamoDb: LocalDynamoDb;
 let store: StateStore;
 
-beforeAll(async () => {
-  dynamoDb = await startDynamoDb();
-});
-
-afterAll(async () => {
-  await dynamoDb.close();
-});
+freshStorePerTest(
+  (fresh) => {
+    store = fresh;
+  },
+  () => NOW,
+);
 
 beforeEach(async () => {
-  store = await freshStore(() => NOW);
   await registerAll(store, [liveNode("node-1", "a"), liveNode("node-2", "b"), staleNode("node-3", "c")]);
   await volumeWith(store, "vol-a", [replica("node-1"), replica("node-2", "failed")], "node-1");
 });
 
 afterEach(() => {
   vi.restoreAllMocks();
-  store.close();
 });
 
 /** What a plan hands start-operation, parsed as its handler parses it. */

@@ -1,30 +1,16 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
+import { beforeEach, describe, expect, it } from "vitest";
 import { RequestToken } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
 import { planOperations } from "../../functions/plan-operations/plan.js";
 import type { OperationPlan } from "../../functions/plan-operations/planned.js";
 import { GiB } from "../core/fixtures.js";
-import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { freshStorePerTest } from "../core/state-harness.js";
 import { clusterOver, liveNode, registerAll, replica, staleNode, volumeWith } from "./support.js";
 
-let dynamoDb: LocalDynamoDb;
 let store: StateStore;
 
-beforeAll(async () => {
-  dynamoDb = await startDynamoDb();
-});
-
-afterAll(async () => {
-  await dynamoDb.close();
-});
-
-beforeEach(async () => {
-  store = await freshStore();
-});
-
-afterEach(() => {
-  store.close();
+freshStorePerTest((fresh) => {
+  store = fresh;
 });
 
 const byVolume = (plan: OperationPlan) =>
