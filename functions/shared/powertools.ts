@@ -11,7 +11,8 @@ import { RefusedError } from "./errors.js";
 
 /** Service name and namespace come from POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE. */
 export const logger = new Logger();
-export const metrics = new Metrics({ defaultDimensions: {} });
+/** Its own warnings (no metric to publish: a duplicate answered from the idempotency store) go to the structured log. */
+export const metrics = new Metrics({ defaultDimensions: {}, logger });
 
 /**
  * The wiring every workflow task shares: structured logs with the Lambda context, metrics flushed
@@ -57,5 +58,6 @@ export function refuseInput(error: ParseError): never {
     const path = (issue.path ?? []).map((part) => String(typeof part === "object" ? part.key : part));
     return `${path.length > 0 ? path.join(".") : "(the input)"}: ${issue.message}`;
   });
+  metrics.addMetric("InputsRefused", MetricUnit.Count, 1);
   throw new RefusedError(`invalid input: ${described.length > 0 ? described.join("; ") : error.message}`);
 }

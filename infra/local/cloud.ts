@@ -115,7 +115,8 @@ export class LocalCloud {
       POWERTOOLS_METRICS_NAMESPACE: "Strata",
       // No CloudWatch here: metrics would only print EMF documents on the terminal.
       POWERTOOLS_METRICS_DISABLED: "true",
-      POWERTOOLS_LOG_LEVEL: process.env.STRATA_LAMBDA_LOG_LEVEL ?? "WARN",
+      // The terminal of `cluster up` shows the Lambdas' errors; what they do is in the workflow history.
+      POWERTOOLS_LOG_LEVEL: process.env.STRATA_LAMBDA_LOG_LEVEL ?? "ERROR",
     });
     const functions = await loadLocalFunctions(findBuilt("dist/functions", "the Strata Lambdas"));
     deliverTo = functions;
