@@ -52,7 +52,8 @@ beforeAll(async () => {
     zones: ["local-a", "local-b"],
     terminateLifecycleHook: HOOK,
     // No sweep: the workflow here starts from EC2's and Auto Scaling's own events.
-    timing: { healthSweepMs: 3_600_000, waitCapMs: 100, retryCapMs: 100 },
+    // Retries long enough (6 × 300 ms) for a test to change the world while a task retries.
+    timing: { healthSweepMs: 3_600_000, waitCapMs: 100, retryCapMs: 300 },
     report: () => {},
     onDriveChange: () => {},
   });
@@ -83,6 +84,28 @@ const enteredStates = (events: HistoryEvent[]) =>
   events.flatMap((event) =>
     event.stateEnteredEventDetails?.name ? [event.stateEnteredEventDetails.name] : [],
   );
+
+/** Registers a node the way its agent would, on `instanceId`, with a drive of its drive set there. */
+async function nodeOnInstance(nodeId: string, zone: string): Promise<string> {
+  const instance = cloud.ec2.launchInstance({ nodegroup: `${CLUSTER}-${zone}` });
+  cloud.ec2.createVolume({
+    zone,
+    sizeBytes: 1024 ** 3,
+    tags: { [DriveTag.cluster]: CLUSTER, [DriveTag.driveSet]: nodeId },
+    attachTo: { instanceId: instance.id },
+  });
+  const now = new Date().toISOString();
+  await store.nodes.register(
+    nodeRecord(nodeId, { zone, instanceId: instance.id, lastHeartbeat: now, registeredAt: now }),
+  );
+  return instance.id;
+}
+
+async function executionOf(machine: "node-loss", nameStart: string) {
+  const stateMachineArn = cloud.stepFunctions.stateMachineArn(workflowMachine(machine));
+  const { executions } = await sfn.send(new ListExecutionsCommand({ stateMachineArn }));
+  return (executions ?? []).filter((execution) => execution.name!.startsWith(nameStart));
+}
 
 describe("node-loss, run from its ASL file by the local cloud", () => {
   it("moves the drives to the replacement, completes the lifecycle action, then re-replicates when the node does not come back; one execution however many events", async () => {
@@ -180,5 +203,88 @@ describe("node-loss, run from its ASL file by the local cloud", () => {
     const repair = (await store.operations.list()).find((op) => op.kind === "repair")!;
     expect(repair.state).toBe("failed");
     expect(repair.error).toContain("stalled");
+  });
+
+  it("retries a task that keeps failing with a transient error, then takes its Catch path and leaves the cluster consistent", async () => {
+    const lost = await nodeOnInstance("node-z", "local-b");
+    const now = () => new Date().toISOString();
+    await store.nodes.register(
+      nodeRecord("node-w", { zone: "local-a", lastHeartbeat: now(), registeredAt: now() }),
+    );
+    const beats = setInterval(
+      () => void store.nodes.heartbeat("node-w", { freeBytes: 100 * 1024 ** 3 }),
+      500,
+    );
+    try {
+      const volume = await store.volumes.create({
+        name: "ledger",
+        sizeBytes: 64 * 1024 ** 2,
+        replicationFactor: 2,
+        replicas: [
+          { replicaId: "r-z", node: "node-z", state: "in-sync" },
+          { replicaId: "r-w", node: "node-w", state: "in-sync" },
+        ],
+      });
+      cloud.ec2.terminateInstance(lost);
+      const replacement = cloud.ec2.launchInstance({ nodegroup: `${CLUSTER}-local-b` });
+
+      // Once the drives are being moved, the replacement stops: every retry finds it not running.
+      let execution: Awaited<ReturnType<typeof executionOf>>[number] | undefined;
+      await eventually(async () => {
+        [execution] = await executionOf("node-loss", "node-loss-node-z-");
+        if (execution === undefined) return false;
+        return enteredStates(await history(execution.executionArn!)).includes("MoveDrives");
+      }, "MoveDrives to start");
+      cloud.ec2.stopInstance(replacement.id);
+
+      await eventually(
+        async () => (await store.operations.list()).some((op) => op.volumeName === "ledger"),
+        "a repair of ledger",
+      );
+      clearInterval(beats);
+      await eventually(
+        async () =>
+          (await sfn.send(new DescribeExecutionCommand({ executionArn: execution!.executionArn }))).status !==
+          "RUNNING",
+        "node-loss to end",
+        60_000,
+      );
+
+      const events = await history(execution!.executionArn!);
+      const moveFailures = events.filter(
+        (event) =>
+          event.type === "LambdaFunctionFailed" &&
+          event.lambdaFunctionFailedEventDetails?.error === "Strata.Transient",
+      );
+      // The first attempt and its six retries.
+      expect(moveFailures.length).toBeGreaterThanOrEqual(7);
+      const states = enteredStates(events);
+      expect(states.slice(states.indexOf("MoveDrives"))).toEqual(
+        expect.arrayContaining([
+          "ReleaseLifecycle?",
+          "ReleaseLifecycle",
+          "PlanRepairs",
+          "RunOperations",
+          "Report",
+        ]),
+      );
+      expect(states).not.toContain("CheckNode");
+
+      // Consistent: the node fenced, its lifecycle action completed (the instance could go), the
+      // drive on no instance, nothing half-attached, and the repair's failure recorded.
+      expect(
+        (await store.volumes.get(volume.id)).replicas.find((replica) => replica.node === "node-z")?.state,
+      ).toBe("failed");
+      expect((await store.nodes.get("node-z")).state).toBe("down");
+      expect(cloud.ec2.instance(lost).state).toBe("terminated");
+      const drive = cloud.ec2.volumes().find((candidate) => candidate.tags[DriveTag.driveSet] === "node-z")!;
+      expect(drive.attachment).toBeUndefined();
+      const described = await sfn.send(
+        new DescribeExecutionCommand({ executionArn: execution!.executionArn }),
+      );
+      expect(described.error).toBe("Strata.VolumesNotRestored");
+    } finally {
+      clearInterval(beats);
+    }
   });
 });
