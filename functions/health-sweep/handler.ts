@@ -3,19 +3,24 @@ import { awsClients } from "../shared/clients.js";
 import { clusterAccess } from "../shared/cluster.js";
 import { publishEvents } from "../shared/event-publisher.js";
 import { workflowTask } from "../shared/powertools.js";
+import { sweepOverThePeriod } from "./minute.js";
 import { sweepHealth } from "./sweep.js";
 
 /** Started by a schedule: the scheduled event's content does not matter. */
 const ScheduledInvocation = z.unknown();
 
-export const handler = workflowTask(ScheduledInvocation, async () => {
+export const handler = workflowTask(ScheduledInvocation, async (_event, context) => {
   const { events, settings } = awsClients();
-  const result = await sweepHealth(clusterAccess(), (entries) =>
-    publishEvents(events, settings.STRATA_EVENT_BUS, entries),
+  const results = await sweepOverThePeriod(
+    () =>
+      sweepHealth(clusterAccess(), (entries) => publishEvents(events, settings.STRATA_EVENT_BUS, entries)),
+    { sweeps: settings.STRATA_SWEEPS_PER_INVOCATION, remainingMs: () => context.getRemainingTimeInMillis() },
   );
+  const last = results.at(-1);
   return {
-    offlineNodes: result.offlineNodes,
-    offlineZones: result.offlineZones,
-    events: result.events.length,
+    sweeps: results.length,
+    offlineNodes: last?.offlineNodes ?? [],
+    offlineZones: last?.offlineZones ?? [],
+    events: results.reduce((sum, result) => sum + result.events.length, 0),
   };
 });

@@ -14,6 +14,11 @@ const FunctionEnvironment = z.object({
   STRATA_AZ_FAILURE_STATE_MACHINE_ARN: z.string().min(1).optional(),
   /** Heartbeats older than this make a node offline; shortened for tests and the demo. */
   STRATA_HEARTBEAT_TIMEOUT_MS: z.coerce.number().int().positive().optional(),
+  /**
+   * How many times one scheduled health-sweep invocation sweeps, evenly over the minute (see
+   * health-sweep/minute.ts): 1 where a timer starts it often (local mode), 6 in AWS.
+   */
+  STRATA_SWEEPS_PER_INVOCATION: z.coerce.number().int().min(1).max(60).default(1),
 });
 export type FunctionSettings = z.infer<typeof FunctionEnvironment>;
 
