@@ -152,10 +152,18 @@ export class LocalCloud {
     return this.endpoints.environment;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops reacting: no more sweeps, running executions aborted, no more deliveries. The cluster
+   * calls it before it stops its agents, whose going away must not read as nodes lost.
+   */
+  async stopAutomation(): Promise<void> {
     clearInterval(this.sweep);
     await this.stepFunctions.close();
     await this.bus.close();
+  }
+
+  async close(): Promise<void> {
+    await this.stopAutomation();
     await this.endpoints.close();
     this.ec2.close();
     this.save();

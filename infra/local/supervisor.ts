@@ -125,6 +125,7 @@ export class LocalCluster {
   stop(): Promise<void> {
     this.stopped ??= (async () => {
       await this.control?.close();
+      await this.cloud?.stopAutomation();
       await Promise.all(this.nodes.map((node) => node.stop(STOP_GRACE_MS)));
       await this.cloud?.close();
       await this.state.close();
