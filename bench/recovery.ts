@@ -370,11 +370,13 @@ async function scenario(
   );
   const copy = copies.length === 0 ? undefined : copyRate(copies);
   const kinds = [...new Set(copies.map((operation) => operation.kind))].join(", ") || "-";
+  for (const operation of copies) console.log(`  ${describeOperation(operation, failedAt)}`);
   // The last copy's end is when the last volume got its replicas back; the poll confirms it.
   const fullAt = copy === undefined ? wholeAt : Math.min(wholeAt, copy.lastEnd);
+  const stoppedMs = Date.parse(ended.stopDate ?? ended.startDate) - failedAt;
   console.log(
-    `${name}: ${ended.name} ${ended.status}; ${copies.length} operations (${kinds}); whole again after ` +
-      `${seconds(fullAt - failedAt)} (seen by polling after ${seconds(wholeAt - failedAt)})`,
+    `${name}: ${ended.name} ${ended.status} after ${seconds(stoppedMs)}; ${copies.length} operations (${kinds}); ` +
+      `whole again after ${seconds(fullAt - failedAt)} (seen by polling after ${seconds(wholeAt - failedAt)})`,
   );
   return {
     scenario: name,
@@ -387,6 +389,15 @@ async function scenario(
     fullCopyBytes: undefined,
     executionStatus: ended.status,
   };
+}
+
+/** "resync v03 on node-1: 13 MiB, +4.1 s → +4.6 s" (times from the failure). */
+function describeOperation(operation: OperationView, since: number): string {
+  const at = (time: string | null) => (time === null ? "?" : `+${seconds(Date.parse(time) - since)}`);
+  return (
+    `${operation.kind} ${operation.volumeName} on ${operation.node}: ${mib(operation.progress?.bytesDone ?? 0)}, ` +
+    `${at(operation.startedAt)} → ${at(operation.endedAt)}`
+  );
 }
 
 /** Writes 1 MiB at every (1 / OUTAGE_WRITE_SHARE) MiB of the volume: ~5% of it, spread over it. */
