@@ -85,6 +85,12 @@ interface OperationView {
   endedAt: string | null;
 }
 
+/** `strata workflow show --json`: the steps, and the raw history (for what FindReplacement said). */
+interface ExecutionDetail {
+  steps: { name: string; startedAfterMs: number; durationMs: number }[];
+  events: unknown[];
+}
+
 interface ExecutionView {
   name: string;
   workflow: string;
@@ -373,6 +379,7 @@ async function scenario(
   for (const operation of copies) console.log(`  ${describeOperation(operation, failedAt)}`);
   // The last copy's end is when the last volume got its replicas back; the poll confirms it.
   const fullAt = copy === undefined ? wholeAt : Math.min(wholeAt, copy.lastEnd);
+  console.log(`  ${await explainExecution(strata, ended.name)}`);
   const stoppedMs = Date.parse(ended.stopDate ?? ended.startDate) - failedAt;
   console.log(
     `${name}: ${ended.name} ${ended.status} after ${seconds(stoppedMs)}; ${copies.length} operations (${kinds}); ` +
@@ -389,6 +396,35 @@ async function scenario(
     fullCopyBytes: undefined,
     executionStatus: ended.status,
   };
+}
+
+/**
+ * Where an execution's time went: its top-level steps ("FenceNode +0.1 s 0.3 s", Map iterations
+ * left out) and what the replacement search said, e.g. why it waited.
+ */
+async function explainExecution(strata: Strata, name: string): Promise<string> {
+  const detail = await strata.json<ExecutionDetail>("workflow", "show", name);
+  const steps = new Map<string, { start: number; end: number }>();
+  for (const step of detail.steps) {
+    if (step.name.includes("›")) continue;
+    const known = steps.get(step.name);
+    const end = step.startedAfterMs + step.durationMs;
+    steps.set(step.name, {
+      start: Math.min(known?.start ?? step.startedAfterMs, step.startedAfterMs),
+      end: Math.max(known?.end ?? end, end),
+    });
+  }
+  const said = new Set(
+    [
+      ...JSON.stringify(detail.events).matchAll(
+        /\\"status\\":\\"(found|expected|none)\\",[^}]*?\\"detail\\":\\"([^\\]*)/g,
+      ),
+    ].map((match) => `${match[1]}: ${match[2]}`),
+  );
+  const timeline = [...steps.entries()]
+    .map(([step, { start, end }]) => `${step} +${seconds(start)}…+${seconds(end)}`)
+    .join(", ");
+  return `${name}: ${timeline}${said.size === 0 ? "" : `; replacement search: ${[...said].join(" | ")}`}`;
 }
 
 /** "resync v03 on node-1: 13 MiB, +4.1 s → +4.6 s" (times from the failure). */
@@ -408,6 +444,21 @@ async function writeShare(uri: string): Promise<number> {
     commands.push("-c", `write -P 0x5a ${mib * MiB} ${MiB}`);
   await run("qemu-io", ["-f", "raw", uri, ...commands]);
   return (commands.length / 2) * MiB;
+}
+
+/**
+ * What the volumes' replicas hold (a full re-replication copies that much), asked of a node holding
+ * an in-sync replica other than `not` (a volume's view counts the asked node's own replica).
+ */
+async function allocatedBytes(strata: Strata, volumes: readonly VolumeView[], not: string): Promise<number> {
+  let sum = 0;
+  for (const volume of volumes) {
+    const holder = volume.replicas.find((replica) => replica.node !== not && replica.state === "in-sync");
+    if (holder === undefined) throw new Error(`${volume.name} has no in-sync replica outside ${not}`);
+    sum += (await strata.json<VolumeView>("--node", holder.node, "volume", "inspect", volume.name))
+      .allocatedBytes;
+  }
+  return sum;
 }
 
 async function volumesOn(strata: Strata, node: string): Promise<VolumeView[]> {
@@ -538,9 +589,7 @@ async function main(): Promise<void> {
         },
       },
     );
-    reattach.fullCopyBytes = (await strata.volumes())
-      .filter((volume) => affected.some((one) => one.name === volume.name))
-      .reduce((sum, volume) => sum + volume.allocatedBytes, 0);
+    reattach.fullCopyBytes = await allocatedBytes(strata, affected, replaced);
     outcomes.push(reattach);
 
     const crashed = await busiestNode(strata, [lost, replaced]);
