@@ -362,10 +362,14 @@ async function scenario(
   const before = new Set((await strata.operations()).map((operation) => operation.id));
   const failedAt = Date.now();
   await fail();
+  const commandMs = Date.now() - failedAt;
   await options.during?.();
   const started = await execution(strata, node, failedAt, false);
   const detectionMs = Date.parse(started.startDate) - failedAt;
-  console.log(`${name}: ${node} failed; node-loss ${started.name} started after ${seconds(detectionMs)}`);
+  console.log(
+    `${name}: ${node} failed; node-loss ${started.name} started after ${seconds(detectionMs)} ` +
+      `(the failure's command took ${seconds(commandMs)}, its CLI's start included)`,
+  );
   const ended = await execution(strata, node, failedAt, true);
   const wholeAt = await untilWhole(strata, options.lost, failedAt);
   const copies = (await strata.operations()).filter(
@@ -478,7 +482,7 @@ function printTable(base: Baseline, outcomes: readonly Outcome[]): void {
       `${base.parallel.operations} at once ${mib(base.parallel.bytes)} at ${mbps(reference)} together ` +
       `(ha-update --repl ${REPL + 1} on volumes of the run)\n`,
   );
-  const widths = [16, 10, 11, 12, 11, 12, 16, 14, 14, 10];
+  const widths = [16, 8, 11, 13, 9, 11, 8, 13, 8, 17, 8];
   console.log(
     row(widths, [
       "scenario",
@@ -489,10 +493,12 @@ function printTable(base: Baseline, outcomes: readonly Outcome[]): void {
       "copied",
       "kinds",
       "rate (copy)",
+      "ratio",
       "rate (det→full)",
       "ratio",
     ]),
   );
+  const ratio = (bytesPerSecond: number) => `${(bytesPerSecond / reference).toFixed(2)}×`;
   for (const outcome of outcomes) {
     const copy = outcome.copy;
     const afterDetection =
@@ -509,8 +515,9 @@ function printTable(base: Baseline, outcomes: readonly Outcome[]): void {
         copy === undefined ? "0" : mib(copy.bytes),
         outcome.kinds,
         copy === undefined ? "-" : mbps(copy.bytesPerSecond),
+        copy === undefined ? "-" : ratio(copy.bytesPerSecond),
         afterDetection === undefined ? "-" : mbps(afterDetection),
-        copy === undefined ? "-" : `${(copy.bytesPerSecond / reference).toFixed(2)}×`,
+        afterDetection === undefined ? "-" : ratio(afterDetection),
       ]),
     );
   }
