@@ -79,6 +79,7 @@ interface OperationView {
   node: string;
   state: string;
   error: string | null;
+  params: { replicaId?: string };
   progress: { bytesDone: number; bytesTotal: number } | null;
   createdAt: string;
   startedAt: string | null;
@@ -234,6 +235,22 @@ function copyRate(operations: readonly OperationView[]): CopyRate {
   };
 }
 
+/**
+ * One operation per copy. A returning replica's resync can be asked for twice (the agent's own
+ * reconciler and node-loss's PlanResyncs): the second waits for the copy under way and reports the
+ * same bytes, or finds the replica in sync and copies none. Keeps, per replica, the one that copied most.
+ */
+function distinctCopies(operations: readonly OperationView[]): OperationView[] {
+  const byCopy = new Map<string, OperationView>();
+  for (const operation of operations) {
+    const key = `${operation.kind} ${operation.volumeName} ${operation.params.replicaId ?? operation.id}`;
+    const known = byCopy.get(key);
+    const bytes = (candidate: OperationView | undefined) => candidate?.progress?.bytesDone ?? -1;
+    if (known === undefined || bytes(operation) > bytes(known)) byCopy.set(key, operation);
+  }
+  return [...byCopy.values()];
+}
+
 /** Waits until every operation of `ids` has ended; fails if one did not succeed. */
 async function operationsEnded(strata: Strata, ids: readonly string[]): Promise<OperationView[]> {
   const deadline = Date.now() + SCENARIO_TIMEOUT_MS;
@@ -378,7 +395,8 @@ async function scenario(
       Date.parse(operation.createdAt) >= failedAt &&
       operation.state === "succeeded",
   );
-  const copy = copies.length === 0 ? undefined : copyRate(copies);
+  const distinct = distinctCopies(copies);
+  const copy = distinct.length === 0 ? undefined : copyRate(distinct);
   const kinds = [...new Set(copies.map((operation) => operation.kind))].join(", ") || "-";
   for (const operation of copies) console.log(`  ${describeOperation(operation, failedAt)}`);
   // The last copy's end is when the last volume got its replicas back; the poll confirms it.
@@ -386,7 +404,7 @@ async function scenario(
   console.log(`  ${await explainExecution(strata, ended.name)}`);
   const stoppedMs = Date.parse(ended.stopDate ?? ended.startDate) - failedAt;
   console.log(
-    `${name}: ${ended.name} ${ended.status} after ${seconds(stoppedMs)}; ${copies.length} operations (${kinds}); ` +
+    `${name}: ${ended.name} ${ended.status} after ${seconds(stoppedMs)}; ${copies.length} operations (${kinds}) for ${distinct.length} copies; ` +
       `whole again after ${seconds(fullAt - failedAt)} (seen by polling after ${seconds(wholeAt - failedAt)})`,
   );
   return {
