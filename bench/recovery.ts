@@ -121,8 +121,7 @@ class Strata {
   }
 
   async executions(): Promise<ExecutionView[]> {
-    return (await this.json<{ executions: ExecutionView[] }>("workflow", "list", "--workflow", "node-loss"))
-      .executions;
+    return (await this.json<{ executions: ExecutionView[] }>("workflow", "list")).executions;
   }
 }
 
@@ -298,12 +297,25 @@ async function baseline(strata: Strata): Promise<Baseline> {
   return { single, parallel };
 }
 
-/** The node other than node-1 (where the volumes are attached) and `not` with the most replicas. */
-async function busiestNode(strata: Strata, not: readonly string[]): Promise<string> {
+/**
+ * The node other than node-1 (where the volumes are attached) and `not` with the most replicas.
+ * With `down` (the nodes lost so far), only a node whose zone keeps another node up: losing the
+ * last one of a zone is a zone failure, which az-failure recovers, not node-loss.
+ */
+async function busiestNode(
+  strata: Strata,
+  not: readonly string[],
+  down?: readonly string[],
+): Promise<string> {
+  const { nodes } = await strata.json<{ nodes: { id: string; zone: string }[] }>("cluster", "status");
+  const zoneOf = new Map(nodes.map((node) => [node.id, node.zone]));
+  const eligible = (id: string) =>
+    down === undefined ||
+    nodes.some((other) => other.id !== id && !down.includes(other.id) && other.zone === zoneOf.get(id));
   const counts = new Map<string, number>();
   for (const volume of await strata.volumes())
     for (const replica of volume.replicas)
-      if (replica.node !== "node-1" && !not.includes(replica.node))
+      if (replica.node !== "node-1" && !not.includes(replica.node) && eligible(replica.node))
         counts.set(replica.node, (counts.get(replica.node) ?? 0) + 1);
   const [node] = [...counts.entries()].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))[0] ?? [];
   if (node === undefined) throw new Error("no node left to fail");
@@ -321,6 +333,7 @@ async function execution(
   for (;;) {
     const found = (await strata.executions()).find(
       (candidate) =>
+        candidate.workflow === "node-loss" &&
         candidate.name.startsWith(`node-loss-${node}-`) &&
         Date.parse(candidate.startDate) >= since - 1000 &&
         (!ended || candidate.status !== "RUNNING"),
@@ -402,6 +415,13 @@ async function scenario(
   // The last copy's end is when the last volume got its replicas back; the poll confirms it.
   const fullAt = copy === undefined ? wholeAt : Math.min(wholeAt, copy.lastEnd);
   console.log(`  ${await explainExecution(strata, ended.name)}`);
+  const others = (await strata.executions()).filter(
+    (other) => other.name !== ended.name && Date.parse(other.startDate) >= failedAt - 1000,
+  );
+  for (const other of others) {
+    const at = Date.parse(other.startDate) - failedAt;
+    console.log(`  also: ${other.workflow} ${other.name} ${other.status}, started after ${seconds(at)}`);
+  }
   const stoppedMs = Date.parse(ended.stopDate ?? ended.startDate) - failedAt;
   console.log(
     `${name}: ${ended.name} ${ended.status} after ${seconds(stoppedMs)}; ${copies.length} operations (${kinds}) for ${distinct.length} copies; ` +
@@ -617,7 +637,7 @@ async function main(): Promise<void> {
     reattach.fullCopyBytes = await allocatedBytes(strata, affected, replaced);
     outcomes.push(reattach);
 
-    const crashed = await busiestNode(strata, [lost, replaced]);
+    const crashed = await busiestNode(strata, [lost, replaced], [lost]);
     outcomes.push(
       await scenario(
         strata,
