@@ -19,7 +19,8 @@
  *   npm run bench:recovery                                  # 20 volumes × 256 MiB, RF2
  *   BENCH_VOLUMES=8 BENCH_VOLUME_MIB=128 npm run bench:recovery
  *
- * BENCH_REPL sets the replication factor (2 or 3 — the baseline raises it by one, so not 3 is 2);
+ * BENCH_REPL sets the replication factor, 2 or 3 (the baseline adds a replica to RF2 volumes and
+ * drops one of RF3 volumes first, then times adding it back);
  * the production heartbeat timeout (10 s) applies unless STRATA_HEARTBEAT_TIMEOUT_MS is set;
  * STRATA_REPLACEMENT_WAIT_MS (here 20 s unless set) is how long node-loss waits for a replacement
  * instance the node group is expected to launch before it re-replicates.
@@ -286,13 +287,25 @@ interface Baseline {
   parallel: CopyRate;
 }
 
+/**
+ * One rebuild per volume, timed: a replica added (factor + 1) then dropped again; at RF3, the
+ * largest factor, one dropped first and then added back, which is the copy timed.
+ */
+async function rebuildEach(strata: Strata, names: readonly string[]): Promise<CopyRate> {
+  if (REPL < 3) {
+    const rate = copyRate(await haUpdate(strata, names, REPL + 1));
+    await haUpdate(strata, names, REPL);
+    return rate;
+  }
+  await haUpdate(strata, names, REPL - 1);
+  return copyRate(await haUpdate(strata, names, REPL));
+}
+
 /** The rebuild rate alone: one copy, then PARALLEL at once; each volume then back to its factor. */
 async function baseline(strata: Strata): Promise<Baseline> {
   const names = Array.from({ length: Math.min(PARALLEL, VOLUMES) }, (_, i) => volumeName(i));
-  const single = copyRate(await haUpdate(strata, [names[0]!], REPL + 1));
-  await haUpdate(strata, [names[0]!], REPL);
-  const parallel = copyRate(await haUpdate(strata, names, REPL + 1));
-  await haUpdate(strata, names, REPL);
+  const single = await rebuildEach(strata, [names[0]!]);
+  const parallel = await rebuildEach(strata, names);
   await untilWhole(strata, new Set(), Date.now());
   return { single, parallel };
 }
@@ -518,7 +531,7 @@ function printTable(base: Baseline, outcomes: readonly Outcome[]): void {
   console.log(
     `\nbaseline, rebuild alone: 1 copy ${mib(base.single.bytes)} at ${mbps(base.single.bytesPerSecond)}; ` +
       `${base.parallel.operations} at once ${mib(base.parallel.bytes)} at ${mbps(reference)} together ` +
-      `(ha-update --repl ${REPL + 1} on volumes of the run)\n`,
+      `(ha-update --repl ${REPL < 3 ? REPL + 1 : REPL} on volumes of the run)\n`,
   );
   const widths = [16, 8, 11, 13, 9, 11, 8, 13, 8, 17, 8];
   console.log(
@@ -581,6 +594,8 @@ function printTable(base: Baseline, outcomes: readonly Outcome[]): void {
 }
 
 async function main(): Promise<void> {
+  // RF1 volumes lose their only replica with the node: there is nothing to recover them from.
+  if (REPL !== 2 && REPL !== 3) throw new Error(`BENCH_REPL must be 2 or 3, not ${process.env.BENCH_REPL}`);
   const dir = await mkdtemp(join(tmpdir(), "strata-bench-recovery-"));
   process.env.STRATA_REPLACEMENT_WAIT_MS = REPLACEMENT_WAIT_MS;
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
