@@ -83,7 +83,9 @@ export async function findReplacement(
     new DescribeNodegroupCommand({ clusterName: cluster, nodegroupName: nodeGroup }),
   );
   const desired = nodegroup?.scalingConfig?.desiredSize ?? 0;
-  const serving = members.filter((instance) => instance.InstanceId !== input.instanceId).length;
+  // The lost instance counts while it still runs (its agent died, not the instance): Auto Scaling
+  // replaces only instances that are gone or fail its health checks, so none will come for it.
+  const serving = members.length;
   if (serving < desired)
     return expected(
       `node group ${nodeGroup} wants ${desired} nodes and has ${serving}: a replacement will launch`,

@@ -8,7 +8,17 @@ import { CLIENT_CONFIG, type LocalCloud, startLocalCloud } from "../local-cloud/
 import { CLUSTER, NOW } from "./support.js";
 
 /** One node group per test, all in local-a, so no test finds another's instances. */
-const GROUPS = ["found", "shared-name", "holding", "expected", "hooked", "waited", "full", "other"];
+const GROUPS = [
+  "found",
+  "shared-name",
+  "holding",
+  "expected",
+  "hooked",
+  "waited",
+  "full",
+  "other",
+  "crashed",
+];
 
 let cloud: LocalCloud;
 let ec2: EC2Client;
@@ -104,6 +114,16 @@ describe("finding the replacement of a lost instance", () => {
       status: "expected",
       instanceId: null,
       detail: "node group expected wants 1 nodes and has 0: a replacement will launch",
+    });
+  });
+
+  it("expects none while the lost instance still runs (its agent died): Auto Scaling replaces no running instance", async () => {
+    const lost = cloud.world.launchInstance({ nodegroup: "crashed" });
+
+    expect(await find(lost.id)).toEqual({
+      status: "none",
+      instanceId: null,
+      detail: "node group crashed has its 1 nodes: no replacement will launch for node-1",
     });
   });
 
