@@ -6,7 +6,7 @@ export const SCHEDULE_PERIOD_MS = 60_000;
 /**
  * A node lost without an EC2 event (its agent crashed, its network was cut) is seen only by the
  * sweep, so one scheduled invocation sweeps `sweeps` times, evenly over the schedule's period:
- * six sweeps put a lost heartbeat within 10 s of the verdict instead of a minute. It stops early
+ * twelve sweeps put a lost heartbeat within 5 s of the verdict instead of a minute. It stops early
  * when the invocation's remaining time would not cover the next sweep. Returns each sweep's result.
  */
 export async function sweepOverThePeriod<R>(

@@ -16,7 +16,7 @@ const FunctionEnvironment = z.object({
   STRATA_HEARTBEAT_TIMEOUT_MS: z.coerce.number().int().positive().optional(),
   /**
    * How many times one scheduled health-sweep invocation sweeps, evenly over the minute (see
-   * health-sweep/minute.ts): 1 where a timer starts it often (local mode), 6 in AWS.
+   * health-sweep/minute.ts): 1 where a timer starts it often (local mode), 12 in AWS (every 5 s: a lost heartbeat seen within 15 s).
    */
   STRATA_SWEEPS_PER_INVOCATION: z.coerce.number().int().min(1).max(60).default(1),
 });
