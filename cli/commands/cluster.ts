@@ -181,6 +181,13 @@ export function nextSteps(cli: string, dir: string, file: ClusterFile, volumes: 
       ),
     );
   }
+  if (other) {
+    lines.push(
+      "",
+      "Lose a node's instance, as AWS can, and watch the workflows recover without you:",
+      indent([`${cli} node kill ${other.id}`, `${cli} events --follow`, `${cli} workflow list`].join("\n")),
+    );
+  }
   lines.push("", `Press Ctrl-C to stop the cluster; volumes are kept in ${dir}.`);
   return lines.join("\n");
 }

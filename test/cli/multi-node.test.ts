@@ -79,6 +79,8 @@ describe("a three-node local cluster", () => {
       /^node-1, node-2, node-3 share one filesystem \(\d+(\.\d)? [KMGT]iB free\)$/m,
     );
     expect(cluster.output()).toContain(`--dir ${dir} node stop node-2 --kill`);
+    expect(cluster.output()).toContain(`--dir ${dir} node kill node-2`);
+    expect(cluster.output()).toContain(`--dir ${dir} events --follow`);
   });
 
   it("creates a volume on the node named by --node, and shows its replica there", async () => {
