@@ -1,0 +1,81 @@
+import { randomBytes } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { chunkId, decodeChunk, encodeChunk } from "../../agent/cloudsnap/chunk-codec.js";
+import {
+  chunkKeys,
+  newDataKey,
+  newPassphraseKdf,
+  passphraseKey,
+  unwrapDataKey,
+  wrapDataKey,
+} from "../../agent/cloudsnap/keys.js";
+
+const CHUNK = 1024 * 1024;
+const keys = chunkKeys(newDataKey());
+
+describe("a cloudsnap chunk", () => {
+  it.each([
+    ["random (stored: deflate does not shrink it)", randomBytes(CHUNK)],
+    ["zeros (compressed)", Buffer.alloc(CHUNK)],
+    ["text (compressed)", Buffer.from("SELECT * FROM orders;\n".repeat(CHUNK / 22).slice(0, CHUNK))],
+  ])("round-trips %s byte for byte", async (_what, plaintext) => {
+    const { id, sealed } = await encodeChunk(plaintext, keys);
+    expect(Buffer.compare(await decodeChunk(id, sealed, keys, "pack p1"), plaintext)).toBe(0);
+  });
+
+  it("compresses what compresses, and never stores the plaintext in the clear", async () => {
+    const zeros = await encodeChunk(Buffer.alloc(CHUNK), keys);
+    expect(zeros.sealed.length).toBeLessThan(CHUNK / 100);
+    const text = Buffer.from("account=42 balance=1000\n".repeat(1000));
+    const sealed = (await encodeChunk(text, keys)).sealed;
+    expect(sealed.includes(Buffer.from("balance"))).toBe(false);
+  });
+
+  it("names equal chunks alike under one volume's keys (dedupe), and differently under another's", async () => {
+    const data = randomBytes(4096);
+    const first = await encodeChunk(data, keys);
+    const second = await encodeChunk(Buffer.from(data), keys);
+    expect(second.id).toBe(first.id);
+    expect(Buffer.compare(second.sealed, first.sealed)).not.toBe(0); // fresh nonce each time
+    expect(chunkId(data, chunkKeys(newDataKey()))).not.toBe(first.id);
+  });
+
+  it("refuses, naming the chunk and its object, a wrong key, a flipped bit, a swapped chunk and a truncated one", async () => {
+    const { id, sealed } = await encodeChunk(randomBytes(8192), keys);
+    const other = await encodeChunk(randomBytes(8192), keys);
+    await expect(decodeChunk(id, sealed, chunkKeys(newDataKey()), "pack p7")).rejects.toThrow(
+      `chunk ${id} in pack p7 does not decrypt: the key is wrong or the object was altered`,
+    );
+    const flipped = Buffer.from(sealed);
+    flipped[100]! ^= 1;
+    await expect(decodeChunk(id, flipped, keys, "pack p7")).rejects.toThrow("does not decrypt");
+    await expect(decodeChunk(id, other.sealed, keys, "pack p7")).rejects.toThrow("does not decrypt");
+    await expect(decodeChunk(id, sealed.subarray(0, 20), keys, "pack p7")).rejects.toThrow("is truncated");
+    await expect(decodeChunk("not-an-id", sealed, keys, "pack p7")).rejects.toThrow("malformed id");
+  });
+});
+
+describe("a volume's data key", () => {
+  const kdf = { ...newPassphraseKdf(), N: 2 ** 14 }; // a cheaper cost keeps the test fast
+
+  it("unwraps with the passphrase it was wrapped with, and refuses another in one sentence", async () => {
+    const dataKey = newDataKey();
+    const wrapped = wrapDataKey(dataKey, await passphraseKey("correct horse", kdf), "vol-1");
+    expect(
+      Buffer.compare(unwrapDataKey(wrapped, await passphraseKey("correct horse", kdf), "vol-1"), dataKey),
+    ).toBe(0);
+    const wrong = await passphraseKey("wrong", kdf);
+    expect(() => unwrapDataKey(wrapped, wrong, "vol-1")).toThrow(
+      "the data key of volume vol-1 does not unwrap: wrong passphrase or key",
+    );
+    // Bound to its volume: another volume's record cannot reuse it.
+    const right = await passphraseKey("correct horse", kdf);
+    expect(() => unwrapDataKey(wrapped, right, "vol-2")).toThrow("does not unwrap");
+  });
+
+  it("derives different keys from one passphrase in two repositories (salted)", async () => {
+    const other = { ...newPassphraseKdf(), N: 2 ** 14 };
+    expect(Buffer.compare(await passphraseKey("p", kdf), await passphraseKey("p", other))).not.toBe(0);
+    await expect(passphraseKey("", kdf)).rejects.toThrow("passphrase is empty");
+  });
+});
