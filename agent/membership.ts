@@ -162,11 +162,18 @@ export class NodeMembership {
     try {
       const { freeBytes, provisionedBytes } = pool;
       const { instanceId } = this.options.node;
-      await this.store.nodes.heartbeat(this.options.node.id, {
+      const state = await this.store.nodes.heartbeat(this.options.node.id, {
         freeBytes,
         ...(provisionedBytes === undefined ? {} : { provisionedBytes }),
         ...(instanceId === undefined ? {} : { instanceId }),
       });
+      if (state === "down") {
+        // Fenced as lost while this agent still serves the node (a partition, a store outage): its
+        // replicas were failed and its coordinators fenced by epoch, so saying it is up again is
+        // safe, and lets placement, the repairs and the sweep count on it.
+        this.options.log.warn("the node was marked down while this agent serves it; registering it again");
+        await this.register(pool);
+      }
     } catch (error) {
       if (!(error instanceof RecordNotFoundError)) throw error;
       // The record is gone (a wiped or recreated table): this node is still here, so say so again.

@@ -122,12 +122,18 @@ function withReplicas(
  * the epoch bump fences its coordinator should it ever come back, and a healthy node may take the
  * volume over. Only for volumes the lost node coordinates or that are attached nowhere: a live
  * coordinator fails the lost replica itself, and a foreign epoch bump would fence it for nothing.
+ * The last in-sync replica is never failed (no one could ever build a coordinator again): it stays
+ * in sync, for the node's drives to bring back, while the attachment is still released.
  */
 export const fenceNode =
   (nodeId: string): ReplicaSetChange =>
-  (volume) => ({
-    ...failReplicas(volume.replicas.filter((replica) => replica.node === nodeId).map((r) => r.replicaId))(
-      volume,
-    ),
-    ...(volume.attachedNode === nodeId ? { attachedNode: null, maintenance: false } : {}),
-  });
+  (volume) => {
+    const lost = volume.replicas.filter((replica) => replica.node === nodeId);
+    const survives = volume.replicas.some(
+      (replica) => replica.node !== nodeId && replica.state === "in-sync",
+    );
+    return {
+      ...(survives ? failReplicas(lost.map((replica) => replica.replicaId))(volume) : {}),
+      ...(volume.attachedNode === nodeId ? { attachedNode: null, maintenance: false } : {}),
+    };
+  };

@@ -1,7 +1,7 @@
 import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { DriveSetHeldError, RecordNotFoundError } from "./errors.js";
 import { NODES_PARTITION, nodeKey } from "./keys.js";
-import { NodeRecord, type NodeState } from "./records.js";
+import { NodeRecord, NodeState } from "./records.js";
 import { isConditionFailure, type StateTable, validateInput } from "./table-client.js";
 
 export interface Heartbeat {
@@ -55,15 +55,16 @@ export class NodeStore {
   }
 
   /**
-   * Records that the node is alive and how much space it has. It does not set the state back to up:
-   * a node the health sweep marked down comes back through `register` (or `setState`), on purpose.
+   * Records that the node is alive and how much space it has, and answers the node's state. It does
+   * not set the state back to up: a node marked down (node-loss fenced it) comes back through
+   * `register`, which its agent calls when it reads `down` here.
    * With `instanceId`, only while the record still names that instance: an agent whose node was
    * taken over on another instance gets DriveSetHeldError and must stop serving it.
    */
-  async heartbeat(nodeId: string, heartbeat: Heartbeat): Promise<void> {
+  async heartbeat(nodeId: string, heartbeat: Heartbeat): Promise<NodeState> {
     const { provisionedBytes, instanceId } = heartbeat;
     const provisioned = provisionedBytes === undefined ? "" : ", #pool.#provisionedBytes = :provisioned";
-    await this.updateExisting(
+    return this.updateExisting(
       nodeId,
       `SET #lastHeartbeat = :now, #pool.#freeBytes = :free${provisioned}`,
       {
@@ -105,13 +106,14 @@ export class NodeStore {
     names: Record<string, string>,
     values: Record<string, unknown>,
     instanceId?: string,
-  ): Promise<void> {
+  ): Promise<NodeState> {
     const sameInstance = instanceId === undefined ? "" : " AND instanceId = :instance";
     try {
-      await this.table.doc.send(
+      const { Attributes } = await this.table.doc.send(
         new UpdateCommand({
           TableName: this.table.tableName,
           Key: nodeKey(nodeId),
+          ReturnValues: "ALL_NEW",
           UpdateExpression: updateExpression,
           ConditionExpression: `attribute_exists(pk)${sameInstance}`,
           ExpressionAttributeValues: {
@@ -121,6 +123,7 @@ export class NodeStore {
           ExpressionAttributeNames: names,
         }),
       );
+      return NodeState.parse(Attributes?.["state"]);
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
       const current = await this.table.get(nodeKey(nodeId), NodeRecord, "node");

@@ -6,7 +6,7 @@ export const CheckNodeInput = z.object({
   nodeId: z.string().min(1),
   /** The instance the node's drives were moved to: its agent must be the one serving. */
   instanceId: z.string().min(1),
-  /** When the drives were moved: an older registration is the lost life, not the new one. */
+  /** When the drives were moved (kept for the history; the instance id is what proves the return). */
   since: z.iso.datetime(),
   /** How long to wait for it before re-replicating instead. */
   deadline: z.iso.datetime(),
@@ -24,9 +24,9 @@ export async function checkNode(input: CheckNodeInput, cluster: ClusterAccess): 
   const liveness = cluster.liveness();
   const node = (await cluster.store.nodes.list()).find((candidate) => candidate.id === input.nodeId);
   const down = node === undefined ? "not registered" : whyDown(node, liveness);
-  const registeredSince =
-    node?.registeredAt !== undefined && Date.parse(node.registeredAt) >= Date.parse(input.since);
-  if (node?.instanceId === input.instanceId && registeredSince && down === undefined) {
+  // Only a registration writes instanceId, so the new instance's id in the record is the node's new
+  // life (no clock comparison: the agent's clock and the workflow's need not agree).
+  if (node?.instanceId === input.instanceId && down === undefined) {
     return { status: "back", detail: `${input.nodeId} serves from ${input.instanceId}` };
   }
   const waiting = `${input.nodeId} is not serving from ${input.instanceId} yet (${down ?? `on ${node?.instanceId ?? "no instance"}`})`;

@@ -107,6 +107,13 @@ async function decide(
     case "Strata Node Offline": {
       const node = await deps.node(event.detail.nodeId);
       if (node === undefined) return { ignored: `node ${event.detail.nodeId} is no longer registered` };
+      // The sweep names the life it saw silent; a node registered again since (its agent restarted
+      // in time, or a late delivery) is not lost, and must not be fenced.
+      const { registeredAt } = event.detail;
+      if (registeredAt !== undefined && node.registeredAt !== undefined && node.registeredAt !== registeredAt)
+        return {
+          ignored: `node ${node.id} registered again at ${node.registeredAt}, after the life the sweep saw lost`,
+        };
       return nodeLoss(node, `the health sweep: ${event.detail.reason}`, event.time, null);
     }
     case "Strata Node Online":

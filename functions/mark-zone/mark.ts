@@ -9,8 +9,10 @@ export const MarkZoneInput = z.object({
   reason: z.string().min(1),
   /** When the failure was reported: the zone's nodes are waited for until ZONE_SETTLE after it. */
   detectedAt: z.iso.datetime().optional(),
+  /** False to only look at the zone's nodes (az-failure's wait loop must not undo a restore). */
+  mark: z.boolean().default(true),
 });
-export type MarkZoneInput = z.infer<typeof MarkZoneInput>;
+export type MarkZoneInput = z.input<typeof MarkZoneInput>;
 
 export interface MarkedZone {
   zone: string;
@@ -34,7 +36,7 @@ export const zoneSettleMs = (heartbeatTimeoutMs: number) =>
  * or available again, and says which of its nodes are offline now. Marking twice is marking once.
  */
 export async function markZone(input: MarkZoneInput, cluster: ClusterAccess): Promise<MarkedZone> {
-  await cluster.store.zones.mark(input.zone, input.available, input.reason);
+  if (input.mark !== false) await cluster.store.zones.mark(input.zone, input.available, input.reason);
   const liveness = cluster.liveness();
   const members = (await cluster.store.nodes.list()).filter((node) => node.zone === input.zone);
   const offlineNodes = members.filter((node) => whyDown(node, liveness) !== undefined).map((node) => node.id);

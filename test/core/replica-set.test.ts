@@ -79,6 +79,17 @@ describe("replica-set rules", () => {
     });
   });
 
+  it("never fails a volume's last in-sync replica when it fences its node", () => {
+    const alone = {
+      ...volume,
+      replicas: [
+        { replicaId: "r1", node: "node-1", state: "in-sync" as const },
+        { replicaId: "r2", node: "node-2", state: "rebuilding" as const },
+      ],
+    };
+    expect(fenceNode("node-1")(alone)).toEqual({ attachedNode: null, maintenance: false });
+  });
+
   it("brings a returning replica (same id) from failed to rebuilding", () => {
     const degraded = { ...volume, ...failReplicas(["r2"])(volume) };
     expect(addReplica({ replicaId: "r2", nodeId: "node-2" })(degraded).replicas).toContainEqual({

@@ -280,6 +280,18 @@ describe("zone failure", () => {
     for (const start of deps.starts) expect(start.name).toMatch(EXECUTION_NAME);
   });
 
+  it("starts nothing for a sweep's Node Offline about a life of the node that has ended: the node registered again", async () => {
+    const deps = new MemoryDependencies([strataNode("2026-11-11T21:00:00.000Z")]);
+    const outcome = await takeIn(
+      fixture("strata-node-offline", (event) => {
+        (event["detail"] as Record<string, unknown>)["registeredAt"] = REGISTERED_AT;
+      }),
+      deps,
+    );
+    expect(outcome).toMatchObject({ action: "ignored", reason: expect.stringContaining("registered again") });
+    expect(deps.starts).toEqual([]);
+  });
+
   it("starts nothing for a second source reporting a zone an az-failure has taken on, or a zone that is available", async () => {
     const deps = new MemoryDependencies([strataNode()]);
     started(await takeIn(fixture("arc-autoshift-in-progress"), deps));

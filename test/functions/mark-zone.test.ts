@@ -55,6 +55,16 @@ describe("marking a zone", () => {
     });
   });
 
+  it("only looks when asked not to mark: a restore that ran meanwhile is not undone", async () => {
+    await markZone({ zone: "a", available: true, reason: "autoshift completed" }, clusterOver(store));
+    const looked = await markZone(
+      { zone: "a", available: false, reason: "autoshift", mark: false },
+      clusterOver(store),
+    );
+    expect(looked.offlineNodes).toEqual(["node-a1", "node-a3"]);
+    expect(await store.zones.unavailable()).toEqual(new Set());
+  });
+
   it("marks it unavailable once however often it runs, and available again when it returns", async () => {
     const cluster = clusterOver(store);
     await markZone({ zone: "a", available: false, reason: "autoshift" }, cluster);

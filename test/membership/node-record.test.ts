@@ -56,3 +56,33 @@ it("keeps the pool's provisioned bytes, file size limit and filesystem in the no
     await membership.stop();
   }
 }, 30_000);
+
+it("registers its node up again when node-loss marked it down while the agent still serves it", async () => {
+  const membership = NodeMembership.start({
+    tableName: store.tableName,
+    node: {
+      id: "node-fenced",
+      zone: "a",
+      instanceId: "i-0fenced0000000000",
+      addresses: { api: "http://f", replication: "f:1", nbd: "f:2" },
+    },
+    pool: async () => ({ capacityBytes: GiB, freeBytes: GiB, provisionedBytes: 0 }),
+    log: pino({ level: "silent" }),
+  });
+  try {
+    await eventually(
+      async () => (await store.nodes.list()).some((node) => node.id === "node-fenced"),
+      "the node to register",
+    );
+    const registered = await store.nodes.get("node-fenced");
+    await store.nodes.setState("node-fenced", "down");
+    await eventually(
+      async () => (await store.nodes.get("node-fenced")).state === "up",
+      "the node to be up again",
+    );
+    // The same life of the agent: one node-loss per life still names it.
+    expect((await store.nodes.get("node-fenced")).registeredAt).toBe(registered.registeredAt);
+  } finally {
+    await membership.stop();
+  }
+}, 30_000);
