@@ -26,6 +26,11 @@ export const NodeHealthDetail = z.object({
   instanceId: z.string().optional(),
   /** The node's registration (NodeRecord.registeredAt): one loss per life of the node. */
   registeredAt: Timestamp.optional(),
+  /**
+   * Its agent marked it down on the way out (a restart, a drain) rather than going silent: likely
+   * back in moments, so node-loss gives it a grace before fencing.
+   */
+  stoppedCleanly: z.boolean().optional(),
   reason: z.string(),
   observedAt: Timestamp,
 });

@@ -2,7 +2,8 @@ import { z } from "zod";
 import { whyDown } from "../../core/liveness.js";
 import type { ClusterAccess } from "../shared/cluster.js";
 
-export const CheckNodeInput = z.object({
+const ReturnedCheck = z.object({
+  purpose: z.literal("returned"),
   nodeId: z.string().min(1),
   /** The instance the node's drives were moved to: its agent must be the one serving. */
   instanceId: z.string().min(1),
@@ -11,16 +12,50 @@ export const CheckNodeInput = z.object({
   /** How long to wait for it before re-replicating instead. */
   deadline: z.iso.datetime(),
 });
+
+/** During a cleanly stopped node's grace: is it still the silent life node-loss was started for? */
+const StillLostCheck = z.object({
+  purpose: z.literal("still-lost"),
+  nodeId: z.string().min(1),
+  graceUntil: z.iso.datetime(),
+});
+
+export const CheckNodeInput = z.discriminatedUnion("purpose", [ReturnedCheck, StillLostCheck]);
 export type CheckNodeInput = z.infer<typeof CheckNodeInput>;
 
 export interface NodeCheck {
-  /** back: serving from the new instance; waiting: not yet; gave-up: the deadline passed. */
+  /**
+   * back: serving (from the new instance, or again after a clean stop); waiting: not yet;
+   * gave-up: the deadline or the grace passed, the node is lost.
+   */
   status: "back" | "waiting" | "gave-up";
   detail: string;
 }
 
-/** One look, for node-loss's Wait loop, at whether the node came back on its replacement instance. */
-export async function checkNode(input: CheckNodeInput, cluster: ClusterAccess): Promise<NodeCheck> {
+/** One look, for node-loss's Wait loops, at whether the node serves again. */
+export function checkNode(input: CheckNodeInput, cluster: ClusterAccess): Promise<NodeCheck> {
+  return input.purpose === "returned" ? checkReturned(input, cluster) : checkStillLost(input, cluster);
+}
+
+/** Back when it heartbeats again (whichever life: a restarted agent registers anew); lost after the grace. */
+async function checkStillLost(
+  input: z.infer<typeof StillLostCheck>,
+  cluster: ClusterAccess,
+): Promise<NodeCheck> {
+  const liveness = cluster.liveness();
+  const node = (await cluster.store.nodes.list()).find((candidate) => candidate.id === input.nodeId);
+  const down = node === undefined ? "not registered" : whyDown(node, liveness);
+  if (down === undefined) return { status: "back", detail: `${input.nodeId} serves again` };
+  const silent = `${input.nodeId} is still ${down}`;
+  if (liveness.now.getTime() > Date.parse(input.graceUntil)) return { status: "gave-up", detail: silent };
+  return { status: "waiting", detail: silent };
+}
+
+/** Back when its record names the instance its drives moved to, with a fresh heartbeat. */
+async function checkReturned(
+  input: z.infer<typeof ReturnedCheck>,
+  cluster: ClusterAccess,
+): Promise<NodeCheck> {
   const liveness = cluster.liveness();
   const node = (await cluster.store.nodes.list()).find((candidate) => candidate.id === input.nodeId);
   const down = node === undefined ? "not registered" : whyDown(node, liveness);

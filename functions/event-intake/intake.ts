@@ -1,3 +1,4 @@
+import { millisecondsFromEnv } from "../../core/env-settings.js";
 import type { NodeRecord } from "../../core/state/records.js";
 import type { IntakeEvent } from "./aws-events.js";
 import {
@@ -114,7 +115,11 @@ async function decide(
         return {
           ignored: `node ${node.id} registered again at ${node.registeredAt}, after the life the sweep saw lost`,
         };
-      return nodeLoss(node, `the health sweep: ${event.detail.reason}`, event.time, null);
+      const graceUntil =
+        event.detail.stoppedCleanly === true
+          ? new Date(Date.parse(event.time) + cleanStopGraceMs()).toISOString()
+          : null;
+      return nodeLoss(node, `the health sweep: ${event.detail.reason}`, event.time, null, graceUntil);
     }
     case "Strata Node Online":
       // Its agent resyncs what it missed (the attached nodes' tending); a node-loss waiting for it sees it.
@@ -168,11 +173,19 @@ async function instanceLost(
   return nodeLoss(node, reason, time, lifecycle);
 }
 
+/**
+ * How long a cleanly stopped node has to serve again before node-loss fences it: a DaemonSet's
+ * rolling restart of the agent takes seconds to tens of seconds. STRATA_CLEAN_STOP_GRACE_MS changes it.
+ */
+export const CLEAN_STOP_GRACE_MS = 60_000;
+const cleanStopGraceMs = () => millisecondsFromEnv("STRATA_CLEAN_STOP_GRACE_MS", CLEAN_STOP_GRACE_MS);
+
 function nodeLoss(
   node: NodeRecord,
   reason: string,
   detectedAt: string,
   lifecycle: NodeLossInput["lifecycle"],
+  graceUntil: string | null = null,
 ): WorkflowStart {
   return {
     workflow: "node-loss",
@@ -184,6 +197,7 @@ function nodeLoss(
       reason,
       lifecycle,
       detectedAt,
+      graceUntil,
     },
   };
 }

@@ -16,6 +16,11 @@ export const NodeLossInput = z.object({
     })
     .nullable(),
   detectedAt: z.iso.datetime(),
+  /**
+   * For a node stopped cleanly: until when node-loss waits for the same node to serve again before
+   * it fences anything (a rolling restart must not cost a re-replication); null: fence at once.
+   */
+  graceUntil: z.iso.datetime().nullable(),
 });
 export type NodeLossInput = z.infer<typeof NodeLossInput>;
 

@@ -57,6 +57,7 @@ export async function sweepHealth(
         zone: node.zone,
         ...(node.instanceId === undefined ? {} : { instanceId: node.instanceId }),
         ...(node.registeredAt === undefined ? {} : { registeredAt: node.registeredAt }),
+        ...(down === undefined ? {} : { stoppedCleanly: node.state === "down" }),
         reason,
         observedAt,
       }),

@@ -88,6 +88,12 @@ async function recoveryFinished(
 
 /** Executions of a state machine, through the local cloud's Step Functions endpoint and the real SDK. */
 async function executions(workflow: "node-loss" | "az-failure"): Promise<string[]> {
+  return (await executionStates(workflow)).map((execution) => execution.name);
+}
+
+async function executionStates(
+  workflow: "node-loss" | "az-failure",
+): Promise<{ name: string; status: string }[]> {
   const file = await readCluster(dir);
   const endpoint = file?.cloud?.endpoints.AWS_ENDPOINT_URL_SFN;
   if (endpoint === undefined) throw new Error("cluster.json names no Step Functions endpoint");
@@ -102,7 +108,11 @@ async function executions(workflow: "node-loss" | "az-failure"): Promise<string[
         stateMachineArn: `arn:aws:states:local:000000000000:stateMachine:strata-${workflow}`,
       }),
     );
-    return (executions ?? []).map((execution) => execution.name!);
+    return (executions ?? []).map((execution) => ({
+      name: execution.name!,
+      status: execution.status!,
+      startDate: execution.startDate!,
+    }));
   } finally {
     sfn.destroy();
   }
@@ -296,5 +306,45 @@ describe("recovery without a human on a six-node, three-zone local cluster", () 
     // One live replica left, the lost one still failed in the record: nothing half-made.
     expect(after.replicas.filter((replica) => replica.state === "in-sync")).toHaveLength(1);
     expect(after.replicas.find((replica) => replica.node === victim)?.state).toBe("failed");
+  });
+
+  it("a node stopped cleanly and started again within its grace is not fenced, and nothing is copied", async () => {
+    const db = await inspect("db");
+    const node = db.replicas.find(
+      (replica) => replica.node !== "node-1" && replica.state === "in-sync",
+    )!.node;
+    const stoppedAt = Date.now();
+    expect((await cli("node", "stop", node)).code).toBe(0);
+    // The sweep sees it down at once (its agent said so) and node-loss starts, waiting for it.
+    await eventually(
+      async () => (await executions("node-loss")).some((name) => name.startsWith(`node-loss-${node}-`)),
+      `node-loss to start for ${node}`,
+    );
+    expect((await cli("node", "start", node)).code).toBe(0);
+    const run = async () =>
+      (await executionStates("node-loss")).find((execution) =>
+        execution.name.startsWith(`node-loss-${node}-`),
+      );
+    await eventually(async () => (await run())?.status !== "RUNNING", "node-loss to end");
+    expect((await run())?.status).toBe("SUCCEEDED");
+    const finished = (await busEvents()).filter(
+      (event) =>
+        event["detail-type"] === "Strata Recovery Finished" &&
+        Date.parse(event.time) >= Math.floor(stoppedAt / 1000) * 1000 &&
+        event.detail.subject === node,
+    );
+    expect(finished).toEqual([]);
+    // Its replica is db's still: in sync again once its coordinator has resynced what it missed.
+    await eventually(
+      async () =>
+        (await inspect("db")).replicas.find((replica) => replica.node === node)?.state === "in-sync",
+      `db's replica on ${node} to be in sync`,
+    );
+    // node-loss fenced nothing and started no copy (its request tokens name its execution).
+    const copies = (await json<{ operations: Operation[] }>("operation", "list")).operations.filter(
+      (operation) =>
+        Date.parse(operation.createdAt) >= stoppedAt && operation.requestToken.startsWith("node-loss-"),
+    );
+    expect(copies).toEqual([]);
   });
 });

@@ -12,6 +12,7 @@ freshStorePerTest((fresh) => {
 
 /** The drives moved to i-new a minute before NOW; node-loss waits until a minute after. */
 const input: CheckNodeInput = {
+  purpose: "returned",
   nodeId: "node-1",
   instanceId: "i-new",
   since: "2030-01-01T00:00:00.000Z",
@@ -61,5 +62,32 @@ describe("checking whether a node came back on its replacement", () => {
       status: "gave-up",
       detail: "node-1 is not serving from i-new yet (not registered)",
     });
+  });
+});
+
+describe("a cleanly stopped node's grace", () => {
+  const grace: CheckNodeInput = {
+    purpose: "still-lost",
+    nodeId: "node-2",
+    graceUntil: "2030-01-01T00:01:00.000Z",
+  };
+  const look = (at: Date = NOW) =>
+    checkNode(
+      grace,
+      clusterOver(store, () => at),
+    );
+
+  it("waits while the node is silent, and gives it up once the grace has passed", async () => {
+    await store.nodes.register(liveNode("node-2", "a", { state: "down" }));
+    expect((await look()).status).toBe("waiting");
+    expect(await look(new Date("2030-01-01T00:01:01.000Z"))).toEqual({
+      status: "gave-up",
+      detail: "node-2 is still down",
+    });
+  });
+
+  it("answers back once the node serves again, whichever life of its agent", async () => {
+    await store.nodes.register(liveNode("node-2", "a", { registeredAt: NOW.toISOString() }));
+    expect((await look()).status).toBe("back");
   });
 });

@@ -125,6 +125,7 @@ describe("node loss", () => {
       reason: `EC2 instance ${INSTANCE} is terminated`,
       lifecycle: null,
       detectedAt: "2026-11-11T21:31:02Z",
+      graceUntil: null,
     });
   });
 
@@ -280,6 +281,25 @@ describe("zone failure", () => {
     for (const start of deps.starts) expect(start.name).toMatch(EXECUTION_NAME);
   });
 
+  it("gives a cleanly stopped node a grace before node-loss fences it; a silent one none", async () => {
+    const deps = new MemoryDependencies([strataNode()]);
+    const clean = started(
+      await takeIn(
+        fixture("strata-node-offline", (event) => {
+          (event["detail"] as Record<string, unknown>)["stoppedCleanly"] = true;
+        }),
+        deps,
+      ),
+    );
+    const input = deps.starts[0]!.input as { graceUntil: string | null; detectedAt: string };
+    expect(clean.workflow).toBe("node-loss");
+    expect(Date.parse(input.graceUntil!) - Date.parse(input.detectedAt)).toBe(60_000);
+
+    const crashed = new MemoryDependencies([strataNode()]);
+    await takeIn(fixture("strata-node-offline"), crashed);
+    expect((crashed.starts[0]!.input as { graceUntil: string | null }).graceUntil).toBeNull();
+  });
+
   it("starts nothing for a sweep's Node Offline about a life of the node that has ended: the node registered again", async () => {
     const deps = new MemoryDependencies([strataNode("2026-11-11T21:00:00.000Z")]);
     const outcome = await takeIn(
@@ -347,6 +367,7 @@ describe("event intake's AWS dependencies", () => {
       input: {
         nodeId: "node-a1",
         zone: "local-a",
+        graceUntil: null,
         instanceId: null,
         reason: "test",
         lifecycle: null,

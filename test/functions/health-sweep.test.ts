@@ -88,6 +88,7 @@ describe("the health sweep", () => {
       zone: "a",
       instanceId: "i-a1",
       registeredAt: REGISTERED_AT,
+      stoppedCleanly: false,
       reason: "no heartbeat for 65s",
       observedAt: now.toISOString(),
     });
