@@ -1,35 +1,8 @@
-/**
- * Recovery without a human, timed: how long from a lost node to every volume in sync again, on a
- * six-node, three-zone local cluster (`strata cluster up`: the agents, the local cloud running the
- * workflows from state-machines/ with the Lambdas from their bundles). Volumes are filled with
- * random data, then:
- *
- * 1. baseline: the rebuild rate alone, in the same run: one `volume ha-update --repl R+1`, then
- *    PARALLEL of them at once (node-loss's Map runs 4 repairs at a time); then back to R;
- * 2. re-replication: `strata node kill` of the node holding the most replicas, no replacement;
- * 3. reattach: `strata node kill --replace` of another, with ~5% of each of its volumes written
- *    while it is away: the drive set moves to the new instance and only what changed is resynced;
- * 4. heartbeat loss: `strata node stop --kill` (the agent crashes, the instance stays, no EC2
- *    event): the health sweep detects it, after the heartbeat timeout.
- *
- * Detection is the node-loss execution's start (ListExecutions, through `strata workflow list`)
- * less the moment the failure command was issued; full redundancy is the end of the last copy
- * operation started after it, confirmed by every volume being whole again.
- *
- *   npm run bench:recovery                                  # 20 volumes × 256 MiB, RF2
- *   BENCH_VOLUMES=8 BENCH_VOLUME_MIB=128 npm run bench:recovery
- *
- * BENCH_REPL sets the replication factor, 2 or 3 (the baseline adds a replica to RF2 volumes and
- * drops one of RF3 volumes first, then times adding it back);
- * the production heartbeat timeout (10 s) applies unless STRATA_HEARTBEAT_TIMEOUT_MS is set;
- * STRATA_REPLACEMENT_WAIT_MS (here 20 s unless set) is how long node-loss waits for a replacement
- * instance the node group is expected to launch before it re-replicates.
- */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { clusterUp, type RunningCluster, tearDownCluster } from "../test/cli/strata-process.js";
 import { run } from "../test/support/run.js";
 import { row } from "./fio-jobs.js";
 
@@ -124,53 +97,6 @@ class Strata {
   async executions(): Promise<ExecutionView[]> {
     return (await this.json<{ executions: ExecutionView[] }>("workflow", "list")).executions;
   }
-}
-
-/** `strata cluster up` in the foreground, until it prints its getting-started text. */
-async function clusterUp(dir: string): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [
-      STRATA,
-      "--dir",
-      dir,
-      "cluster",
-      "up",
-      "--nodes",
-      String(NODES),
-      "--zones",
-      String(ZONES),
-      "--api-port",
-      "0",
-      "--nbd-port",
-      "0",
-      "--replication-port",
-      "0",
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], env: process.env },
-  );
-  let output = "";
-  const collect = (chunk: Buffer) => {
-    output += chunk.toString();
-  };
-  child.stdout!.on("data", collect);
-  child.stderr!.on("data", collect);
-  const deadline = Date.now() + 120_000;
-  while (!output.includes("Press Ctrl-C")) {
-    if (child.exitCode !== null || Date.now() > deadline)
-      throw new Error(`the cluster did not start:\n${output}`);
-    await sleep(100);
-  }
-  return child;
-}
-
-async function clusterDown(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGINT");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 const volumeName = (i: number) => `v${String(i + 1).padStart(2, "0")}`;
@@ -600,11 +526,9 @@ async function main(): Promise<void> {
   process.env.STRATA_REPLACEMENT_WAIT_MS = REPLACEMENT_WAIT_MS;
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
   const strata = new Strata(dir);
-  let cluster: ChildProcess | undefined;
+  let cluster: RunningCluster | undefined;
   const interrupted = () => {
-    void (cluster === undefined ? Promise.resolve() : clusterDown(cluster))
-      .then(() => rm(dir, { recursive: true, force: true }))
-      .finally(() => process.exit(1));
+    void tearDownCluster(dir, cluster).finally(() => process.exit(1));
   };
   process.once("SIGINT", interrupted);
   process.once("SIGTERM", interrupted);
@@ -616,7 +540,7 @@ async function main(): Promise<void> {
       `${NODES} nodes in ${ZONES} zones on this machine (${cpus().length} CPUs, load average ${load}); heartbeat timeout ${HEARTBEAT_TIMEOUT_MS / 1000} s, sweep every ${SWEEP_MS / 1000} s, ` +
         `STRATA_REPLACEMENT_WAIT_MS=${REPLACEMENT_WAIT_MS} (node-loss waits this long for an expected replacement)`,
     );
-    cluster = await clusterUp(dir);
+    cluster = await clusterUp(dir, ["--nodes", String(NODES), "--zones", String(ZONES)]);
     const uris = await createVolumes(strata, dir);
     const base = await baseline(strata);
     console.log(
@@ -664,8 +588,7 @@ async function main(): Promise<void> {
     );
     printTable(base, outcomes);
   } finally {
-    if (cluster !== undefined) await clusterDown(cluster);
-    await rm(dir, { recursive: true, force: true });
+    await tearDownCluster(dir, cluster);
   }
 }
 

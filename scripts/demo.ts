@@ -6,13 +6,14 @@
  * Each failure is made the way AWS makes it, and the demo only watches: the events on the bus, the
  * workflows, the operations, and finally the data.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { formatSize } from "../core/units.js";
+import { clusterUp, FAST_RECOVERY_ENV, tearDownCluster } from "../test/cli/strata-process.js";
 import { DurableWriter } from "../test/support/durable-writer.js";
 import { run } from "../test/support/run.js";
 
@@ -22,9 +23,7 @@ const STRATA = join(ROOT, "bin", "strata.mjs");
 
 /** Faster than production so the demo takes minutes, not quarter hours; what each one is, is in the README. */
 const DEMO_ENV = {
-  STRATA_HEARTBEAT_TIMEOUT_MS: "6000",
-  STRATA_CHECKPOINT_INTERVAL_MS: "2000",
-  STRATA_ORPHAN_GRACE_MS: "15000",
+  ...FAST_RECOVERY_ENV,
   STRATA_REPLACEMENT_WAIT_MS: "20000",
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
 };
@@ -66,30 +65,9 @@ async function main(): Promise<void> {
   Object.assign(process.env, DEMO_ENV);
 
   say("Starting a local cluster: 6 nodes in 3 zones, with the local cloud (workflows, event bus, EC2)");
-  const cluster = spawn(
-    process.execPath,
-    [
-      STRATA,
-      "--dir",
-      dir,
-      "cluster",
-      "up",
-      "--nodes",
-      "6",
-      "--zones",
-      "3",
-      "--api-port",
-      "0",
-      "--nbd-port",
-      "0",
-      "--replication-port",
-      "0",
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], env: process.env },
-  );
+  const cluster = await clusterUp(dir, ["--nodes", "6", "--zones", "3"]);
   const events = followEvents(dir);
   try {
-    await untilReady(cluster);
     say("Volumes: two RF3 and two RF2, random data written through NBD, checksummed");
     const uris = new Map<string, string>();
     const sums = new Map<string, string>();
@@ -206,9 +184,7 @@ async function main(): Promise<void> {
     if (lost > 0) throw new Error(`${lost} acknowledged writes were lost`);
   } finally {
     events.stop();
-    cluster.kill("SIGINT");
-    await new Promise((resolve) => cluster.once("exit", resolve));
-    await rm(dir, { recursive: true, force: true });
+    await tearDownCluster(dir, cluster);
   }
 }
 
@@ -375,22 +351,6 @@ function followEvents(dir: string): { stop(): void } {
       if (line.trim() !== "" && !line.startsWith("TIME")) note(`event  ${line}`);
   });
   return { stop: () => child.kill("SIGINT") };
-}
-
-async function untilReady(cluster: ChildProcess): Promise<void> {
-  let output = "";
-  cluster.stdout!.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  cluster.stderr!.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const deadline = Date.now() + 120_000;
-  while (!output.includes("Press Ctrl-C")) {
-    if (cluster.exitCode !== null || Date.now() > deadline)
-      throw new Error(`the cluster did not start:\n${output}`);
-    await sleep(100);
-  }
 }
 
 async function requireTools(tools: string[]): Promise<void> {

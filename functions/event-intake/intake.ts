@@ -127,21 +127,11 @@ async function decide(
         ignored: `node ${event.detail.nodeId} is back; its replicas are resynced by their coordinators`,
       };
     case "Strata Zone Offline":
-      return zoneStart(
-        "fail",
-        event.detail.zone,
-        `the health sweep: ${event.detail.reason}`,
-        event.time,
-        minuteOf(event.time),
-      );
-    case "Strata Zone Online":
-      return zoneStart(
-        "restore",
-        event.detail.zone,
-        `the health sweep: ${event.detail.reason}`,
-        event.time,
-        minuteOf(event.time),
-      );
+    case "Strata Zone Online": {
+      const phase = event["detail-type"] === "Strata Zone Offline" ? "fail" : "restore";
+      const reason = `the health sweep: ${event.detail.reason}`;
+      return zoneStart(phase, event.detail.zone, reason, event.time, minuteOf(event.time));
+    }
   }
 }
 
