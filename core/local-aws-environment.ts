@@ -1,4 +1,10 @@
 /**
+ * The placeholder credentials of local mode. The local servers take them (s3rver is told to, as it
+ * checks signatures); the SDK merely needs some to sign with.
+ */
+export const LOCAL_CREDENTIALS = { accessKeyId: "local", secretAccessKey: "local" } as const;
+
+/**
  * The environment a process needs to reach the local cluster's DynamoDB-compatible server through
  * the standard AWS SDK variables, so the very same code reaches DynamoDB in AWS with a different
  * environment and nothing else. dynalite checks neither region nor credentials, but the SDK refuses
@@ -8,8 +14,8 @@ export function localAwsEnvironment(dynamoDbEndpoint: string): Record<string, st
   return {
     AWS_ENDPOINT_URL_DYNAMODB: dynamoDbEndpoint,
     AWS_REGION: "local",
-    AWS_ACCESS_KEY_ID: "local",
-    AWS_SECRET_ACCESS_KEY: "local",
+    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
     // The SDK warns on every process start that it will drop Node 20 in a future release: noise for
     // someone running a local cluster, and one line per agent of it.
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",

@@ -6,7 +6,7 @@ import { ControlClient } from "../../core/control-client.js";
 import { AGENT_NODE_FLAGS } from "./agent-entry.js";
 import { type AgentFile, agentFilePath, readAgentFile } from "./agent-file.js";
 import { agentArguments, type NodeSpec } from "./node-spec.js";
-import { waitForExit } from "./processes.js";
+import { exitOf, stopChild } from "./processes.js";
 
 /** A slow, shared machine can take a while to load a pool with many volumes. */
 const READY_TIMEOUT_MS = 60_000;
@@ -55,22 +55,11 @@ export async function launchAgent(
     await logFile.close();
   }
 
-  const exited = new Promise<string>((resolve) => {
-    child.once("exit", (code, signal) => resolve(signal ? `signal ${signal}` : `exit code ${code}`));
-    child.once("error", (error) => resolve(`spawn failure: ${error.message}`));
-  });
+  const exited = exitOf(child);
   const pid = child.pid;
   if (pid === undefined) throw new Error(`${spec.id}: could not start the agent: ${await exited}`);
 
-  const stop = async (graceMs: number) => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill("SIGTERM");
-    if (!(await waitForExit(pid, graceMs))) {
-      child.kill("SIGKILL");
-      await exited;
-    }
-    await exited;
-  };
+  const stop = (graceMs: number) => stopChild(child, exited, graceMs);
 
   const kill = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;

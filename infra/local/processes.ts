@@ -1,3 +1,4 @@
+import type { ChildProcess } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -41,6 +42,26 @@ export async function terminate(pid: number, graceMs: number): Promise<"exited" 
   signal(pid, "SIGKILL");
   await waitForExit(pid, graceMs);
   return "killed";
+}
+
+/** Resolves once `child` has exited, with e.g. "exit code 1" or "signal SIGKILL". */
+export function exitOf(child: ChildProcess): Promise<string> {
+  return new Promise<string>((resolve) => {
+    child.once("exit", (code, signal) => resolve(signal ? `signal ${signal}` : `exit code ${code}`));
+    child.once("error", (error) => resolve(`spawn failure: ${error.message}`));
+  });
+}
+
+/** SIGTERM to a child process, SIGKILL if it is still there after `graceMs`; resolves once it is gone. */
+export async function stopChild(
+  child: ChildProcess,
+  exited: Promise<unknown>,
+  graceMs: number,
+): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  child.kill("SIGTERM");
+  if (!(await waitForExit(child.pid, graceMs))) child.kill("SIGKILL");
+  await exited;
 }
 
 function signal(pid: number, name: NodeJS.Signals): void {
