@@ -96,11 +96,9 @@ export function clusterCommand(): Command {
         nodes,
         agentEntry: findAgentEntry(),
         cloudsnaps: {
-          ...(options.s3Endpoint === undefined ? {} : { s3Endpoint: options.s3Endpoint }),
-          ...(options.bucket === undefined ? {} : { bucket: options.bucket }),
-          ...(options.cloudsnapPassphraseFile === undefined
-            ? {}
-            : { passphraseFile: options.cloudsnapPassphraseFile }),
+          s3Endpoint: options.s3Endpoint,
+          bucket: options.bucket,
+          passphraseFile: options.cloudsnapPassphraseFile,
         },
         report,
       });
