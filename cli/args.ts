@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { isBucketName } from "../core/cloud/s3-client.js";
 import { Labels, ReplicationFactor, ResourceName, VolumeSize } from "../core/model.js";
 import { formatSize, parseSize } from "../core/units.js";
 import { usageError } from "./failures.js";
@@ -83,6 +84,33 @@ export function countArg(text: string): number {
   if (!/^\d+$/.test(text) || count < 1 || count > MAX_COUNT)
     throw usageError(`invalid count "${text}": use 1-${MAX_COUNT}`);
   return count;
+}
+
+/** `--s3-endpoint URL`: an http(s) URL with nothing after the host and port (path-style requests add the bucket). */
+export function endpointArg(text: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (
+    url === undefined ||
+    !["http:", "https:"].includes(url.protocol) ||
+    url.pathname !== "/" ||
+    url.search !== ""
+  )
+    throw usageError(`invalid endpoint "${text}": use a URL such as http://127.0.0.1:4568`);
+  return url.origin;
+}
+
+/** `--bucket NAME`: a name S3 takes. */
+export function bucketArg(text: string): string {
+  if (!isBucketName(text))
+    throw usageError(
+      `invalid bucket name "${text}": use 3-63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit`,
+    );
+  return text;
 }
 
 /** More agents than this on one machine is a mistake, not a cluster. */

@@ -1,11 +1,14 @@
-import { basename, relative } from "node:path";
+import { basename, relative, resolve } from "node:path";
 import { Command } from "commander";
+import { CLOUDSNAP_PASSPHRASE_VARIABLE } from "../../core/cloud/cloudsnap-passphrase.js";
+import { CLOUDSNAP_BUCKET_VARIABLE, LOCAL_CLOUDSNAP_BUCKET } from "../../core/cloud/s3-client.js";
 import { findAgentEntry } from "../../infra/local/agent-entry.js";
+import { CLOUDSNAP_PASSPHRASE_FILE } from "../../infra/local/cloudsnap-storage.js";
 import type { ClusterFile } from "../../infra/local/cluster-file.js";
 import { planLocalNodes } from "../../infra/local/node-spec.js";
 import { LOCAL_STATE_TABLE } from "../../infra/local/state-service.js";
 import { LocalCluster } from "../../infra/local/supervisor.js";
-import { countArg, portArg } from "../args.js";
+import { bucketArg, countArg, endpointArg, portArg } from "../args.js";
 import { resolveClusterDir, runningCluster } from "../cluster-dir.js";
 import { type ClusterStatus, clusterStatus } from "../cluster-status.js";
 import { contextOf } from "../context.js";
@@ -23,6 +26,9 @@ interface UpOptions {
   nbdPort: number;
   replicationPort: number;
   nbdHost: string;
+  s3Endpoint?: string;
+  bucket?: string;
+  cloudsnapPassphraseFile?: string;
 }
 
 export function clusterCommand(): Command {
@@ -61,6 +67,21 @@ export function clusterCommand(): Command {
       "address NBD listens on; 0.0.0.0 exports beyond this machine",
       "127.0.0.1",
     )
+    .option(
+      "--s3-endpoint <url>",
+      "S3 endpoint for cloudsnaps, e.g. another local cluster's, instead of starting s3rver",
+      endpointArg,
+    )
+    .option(
+      "--bucket <name>",
+      `bucket for cloudsnaps, created if missing (default: $${CLOUDSNAP_BUCKET_VARIABLE}, else ${LOCAL_CLOUDSNAP_BUCKET})`,
+      bucketArg,
+    )
+    .option(
+      "--cloudsnap-passphrase-file <path>",
+      `the cloudsnap passphrase, e.g. another cluster's (default: $${CLOUDSNAP_PASSPHRASE_VARIABLE}, else <dir>/${CLOUDSNAP_PASSPHRASE_FILE}, made on the first start)`,
+      (path: string) => resolve(path),
+    )
     .action(async (options: UpOptions, command: Command) => {
       const { dir } = contextOf(command);
       const nodes = planLocalNodes({
@@ -70,7 +91,17 @@ export function clusterCommand(): Command {
         zoneCount: options.zones,
         stateTable: LOCAL_STATE_TABLE,
       });
-      const running = await LocalCluster.start({ dir, nodes, agentEntry: findAgentEntry(), report });
+      const running = await LocalCluster.start({
+        dir,
+        nodes,
+        agentEntry: findAgentEntry(),
+        cloudsnaps: {
+          s3Endpoint: options.s3Endpoint,
+          bucket: options.bucket,
+          passphraseFile: options.cloudsnapPassphraseFile,
+        },
+        report,
+      });
       stopOnSignals(running, dir);
       const { file } = running;
       print(`\nStrata local cluster running in ${dir} (supervisor pid ${file.pid})\n`);

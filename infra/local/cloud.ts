@@ -55,6 +55,8 @@ export interface LocalCloudOptions {
    */
   terminateLifecycleHook?: string;
   timing: LocalCloudTiming;
+  /** More of what the stack gives its functions: the cloudsnap bucket and its S3 endpoint. */
+  functionEnvironment?: Record<string, string>;
   report(line: string): void;
   /** A drive moved: the supervisor starts or stops serving its drive set on that instance. */
   onDriveChange(change: DriveChange): void;
@@ -117,6 +119,7 @@ export class LocalCloud {
       POWERTOOLS_METRICS_DISABLED: "true",
       // The terminal of `cluster up` shows the Lambdas' errors; what they do is in the workflow history.
       POWERTOOLS_LOG_LEVEL: process.env.STRATA_LAMBDA_LOG_LEVEL ?? "ERROR",
+      ...options.functionEnvironment,
     });
     const functions = await loadLocalFunctions(findBuilt("dist/functions", "the Strata Lambdas"));
     deliverTo = functions;

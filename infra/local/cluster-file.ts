@@ -26,6 +26,12 @@ export const ClusterStateStore = z.object({
   table: z.string(),
 });
 
+export const ClusterCloudsnaps = z.object({
+  bucket: z.string(),
+  /** The file the agents read the passphrase from; null when it is the supervisor's $STRATA_CLOUDSNAP_PASSPHRASE. */
+  passphraseFile: z.string().nullable(),
+});
+
 export const ClusterFile = z.object({
   /** The supervisor's pid: alive means the cluster is running. */
   pid: z.number().int(),
@@ -33,9 +39,16 @@ export const ClusterFile = z.object({
   dynamodb: ClusterStateStore,
   /**
    * The local cloud: the cluster's name, and the AWS_ENDPOINT_URL_* variables of its Step Functions,
-   * EventBridge, EC2, Auto Scaling and EKS endpoints, for the CLI's SDK clients.
+   * EventBridge, EC2, Auto Scaling, EKS and S3 endpoints, for the CLI's SDK clients.
    */
-  cloud: z.object({ clusterName: z.string(), endpoints: z.record(z.string(), z.string()) }).optional(),
+  cloud: z
+    .object({
+      clusterName: z.string(),
+      endpoints: z.record(z.string(), z.string()),
+      /** Where cloudsnaps go: this bucket at the S3 endpoint (AWS_ENDPOINT_URL_S3) of `endpoints`. */
+      cloudsnaps: ClusterCloudsnaps.optional(),
+    })
+    .optional(),
   /** Every node of the cluster, running or stopped by the operator, with its last known endpoints. */
   nodes: z.array(ClusterNode),
 });

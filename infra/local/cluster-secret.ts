@@ -12,8 +12,15 @@ const SECRET_MODE = 0o600;
  * The local cluster's secret: created once, then read back on every start, so agents of this cluster
  * keep recognising each other across restarts. Only the owner may read it.
  */
-export async function loadClusterSecret(dir: string): Promise<string> {
-  const path = join(dir, CLUSTER_SECRET_FILE);
+export function loadClusterSecret(dir: string): Promise<string> {
+  return loadOrCreateSecret(join(dir, CLUSTER_SECRET_FILE));
+}
+
+/**
+ * The secret kept in `path`, created there with 32 random bytes (hex) if the file is missing or
+ * empty. Only the owner may read the file.
+ */
+export async function loadOrCreateSecret(path: string): Promise<string> {
   try {
     const secret = (await readFile(path, "utf8")).trim();
     // A copy made with a loose umask (or restored from a backup) is tightened rather than trusted as is.

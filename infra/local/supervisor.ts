@@ -1,11 +1,17 @@
 import { mkdir } from "node:fs/promises";
 import { basename } from "node:path";
+import { S3_ENDPOINT_VARIABLE } from "../../core/cloud/s3-client.js";
 import { DriveTag } from "../../core/drive-sets.js";
 import { conflict, StrataError } from "../../core/errors.js";
 import { readAgentFile } from "./agent-file.js";
 import { type AgentRun, launchAgent } from "./agent-run.js";
 import type { DriveChange } from "./aws/local-ec2.js";
 import { LocalCloud, localCloudTiming } from "./cloud.js";
+import {
+  type CloudsnapStorage,
+  type CloudsnapStorageOptions,
+  startCloudsnapStorage,
+} from "./cloudsnap-storage.js";
 import { type ClusterFile, readClusterFile, removeClusterFile, writeClusterFile } from "./cluster-file.js";
 import { loadClusterSecret } from "./cluster-secret.js";
 import type { SupervisedNodeView, ZoneView } from "./control-protocol.js";
@@ -28,14 +34,17 @@ export interface LocalClusterOptions {
   nodes: NodeSpec[];
   /** dist/agent.mjs (see agent-entry.ts). */
   agentEntry: string;
+  /** Where cloudsnaps go; by default a local S3 server under <dir>/s3 and a generated passphrase. */
+  cloudsnaps?: CloudsnapStorageOptions;
   /** Concise progress lines for the terminal. */
   report(line: string): void;
 }
 
 /**
- * The local cluster: this process runs the state store (dynalite), supervises one agent process per
- * node spec, keeps them running (except the ones the operator stopped), serves the control channel
- * (control-protocol.ts), and publishes where everything listens in <dir>/cluster.json for the CLI.
+ * The local cluster: this process runs the state store (dynalite) and the S3 server for cloudsnaps
+ * (s3rver, in a process of its own), supervises one agent process per node spec, keeps them running
+ * (except the ones the operator stopped), serves the control channel (control-protocol.ts), and
+ * publishes where everything listens in <dir>/cluster.json for the CLI.
  */
 export class LocalCluster {
   private readonly nodes: SupervisedNode[] = [];
@@ -52,6 +61,7 @@ export class LocalCluster {
   private constructor(
     private readonly options: LocalClusterOptions,
     private readonly state: LocalStateService,
+    private readonly cloudsnaps: CloudsnapStorage,
     private readonly agentEnvironment: Record<string, string>,
   ) {}
 
@@ -65,8 +75,16 @@ export class LocalCluster {
     await claimDirectory(options.dir, options.report);
     const secret = await loadClusterSecret(options.dir);
     const state = await startLocalStateService(options.dir);
-    const cluster = new LocalCluster(options, state, {
+    let cloudsnaps: CloudsnapStorage;
+    try {
+      cloudsnaps = await startCloudsnapStorage(options.dir, options.cloudsnaps);
+    } catch (error) {
+      await state.close();
+      throw error;
+    }
+    const cluster = new LocalCluster(options, state, cloudsnaps, {
       ...state.environment,
+      ...cloudsnaps.environment,
       // For the replication protocol: agents of this cluster authenticate each other with it.
       STRATA_CLUSTER_SECRET: secret,
     });
@@ -77,6 +95,7 @@ export class LocalCluster {
         stateTable: state.tableName,
         zones: [...new Set(options.nodes.map((spec) => spec.zone))],
         timing: localCloudTiming(),
+        functionEnvironment: cloudsnaps.environment,
         report: options.report,
         onDriveChange: (change) => cluster.onDriveChange(change),
       });
@@ -87,6 +106,7 @@ export class LocalCluster {
       for (const spec of options.nodes) cluster.nodes.push(cluster.supervise(spec));
       await startAll(cluster.nodes);
       options.report(`state store: dynalite at ${state.endpoint}, table ${state.tableName}`);
+      options.report(`cloudsnaps: ${cloudsnaps.description}`);
       for (const node of cluster.nodes)
         options.report(`${node.spec.id} (${node.spec.zone}): agent up, pid ${node.current.pid}`);
       cluster.control = await startControlServer(options.dir, cluster.nodeControl());
@@ -106,7 +126,13 @@ export class LocalCluster {
       dynamodb: { endpoint: this.state.endpoint, table: this.state.tableName },
       ...(this.cloud === undefined
         ? {}
-        : { cloud: { clusterName: LOCAL_CLUSTER_NAME, endpoints: this.cloud.environment } }),
+        : {
+            cloud: {
+              clusterName: LOCAL_CLUSTER_NAME,
+              endpoints: { ...this.cloud.environment, [S3_ENDPOINT_VARIABLE]: this.cloudsnaps.endpoint },
+              cloudsnaps: { bucket: this.cloudsnaps.bucket, passphraseFile: this.cloudsnaps.passphraseFile },
+            },
+          }),
       nodes: this.nodes.map(({ spec, current }) => ({
         id: spec.id,
         zone: spec.zone,
@@ -120,7 +146,8 @@ export class LocalCluster {
 
   /**
    * Stops the control channel, every agent (SIGTERM, SIGKILL after 10 s; they mark themselves down
-   * in the store on the way), then the store, and removes cluster.json. Safe to call twice.
+   * in the store on the way), then the local cloud, the S3 server (after the agents: it may be taking
+   * their last uploads) and the store, and removes cluster.json. Safe to call twice.
    */
   stop(): Promise<void> {
     this.stopped ??= (async () => {
@@ -128,6 +155,7 @@ export class LocalCluster {
       await this.cloud?.stopAutomation();
       await Promise.all(this.nodes.map((node) => node.stop(STOP_GRACE_MS)));
       await this.cloud?.close();
+      await this.cloudsnaps.close();
       await this.state.close();
       await removeClusterFile(this.options.dir);
       clearInterval(this.keepAlive);

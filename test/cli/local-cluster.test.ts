@@ -1,12 +1,16 @@
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { GetObjectCommand, HeadBucketCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Attachment, Snapshot, Volume } from "../../core/model.js";
 import { AgentFile } from "../../infra/local/agent-file.js";
+import { isAlive } from "../../infra/local/processes.js";
+import { s3ClientAt } from "../../infra/local/s3/local-s3.js";
 import { connectTransmission } from "../nbd/wire.js";
 import { eventually } from "../support/eventually.js";
+import { environmentOf, processesMentioning } from "../support/processes.js";
 import {
   clusterUp,
   oneSentence,
@@ -64,6 +68,74 @@ describe("strata against a local cluster", () => {
 
     const agent = AgentFile.parse(JSON.parse(await readFile(join(node.dataDir, "agent.json"), "utf8")));
     expect(agent.apiUrl).toBe(node.apiUrl);
+  });
+
+  it("runs an S3 server for cloudsnaps, names it in cluster.json and gives it to the agents", async () => {
+    const file = cluster!.file;
+    const endpoint = file.cloud?.endpoints.AWS_ENDPOINT_URL_S3;
+    const passphraseFile = join(dir, "cloudsnap-passphrase");
+    expect(endpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(file.cloud?.cloudsnaps).toEqual({ bucket: "strata-cloudsnaps", passphraseFile });
+    expect(cluster!.output()).toContain(
+      `cloudsnaps: s3rver at ${endpoint}, bucket strata-cloudsnaps, passphrase in ${passphraseFile}`,
+    );
+    expect((await stat(passphraseFile)).mode & 0o777).toBe(0o600);
+    expect((await readFile(passphraseFile, "utf8")).trim()).toMatch(/^[0-9a-f]{64}$/);
+
+    const agent = AgentFile.parse(
+      JSON.parse(await readFile(join(file.nodes[0]!.dataDir, "agent.json"), "utf8")),
+    );
+    expect(await environmentOf(agent.pid)).toMatchObject({
+      AWS_ENDPOINT_URL_S3: endpoint,
+      STRATA_CLOUDSNAP_BUCKET: "strata-cloudsnaps",
+      STRATA_CLOUDSNAP_PASSPHRASE_FILE: passphraseFile,
+    });
+
+    const s3 = s3ClientAt(endpoint!);
+    try {
+      const object = { Bucket: "strata-cloudsnaps", Key: "probe/hello" };
+      await s3.send(new PutObjectCommand({ ...object, Body: "through the cluster's own S3" }));
+      const got = await s3.send(new GetObjectCommand(object));
+      expect(await got.Body!.transformToString()).toBe("through the cluster's own S3");
+    } finally {
+      s3.destroy();
+    }
+  });
+
+  it("lets a second cluster use the first one's S3 endpoint, a bucket of its choice and the passphrase", async () => {
+    const endpoint = cluster!.file.cloud!.endpoints.AWS_ENDPOINT_URL_S3!;
+    const passphraseFile = join(dir, "cloudsnap-passphrase");
+    const secondDir = await mkdtemp(join(tmpdir(), "strata-cli-second-"));
+    let second: RunningCluster | undefined;
+    try {
+      second = await clusterUp(secondDir, [
+        "--nodes",
+        "1",
+        "--s3-endpoint",
+        endpoint,
+        "--bucket",
+        "shared-snaps",
+        "--cloudsnap-passphrase-file",
+        passphraseFile,
+      ]);
+      expect(second.file.cloud?.endpoints.AWS_ENDPOINT_URL_S3).toBe(endpoint);
+      expect(second.file.cloud?.cloudsnaps).toEqual({ bucket: "shared-snaps", passphraseFile });
+      expect(second.output()).toContain(
+        `cloudsnaps: S3 at ${endpoint} (not started here), bucket shared-snaps, passphrase in ${passphraseFile}`,
+      );
+      // No server and no passphrase of its own.
+      expect(await processesMentioning(join(secondDir, "s3"))).toEqual([]);
+      await expect(stat(join(secondDir, "cloudsnap-passphrase"))).rejects.toThrow(/ENOENT/);
+      // The bucket it asked for was made on the first cluster's server.
+      const s3 = s3ClientAt(endpoint);
+      try {
+        await s3.send(new HeadBucketCommand({ Bucket: "shared-snaps" }));
+      } finally {
+        s3.destroy();
+      }
+    } finally {
+      await tearDownCluster(secondDir, second);
+    }
   });
 
   it("shows the cluster status as a table and as JSON", async () => {
@@ -303,10 +375,14 @@ describe("strata against a local cluster", () => {
     expect(status.code).toBe(0);
     expect(status.stdout).toMatch(/^node-1\s+local-a\s+unreachable\s/m);
 
+    const [s3Server] = await processesMentioning(join(dir, "s3"));
+    expect(s3Server).toBeDefined();
     const killed = cluster!;
     cluster = undefined;
     killed.process.kill("SIGKILL");
     await killed.exited;
+    // The S3 server does not outlive its supervisor, however that ends.
+    await eventually(async () => !isAlive(s3Server!), "the S3 server of the killed supervisor exits", 10_000);
     expect((await readCluster(dir))?.pid).toBe(killed.process.pid);
 
     const stale = await run("volume", "list");
@@ -362,6 +438,58 @@ describe("strata when the cluster is not there", () => {
       );
     } finally {
       await rm(orphanDir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses S3 options and a passphrase file it cannot use, in one sentence", async () => {
+    const closed = createServer();
+    const port = await new Promise<number>((resolve) =>
+      closed.listen(0, "127.0.0.1", () => resolve((closed.address() as { port: number }).port)),
+    );
+    await new Promise((resolve) => closed.close(resolve));
+    const badDir = await mkdtemp(join(tmpdir(), "strata-cli-"));
+    const up = (...args: string[]) =>
+      strata([
+        "cluster",
+        "up",
+        "--dir",
+        badDir,
+        "--nodes",
+        "1",
+        "--api-port",
+        "0",
+        "--nbd-port",
+        "0",
+        ...args,
+      ]);
+    try {
+      const cases: { args: string[]; code: number; message: RegExp }[] = [
+        { args: ["--s3-endpoint", "ftp://x"], code: 2, message: /^invalid endpoint "ftp:\/\/x"/ },
+        { args: ["--bucket", "Not_A_Bucket"], code: 2, message: /^invalid bucket name "Not_A_Bucket"/ },
+        {
+          args: ["--cloudsnap-passphrase-file", join(badDir, "missing")],
+          code: 1,
+          message: new RegExp(
+            `^cannot use the cloudsnap passphrase file ${join(badDir, "missing")}: .*ENOENT`,
+          ),
+        },
+        {
+          args: ["--s3-endpoint", `http://127.0.0.1:${port}`],
+          code: 1,
+          message: new RegExp(
+            `^the S3 endpoint http://127\\.0\\.0\\.1:${port} does not answer for bucket strata-cloudsnaps`,
+          ),
+        },
+      ];
+      for (const { args, code, message } of cases) {
+        const outcome = await up(...args);
+        expect({ args, code: outcome.code }).toEqual({ args, code });
+        expect(oneSentence(outcome), args.join(" ")).toMatch(message);
+      }
+      expect(await readCluster(badDir)).toBeUndefined();
+      expect(await processesMentioning(badDir)).toEqual([]);
+    } finally {
+      await rm(badDir, { recursive: true, force: true });
     }
   });
 
