@@ -8,6 +8,7 @@ import { type LocalDynamoDb, startLocalDynamoDb } from "../core/state/local-dyna
 import { StateStore } from "../core/state/store.js";
 import { startControlApi } from "./api/server.js";
 import { carryOverNodeLocalVolumes } from "./carry-over.js";
+import { configuredRepository } from "./cloudsnap/configured.js";
 import { writeJsonAtomic } from "./durable-file.js";
 import { log } from "./log.js";
 import { NodeMembership, STORE_REQUEST_TIMEOUT_MS } from "./membership.js";
@@ -19,6 +20,7 @@ import { type DriveSpec, Pool, parseDriveSpec } from "./pool.js";
 import { ReplicaHost } from "./replica-host.js";
 import { type ReplicaServer, startReplicaServer } from "./replication/server/server.js";
 import { MIN_SECRET_BYTES } from "./replication/wire/auth.js";
+import { VolumeCloudsnaps } from "./volumes/cloudsnaps.js";
 import { clusterTiming } from "./volumes/cluster-context.js";
 import { ClusterVolumes } from "./volumes/service.js";
 
@@ -164,15 +166,17 @@ async function main(): Promise<void> {
     ...(config.nbdSocket ? { unixPath: config.nbdSocket } : {}),
     log,
   });
+  const cloudsnaps = new VolumeCloudsnaps(volumes, store, configuredRepository(), config.nodeId, log);
   const operations = startNodeOperations({
     store,
     node: config.nodeId,
-    executors: volumeExecutors(volumes),
+    executors: volumeExecutors(volumes, cloudsnaps, config.nodeId),
     log,
   });
   const api = await startControlApi({
     service: volumes,
     operations: operations.service,
+    cloudsnaps,
     host: config.api.host,
     port: config.api.port,
     log,

@@ -8,7 +8,12 @@ export { formatSize };
  * Clock skew between the agent and this machine can make `since` a little in the future: "0s".
  */
 export function formatAge(since: string | Date, now: number = Date.now()): string {
-  const seconds = Math.max(0, Math.floor((now - new Date(since).getTime()) / 1000));
+  return formatDuration(now - new Date(since).getTime());
+}
+
+/** A duration the way formatAge reads: "45s", "3m12s", "5h20m". */
+export function formatDuration(milliseconds: number): string {
+  const seconds = Math.max(0, Math.floor(milliseconds / 1000));
   const minutes = Math.floor(seconds / 60);
   const hours = Math.floor(minutes / 60);
   const days = Math.floor(hours / 24);

@@ -1,4 +1,5 @@
 import { Command } from "commander";
+import { cloudsnapCommand } from "./commands/cloudsnap.js";
 import { clusterCommand } from "./commands/cluster.js";
 import { eventsCommand } from "./commands/events.js";
 import { nodeCommand } from "./commands/node.js";
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   program.addCommand(volumeCommand());
   program.addCommand(snapshotCommand());
   program.addCommand(operationCommand());
+  program.addCommand(cloudsnapCommand());
   program.addCommand(zoneCommand());
   program.addCommand(workflowCommand());
   program.addCommand(eventsCommand());

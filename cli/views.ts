@@ -2,7 +2,7 @@ import type { Attachment, Snapshot, Volume } from "../core/model.js";
 import type { Operation } from "../core/operations.js";
 import type { SupervisedNodeView } from "../infra/local/control-protocol.js";
 import type { ClusterVolume, NodeHealth, SharedFilesystem } from "./cluster-status.js";
-import { formatAge, formatLabels, formatSize } from "./format.js";
+import { formatAge, formatDuration, formatLabels, formatSize } from "./format.js";
 import { type Cell, formatDetails, formatTable, indent } from "./output.js";
 
 /** How each kind of object reads in a terminal. Pure functions of the API's answers. */
@@ -211,15 +211,19 @@ export function operationDescription(operation: Operation, now = Date.now()): st
 }
 
 /**
- * e.g. "12 MiB of 40 MiB (30%), 5 MiB/s" while it runs; the rate is left out once it has ended,
- * when it would only describe its last seconds.
+ * e.g. "12 MiB of 40 MiB (30%), 5 MiB/s, 6s left" while it runs; the rate and what is left are
+ * left out once it has ended, when they would only describe its last seconds.
  */
 export function describeOperationProgress(operation: Pick<Operation, "progress" | "state">): string {
   const { progress } = operation;
   if (progress === null) return "-";
   const percent =
     progress.bytesTotal > 0 ? ` (${Math.floor((100 * progress.bytesDone) / progress.bytesTotal)}%)` : "";
-  const rate = operation.state === "running" ? `, ${formatSize(progress.bytesPerSecond)}/s` : "";
+  const left =
+    progress.bytesPerSecond > 0 && progress.bytesTotal > progress.bytesDone
+      ? `, ${formatDuration((1000 * (progress.bytesTotal - progress.bytesDone)) / progress.bytesPerSecond)} left`
+      : "";
+  const rate = operation.state === "running" ? `, ${formatSize(progress.bytesPerSecond)}/s${left}` : "";
   return `${formatSize(progress.bytesDone)} of ${formatSize(progress.bytesTotal)}${percent}${rate}`;
 }
 

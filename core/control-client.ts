@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { Cloudsnap, type CloudsnapService } from "./cloudsnaps.js";
 import { errorFromReply, StrataError } from "./errors.js";
 import { Attachment, type Labels, NodeStatus, Snapshot, Volume } from "./model.js";
 import { Operation, type OperationService, type StartOperation } from "./operations.js";
@@ -8,6 +9,7 @@ const VolumeList = z.object({ volumes: z.array(Volume) });
 const SnapshotList = z.object({ snapshots: z.array(Snapshot) });
 const Health = z.object({ status: z.literal("ok") });
 const OperationList = z.object({ operations: z.array(Operation) });
+const CloudsnapList = z.object({ cloudsnaps: z.array(Cloudsnap) });
 
 type Method = "GET" | "POST" | "PATCH" | "DELETE";
 
@@ -30,7 +32,7 @@ const PROBE_TIMEOUT_MS = 10_000;
  * in-process. Answers are validated with the same schemas the agent serves; every failure is a
  * StrataError: the agent's own refusal as it sent it, UNAVAILABLE when the agent cannot be reached.
  */
-export class ControlClient implements VolumeService, OperationService {
+export class ControlClient implements VolumeService, OperationService, CloudsnapService {
   constructor(readonly baseUrl: string) {}
 
   async health(): Promise<void> {
@@ -110,6 +112,18 @@ export class ControlClient implements VolumeService, OperationService {
     return this.call("POST", `${operationPath(id)}/cancel`, Operation, { body: {} });
   }
 
+  async listCloudsnaps(volume: string): Promise<Cloudsnap[]> {
+    return (await this.call("GET", `${volumePath(volume)}/cloudsnaps`, CloudsnapList)).cloudsnaps;
+  }
+
+  getCloudsnap(id: string): Promise<Cloudsnap> {
+    return this.call("GET", cloudsnapPath(id), Cloudsnap);
+  }
+
+  deleteCloudsnap(id: string): Promise<Cloudsnap> {
+    return this.call("DELETE", cloudsnapPath(id), Cloudsnap);
+  }
+
   /** Sends one request; `schema` undefined means the answer has no body (204). */
   private async call<S extends z.ZodType>(
     method: Method,
@@ -168,6 +182,7 @@ const snapshotPath = (volume: string, snapshot: string) =>
   `${snapshotsPath(volume)}/${encodeURIComponent(snapshot)}`;
 
 const operationPath = (id: string) => `/v1/operations/${encodeURIComponent(id)}`;
+const cloudsnapPath = (id: string) => `/v1/cloudsnaps/${encodeURIComponent(id)}`;
 
 /** The body as JSON, or undefined when it is not JSON (an error page from something else). */
 export function parseJson(text: string): unknown {

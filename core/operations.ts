@@ -1,8 +1,10 @@
+import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import { conflict } from "./errors.js";
+import { conflict, StrataError } from "./errors.js";
 import { whyDown } from "./liveness.js";
 import { ResourceName } from "./model.js";
 import type { ClusterView } from "./placement.js";
+import { RecordNotFoundError } from "./state/errors.js";
 import { isFinished } from "./state/operations.js";
 import {
   type NodeRecord,
@@ -115,7 +117,10 @@ export class StoreOperationService implements OperationService {
   }
 
   async startOperation(request: StartOperation): Promise<Operation> {
-    const volume = await this.store.volumes.getByName(request.volume);
+    const volume =
+      request.kind === "restore"
+        ? await this.newVolume(request.volume)
+        : await this.store.volumes.getByName(request.volume);
     const node = request.node ?? this.options.node;
     // Refused here rather than left pending forever for a node that does not exist.
     await this.store.nodes.get(node);
@@ -129,6 +134,21 @@ export class StoreOperationService implements OperationService {
     });
     const [started] = await this.withVerdicts([operation]);
     return started!;
+  }
+
+  /**
+   * A restore's volume is the one it makes: its name must be free now (checked again when it is
+   * made), and its id is chosen here, so the operation lists under the volume it becomes.
+   */
+  private async newVolume(name: string): Promise<{ id: string; name: string }> {
+    const existing = await this.store.volumes.getByName(name).catch((error: unknown) => {
+      if (error instanceof RecordNotFoundError) return undefined;
+      throw error;
+    });
+    if (existing !== undefined) {
+      throw new StrataError("ALREADY_EXISTS", `volume "${name}" already exists: restore into a new name`);
+    }
+    return { id: randomUUID(), name };
   }
 
   async cancelOperation(id: string): Promise<Operation> {

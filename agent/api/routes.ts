@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { CloudsnapService } from "../../core/cloudsnaps.js";
 import {
   CloneSnapshotRequest,
   CreateSnapshotRequest,
@@ -22,7 +23,11 @@ const NoFields = z.strictObject({});
  * The control API: one entry per operation of the VolumeService and of the OperationService, plus
  * the probe and the scrape.
  */
-export function controlRoutes(service: VolumeService, operations?: OperationService): Route[] {
+export function controlRoutes(
+  service: VolumeService,
+  operations?: OperationService,
+  cloudsnaps?: CloudsnapService,
+): Route[] {
   return [
     {
       method: "GET",
@@ -146,6 +151,28 @@ export function controlRoutes(service: VolumeService, operations?: OperationServ
       },
     },
     ...(operations === undefined ? [] : operationRoutes(operations)),
+    ...(cloudsnaps === undefined ? [] : cloudsnapRoutes(cloudsnaps)),
+  ];
+}
+
+/** Cloudsnaps in the bucket; taking and restoring one are operations. */
+function cloudsnapRoutes(cloudsnaps: CloudsnapService): Route[] {
+  return [
+    {
+      method: "GET",
+      pattern: "/v1/volumes/:name/cloudsnaps",
+      handle: async (context) => ok({ cloudsnaps: await cloudsnaps.listCloudsnaps(volumeParam(context)) }),
+    },
+    {
+      method: "GET",
+      pattern: "/v1/cloudsnaps/:id",
+      handle: async (context) => ok(await cloudsnaps.getCloudsnap(cloudsnapParam(context))),
+    },
+    {
+      method: "DELETE",
+      pattern: "/v1/cloudsnaps/:id",
+      handle: async (context) => ok(await cloudsnaps.deleteCloudsnap(cloudsnapParam(context))),
+    },
   ];
 }
 
@@ -194,6 +221,8 @@ const noContent = (): Reply => ({ status: 204 });
 
 const volumeParam = (context: RouteContext) => nameParam(context, "name", "volume");
 const snapshotParam = (context: RouteContext) => nameParam(context, "snapshot", "snapshot");
+/** Checked by the service, which says what a cloudsnap id looks like. */
+const cloudsnapParam = (context: RouteContext) => context.params["id"] ?? "";
 const operationParam = (context: RouteContext) =>
   parseWith(OperationId, context.params["id"], `invalid operation id "${context.params["id"]}"`);
 

@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { CloudsnapService } from "../../core/cloudsnaps.js";
 import { errorReply } from "../../core/errors.js";
 import type { OperationService } from "../../core/operations.js";
 import type { VolumeService } from "../../core/volume-service.js";
@@ -13,6 +14,8 @@ export interface ControlApiOptions {
   service: VolumeService;
   /** Served under /v1/operations when given. */
   operations?: OperationService;
+  /** Served under /v1/cloudsnaps (and a volume's cloudsnaps) when given. */
+  cloudsnaps?: CloudsnapService;
   host: string;
   /** 0 picks a free port; the chosen one is in the returned url. */
   port: number;
@@ -28,7 +31,7 @@ export interface ControlApi {
 
 /** Serves the node agent's control API (JSON over plain HTTP) until closed. */
 export async function startControlApi(options: ControlApiOptions): Promise<ControlApi> {
-  const routes = controlRoutes(options.service, options.operations);
+  const routes = controlRoutes(options.service, options.operations, options.cloudsnaps);
   const log = options.log.child({ component: "control-api" });
   const lifecycle = { closing: false };
   const server = createServer((request, response) => {

@@ -1,17 +1,16 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, scrypt } from "node:crypto";
+import { hkdfSync, randomBytes, scrypt } from "node:crypto";
 import { promisify } from "node:util";
 import { z } from "zod";
+import { GCM_NONCE_BYTES, seal, unseal } from "./sealing.js";
 
 /**
  * The keys of a volume's cloudsnaps. One random 256-bit data key per volume encrypts its chunks;
  * it is stored only wrapped: by KMS in AWS, locally by a key-encryption key derived from the
- * operator's passphrase. Two subkeys are derived from the data key with HKDF-SHA256, one per use,
- * so the key that names chunks never encrypts and the key that encrypts never names.
+ * operator's passphrase. Subkeys are derived from the data key with HKDF-SHA256, one per use, so
+ * the key that names chunks never encrypts and the keys that encrypt never name.
  */
 
 export const DATA_KEY_BYTES = 32;
-const GCM_NONCE_BYTES = 12;
-const GCM_TAG_BYTES = 16;
 
 /**
  * scrypt with N = 2^17, r = 8, p = 1: 128 MiB and a few hundred milliseconds per derivation, once per
@@ -63,43 +62,41 @@ export function newDataKey(): Buffer {
 }
 
 export function wrapDataKey(dataKey: Buffer, keyEncryptionKey: Buffer, volumeId: string): WrappedKey {
-  const nonce = randomBytes(GCM_NONCE_BYTES);
-  const cipher = createCipheriv("aes-256-gcm", keyEncryptionKey, nonce).setAAD(Buffer.from(volumeId));
-  const ciphertext = Buffer.concat([cipher.update(dataKey), cipher.final(), cipher.getAuthTag()]);
-  return { nonce: nonce.toString("base64"), ciphertext: ciphertext.toString("base64") };
+  const sealed = seal(dataKey, keyEncryptionKey, Buffer.from(volumeId));
+  return {
+    nonce: sealed.subarray(0, GCM_NONCE_BYTES).toString("base64"),
+    ciphertext: sealed.subarray(GCM_NONCE_BYTES).toString("base64"),
+  };
 }
 
 /** Unwraps a data key; a wrong passphrase (or key) is said as such, not as a cipher error. */
 export function unwrapDataKey(wrapped: WrappedKey, keyEncryptionKey: Buffer, volumeId: string): Buffer {
-  const sealed = Buffer.from(wrapped.ciphertext, "base64");
-  const decipher = createDecipheriv("aes-256-gcm", keyEncryptionKey, Buffer.from(wrapped.nonce, "base64"))
-    .setAAD(Buffer.from(volumeId))
-    .setAuthTag(sealed.subarray(sealed.length - GCM_TAG_BYTES));
-  try {
-    return Buffer.concat([
-      decipher.update(sealed.subarray(0, sealed.length - GCM_TAG_BYTES)),
-      decipher.final(),
-    ]);
-  } catch {
+  const sealed = Buffer.concat([
+    Buffer.from(wrapped.nonce, "base64"),
+    Buffer.from(wrapped.ciphertext, "base64"),
+  ]);
+  const dataKey = unseal(sealed, keyEncryptionKey, Buffer.from(volumeId));
+  if (dataKey === undefined)
     throw new Error(`the data key of volume ${volumeId} does not unwrap: wrong passphrase or key`);
-  }
+  return dataKey;
 }
 
-/** The two keys a volume's chunks use, derived from its data key. */
-export interface ChunkKeys {
+/** The keys of a volume's cloudsnap objects, derived from its data key. */
+export interface VolumeKeys {
   /** Names chunks: HMAC-SHA256 of the plaintext, equal for equal chunks, revealing nothing else. */
   idKey: Buffer;
   /** Encrypts chunks: AES-256-GCM. */
   encryptionKey: Buffer;
+  /** Encrypts manifests (which cloudsnap holds which chunk where): AES-256-GCM. */
+  manifestKey: Buffer;
 }
 
-export function chunkKeys(dataKey: Buffer): ChunkKeys {
+export function volumeKeys(dataKey: Buffer): VolumeKeys {
   const derive = (info: string) =>
     Buffer.from(hkdfSync("sha256", dataKey, Buffer.alloc(0), info, DATA_KEY_BYTES));
   return {
     idKey: derive("strata cloudsnap chunk id"),
     encryptionKey: derive("strata cloudsnap chunk encryption"),
+    manifestKey: derive("strata cloudsnap manifest encryption"),
   };
 }
-
-export { GCM_NONCE_BYTES, GCM_TAG_BYTES };

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { millisecondsFromEnv } from "../../core/env-settings.js";
-import type { OperationOutcome, OperationStore } from "../../core/state/operations.js";
+import type { OperationOutcome, OperationResult, OperationStore } from "../../core/state/operations.js";
 import type { OperationKind, OperationProgress, OperationRecord } from "../../core/state/records.js";
 import type { Logger } from "../log.js";
 import { nextDelay } from "../replication/backoff.js";
@@ -17,11 +17,14 @@ export interface OperationContext {
 }
 
 /**
- * Does one kind of operation. It resolves when the work is done and rejects with an error whose
- * message says what went wrong (recorded as the operation's error); on an aborted signal it stops
- * soon and rejects.
+ * Does one kind of operation. It resolves when the work is done, with what it made if that is
+ * worth recording, and rejects with an error whose message says what went wrong (recorded as the
+ * operation's error); on an aborted signal it stops soon and rejects.
  */
-export type OperationExecutor = (operation: OperationRecord, context: OperationContext) => Promise<void>;
+export type OperationExecutor = (operation: OperationRecord, context: OperationContext) => Promise<Made>;
+
+// biome-ignore lint/suspicious/noConfusingVoidType: most executors make nothing worth recording; they are plain async functions, whose type is Promise<void>.
+type Made = OperationResult | void;
 
 export type OperationExecutors = Partial<Record<OperationKind, OperationExecutor>>;
 
@@ -186,14 +189,14 @@ export class OperationRunner {
         throw new Error(`the agent on ${this.options.node} cannot run ${operation.kind} operations`);
       }
       const warnings: string[] = [];
-      await executor(operation, {
+      const result = await executor(operation, {
         progress: (bytesDone, bytesTotal) => {
           run.reported = { bytesDone, bytesTotal };
         },
         warn: (warning) => warnings.push(warning),
         signal: controller.signal,
       });
-      outcome = { state: "succeeded", warnings };
+      outcome = { state: "succeeded", warnings, ...(result ? { result } : {}) };
     } catch (error) {
       outcome = run.cancelled
         ? { state: "cancelled" }

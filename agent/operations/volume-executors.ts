@@ -1,5 +1,6 @@
 import { OperationParams } from "../../core/state/records.js";
 import type { Rebuild } from "../replication/coordinator/rebuild.js";
+import type { VolumeCloudsnaps } from "../volumes/cloudsnaps.js";
 import type { CopyObserver } from "../volumes/reconciler.js";
 import type { ClusterVolumes } from "../volumes/service.js";
 import type { OperationContext, OperationExecutors } from "./runner.js";
@@ -13,7 +14,11 @@ const PROGRESS_SAMPLE_MS = 500;
  * nowhere) and reports the bytes its rebuilds and resyncs copy. A change already under way is not
  * stopped half-way (a replica left half-copied helps no one): cancelling it waits for it.
  */
-export function volumeExecutors(volumes: ClusterVolumes): OperationExecutors {
+export function volumeExecutors(
+  volumes: ClusterVolumes,
+  cloudsnaps: VolumeCloudsnaps,
+  nodeId: string,
+): OperationExecutors {
   return {
     replication: (operation, context) => {
       const { replicationFactor } = OperationParams.replication.parse(operation.params);
@@ -59,6 +64,30 @@ export function volumeExecutors(volumes: ClusterVolumes): OperationExecutors {
     clone: async (operation) => {
       const { snapshot, target } = OperationParams.clone.parse(operation.params);
       await volumes.cloneSnapshot(operation.volumeName, snapshot, target, {});
+    },
+    cloudsnap: async (operation, context) => {
+      const { group } = OperationParams.cloudsnap.parse(operation.params);
+      const { id, ...figures } = await cloudsnaps.take(operation.volumeName, {
+        holder: `${nodeId}/${operation.id}`,
+        ...(group === undefined ? {} : { group }),
+        onProgress: (progress) => context.progress(progress.scannedBytes, progress.totalBytes),
+      });
+      return { cloudsnap: id, ...figures };
+    },
+    restore: async (operation, context) => {
+      const { cloudsnap, replicationFactor, labels } = OperationParams.restore.parse(operation.params);
+      const volume = await cloudsnaps.restore(
+        cloudsnap,
+        {
+          name: operation.volumeName,
+          volumeId: operation.volumeId,
+          labels: labels ?? {},
+          ...(replicationFactor === undefined ? {} : { replicationFactor }),
+        },
+        (progress) => context.progress(progress.restoredBytes, progress.totalBytes),
+      );
+      for (const warning of volume.warnings ?? []) context.warn(warning);
+      return { volume: volume.name, volumeId: volume.id, cloudsnap };
     },
   };
 }

@@ -287,9 +287,12 @@ export class ReplicaClient {
     await this.control(FrameType.REVERT_REPLICA, volumeId, epoch, { snapshotId });
   }
 
-  /** The ranges where a snapshot of the replica holds data, page by page; fenced like a read. */
-  snapshotRuns(volumeId: string, epoch: number, snapshotId: string): Promise<ByteRange[]> {
-    const payload = Buffer.from(JSON.stringify({ snapshotId }));
+  /**
+   * The ranges where a snapshot of the replica holds data (with `since`, where it may differ from
+   * that older snapshot), page by page; fenced like a read.
+   */
+  snapshotRuns(volumeId: string, epoch: number, snapshotId: string, since?: string): Promise<ByteRange[]> {
+    const payload = Buffer.from(JSON.stringify({ snapshotId, since }));
     return this.allRuns((from) => this.runsPage(FrameType.SNAPSHOT_RUNS, volumeId, epoch, from, payload));
   }
 

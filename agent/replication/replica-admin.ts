@@ -46,6 +46,8 @@ export const ChangedRunsPayload = z.object({ since: z.number().int().nonnegative
 export const ResizeReplicaPayload = z.object({ sizeBytes: z.number().int().positive() });
 /** DELETE_SNAPSHOT, REVERT_REPLICA. */
 export const SnapshotPayload = z.object({ snapshotId: z.string().min(1).max(128) });
+/** SNAPSHOT_RUNS: with `since`, the runs where the snapshot may differ from that older one. */
+export const SnapshotRunsPayload = SnapshotPayload.extend({ since: z.string().min(1).max(128).optional() });
 export const ListReplicasReply = z.object({ replicas: z.array(ReplicaInfo) });
 
 /**

@@ -61,8 +61,11 @@ export interface ReplicaHandle {
   deleteSnapshot(epoch: number, snapshotId: string): Promise<void>;
   /** Makes the live view the snapshot again (no I/O may run); UnknownSnapshotError when it lacks it. */
   revert(epoch: number, snapshotId: string): Promise<void>;
-  /** Where a snapshot's view holds data; fenced like a read; UnknownSnapshotError when it lacks it. */
-  snapshotRuns(epoch: number, snapshotId: string): Promise<ByteRange[]>;
+  /**
+   * Where a snapshot's view holds data, or with `since` where it may differ from that older
+   * snapshot's; fenced like a read; UnknownSnapshotError when it lacks either.
+   */
+  snapshotRuns(epoch: number, snapshotId: string, since?: string): Promise<ByteRange[]>;
   /** A snapshot's bytes; fenced like a read; UnknownSnapshotError when it lacks it. */
   readSnapshot(epoch: number, snapshotId: string, offset: number, length: number): Promise<Buffer>;
   /** Moves the replica from `expected` to `next` once every write admitted under `expected` is done. */
@@ -148,10 +151,10 @@ export function localReplicaHandle(replica: Replica, marks?: RebuildMarks): Repl
     resize: (epoch, sizeBytes) => fenced(() => entry.mutate(epoch, () => replica.resize(sizeBytes))),
     deleteSnapshot: (epoch, id) => fenced(() => entry.mutate(epoch, () => replica.deleteSnapshot(id))),
     revert: (epoch, id) => fenced(() => entry.mutate(epoch, () => replica.revert(id))),
-    snapshotRuns: (epoch, id) =>
+    snapshotRuns: (epoch, id, since) =>
       fenced(async () => {
         readable(epoch);
-        return replica.snapshotRuns(id);
+        return replica.snapshotRuns(id, since);
       }),
     readSnapshot: (epoch, id, offset, length) =>
       fenced(async () => {
@@ -183,7 +186,7 @@ export function remoteReplicaHandle(client: ReplicaClient, volumeId: string): Re
     resize: (epoch, sizeBytes) => client.resizeReplica(volumeId, epoch, sizeBytes),
     deleteSnapshot: (epoch, id) => client.deleteSnapshot(volumeId, epoch, id),
     revert: (epoch, id) => client.revertReplica(volumeId, epoch, id),
-    snapshotRuns: (epoch, id) => client.snapshotRuns(volumeId, epoch, id),
+    snapshotRuns: (epoch, id, since) => client.snapshotRuns(volumeId, epoch, id, since),
     readSnapshot: (epoch, id, offset, length) => client.readSnapshot(volumeId, epoch, id, offset, length),
     // Any failure (an older server without ALLOCATED_RUNS, the source going away) falls back to
     // reading the whole volume: the copy itself then handles a failed source, as it always did.

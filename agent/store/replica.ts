@@ -31,7 +31,7 @@ import { RangeLocks } from "./range-locks.js";
 import { RegionEpochs } from "./region-epochs.js";
 import { bytesOnDisk, openLayers, removeLeftovers } from "./replica-directory.js";
 import type { SpaceAllocator } from "./space.js";
-import { copySnapshotView, fillRevertHead, snapshotRuns } from "./view-copy.js";
+import { changedRuns, copySnapshotView, fillRevertHead, snapshotRuns } from "./view-copy.js";
 
 export interface ReplicaIdentity {
   volumeId: string;
@@ -429,9 +429,19 @@ export class Replica implements BlockDevice {
     return this.chain.allocatedRuns();
   }
 
-  /** The byte ranges where a snapshot's view holds data, in order: what a copy of it reads. */
-  snapshotRuns(snapshotId: string): ByteRange[] {
-    return Array.from(snapshotRuns(this.chain.layers, this.positionOf(snapshotId)));
+  /**
+   * The byte ranges where a snapshot's view holds data, in order: what a copy of it reads. Given
+   * an older snapshot (`since`), the ranges where the two views may differ: what an incremental
+   * copy over a copy of the older one reads.
+   */
+  snapshotRuns(snapshotId: string, since?: string): ByteRange[] {
+    const position = this.positionOf(snapshotId);
+    if (since === undefined) return Array.from(snapshotRuns(this.chain.layers, position));
+    const sincePosition = this.positionOf(since);
+    if (sincePosition >= position) {
+      throw invalid(`snapshot ${since} is not older than snapshot ${snapshotId}`);
+    }
+    return Array.from(changedRuns(this.chain.layers, sincePosition, position));
   }
 
   /**

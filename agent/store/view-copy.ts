@@ -39,7 +39,7 @@ export async function fillRevertHead(
  * order: what a copy of the snapshot elsewhere (a clone of a replicated volume) must read. Each
  * block is judged by the newest layer up to S that defines it, like copySnapshotView.
  */
-export function* snapshotRuns(
+export function snapshotRuns(
   layers: readonly Layer[],
   snapshotPosition: number,
 ): Iterable<{ offset: number; length: number }> {
@@ -50,10 +50,36 @@ export function* snapshotRuns(
       if (view.get(block) === BlockState.absent) view.set(block, map.get(block));
     }
   }
-  for (let block = view.nextDefined(0); block >= 0; block = view.nextDefined(block + 1)) {
-    if (view.get(block) !== BlockState.data) continue;
+  return dataRuns(view);
+}
+
+/**
+ * The byte ranges where snapshot S's view (at `snapshotPosition`) may differ from an older
+ * snapshot's (at `sincePosition`): every block a layer between them defines, as data or as zeros.
+ * What an incremental copy of S over a copy of the older one must read; its cost follows the data
+ * changed between them, not the volume's size.
+ */
+export function changedRuns(
+  layers: readonly Layer[],
+  sincePosition: number,
+  snapshotPosition: number,
+): Iterable<{ offset: number; length: number }> {
+  const changed = new BlockStateMap();
+  for (let position = sincePosition + 1; position <= snapshotPosition; position++) {
+    const { map } = layers[position - 1]!;
+    for (let block = map.nextDefined(0); block >= 0; block = map.nextDefined(block + 1)) {
+      changed.set(block, BlockState.data);
+    }
+  }
+  return dataRuns(changed);
+}
+
+/** The blocks a map holds as data, merged into byte runs, in order. */
+function* dataRuns(map: BlockStateMap): Iterable<{ offset: number; length: number }> {
+  for (let block = map.nextDefined(0); block >= 0; block = map.nextDefined(block + 1)) {
+    if (map.get(block) !== BlockState.data) continue;
     const first = block;
-    while (view.get(block + 1) === BlockState.data) block++;
+    while (map.get(block + 1) === BlockState.data) block++;
     yield { offset: first * VOLUME_BLOCK_SIZE, length: (block - first + 1) * VOLUME_BLOCK_SIZE };
   }
 }

@@ -34,7 +34,12 @@ export interface Provisioned {
 export class VolumeProvisioner {
   constructor(private readonly cluster: ClusterContext) {}
 
-  async create(request: CreateVolume, fill?: FillReplicas): Promise<Provisioned> {
+  /** `volumeId` is chosen by the caller when something refers to the volume before it exists (a restore's operation). */
+  async create(
+    request: CreateVolume,
+    fill?: FillReplicas,
+    volumeId: string = randomUUID(),
+  ): Promise<Provisioned> {
     const { store } = this.cluster;
     if ((await store.volumes.getByName(request.name).catch(() => undefined)) !== undefined) {
       throw alreadyExists(request.name);
@@ -53,7 +58,7 @@ export class VolumeProvisioner {
         }),
       );
       try {
-        return await this.createPlaced(request, placement, fill);
+        return await this.createPlaced(request, placement, fill, volumeId);
       } catch (error) {
         if (!(error instanceof NodeUnreachable)) throw error;
         this.cluster.log.warn(
@@ -69,11 +74,11 @@ export class VolumeProvisioner {
     request: CreateVolume,
     placement: { nodes: string[]; warnings: string[] },
     fill: FillReplicas | undefined,
+    volumeId: string,
   ): Promise<Provisioned> {
     const { log, store } = this.cluster;
     for (const warning of placement.warnings) log.warn({ volume: request.name }, warning);
     const nodes = await this.cluster.nodes();
-    const volumeId = randomUUID();
     const replicas = placement.nodes.map((node) => ({
       replicaId: randomUUID(),
       node,

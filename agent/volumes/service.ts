@@ -18,10 +18,11 @@ import {
 } from "../node-identity.js";
 import type { PeerReplicas } from "../peer-replicas.js";
 import type { Pool } from "../pool.js";
+import type { SnapshotReader } from "../replication/coordinator/coordinator.js";
 import { type AttachedVolume, AttachmentRegistry } from "./attachments.js";
 import { ClusterContext, type ClusterTiming, type LocalReplicas, liveCount } from "./cluster-context.js";
 import { OrphanSweeper } from "./orphans.js";
-import { copyInto, type Provisioned, VolumeProvisioner } from "./provisioner.js";
+import { copyInto, type FillReplicas, type Provisioned, VolumeProvisioner } from "./provisioner.js";
 import { type CopyObserver, type NewReplicaOptions, ReplicaSetReconciler } from "./reconciler.js";
 
 /** Which volume a change is of; what else it needs it reads from the record. */
@@ -166,8 +167,20 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     return this.toVolume(await this.cluster.record(name), await this.cluster.nodes());
   }
 
-  async createVolume(request: CreateVolume): Promise<Volume> {
-    return this.describe(await this.cluster.lock(request.name).run(() => this.provisioner.create(request)));
+  /**
+   * With `fill`, the volume's data comes from elsewhere (a cloudsnap): it is written into the new
+   * replicas before the volume is recorded, so the volume is listed only once complete, and a
+   * failure leaves nothing behind.
+   */
+  async createVolume(
+    request: CreateVolume,
+    from?: { fill: FillReplicas; volumeId: string },
+  ): Promise<Volume> {
+    return this.describe(
+      await this.cluster
+        .lock(request.name)
+        .run(() => this.provisioner.create(request, from?.fill, from?.volumeId)),
+    );
   }
 
   /** Grows the volume on every replica (see VolumeCoordinator.resize). */
@@ -413,6 +426,29 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     );
     this.log.info({ volume, snapshot, target }, "snapshot cloned");
     return this.describe(cloned);
+  }
+
+  /**
+   * Runs `work` with a reader of a snapshot, from an in-sync replica that has it; with `since` (an
+   * older snapshot) the reader's runs are the blocks changed since then. An exported volume is read
+   * outside its lock, so its other changes need not wait for a long read (its coordinator stays);
+   * a volume attached nowhere keeps its maintenance attachment, and its lock, until `work` is done.
+   */
+  async withSnapshotReader<T>(
+    name: string,
+    snapshotId: string,
+    since: string | undefined,
+    work: (reader: SnapshotReader) => Promise<T>,
+  ): Promise<T> {
+    const held = await this.changeVolume(
+      name,
+      "read a snapshot",
+      async ({ coordinator, exported }): Promise<{ reader: SnapshotReader } | { done: T }> => {
+        const reader = await coordinator.snapshotReader(snapshotId, since);
+        return exported ? { reader } : { done: await work(reader) };
+      },
+    );
+    return "done" in held ? held.done : work(held.reader);
   }
 
   /** Reverts every in-sync replica at once, with no NBD client connected. */

@@ -14,6 +14,7 @@
  * | queued operation | `QUEUE#<nodeId>`      | `OPERATION#<id>`    |
  * | zone             | `ZONES`               | `ZONE#<zone>`       |
  * | health verdict   | `HEALTH`              | `NODE#<id>`, `ZONE#<zone>` |
+ * | lease            | `LEASES`              | `LEASE#<name>`      |
  *
  * Why collections rather than one partition per item: listing (every node for placement, every volume
  * for the health sweep and the CLI) is then a Query of one partition, which can be strongly
@@ -64,3 +65,5 @@ export const zoneKey = (zone: string): ItemKey => ({ pk: ZONES_PARTITION, sk: `Z
 export const HEALTH_PARTITION = "HEALTH";
 /** `subject` is "NODE#<id>" or "ZONE#<zone>" (see healthSubject). */
 export const healthKey = (subject: string): ItemKey => ({ pk: HEALTH_PARTITION, sk: subject });
+export const LEASES_PARTITION = "LEASES";
+export const leaseKey = (name: string): ItemKey => ({ pk: LEASES_PARTITION, sk: `LEASE#${name}` });

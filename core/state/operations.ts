@@ -35,8 +35,11 @@ export interface NewOperation {
 }
 
 /** How an operation ended, as its runner records it. */
+/** What a succeeded operation made, recorded for whoever started it (the cloudsnap's id and figures). */
+export type OperationResult = Record<string, unknown>;
+
 export type OperationOutcome =
-  | { state: "succeeded"; progress?: OperationProgress; warnings?: string[] }
+  | { state: "succeeded"; progress?: OperationProgress; warnings?: string[]; result?: OperationResult }
   | { state: "cancelled"; progress?: OperationProgress }
   | { state: "failed"; error: string; progress?: OperationProgress };
 
@@ -186,6 +189,7 @@ export class OperationStore {
       ...this.ending(outcome.state),
       ...(outcome.progress ? { progress: outcome.progress } : {}),
       ...(outcome.state === "succeeded" && outcome.warnings?.length ? { warnings: outcome.warnings } : {}),
+      ...(outcome.state === "succeeded" && outcome.result !== undefined ? { result: outcome.result } : {}),
     };
     const error = outcome.state === "failed" ? outcome.error : null;
     const ended = await this.update(operationId, { ...end, error }, { state: "running", runnerId });

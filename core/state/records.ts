@@ -152,11 +152,24 @@ export const HealthVerdict = z.object({
 });
 export type HealthVerdict = z.infer<typeof HealthVerdict>;
 
+/**
+ * Work that must run one at a time cluster-wide (a volume's cloudsnap catalog has one writer) is
+ * done under a lease: held until `expiresAt` by `holder`, renewed while the work goes on, and free
+ * for another once it expires, so a holder that died does not block the work for ever.
+ */
+export const LeaseRecord = z.object({
+  name: z.string().min(1),
+  holder: z.string().min(1),
+  acquiredAt: Timestamp,
+  expiresAt: Timestamp,
+});
+export type LeaseRecord = z.infer<typeof LeaseRecord>;
+
 function distinct(values: readonly string[]): boolean {
   return new Set(values).size === values.length;
 }
 
-/** Long work a node runs for a volume (DESIGN.md, Operations); cloudsnap-upload and restore come later. */
+/** Long work a node runs for a volume (DESIGN.md, Operations). */
 export const OperationKind = z.enum([
   "replication",
   "rebuild",
@@ -166,6 +179,8 @@ export const OperationKind = z.enum([
   "move-replica",
   "clone",
   "repair",
+  "cloudsnap",
+  "restore",
 ]);
 export type OperationKind = z.infer<typeof OperationKind>;
 
@@ -200,6 +215,17 @@ export const OperationParams = {
   clone: z.strictObject({ snapshot: ResourceName, target: ResourceName }),
   /** Back to the volume's replication factor, replacing replicas whose node was lost. */
   repair: z.strictObject({}),
+  /** A snapshot uploaded to the cloudsnap bucket; `group` names a consistency group it belongs to. */
+  cloudsnap: z.strictObject({ group: ResourceName.optional() }),
+  /**
+   * A new volume (the operation's volume: its name is free, its id chosen at the start) made from
+   * a cloudsnap, with this many replicas (the cloudsnap's volume's size; one replica by default).
+   */
+  restore: z.strictObject({
+    cloudsnap: z.string().min(1).max(128),
+    replicationFactor: ReplicationFactor.optional(),
+    labels: Labels.optional(),
+  }),
 } satisfies Record<OperationKind, z.ZodType>;
 export type OperationParamsOf<K extends OperationKind> = z.infer<(typeof OperationParams)[K]>;
 
@@ -237,6 +263,8 @@ export const OperationFields = z.object({
   cancelRequested: z.boolean(),
   /** What the operator should know about a finished change, e.g. replicas placed in one zone. */
   warnings: z.array(z.string()).optional(),
+  /** What a succeeded operation made, e.g. the cloudsnap it uploaded. */
+  result: z.record(z.string(), z.unknown()).optional(),
   requestToken: RequestToken,
   /**
    * The runner instance that claimed it. Progress and the end are written only on this value, so a

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { HealthStore } from "./health.js";
+import { LeaseStore } from "./leases.js";
 import { NodeStore } from "./nodes.js";
 import { OperationStore } from "./operations.js";
 import { SnapshotStore } from "./snapshots.js";
@@ -38,6 +39,7 @@ export class StateStore {
   readonly operations: OperationStore;
   readonly zones: ZoneStore;
   readonly health: HealthStore;
+  readonly leases: LeaseStore;
   readonly tableName: string;
   private readonly client: DynamoDBClient;
   private readonly ownsClient: boolean;
@@ -57,6 +59,7 @@ export class StateStore {
     this.operations = new OperationStore(table);
     this.zones = new ZoneStore(table);
     this.health = new HealthStore(table);
+    this.leases = new LeaseStore(table);
   }
 
   /** Creates the table if it is missing (local mode, tests); in AWS the CDK app owns it. */

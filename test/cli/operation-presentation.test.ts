@@ -35,7 +35,7 @@ const operation = (overrides: Partial<Operation> = {}): Operation => ({
 
 describe("operation views", () => {
   it("shows progress with units, a percentage and, while it runs, a rate", () => {
-    expect(describeOperationProgress(operation())).toBe("12 MiB of 40 MiB (30%), 5 MiB/s");
+    expect(describeOperationProgress(operation())).toBe("12 MiB of 40 MiB (30%), 5 MiB/s, 5s left");
     expect(describeOperationProgress(operation({ state: "succeeded" }))).toBe("12 MiB of 40 MiB (30%)");
     expect(describeOperationProgress(operation({ progress: null }))).toBe("-");
   });
@@ -52,7 +52,7 @@ describe("operation views", () => {
     const table = operationTable([operation(), failed, stalled], now).split("\n");
     expect(table[0]).toMatch(/^ID\s+KIND\s+VOLUME\s+NODE\s+STATE\s+PROGRESS\s+AGE\s+DURATION\s+ERROR$/);
     expect(table[1]).toMatch(
-      /^op-1\s+rebuild\s+pg-data\s+node-2\s+running\s+12 MiB of 40 MiB \(30%\), 5 MiB\/s\s+5m\s+4m\s+-$/,
+      /^op-1\s+rebuild\s+pg-data\s+node-2\s+running\s+12 MiB of 40 MiB \(30%\), 5 MiB\/s, 5s left\s+5m\s+4m\s+-$/,
     );
     expect(table[2]).toMatch(/failed\s+-\s+5m\s+30s\s+the in-sync replica on node-1 stopped answering$/);
     expect(table[3]).toContain("running (stalled)");
@@ -106,7 +106,7 @@ describe("following an operation", () => {
     expect(out.text()).toBe(
       [
         "rebuild of pg-data on node-2: pending",
-        "rebuild of pg-data on node-2: running, 12 MiB of 40 MiB (30%), 5 MiB/s",
+        "rebuild of pg-data on node-2: running, 12 MiB of 40 MiB (30%), 5 MiB/s, 5s left",
         "",
       ].join("\n"),
     );

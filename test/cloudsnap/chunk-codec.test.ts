@@ -2,16 +2,17 @@ import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { chunkId, decodeChunk, encodeChunk } from "../../agent/cloudsnap/chunk-codec.js";
 import {
-  chunkKeys,
   newDataKey,
   newPassphraseKdf,
   passphraseKey,
   unwrapDataKey,
+  volumeKeys,
   wrapDataKey,
 } from "../../agent/cloudsnap/keys.js";
 
 const CHUNK = 1024 * 1024;
-const keys = chunkKeys(newDataKey());
+const keys = volumeKeys(newDataKey());
+const encode = (plaintext: Buffer) => encodeChunk(chunkId(plaintext, keys), plaintext, keys);
 
 describe("a cloudsnap chunk", () => {
   it.each([
@@ -19,31 +20,31 @@ describe("a cloudsnap chunk", () => {
     ["zeros (compressed)", Buffer.alloc(CHUNK)],
     ["text (compressed)", Buffer.from("SELECT * FROM orders;\n".repeat(CHUNK / 22).slice(0, CHUNK))],
   ])("round-trips %s byte for byte", async (_what, plaintext) => {
-    const { id, sealed } = await encodeChunk(plaintext, keys);
+    const { id, sealed } = await encode(plaintext);
     expect(Buffer.compare(await decodeChunk(id, sealed, keys, "pack p1"), plaintext)).toBe(0);
   });
 
   it("compresses what compresses, and never stores the plaintext in the clear", async () => {
-    const zeros = await encodeChunk(Buffer.alloc(CHUNK), keys);
+    const zeros = await encode(Buffer.alloc(CHUNK));
     expect(zeros.sealed.length).toBeLessThan(CHUNK / 100);
     const text = Buffer.from("account=42 balance=1000\n".repeat(1000));
-    const sealed = (await encodeChunk(text, keys)).sealed;
+    const sealed = (await encode(text)).sealed;
     expect(sealed.includes(Buffer.from("balance"))).toBe(false);
   });
 
   it("names equal chunks alike under one volume's keys (dedupe), and differently under another's", async () => {
     const data = randomBytes(4096);
-    const first = await encodeChunk(data, keys);
-    const second = await encodeChunk(Buffer.from(data), keys);
+    const first = await encode(data);
+    const second = await encode(Buffer.from(data));
     expect(second.id).toBe(first.id);
     expect(Buffer.compare(second.sealed, first.sealed)).not.toBe(0); // fresh nonce each time
-    expect(chunkId(data, chunkKeys(newDataKey()))).not.toBe(first.id);
+    expect(chunkId(data, volumeKeys(newDataKey()))).not.toBe(first.id);
   });
 
   it("refuses, naming the chunk and its object, a wrong key, a flipped bit, a swapped chunk and a truncated one", async () => {
-    const { id, sealed } = await encodeChunk(randomBytes(8192), keys);
-    const other = await encodeChunk(randomBytes(8192), keys);
-    await expect(decodeChunk(id, sealed, chunkKeys(newDataKey()), "pack p7")).rejects.toThrow(
+    const { id, sealed } = await encode(randomBytes(8192));
+    const other = await encode(randomBytes(8192));
+    await expect(decodeChunk(id, sealed, volumeKeys(newDataKey()), "pack p7")).rejects.toThrow(
       `chunk ${id} in pack p7 does not decrypt: the key is wrong or the object was altered`,
     );
     const flipped = Buffer.from(sealed);

@@ -96,9 +96,9 @@ export class ChainChanges {
   /**
    * Reads from an in-sync replica that has the snapshot (the local one first; a replica rebuilt
    * after the snapshot lacks it). Snapshots are frozen, so the copy takes no lock; reads fail if
-   * that replica goes away.
+   * that replica goes away. With `since` (an older snapshot), the runs are where the two differ.
    */
-  async snapshotReader(snapshotId: string): Promise<SnapshotReader> {
+  async snapshotReader(snapshotId: string, since?: string): Promise<SnapshotReader> {
     const host = this.host;
     host.throwIfStopped();
     const epoch = host.epoch();
@@ -109,7 +109,7 @@ export class ChainChanges {
     let lastError: unknown;
     for (const { handle } of candidates) {
       try {
-        const runs = await handle.snapshotRuns(epoch, snapshotId);
+        const runs = await handle.snapshotRuns(epoch, snapshotId, since);
         return { runs, read: (offset, length) => handle.readSnapshot(epoch, snapshotId, offset, length) };
       } catch (error) {
         if (classifyReplicaError(error) === "fenced") throw host.fence(error);

@@ -322,8 +322,8 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
   }
 
   /** A snapshot's data for a copy elsewhere (a clone): where it holds data, and its bytes. */
-  snapshotReader(snapshotId: string): Promise<SnapshotReader> {
-    return this.chain.snapshotReader(snapshotId);
+  snapshotReader(snapshotId: string, since?: string): Promise<SnapshotReader> {
+    return this.chain.snapshotReader(snapshotId, since);
   }
 
   /**

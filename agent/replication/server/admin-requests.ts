@@ -16,6 +16,7 @@ import {
   runsPage,
   SetRebuildingPayload,
   SnapshotPayload,
+  SnapshotRunsPayload,
 } from "../replica-admin.js";
 import type { Frame } from "../wire/frame-codec.js";
 import { FrameType, MAX_CONTROL_PAYLOAD, MAX_IO_BYTES, Status } from "../wire/protocol.js";
@@ -139,9 +140,9 @@ async function execute(
       return runsPage(fencedReader(entry, epoch).replica.changedSince(since), frame.offset);
     }
     case FrameType.SNAPSHOT_RUNS: {
-      const { snapshotId } = parsePayload(SnapshotPayload, frame);
+      const { snapshotId, since } = parsePayload(SnapshotRunsPayload, frame);
       const { replica } = fencedReader(entry, epoch);
-      return runsPage(await withSnapshot(async () => replica.snapshotRuns(snapshotId)), frame.offset);
+      return runsPage(await withSnapshot(async () => replica.snapshotRuns(snapshotId, since)), frame.offset);
     }
     case FrameType.READ_SNAPSHOT: {
       const { snapshotId } = parsePayload(SnapshotPayload, frame);

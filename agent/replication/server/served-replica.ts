@@ -23,7 +23,7 @@ export interface ServedReplica extends BlockDevice {
   resize(sizeBytes: number): Promise<void>;
   deleteSnapshot(snapshotId: string): Promise<void>;
   revert(snapshotId: string): Promise<void>;
-  snapshotRuns(snapshotId: string): ByteRange[];
+  snapshotRuns(snapshotId: string, since?: string): ByteRange[];
   readSnapshot(snapshotId: string, offset: number, length: number): Promise<Buffer>;
 }
 

@@ -1,0 +1,193 @@
+import { notFound } from "../../core/errors.js";
+import type { HeldLease } from "../../core/state/leases.js";
+import type { CloudsnapBucket } from "./bucket.js";
+import { type Catalog, type CatalogEntry, readCatalog, writeCatalog } from "./catalog.js";
+import type { VolumeKeys } from "./keys.js";
+import { manifestObject, newCloudsnapId, packsPrefix, volumeOfCloudsnap, volumePrefix } from "./layout.js";
+import { type Manifest, openManifest } from "./manifest.js";
+import type { PackWriterOptions } from "./pack-writer.js";
+import { type RestoreProgress, restoreCloudsnap } from "./restore.js";
+import { type UploadProgress, type UploadSource, uploadCloudsnap } from "./upload.js";
+import { ensureVolumeKeys, type KeyProtector, loadVolumeKeys } from "./volume-key.js";
+
+export interface TakeCloudsnap {
+  volumeId: string;
+  volumeName: string;
+  replicationFactor: number;
+  /** The snapshot being uploaded. */
+  snapshotId: string;
+  /** What to read of it: every block holding data, or with `since` the blocks changed since then. */
+  source: UploadSource;
+  /**
+   * The snapshot the source's runs are relative to, which must be the one the volume's latest
+   * cloudsnap was read from (latest() says which); undefined when the source covers all the data.
+   */
+  since?: string;
+  group?: string;
+  at?: Date;
+  onProgress?: (progress: UploadProgress) => void;
+}
+
+export interface GarbageCollected {
+  packsDeleted: number;
+  manifestsDeleted: number;
+}
+
+/**
+ * A bucket of cloudsnaps, as one cluster reads and writes it. Mutations of a volume's cloudsnaps
+ * (take, delete, collect garbage) must run one at a time per volume: callers hold the volume's
+ * cloudsnap lease (core/state), which each confirms before it rewrites the catalog or deletes.
+ * Reads (list, show, restore) need nothing and work from any cluster that has the bucket and the key.
+ */
+export class CloudsnapRepository {
+  constructor(
+    readonly bucket: CloudsnapBucket,
+    private readonly protector: KeyProtector,
+    private readonly packs?: PackWriterOptions,
+  ) {}
+
+  /** A volume's cloudsnaps, oldest first (one GET, no LIST). */
+  async list(volumeId: string): Promise<CatalogEntry[]> {
+    return (await readCatalog(this.bucket, volumeId)).cloudsnaps;
+  }
+
+  /** The volume's latest cloudsnap, whose snapshot an incremental is read against. */
+  async latest(volumeId: string): Promise<CatalogEntry | undefined> {
+    return (await this.list(volumeId)).at(-1);
+  }
+
+  async get(cloudsnapId: string): Promise<CatalogEntry> {
+    return (await this.find(cloudsnapId)).entry;
+  }
+
+  /**
+   * Uploads a snapshot as a new cloudsnap: packs, then its manifest, then the catalog naming it.
+   * A failure before the catalog is written leaves objects no catalog names (garbage collection
+   * removes them) and the catalog as it was.
+   */
+  async take(request: TakeCloudsnap, lease: HeldLease): Promise<CatalogEntry> {
+    const { volumeId } = request;
+    const keys = await ensureVolumeKeys(this.bucket, volumeId, this.protector);
+    const catalog = await readCatalog(this.bucket, volumeId);
+    const latest = catalog.cloudsnaps.at(-1);
+    const { source, since } = request;
+    if (since !== undefined && since !== latest?.snapshotId) {
+      throw new Error(
+        `an incremental cloudsnap of volume ${volumeId} must be read since snapshot ${latest?.snapshotId ?? "(none: it has no cloudsnap)"}, not ${since}`,
+      );
+    }
+    const incremental = since !== undefined;
+    const baseManifest = latest === undefined ? undefined : await this.manifest(volumeId, latest.id, keys);
+    const at = request.at ?? new Date();
+    const cloudsnapId = newCloudsnapId(volumeId, at);
+    const uploaded = await uploadCloudsnap({
+      bucket: this.bucket,
+      keys,
+      volumeId,
+      cloudsnapId,
+      createdAt: at,
+      source,
+      ...(baseManifest === undefined ? {} : { base: { manifest: baseManifest, incremental } }),
+      ...(this.packs === undefined ? {} : { packs: this.packs }),
+      ...(request.onProgress === undefined ? {} : { onProgress: request.onProgress }),
+    });
+    const entry: CatalogEntry = {
+      id: cloudsnapId,
+      createdAt: at.toISOString(),
+      volumeName: request.volumeName,
+      sizeBytes: source.sizeBytes,
+      replicationFactor: request.replicationFactor,
+      snapshotId: request.snapshotId,
+      dataBytes: uploaded.dataBytes,
+      scannedBytes: uploaded.progress.scannedBytes,
+      uploadedBytes: uploaded.progress.uploadedBytes,
+      chunks: uploaded.progress.chunks,
+      newChunks: uploaded.progress.newChunks,
+      incremental,
+      ...(request.group === undefined ? {} : { group: request.group }),
+    };
+    await lease.confirm();
+    await writeCatalog(this.bucket, { ...catalog, cloudsnaps: [...catalog.cloudsnaps, entry] });
+    return entry;
+  }
+
+  /**
+   * Writes a cloudsnap's data through `write` (every replica of a new volume). Everything is read
+   * from the bucket and checked: a wrong key, an altered or missing object fails naming it.
+   */
+  async restore(
+    cloudsnapId: string,
+    write: (offset: number, data: Buffer) => Promise<void>,
+    onProgress?: (progress: RestoreProgress) => void,
+  ): Promise<RestoreProgress> {
+    const { entry } = await this.find(cloudsnapId);
+    const volumeId = volumeOfCloudsnap(cloudsnapId);
+    const keys = await loadVolumeKeys(this.bucket, volumeId, this.protector);
+    const manifest = await this.manifest(volumeId, entry.id, keys);
+    return restoreCloudsnap({
+      bucket: this.bucket,
+      keys,
+      manifest,
+      write,
+      ...(onProgress === undefined ? {} : { onProgress }),
+    });
+  }
+
+  /** Unlists a cloudsnap, then deletes its manifest; its chunks go with the next garbage collection. */
+  async delete(cloudsnapId: string, lease: HeldLease): Promise<CatalogEntry> {
+    const { entry, catalog } = await this.find(cloudsnapId);
+    await lease.confirm();
+    await writeCatalog(this.bucket, {
+      ...catalog,
+      cloudsnaps: catalog.cloudsnaps.filter((cloudsnap) => cloudsnap.id !== cloudsnapId),
+    });
+    await this.bucket.delete([manifestObject(catalog.volumeId, cloudsnapId)]);
+    return entry;
+  }
+
+  /**
+   * Deletes the packs no listed cloudsnap's manifest names, and manifests no catalog lists (left by
+   * an upload or a delete cut short). Reads one manifest at a time and keeps only the set of
+   * referenced pack ids (one per 32 MiB of distinct data), so memory does not grow with the
+   * number of cloudsnaps. Runs under the volume's lease, so no upload is adding packs meanwhile.
+   */
+  async collectGarbage(volumeId: string, lease: HeldLease): Promise<GarbageCollected> {
+    const catalog = await readCatalog(this.bucket, volumeId);
+    const listed = new Set(catalog.cloudsnaps.map((cloudsnap) => manifestObject(volumeId, cloudsnap.id)));
+    const referenced = new Set<string>();
+    if (catalog.cloudsnaps.length > 0) {
+      const keys = await loadVolumeKeys(this.bucket, volumeId, this.protector);
+      for (const cloudsnap of catalog.cloudsnaps) {
+        for (const location of (await this.manifest(volumeId, cloudsnap.id, keys)).chunks.values())
+          referenced.add(location.pack);
+      }
+    }
+    const packs: string[] = [];
+    const prefix = packsPrefix(volumeId);
+    for await (const key of this.bucket.list(prefix)) {
+      if (!referenced.has(key.slice(prefix.length))) packs.push(key);
+    }
+    const manifests: string[] = [];
+    for await (const key of this.bucket.list(`${volumePrefix(volumeId)}manifests/`)) {
+      if (!listed.has(key)) manifests.push(key);
+    }
+    await lease.confirm();
+    await this.bucket.delete([...manifests, ...packs]);
+    return { packsDeleted: packs.length, manifestsDeleted: manifests.length };
+  }
+
+  async manifest(volumeId: string, cloudsnapId: string, keys: VolumeKeys): Promise<Manifest> {
+    const key = manifestObject(volumeId, cloudsnapId);
+    return openManifest(await this.bucket.get(key), { volumeId, cloudsnapId }, keys, this.bucket.where(key));
+  }
+
+  private async find(cloudsnapId: string): Promise<{ entry: CatalogEntry; catalog: Catalog }> {
+    const volumeId = volumeOfCloudsnap(cloudsnapId);
+    const catalog = await readCatalog(this.bucket, volumeId);
+    const entry = catalog.cloudsnaps.find((cloudsnap) => cloudsnap.id === cloudsnapId);
+    if (entry === undefined) {
+      throw notFound(`cloudsnap ${cloudsnapId} (in s3://${this.bucket.name})`);
+    }
+    return { entry, catalog };
+  }
+}

@@ -1,0 +1,146 @@
+import type { ByteRange } from "../block-device.js";
+import { mergeRuns } from "../replication/coordinator/rebuild.js";
+import type { CloudsnapBucket } from "./bucket.js";
+import { chunkId, encodeChunk } from "./chunk-codec.js";
+import type { VolumeKeys } from "./keys.js";
+import { manifestObject } from "./layout.js";
+import { type ChunkLocation, type Manifest, sealManifest } from "./manifest.js";
+import { DEFAULT_PACK_OPTIONS, PackWriter, type PackWriterOptions } from "./pack-writer.js";
+
+/**
+ * Chunks are fixed 1 MiB pieces of the volume, aligned to its 4 KiB blocks (block devices do not
+ * shift data, so content-defined boundaries would find nothing more to dedupe). 1 MiB keeps a
+ * manifest at 48 bytes per MiB of data and the requests per GiB low; the price is that a 4 KiB
+ * write makes an incremental upload its whole chunk (docs/benchmarks.md measures both).
+ */
+export const CHUNK_BYTES = 1024 * 1024;
+/** Chunks read, hashed and sealed at once: keeps the source, the CPU and the puts busy together. */
+const CHUNK_CONCURRENCY = 4;
+
+/** What a cloudsnap reads: a frozen snapshot of the volume. */
+export interface UploadSource {
+  sizeBytes: number;
+  /**
+   * The byte ranges to read: where the snapshot holds data, or, for an incremental, where it may
+   * differ from the base cloudsnap's snapshot (blocks written or zeroed since).
+   */
+  runs: readonly ByteRange[];
+  read(offset: number, length: number): Promise<Buffer>;
+}
+
+export interface UploadProgress {
+  /** Bytes read of the ranges to read. */
+  scannedBytes: number;
+  totalBytes: number;
+  chunks: number;
+  newChunks: number;
+  /** Sealed bytes in packs put so far. */
+  uploadedBytes: number;
+}
+
+export interface UploadRequest {
+  bucket: CloudsnapBucket;
+  keys: VolumeKeys;
+  volumeId: string;
+  cloudsnapId: string;
+  createdAt: Date;
+  source: UploadSource;
+  /**
+   * The volume's latest cloudsnap. Every chunk it names is reused, not uploaded again (dedupe); when
+   * `incremental`, chunks outside the source's runs are unchanged and taken from it as they are.
+   */
+  base?: { manifest: Manifest; incremental: boolean };
+  packs?: PackWriterOptions;
+  onProgress?: (progress: UploadProgress) => void;
+}
+
+export interface UploadResult {
+  manifest: Manifest;
+  progress: UploadProgress;
+  /** Bytes of the volume that are not zeros. */
+  dataBytes: number;
+}
+
+/**
+ * Uploads one cloudsnap: reads the chunks the source's runs touch, skips the all-zero ones, seals
+ * the new ones into packs, then puts the manifest naming every chunk of the volume. Nothing names
+ * the cloudsnap until the caller adds it to the catalog, after this resolves.
+ */
+export async function uploadCloudsnap(request: UploadRequest): Promise<UploadResult> {
+  const { bucket, keys, source, base } = request;
+  const writer = new PackWriter(bucket, request.volumeId, request.packs ?? DEFAULT_PACK_OPTIONS);
+  const chunks = new Map<number, ChunkLocation>(base?.incremental === true ? base.manifest.chunks : []);
+  const known = new Map<string, ChunkLocation | Promise<ChunkLocation>>();
+  for (const location of base?.manifest.chunks.values() ?? []) known.set(location.id, location);
+
+  const runs = mergeRuns(source.runs);
+  const progress: UploadProgress = {
+    scannedBytes: 0,
+    totalBytes: chunkSpanBytes(runs, source.sizeBytes),
+    chunks: 0,
+    newChunks: 0,
+    uploadedBytes: 0,
+  };
+  const zeros = Buffer.alloc(CHUNK_BYTES);
+  const indexes = chunkIndexes(runs);
+  const worker = async () => {
+    for (let next = indexes.next(); next.done !== true; next = indexes.next()) {
+      const index = next.value;
+      await writer.ready();
+      const offset = index * CHUNK_BYTES;
+      const data = await source.read(offset, Math.min(CHUNK_BYTES, source.sizeBytes - offset));
+      progress.scannedBytes += data.length;
+      if (data.equals(zeros.subarray(0, data.length))) {
+        chunks.delete(index);
+      } else {
+        const id = chunkId(data, keys);
+        let location = known.get(id);
+        if (location === undefined) {
+          location = encodeChunk(id, data, keys).then((encoded) => writer.add(id, encoded.sealed));
+          known.set(id, location);
+          progress.newChunks++;
+        }
+        chunks.set(index, await location);
+      }
+      progress.uploadedBytes = writer.uploadedBytes;
+      request.onProgress?.(progress);
+    }
+  };
+  await Promise.all(Array.from({ length: CHUNK_CONCURRENCY }, worker));
+  await writer.finish();
+
+  const manifest: Manifest = {
+    format: 1,
+    volumeId: request.volumeId,
+    cloudsnapId: request.cloudsnapId,
+    sizeBytes: source.sizeBytes,
+    chunkBytes: CHUNK_BYTES,
+    createdAt: request.createdAt.toISOString(),
+    chunks: new Map([...chunks].sort(([a], [b]) => a - b)),
+  };
+  await bucket.put(manifestObject(request.volumeId, request.cloudsnapId), await sealManifest(manifest, keys));
+  progress.chunks = manifest.chunks.size;
+  progress.uploadedBytes = writer.uploadedBytes;
+  request.onProgress?.(progress);
+  let dataBytes = 0;
+  for (const index of manifest.chunks.keys())
+    dataBytes += Math.min(CHUNK_BYTES, source.sizeBytes - index * CHUNK_BYTES);
+  return { manifest, progress, dataBytes };
+}
+
+/** The indexes of the chunks that merged, sorted runs touch, each once, lazily (a volume may have millions). */
+function* chunkIndexes(runs: readonly ByteRange[]): Generator<number> {
+  let last = -1;
+  for (const run of runs) {
+    const first = Math.max(Math.floor(run.offset / CHUNK_BYTES), last + 1);
+    const end = Math.floor((run.offset + run.length - 1) / CHUNK_BYTES);
+    for (let index = first; index <= end; index++) yield index;
+    last = Math.max(last, end);
+  }
+}
+
+function chunkSpanBytes(runs: readonly ByteRange[], sizeBytes: number): number {
+  let total = 0;
+  for (const index of chunkIndexes(runs)) total += Math.min(CHUNK_BYTES, sizeBytes - index * CHUNK_BYTES);
+  return total;
+}

@@ -1,0 +1,135 @@
+import { randomUUID } from "node:crypto";
+import { Command } from "commander";
+import type { Operation } from "../../core/operations.js";
+import { labelArg, nameArg, replicationArg } from "../args.js";
+import { cloudsnapDescription, cloudsnapTable } from "../cloudsnap-views.js";
+import { contextOf } from "../context.js";
+import { formatSize } from "../format.js";
+import { print, warn } from "../output.js";
+import { followOperation, withProgress } from "../progress.js";
+
+const WAIT_OPTION = ["--wait", "follow the operation until it ends, with its progress"] as const;
+
+export function cloudsnapCommand(): Command {
+  const cloudsnap = new Command("cloudsnap")
+    .alias("cloudsnaps")
+    .alias("cs")
+    .description("backups of volumes in the cluster's bucket: incremental, deduplicated, encrypted");
+
+  cloudsnap
+    .command("create")
+    .description("snapshot a volume and upload what changed since its previous cloudsnap (an operation)")
+    .argument("<volume>", "volume name")
+    .option("--group <name>", "record the cloudsnap as part of this group")
+    .option(...WAIT_OPTION)
+    .action(async (name: string, options: { group?: string; wait?: boolean }, command: Command) => {
+      const context = contextOf(command);
+      const client = await context.client();
+      const volume = await client.getVolume(nameArg(name, "volume"));
+      const started = await client.startOperation({
+        kind: "cloudsnap",
+        volume: volume.name,
+        // One invocation, one operation: a retried request finds the operation it started.
+        requestToken: `cloudsnap-${volume.name}-${randomUUID()}`,
+        params: options.group === undefined ? {} : { group: nameArg(options.group, "group") },
+        // An attached volume is read through its coordinator, on the node it is attached to.
+        ...(volume.attachedNode === null ? {} : { node: volume.attachedNode }),
+      });
+      if (options.wait !== true) {
+        context.emit(started, (op) => print(startedLine(op)));
+        return;
+      }
+      const ended = await followOperation(client, started.id);
+      const taken = await client.getCloudsnap(String(ended.result?.["cloudsnap"]));
+      context.emit(taken, (c) =>
+        print(
+          `cloudsnap ${c.id} of volume "${c.volumeName}" taken: ${c.incremental ? "incremental" : "full"}, uploaded ${cloudsnapUploaded(c)}`,
+        ),
+      );
+    });
+
+  cloudsnap
+    .command("list")
+    .alias("ls")
+    .description("list a volume's cloudsnaps, oldest first (another cluster's volume: give its id)")
+    .argument("<volume>", "volume name, or the id of a volume in the bucket")
+    .action(async (volume: string, _options: object, command: Command) => {
+      const context = contextOf(command);
+      const cloudsnaps = await (await context.client()).listCloudsnaps(nameArg(volume, "volume"));
+      context.emit({ cloudsnaps }, () =>
+        print(cloudsnaps.length === 0 ? `No cloudsnaps of volume "${volume}".` : cloudsnapTable(cloudsnaps)),
+      );
+    });
+
+  cloudsnap
+    .command("show")
+    .description("describe a cloudsnap: its volume, size, what it read and uploaded")
+    .argument("<id>", "cloudsnap id")
+    .action(async (id: string, _options: object, command: Command) => {
+      const context = contextOf(command);
+      const found = await (await context.client()).getCloudsnap(id);
+      context.emit(found, (c) => print(cloudsnapDescription(c)));
+    });
+
+  cloudsnap
+    .command("delete")
+    .alias("rm")
+    .description("delete a cloudsnap, and the data no other cloudsnap of its volume needs")
+    .argument("<id>", "cloudsnap id")
+    .action(async (id: string, _options: object, command: Command) => {
+      const context = contextOf(command);
+      const client = await context.client();
+      const deleted = await withProgress(`deleting cloudsnap ${id}`, () => client.deleteCloudsnap(id));
+      context.emit(deleted, (c) => print(`cloudsnap ${c.id} deleted`));
+    });
+
+  cloudsnap
+    .command("restore")
+    .description("create a new volume from a cloudsnap, in this cluster (an operation)")
+    .argument("<id>", "cloudsnap id")
+    .requiredOption("--to <name>", "name of the new volume")
+    .option("--repl <n>", "its replication factor (default: the cloudsnap's volume's)", replicationArg)
+    .option("--label <key=value>", "label the new volume (repeatable)", labelArg)
+    .option(...WAIT_OPTION)
+    .action(
+      async (
+        id: string,
+        options: { to: string; repl?: number; label?: Record<string, string>; wait?: boolean },
+        command: Command,
+      ) => {
+        const context = contextOf(command);
+        const client = await context.client();
+        const target = nameArg(options.to, "volume");
+        const started = await client.startOperation({
+          kind: "restore",
+          volume: target,
+          requestToken: `restore-${target}-${randomUUID()}`,
+          params: {
+            cloudsnap: id,
+            ...(options.repl === undefined ? {} : { replicationFactor: options.repl }),
+            ...(options.label === undefined ? {} : { labels: options.label }),
+          },
+        });
+        if (options.wait !== true) {
+          context.emit(started, (op) => print(startedLine(op)));
+          return;
+        }
+        const ended = await followOperation(client, started.id);
+        const restored = await client.getVolume(target);
+        context.emit(restored, (v) => {
+          print(`volume "${v.name}" restored from cloudsnap ${id} (${v.replicas.length} replicas)`);
+          for (const warning of ended.warnings ?? []) warn(warning);
+        });
+      },
+    );
+
+  return cloudsnap;
+}
+
+function startedLine(operation: Operation): string {
+  return `${operation.kind} of ${operation.volumeName} started: operation ${operation.id} (follow it with \`strata operation wait ${operation.id}\`)`;
+}
+
+function cloudsnapUploaded(cloudsnap: { uploadedBytes: number; newChunks: number; chunks: number }): string {
+  return `${formatSize(cloudsnap.uploadedBytes)} (${cloudsnap.newChunks} new of ${cloudsnap.chunks} chunks)`;
+}

@@ -1,0 +1,181 @@
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Cloudsnap } from "../../core/cloudsnaps.js";
+import type { Volume } from "../../core/model.js";
+import type { Operation } from "../../core/operations.js";
+import {
+  clusterCli,
+  clusterUp,
+  oneSentence,
+  prepareClusterDir,
+  type RunningCluster,
+  tearDownCluster,
+} from "../cli/strata-process.js";
+import { run } from "../support/run.js";
+import { replicaDigests } from "./replica-digests.js";
+
+/**
+ * Cloudsnaps as an operator takes and restores them: real agents read the snapshot through their
+ * coordinators, upload to the local cluster's S3-compatible server, and a second cluster given
+ * only that bucket and the passphrase restores them. Volumes are compared by the SHA-256 of every
+ * replica's bytes.
+ */
+
+const MiB = 1024 * 1024;
+let dirA: string;
+let dirB: string;
+let clusterA: RunningCluster | undefined;
+let clusterB: RunningCluster | undefined;
+const a = clusterCli(() => dirA);
+const b = clusterCli(() => dirB);
+
+/** The one digest all of a volume's replicas share (they must agree). */
+async function digestOf(dir: string, cluster: RunningCluster, volume: Volume): Promise<string> {
+  const digests = new Set((await replicaDigests(dir, cluster.file, volume)).values());
+  expect(digests.size).toBe(1);
+  return [...digests][0]!;
+}
+
+beforeAll(async () => {
+  dirA = await prepareClusterDir("strata-cloudsnaps-a-");
+  dirB = await prepareClusterDir("strata-cloudsnaps-b-");
+  clusterA = await clusterUp(dirA, ["--nodes", "3", "--zones", "3"]);
+}, 180_000);
+
+afterAll(async () => {
+  await tearDownCluster(dirB, clusterB);
+  await tearDownCluster(dirA, clusterA);
+}, 60_000);
+
+describe("cloudsnaps", () => {
+  let volume: Volume;
+  let nbdUri: string;
+  const taken: { cloudsnap: Cloudsnap; digest: string }[] = [];
+
+  const write = (...commands: string[]) =>
+    run("qemu-io", ["-f", "raw", nbdUri, ...commands.flatMap((command) => ["-c", command])]);
+  const take = async () => {
+    const digest = await digestOf(dirA, clusterA!, volume);
+    const cloudsnap = await a.json<Cloudsnap>("cloudsnap", "create", "db", "--wait");
+    taken.push({ cloudsnap, digest });
+    return cloudsnap;
+  };
+
+  it("uploads a volume in full, then only what changed, and restores each byte for byte", async () => {
+    volume = await a.json<Volume>("volume", "create", "db", "--size", "64MiB", "--repl", "2");
+    nbdUri = (await a.json<{ nbdUri: string }>("volume", "attach", "db")).nbdUri;
+    await write(`write -P 0x11 0 ${8 * MiB}`, `write -P 0x12 ${30 * MiB} ${3 * MiB}`);
+    const full = await take();
+    expect(full).toMatchObject({ incremental: false, chunks: 11, volumeName: "db", replicationFactor: 2 });
+
+    await write(
+      `write -P 0x21 ${MiB} 8192`,
+      `write -z ${30 * MiB} ${MiB}`,
+      `write -P 0x22 ${50 * MiB} ${MiB}`,
+    );
+    const incremental = await take();
+    expect(incremental).toMatchObject({ incremental: true, newChunks: 2 });
+    // What changed (three chunks) is read, not the volume.
+    expect(incremental.scannedBytes).toBe(3 * MiB);
+    expect(incremental.uploadedBytes).toBeLessThan(2.1 * MiB);
+
+    // The first cloudsnap's snapshot went once the second was up; the second's stays as the next base.
+    const snapshots = await a.json<{ snapshots: { name: string }[] }>("snapshot", "list", "db");
+    expect(snapshots.snapshots.map((s) => s.name)).toEqual([`cloudsnap-${incremental.id.slice(37)}`]);
+
+    const listed = await a.json<{ cloudsnaps: Cloudsnap[] }>("cloudsnap", "list", "db");
+    expect(listed.cloudsnaps.map((c) => c.id)).toEqual([full.id, incremental.id]);
+    const shown = await a.cli("cloudsnap", "show", full.id);
+    expect(shown.stdout).toMatch(/Uploaded:\s+\d/);
+
+    for (const [i, { cloudsnap, digest }] of taken.entries()) {
+      const restored = await a.json<Volume>(
+        "cloudsnap",
+        "restore",
+        cloudsnap.id,
+        "--to",
+        `db-${i}`,
+        "--wait",
+      );
+      expect(restored.replicas).toHaveLength(2);
+      expect(await digestOf(dirA, clusterA!, restored)).toBe(digest);
+    }
+  }, 240_000);
+
+  it("refuses a restore into an existing name and an id that is not a cloudsnap's, in one sentence", async () => {
+    const existing = await a.cli("cloudsnap", "restore", taken[0]!.cloudsnap.id, "--to", "db");
+    expect(existing.code).toBe(1);
+    expect(oneSentence(existing)).toBe('volume "db" already exists: restore into a new name');
+    const malformed = await a.cli("cloudsnap", "show", "db-backup");
+    expect(malformed.code).toBe(1);
+    expect(oneSentence(malformed)).toContain('"db-backup" is not a cloudsnap id');
+    const missing = await a.cli("cloudsnap", "show", `${volume.id}-20990101T000000000Z`);
+    expect(oneSentence(missing)).toContain("not found");
+    // A restore whose cloudsnap does not exist fails as an operation and leaves no volume.
+    const failed = await a.cli(
+      "cloudsnap",
+      "restore",
+      `${volume.id}-20990101T000000000Z`,
+      "--to",
+      "ghost",
+      "--wait",
+    );
+    expect(failed.code).toBe(1);
+    // Progress lines come first (stderr is not a terminal here), then the one error.
+    expect(failed.stderr.trimEnd().split("\n").at(-1)).toMatch(
+      /^error: restore of ghost on node-\d failed: cloudsnap .* not found$/,
+    );
+    expect((await a.cli("volume", "inspect", "ghost")).code).toBe(1);
+  }, 120_000);
+
+  it("restores into another cluster that has only the bucket and the passphrase", async () => {
+    const endpoint = clusterA!.file.cloud?.endpoints["AWS_ENDPOINT_URL_S3"];
+    expect(endpoint).toBeDefined();
+    clusterB = await clusterUp(dirB, [
+      "--nodes",
+      "2",
+      "--zones",
+      "2",
+      "--s3-endpoint",
+      endpoint!,
+      "--cloudsnap-passphrase-file",
+      join(dirA, "cloudsnap-passphrase"),
+    ]);
+    // The volume is not B's: it is named by its id, and its catalog found without a LIST.
+    const listed = await b.json<{ cloudsnaps: Cloudsnap[] }>("cloudsnap", "list", volume.id);
+    expect(listed.cloudsnaps.map((c) => c.id)).toEqual(taken.map((t) => t.cloudsnap.id));
+    const latest = taken.at(-1)!;
+    const restored = await b.json<Volume>(
+      "cloudsnap",
+      "restore",
+      latest.cloudsnap.id,
+      "--to",
+      "db",
+      "--repl",
+      "2",
+      "--wait",
+    );
+    expect(await digestOf(dirB, clusterB, restored)).toBe(latest.digest);
+  }, 240_000);
+
+  it("deletes a cloudsnap and keeps what the others need", async () => {
+    const [first, second] = taken;
+    const deleted = await a.json<Cloudsnap>("cloudsnap", "delete", first!.cloudsnap.id);
+    expect(deleted.id).toBe(first!.cloudsnap.id);
+    const listed = await a.json<{ cloudsnaps: Cloudsnap[] }>("cloudsnap", "list", "db");
+    expect(listed.cloudsnaps.map((c) => c.id)).toEqual([second!.cloudsnap.id]);
+    const restored = await a.json<Volume>(
+      "cloudsnap",
+      "restore",
+      second!.cloudsnap.id,
+      "--to",
+      "db-again",
+      "--wait",
+    );
+    expect(await digestOf(dirA, clusterA!, restored)).toBe(second!.digest);
+    const operations = await a.json<{ operations: Operation[] }>("operation", "list", "--volume", "db-again");
+    expect(operations.operations.map((o) => [o.kind, o.state, o.result?.["cloudsnap"]])).toEqual([
+      ["restore", "succeeded", second!.cloudsnap.id],
+    ]);
+  }, 240_000);
+});
