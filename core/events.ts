@@ -41,6 +41,11 @@ export const ZoneHealthDetail = z.object({
   zone: z.string().min(1),
   offlineNodes: z.number().int().nonnegative(),
   totalNodes: z.number().int().nonnegative(),
+  /**
+   * On Zone Offline: every offline node of the zone was stopped cleanly by its agent (a rolling
+   * restart, a drain), so az-failure gives the zone node-loss's grace before it marks it unavailable.
+   */
+  stoppedCleanly: z.boolean().optional(),
   reason: z.string(),
   observedAt: Timestamp,
 });

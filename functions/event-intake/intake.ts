@@ -115,10 +115,7 @@ async function decide(
         return {
           ignored: `node ${node.id} registered again at ${node.registeredAt}, after the life the sweep saw lost`,
         };
-      const graceUntil =
-        event.detail.stoppedCleanly === true
-          ? new Date(Date.parse(event.time) + cleanStopGraceMs()).toISOString()
-          : null;
+      const graceUntil = cleanStopGrace(event.time, event.detail.stoppedCleanly);
       return nodeLoss(node, `the health sweep: ${event.detail.reason}`, event.time, null, graceUntil);
     }
     case "Strata Node Online":
@@ -130,7 +127,10 @@ async function decide(
     case "Strata Zone Online": {
       const phase = event["detail-type"] === "Strata Zone Offline" ? "fail" : "restore";
       const reason = `the health sweep: ${event.detail.reason}`;
-      return zoneStart(phase, event.detail.zone, reason, event.time, minuteOf(event.time));
+      // A zone whose offline nodes were all stopped cleanly (a restart of its agents) gets the
+      // grace a single node gets before az-failure marks it unavailable and copies anything.
+      const graceUntil = phase === "fail" ? cleanStopGrace(event.time, event.detail.stoppedCleanly) : null;
+      return zoneStart(phase, event.detail.zone, reason, event.time, minuteOf(event.time), graceUntil);
     }
   }
 }
@@ -169,6 +169,10 @@ async function instanceLost(
  */
 export const CLEAN_STOP_GRACE_MS = 60_000;
 const cleanStopGraceMs = () => millisecondsFromEnv("STRATA_CLEAN_STOP_GRACE_MS", CLEAN_STOP_GRACE_MS);
+
+/** Until when a workflow waits for what stopped cleanly at `time` to serve again; null: no grace. */
+const cleanStopGrace = (time: string, stoppedCleanly: boolean | undefined): string | null =>
+  stoppedCleanly === true ? new Date(Date.parse(time) + cleanStopGraceMs()).toISOString() : null;
 
 function nodeLoss(
   node: NodeRecord,
@@ -212,11 +216,12 @@ function zoneStart(
   reason: string,
   detectedAt: string,
   incident: string,
+  graceUntil: string | null = null,
 ): WorkflowStart {
   return {
     workflow: "az-failure",
     name: executionName("az", phase, zone, incident),
-    input: { zone, phase, reason, detectedAt },
+    input: { zone, phase, reason, detectedAt, graceUntil },
   };
 }
 

@@ -222,6 +222,7 @@ describe("zone failure", () => {
       phase: "fail",
       reason: "zonal autoshift in progress",
       detectedAt: "2026-11-11T21:40:00Z",
+      graceUntil: null,
     });
   });
 
@@ -298,6 +299,23 @@ describe("zone failure", () => {
     const crashed = new MemoryDependencies([strataNode()]);
     await takeIn(fixture("strata-node-offline"), crashed);
     expect((crashed.starts[0]!.input as { graceUntil: string | null }).graceUntil).toBeNull();
+  });
+
+  it("gives a zone whose offline nodes all stopped cleanly the same grace before az-failure marks it; a silent one none", async () => {
+    const deps = new MemoryDependencies([strataNode()]);
+    await takeIn(
+      fixture("strata-zone-offline", (event) => {
+        (event["detail"] as Record<string, unknown>)["stoppedCleanly"] = true;
+      }),
+      deps,
+    );
+    const input = deps.starts[0]!.input as { graceUntil: string | null; detectedAt: string };
+    expect(deps.starts[0]!.workflow).toBe("az-failure");
+    expect(Date.parse(input.graceUntil!) - Date.parse(input.detectedAt)).toBe(60_000);
+
+    const failed = new MemoryDependencies([strataNode()]);
+    await takeIn(fixture("strata-zone-offline"), failed);
+    expect((failed.starts[0]!.input as { graceUntil: string | null }).graceUntil).toBeNull();
   });
 
   it("starts nothing for a sweep's Node Offline about a life of the node that has ended: the node registered again", async () => {

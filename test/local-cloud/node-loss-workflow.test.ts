@@ -7,6 +7,7 @@ import {
   type HistoryEvent,
   ListExecutionsCommand,
   SFNClient,
+  StartExecutionCommand,
 } from "@aws-sdk/client-sfn";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DriveTag } from "../../core/drive-sets.js";
@@ -21,7 +22,8 @@ import { eventually } from "../support/eventually.js";
  * The node-loss workflow from state-machines/node-loss.asl.json, run by the local cloud with the
  * Lambdas from their bundles against dynalite and the local EC2, Auto Scaling and EKS endpoints,
  * with no agents: the lost node never comes back on its replacement, and the one node that could
- * repair its volume goes silent. What is checked is what the workflow leaves behind.
+ * repair its volume goes silent. What is checked is what the workflow leaves behind. az-failure's
+ * grace for a zone whose nodes stopped cleanly runs from its own file the same way.
  */
 
 const CLUSTER = "wf-test";
@@ -101,7 +103,7 @@ async function nodeOnInstance(nodeId: string, zone: string): Promise<string> {
   return instance.id;
 }
 
-async function executionOf(machine: "node-loss", nameStart: string) {
+async function executionOf(machine: "node-loss" | "az-failure", nameStart: string) {
   const stateMachineArn = cloud.stepFunctions.stateMachineArn(workflowMachine(machine));
   const { executions } = await sfn.send(new ListExecutionsCommand({ stateMachineArn }));
   return (executions ?? []).filter((execution) => execution.name!.startsWith(nameStart));
@@ -286,5 +288,75 @@ describe("node-loss, run from its ASL file by the local cloud", () => {
     } finally {
       clearInterval(beats);
     }
+  });
+});
+
+describe("az-failure, run from its ASL file by the local cloud", () => {
+  /** Two nodes of local-b whose agents stopped cleanly, and az-failure started for the zone. */
+  async function zoneStoppedCleanly(name: string, graceMs: number) {
+    const now = new Date();
+    for (const nodeId of [`${name}-b1`, `${name}-b2`]) {
+      await store.nodes.register(
+        nodeRecord(nodeId, {
+          zone: "local-b",
+          state: "down",
+          lastHeartbeat: now.toISOString(),
+          registeredAt: now.toISOString(),
+        }),
+      );
+    }
+    await sfn.send(
+      new StartExecutionCommand({
+        stateMachineArn: cloud.stepFunctions.stateMachineArn(workflowMachine("az-failure")),
+        name,
+        input: JSON.stringify({
+          zone: "local-b",
+          phase: "fail",
+          reason: "the health sweep: 2 of 2 nodes offline",
+          detectedAt: now.toISOString(),
+          graceUntil: new Date(now.getTime() + graceMs).toISOString(),
+        }),
+      }),
+    );
+    const [execution] = await executionOf("az-failure", name);
+    return execution!.executionArn!;
+  }
+
+  const ended = (executionArn: string) =>
+    eventually(
+      async () => (await sfn.send(new DescribeExecutionCommand({ executionArn }))).status !== "RUNNING",
+      "az-failure to end",
+      60_000,
+    );
+
+  it("waits out a cleanly stopped zone's grace, and ends without marking or copying anything when its nodes serve again", async () => {
+    const executionArn = await zoneStoppedCleanly("az-restart", 60_000);
+    await eventually(
+      async () => enteredStates(await history(executionArn)).includes("CheckRestart"),
+      "the grace loop to look at the zone",
+    );
+    // The agents restarted: both register again, up.
+    const now = new Date().toISOString();
+    for (const nodeId of ["az-restart-b1", "az-restart-b2"])
+      await store.nodes.register(
+        nodeRecord(nodeId, { zone: "local-b", lastHeartbeat: now, registeredAt: now }),
+      );
+    await ended(executionArn);
+
+    expect((await sfn.send(new DescribeExecutionCommand({ executionArn }))).status).toBe("SUCCEEDED");
+    const states = enteredStates(await history(executionArn));
+    expect(states).toContain("ZoneServesAgain");
+    expect(states).not.toContain("MarkUnavailable");
+    expect(await store.zones.unavailable()).toEqual(new Set());
+  });
+
+  it("marks the zone unavailable once the grace has passed and its nodes are still down", async () => {
+    const executionArn = await zoneStoppedCleanly("az-stopped", 500);
+    await ended(executionArn);
+
+    const states = enteredStates(await history(executionArn));
+    expect(states.indexOf("CheckRestart")).toBeLessThan(states.indexOf("MarkUnavailable"));
+    expect(states).not.toContain("ZoneServesAgain");
+    expect(await store.zones.unavailable()).toEqual(new Set(["local-b"]));
   });
 });
