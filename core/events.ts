@@ -51,14 +51,21 @@ export const ZoneHealthDetail = z.object({
 });
 export type ZoneHealthDetail = z.infer<typeof ZoneHealthDetail>;
 
+/**
+ * How a recovery kept or restored a volume's redundancy: new replicas copied in full, the lost
+ * node's replicas resynced after its drives moved, a replica moved into a returned zone, or moved
+ * off a node being scaled in before it went.
+ */
+export const RecoveryHow = z.enum(["re-replicated", "resynced", "re-spread", "drained"]);
+export type RecoveryHow = z.infer<typeof RecoveryHow>;
+
 /** One volume back at its replication factor after a recovery. */
 export const RedundancyRestoredDetail = z.object({
   clusterName: z.string().min(1),
   volume: z.string().min(1),
   /** The workflow execution that restored it. */
   execution: z.string().min(1),
-  /** How: new replicas copied in full, or the lost node's replicas resynced after its drives moved. */
-  how: z.enum(["re-replicated", "resynced", "re-spread"]),
+  how: RecoveryHow,
   bytesCopied: z.number().int().nonnegative(),
 });
 export type RedundancyRestoredDetail = z.infer<typeof RedundancyRestoredDetail>;
