@@ -6,7 +6,7 @@ import {
   compactTime,
   digestOf,
   executionName,
-  type NodeLossInput,
+  NodeLossInput,
   type WorkflowStart,
 } from "./workflow-starts.js";
 
@@ -20,10 +20,22 @@ export interface IntakeDependencies {
   zoneAvailable(zone: string): Promise<boolean>;
   /** Starts the execution; "duplicate" when one of that name exists already. */
   start(start: WorkflowStart): Promise<"started" | "duplicate">;
+  /** An execution's status (RUNNING, SUCCEEDED, FAILED, …) and the input it was started with. */
+  execution(workflow: WorkflowStart["workflow"], name: string): Promise<{ status: string; input: unknown }>;
+  /** Lets Auto Scaling go on terminating the instance a terminate hook holds (CONTINUE). */
+  completeLifecycle(lifecycle: LifecycleAction, instanceId: string): Promise<void>;
 }
 
+type LifecycleAction = NonNullable<NodeLossInput["lifecycle"]>;
+
 export type IntakeOutcome =
-  | { action: "started" | "duplicate"; workflow: WorkflowStart["workflow"]; execution: string }
+  | {
+      action: "started" | "duplicate";
+      workflow: WorkflowStart["workflow"];
+      execution: string;
+      /** What intake did itself for a duplicate (completed a lifecycle action no execution holds). */
+      detail?: string;
+    }
   | { action: "ignored"; reason: string };
 
 /** EC2 states in which the instance and its agent are gone or going (stopping: its agent stops). */
@@ -40,7 +52,33 @@ export async function takeIn(event: IntakeEvent, deps: IntakeDependencies): Prom
   if ("ignored" in start) return { action: "ignored", reason: start.ignored };
   const handled = start.workflow === "az-failure" ? await zoneHandled(start.input, deps) : undefined;
   if (handled !== undefined) return { action: "ignored", reason: handled };
-  return { action: await deps.start(start), workflow: start.workflow, execution: start.name };
+  const action = await deps.start(start);
+  const outcome = { action, workflow: start.workflow, execution: start.name };
+  if (action === "started" || start.workflow !== "node-loss") return outcome;
+  const released = await releaseUnheldAction(start.name, start.input, deps);
+  return released === undefined ? outcome : { ...outcome, detail: released };
+}
+
+/**
+ * A terminate lifecycle action whose incident has an execution already (the health sweep or an EC2
+ * event started node-loss first, without the action): that execution will never complete it, and
+ * the instance would wait out the hook. The node is lost either way, and node-loss finds its drives
+ * by tag wherever they are, so the action is completed here; the execution that holds this very
+ * action completes it itself.
+ */
+async function releaseUnheldAction(
+  name: string,
+  input: NodeLossInput,
+  deps: IntakeDependencies,
+): Promise<string | undefined> {
+  const { lifecycle, instanceId } = input;
+  if (lifecycle === null || instanceId === null) return undefined;
+  const held = NodeLossInput.shape.lifecycle.safeParse(
+    ((await deps.execution("node-loss", name)).input as { lifecycle?: unknown }).lifecycle ?? null,
+  );
+  if (held.data?.lifecycleActionToken === lifecycle.lifecycleActionToken) return undefined;
+  await deps.completeLifecycle(lifecycle, instanceId);
+  return `execution ${name} holds no lifecycle action of ${instanceId}: completed it, so the instance may go`;
 }
 
 async function decide(

@@ -20,6 +20,7 @@ import {
   type LocalCloud,
   STATE_MACHINE_ARN,
   startLocalCloud,
+  ZONES,
 } from "../local-cloud/aws-harness.js";
 import { EXECUTION_NAME, liveNode } from "./support.js";
 
@@ -37,6 +38,8 @@ const fixture = (name: string, change: (event: Record<string, unknown>) => void 
 /** The instance every EC2 and Auto Scaling fixture is about. */
 const INSTANCE = "i-1234567890abcdef0";
 const REGISTERED_AT = "2026-11-11T20:00:00.000Z";
+/** The terminate lifecycle action's token in its fixture. */
+const LIFECYCLE_TOKEN = "87654321-4321-4321-4321-210987654321";
 
 /** Event intake's lookups over a few node records, its starts recorded, refusing a name used twice. */
 class MemoryDependencies implements IntakeDependencies {
@@ -65,6 +68,22 @@ class MemoryDependencies implements IntakeDependencies {
 
   async zoneAvailable(zone: string) {
     return !this.unavailable.has(zone);
+  }
+
+  /** Lifecycle actions intake completed itself, by instance. */
+  readonly completed: { token: string; instanceId: string }[] = [];
+
+  /** Each execution's status, as the runner reports it: RUNNING unless a test ends it. */
+  readonly statuses = new Map<string, string>();
+
+  async execution(_workflow: WorkflowStart["workflow"], name: string) {
+    const first = this.starts.find((start) => start.name === name);
+    if (first === undefined) throw new Error(`no execution ${name}`);
+    return { status: this.statuses.get(name) ?? "RUNNING", input: first.input };
+  }
+
+  async completeLifecycle(lifecycle: { lifecycleActionToken: string }, instanceId: string) {
+    this.completed.push({ token: lifecycle.lifecycleActionToken, instanceId });
   }
 
   async start(start: WorkflowStart) {
@@ -127,6 +146,35 @@ describe("node loss", () => {
       detectedAt: "2026-11-11T21:31:02Z",
       graceUntil: null,
     });
+  });
+
+  it("completes a terminate lifecycle action itself when node-loss for that life was started without it", async () => {
+    const deps = new MemoryDependencies([strataNode()]);
+    started(await takeIn(fixture("strata-node-offline"), deps));
+
+    const outcome = started(await takeIn(fixture("autoscaling-terminate-lifecycle-action"), deps));
+
+    expect(outcome.action).toBe("duplicate");
+    expect(outcome.detail).toContain("completed it");
+    expect(deps.completed).toEqual([{ token: LIFECYCLE_TOKEN, instanceId: INSTANCE }]);
+  });
+
+  it("leaves a lifecycle action to the execution that holds it", async () => {
+    const deps = new MemoryDependencies([strataNode()]);
+    started(await takeIn(fixture("autoscaling-terminate-lifecycle-action"), deps));
+
+    const again = started(
+      await takeIn(
+        fixture("autoscaling-terminate-lifecycle-action", (event) => {
+          event["id"] = "a-redelivery-with-another-id";
+        }),
+        deps,
+      ),
+    );
+    const other = started(await takeIn(fixture("ec2-instance-state-change-terminated"), deps));
+
+    expect([again.action, other.action]).toEqual(["duplicate", "duplicate"]);
+    expect(deps.completed).toEqual([]);
   });
 
   it("passes the lifecycle action of a terminate hook on to node-loss", async () => {
@@ -351,7 +399,9 @@ describe("event intake's AWS dependencies", () => {
 
   beforeAll(async () => {
     dynamoDb = await startDynamoDb();
-    cloud = await startLocalCloud();
+    cloud = await startLocalCloud({
+      nodegroups: ZONES.map((zone) => ({ zone, terminateLifecycleHook: "strata-drain" })),
+    });
     store = await freshStore();
     const settings = functionSettings({
       STRATA_STATE_TABLE: store.tableName,
@@ -398,6 +448,24 @@ describe("event intake's AWS dependencies", () => {
     expect(cloud.stepFunctions.executions.size).toBe(1);
     const [execution] = cloud.stepFunctions.executions.values();
     expect(JSON.parse(execution?.input ?? "{}")).toEqual(start.input);
+    expect(await deps.execution("node-loss", start.name)).toEqual({ status: "RUNNING", input: start.input });
+  });
+
+  it("completes a lifecycle action through Auto Scaling, so the held instance terminates", async () => {
+    const instance = cloud.world.launchInstance({ nodegroup: "strata-test-local-a" });
+    cloud.world.terminateInstance(instance.id);
+    const [held] = cloud.world.pendingLifecycleActions();
+
+    await intakeDependencies(clients).completeLifecycle(
+      {
+        autoScalingGroupName: held!.autoScalingGroupName,
+        lifecycleHookName: held!.hookName,
+        lifecycleActionToken: held!.token,
+      },
+      instance.id,
+    );
+
+    expect(cloud.world.instance(instance.id).state).toBe("terminated");
   });
 
   it("finds nodes by instance in the state table and zone names through EC2", async () => {
