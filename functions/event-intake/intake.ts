@@ -52,11 +52,35 @@ export async function takeIn(event: IntakeEvent, deps: IntakeDependencies): Prom
   if ("ignored" in start) return { action: "ignored", reason: start.ignored };
   const handled = start.workflow === "az-failure" ? await zoneHandled(start.input, deps) : undefined;
   if (handled !== undefined) return { action: "ignored", reason: handled };
-  const action = await deps.start(start);
-  const outcome = { action, workflow: start.workflow, execution: start.name };
+  const { action, name } = await startOrRestart(start, deps);
+  const outcome = { action, workflow: start.workflow, execution: name };
   if (action === "started" || start.workflow !== "node-loss") return outcome;
-  const released = await releaseUnheldAction(start.name, start.input, deps);
+  const released = await releaseUnheldAction(name, start.input, deps);
   return released === undefined ? outcome : { ...outcome, detail: released };
+}
+
+/** How an execution ends when it did not do its work: its incident is still open. */
+const ENDED_BADLY = new Set(["FAILED", "TIMED_OUT", "ABORTED"]);
+/** Restarts of one incident; past them a failing incident is left to an operator (and its alarm). */
+export const MAX_RESTARTS = 5;
+
+/**
+ * Starts the incident's execution. Its name is taken for good, also by an execution that failed,
+ * timed out or was aborted, which would make every later event of the incident a duplicate: then
+ * the next of `<name>-r1`, `-r2`, … is started, still named deterministically, so a repeat of this
+ * event finds the restart running and starts nothing.
+ */
+async function startOrRestart(
+  start: WorkflowStart,
+  deps: IntakeDependencies,
+): Promise<{ action: "started" | "duplicate"; name: string }> {
+  let name = start.name;
+  for (let restart = 1; ; restart++) {
+    if ((await deps.start({ ...start, name })) === "started") return { action: "started", name };
+    const { status } = await deps.execution(start.workflow, name);
+    if (!ENDED_BADLY.has(status) || restart > MAX_RESTARTS) return { action: "duplicate", name };
+    name = executionName(start.name, `r${restart}`);
+  }
 }
 
 /**

@@ -10,7 +10,12 @@ import type { NodeRecord } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
 import { IntakeEvent } from "../../functions/event-intake/aws-events.js";
 import { intakeDependencies } from "../../functions/event-intake/dependencies.js";
-import { type IntakeDependencies, type IntakeOutcome, takeIn } from "../../functions/event-intake/intake.js";
+import {
+  type IntakeDependencies,
+  type IntakeOutcome,
+  MAX_RESTARTS,
+  takeIn,
+} from "../../functions/event-intake/intake.js";
 import type { WorkflowStart } from "../../functions/event-intake/workflow-starts.js";
 import type { AwsClients } from "../../functions/shared/clients.js";
 import { functionSettings } from "../../functions/shared/settings.js";
@@ -75,11 +80,14 @@ class MemoryDependencies implements IntakeDependencies {
 
   /** Each execution's status, as the runner reports it: RUNNING unless a test ends it. */
   readonly statuses = new Map<string, string>();
+  /** Every execution fails at once. */
+  failEveryExecution = false;
 
   async execution(_workflow: WorkflowStart["workflow"], name: string) {
     const first = this.starts.find((start) => start.name === name);
     if (first === undefined) throw new Error(`no execution ${name}`);
-    return { status: this.statuses.get(name) ?? "RUNNING", input: first.input };
+    const status = this.failEveryExecution ? "FAILED" : (this.statuses.get(name) ?? "RUNNING");
+    return { status, input: first.input };
   }
 
   async completeLifecycle(lifecycle: { lifecycleActionToken: string }, instanceId: string) {
@@ -157,6 +165,47 @@ describe("node loss", () => {
     expect(outcome.action).toBe("duplicate");
     expect(outcome.detail).toContain("completed it");
     expect(deps.completed).toEqual([{ token: LIFECYCLE_TOKEN, instanceId: INSTANCE }]);
+  });
+
+  it("starts the incident again under <name>-r<n> when its execution failed, timed out or was aborted", async () => {
+    const deps = new MemoryDependencies([strataNode()]);
+    const first = started(await takeIn(fixture("strata-node-offline"), deps));
+    deps.statuses.set(first.execution, "FAILED");
+
+    const second = started(await takeIn(fixture("ec2-instance-state-change-terminated"), deps));
+    expect(second).toMatchObject({ action: "started", execution: `${first.execution}-r1` });
+    expect(second.execution).toMatch(EXECUTION_NAME);
+
+    // Running now: a repeat is its duplicate; once it timed out too, the next name is taken.
+    const repeat = started(await takeIn(fixture("ec2-instance-state-change-stopping"), deps));
+    expect(repeat).toMatchObject({ action: "duplicate", execution: `${first.execution}-r1` });
+    deps.statuses.set(second.execution, "TIMED_OUT");
+    const third = started(await takeIn(fixture("ec2-spot-interruption-warning"), deps));
+    expect(third).toMatchObject({ action: "started", execution: `${first.execution}-r2` });
+  });
+
+  it("starts nothing again for an incident whose execution succeeded", async () => {
+    const deps = new MemoryDependencies([strataNode()]);
+    const first = started(await takeIn(fixture("strata-node-offline"), deps));
+    deps.statuses.set(first.execution, "SUCCEEDED");
+
+    const again = started(await takeIn(fixture("ec2-instance-state-change-terminated"), deps));
+
+    expect(again).toMatchObject({ action: "duplicate", execution: first.execution });
+  });
+
+  it("gives up restarting an incident after MAX_RESTARTS failed executions", async () => {
+    const deps = new MemoryDependencies([strataNode()]);
+    deps.failEveryExecution = true;
+    await takeIn(fixture("strata-node-offline"), deps);
+    const terminated = fixture("ec2-instance-state-change-terminated");
+    for (let restart = 1; restart <= MAX_RESTARTS; restart++)
+      expect(started(await takeIn(terminated, deps)).action).toBe("started");
+
+    const last = started(await takeIn(terminated, deps));
+
+    expect(last.action).toBe("duplicate");
+    expect(new Set(deps.starts.map((start) => start.name)).size).toBe(MAX_RESTARTS + 1);
   });
 
   it("leaves a lifecycle action to the execution that holds it", async () => {
