@@ -41,10 +41,23 @@ export const ZoneHealthDetail = z.object({
   zone: z.string().min(1),
   offlineNodes: z.number().int().nonnegative(),
   totalNodes: z.number().int().nonnegative(),
+  /**
+   * On Zone Offline: every offline node of the zone was stopped cleanly by its agent (a rolling
+   * restart, a drain), so az-failure gives the zone node-loss's grace before it marks it unavailable.
+   */
+  stoppedCleanly: z.boolean().optional(),
   reason: z.string(),
   observedAt: Timestamp,
 });
 export type ZoneHealthDetail = z.infer<typeof ZoneHealthDetail>;
+
+/**
+ * How a recovery kept or restored a volume's redundancy: new replicas copied in full, the lost
+ * node's replicas resynced after its drives moved, a replica moved into a returned zone, or moved
+ * off a node being scaled in before it went.
+ */
+export const RecoveryHow = z.enum(["re-replicated", "resynced", "re-spread", "drained"]);
+export type RecoveryHow = z.infer<typeof RecoveryHow>;
 
 /** One volume back at its replication factor after a recovery. */
 export const RedundancyRestoredDetail = z.object({
@@ -52,8 +65,7 @@ export const RedundancyRestoredDetail = z.object({
   volume: z.string().min(1),
   /** The workflow execution that restored it. */
   execution: z.string().min(1),
-  /** How: new replicas copied in full, or the lost node's replicas resynced after its drives moved. */
-  how: z.enum(["re-replicated", "resynced", "re-spread"]),
+  how: RecoveryHow,
   bytesCopied: z.number().int().nonnegative(),
 });
 export type RedundancyRestoredDetail = z.infer<typeof RedundancyRestoredDetail>;

@@ -51,3 +51,21 @@ export class DriveSetHeldError extends StrataError {
     this.name = "DriveSetHeldError";
   }
 }
+
+/**
+ * An agent that does not know its instance (STRATA_INSTANCE_ID unset) asked to register a node whose
+ * record names one: it cannot prove it is not a second agent for that drive set, so it must not
+ * take the node over.
+ */
+export class InstanceUnknownError extends StrataError {
+  constructor(
+    readonly nodeId: string,
+    readonly instanceId: string,
+  ) {
+    super(
+      "FAILED_PRECONDITION",
+      `node ${nodeId} is registered on instance ${instanceId}: an agent that names no instance (STRATA_INSTANCE_ID unset) cannot register it`,
+    );
+    this.name = "InstanceUnknownError";
+  }
+}

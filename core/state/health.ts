@@ -8,6 +8,14 @@ export const healthSubject = {
   zone: (zone: string) => `ZONE#${zone}`,
 };
 
+/** When each node was found offline, by the verdicts given; undefined for a node that is not. */
+export function offlineSince(verdicts: readonly HealthVerdict[]): (nodeId: string) => string | undefined {
+  const offline = new Map(
+    verdicts.flatMap((verdict) => (verdict.offline ? [[verdict.subject, verdict.since] as const] : [])),
+  );
+  return (nodeId) => offline.get(healthSubject.node(nodeId));
+}
+
 /** The health sweep's verdicts (see HealthVerdict). */
 export class HealthStore {
   constructor(private readonly table: StateTable) {}

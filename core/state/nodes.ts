@@ -1,5 +1,5 @@
 import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { DriveSetHeldError, RecordNotFoundError } from "./errors.js";
+import { DriveSetHeldError, InstanceUnknownError, RecordNotFoundError } from "./errors.js";
 import { NODES_PARTITION, nodeKey } from "./keys.js";
 import { NodeRecord, NodeState } from "./records.js";
 import { isConditionFailure, type StateTable, validateInput } from "./table-client.js";
@@ -21,24 +21,29 @@ export class NodeStore {
    * Registers a node, or re-registers it with what it reports now (addresses and pool can change when
    * an agent restarts): the agent is the authority on its own node. An agent on an instance claims
    * the node (its drive set) by a conditional write: refused with DriveSetHeldError while an agent
-   * on another instance still heartbeats for it (within `heartbeatTimeoutMs`) and is not down.
+   * on another instance still heartbeats for it (within `heartbeatTimeoutMs`) and is not down. An
+   * agent that names no instance is refused (InstanceUnknownError) a record that names one.
    */
   async register(node: NodeRecord, heartbeatTimeoutMs?: number): Promise<NodeRecord> {
     const record = validateInput(NodeRecord, node, "node");
     const claim =
-      record.instanceId === undefined || heartbeatTimeoutMs === undefined
-        ? {}
-        : {
-            ConditionExpression:
-              "attribute_not_exists(pk) OR attribute_not_exists(instanceId) OR instanceId = :instance OR " +
-              "lastHeartbeat < :staleBefore OR #state = :down",
-            ExpressionAttributeNames: { "#state": "state" },
-            ExpressionAttributeValues: {
-              ":instance": record.instanceId,
-              ":staleBefore": new Date(this.table.nowMs() - heartbeatTimeoutMs).toISOString(),
-              ":down": "down",
-            },
-          };
+      record.instanceId === undefined
+        ? // An agent that does not know its instance cannot tell a restart of the agent holding the
+          // node from a second agent on another instance: it may not overwrite a record naming one.
+          { ConditionExpression: "attribute_not_exists(instanceId)" }
+        : heartbeatTimeoutMs === undefined
+          ? {}
+          : {
+              ConditionExpression:
+                "attribute_not_exists(pk) OR attribute_not_exists(instanceId) OR instanceId = :instance OR " +
+                "lastHeartbeat < :staleBefore OR #state = :down",
+              ExpressionAttributeNames: { "#state": "state" },
+              ExpressionAttributeValues: {
+                ":instance": record.instanceId,
+                ":staleBefore": new Date(this.table.nowMs() - heartbeatTimeoutMs).toISOString(),
+                ":down": "down",
+              },
+            };
     try {
       await this.table.doc.send(
         new PutCommand({
@@ -49,7 +54,9 @@ export class NodeStore {
       );
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
-      throw new DriveSetHeldError(record.id, (await this.get(record.id)).instanceId ?? "unknown");
+      const heldBy = (await this.get(record.id)).instanceId ?? "unknown";
+      if (record.instanceId === undefined) throw new InstanceUnknownError(record.id, heldBy);
+      throw new DriveSetHeldError(record.id, heldBy);
     }
     return record;
   }

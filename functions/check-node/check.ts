@@ -1,5 +1,6 @@
 import { z } from "zod";
-import { whyDown } from "../../core/liveness.js";
+import { whyDown, zoneVerdict } from "../../core/liveness.js";
+import { offlineSince } from "../../core/state/health.js";
 import type { ClusterAccess } from "../shared/cluster.js";
 
 const ReturnedCheck = z.object({
@@ -20,7 +21,20 @@ const StillLostCheck = z.object({
   graceUntil: z.iso.datetime(),
 });
 
-export const CheckNodeInput = z.discriminatedUnion("purpose", [ReturnedCheck, StillLostCheck]);
+/** During a zone's grace (its offline nodes all stopped cleanly): is the zone still offline? */
+const ZoneStillLostCheck = z.object({
+  purpose: z.literal("zone-still-lost"),
+  zone: z.string().min(1),
+  graceUntil: z.iso.datetime(),
+  /** When the zone was found offline: the nodes it failed with are the ones waited for. */
+  detectedAt: z.iso.datetime(),
+});
+
+export const CheckNodeInput = z.discriminatedUnion("purpose", [
+  ReturnedCheck,
+  StillLostCheck,
+  ZoneStillLostCheck,
+]);
 export type CheckNodeInput = z.infer<typeof CheckNodeInput>;
 
 export interface NodeCheck {
@@ -32,9 +46,16 @@ export interface NodeCheck {
   detail: string;
 }
 
-/** One look, for node-loss's Wait loops, at whether the node serves again. */
+/** One look, for node-loss's and az-failure's Wait loops, at whether the node (or zone) serves again. */
 export function checkNode(input: CheckNodeInput, cluster: ClusterAccess): Promise<NodeCheck> {
-  return input.purpose === "returned" ? checkReturned(input, cluster) : checkStillLost(input, cluster);
+  switch (input.purpose) {
+    case "returned":
+      return checkReturned(input, cluster);
+    case "still-lost":
+      return checkStillLost(input, cluster);
+    case "zone-still-lost":
+      return checkZoneStillLost(input, cluster);
+  }
 }
 
 /** Back when it heartbeats again (whichever life: a restarted agent registers anew); lost after the grace. */
@@ -46,10 +67,25 @@ async function checkStillLost(
   const node = (await cluster.store.nodes.list()).find((candidate) => candidate.id === input.nodeId);
   const down = node === undefined ? "not registered" : whyDown(node, liveness);
   if (down === undefined) return { status: "back", detail: `${input.nodeId} serves again` };
-  const silent = `${input.nodeId} is still ${down}`;
-  if (liveness.now.getTime() > Date.parse(input.graceUntil)) return { status: "gave-up", detail: silent };
-  return { status: "waiting", detail: silent };
+  return graceVerdict(`${input.nodeId} is still ${down}`, input.graceUntil, liveness.now);
 }
+
+/** Back when the health sweep's majority rule no longer calls the zone offline; lost after the grace. */
+async function checkZoneStillLost(
+  input: z.infer<typeof ZoneStillLostCheck>,
+  cluster: ClusterAccess,
+): Promise<NodeCheck> {
+  const liveness = cluster.liveness();
+  const [nodes, verdicts] = await Promise.all([cluster.store.nodes.list(), cluster.store.health.list()]);
+  const members = nodes.filter((node) => node.zone === input.zone);
+  const verdict = zoneVerdict(members, liveness, offlineSince(verdicts), new Date(input.detectedAt));
+  if (!verdict.offline) return { status: "back", detail: `zone ${input.zone} serves again` };
+  const down = verdict.down.map(({ node, why }) => `${node.id} (${why})`).join(", ");
+  return graceVerdict(`zone ${input.zone} is still offline: ${down}`, input.graceUntil, liveness.now);
+}
+
+const graceVerdict = (detail: string, graceUntil: string, now: Date): NodeCheck =>
+  now.getTime() > Date.parse(graceUntil) ? { status: "gave-up", detail } : { status: "waiting", detail };
 
 /** Back when its record names the instance its drives moved to, with a fresh heartbeat. */
 async function checkReturned(

@@ -1,12 +1,19 @@
 import { DescribeAvailabilityZonesCommand } from "@aws-sdk/client-ec2";
-import { ExecutionAlreadyExists, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { DescribeExecutionCommand, ExecutionAlreadyExists, StartExecutionCommand } from "@aws-sdk/client-sfn";
+import { completeLifecycle } from "../complete-lifecycle/complete.js";
 import type { AwsClients } from "../shared/clients.js";
 import { RefusedError } from "../shared/errors.js";
-import { stateMachineArn } from "../shared/settings.js";
+import { executionArn, stateMachineArn } from "../shared/settings.js";
 import type { IntakeDependencies } from "./intake.js";
 
 /** Event intake's lookups and starts, through the state table, EC2 and Step Functions. */
-export function intakeDependencies({ store, ec2, sfn, settings }: AwsClients): IntakeDependencies {
+export function intakeDependencies({
+  store,
+  ec2,
+  sfn,
+  autoScaling,
+  settings,
+}: AwsClients): IntakeDependencies {
   return {
     async nodeByInstance(instanceId) {
       return (await store.nodes.list()).find((node) => node.instanceId === instanceId);
@@ -40,6 +47,17 @@ export function intakeDependencies({ store, ec2, sfn, settings }: AwsClients): I
         if (error instanceof ExecutionAlreadyExists) return "duplicate";
         throw error;
       }
+    },
+    async execution(workflow, name) {
+      const { status, input } = await sfn.send(
+        new DescribeExecutionCommand({
+          executionArn: executionArn(stateMachineArn(settings, workflow), name),
+        }),
+      );
+      return { status: status ?? "RUNNING", input: JSON.parse(input ?? "{}") };
+    },
+    async completeLifecycle(lifecycle, instanceId) {
+      await completeLifecycle({ lifecycle, instanceId }, autoScaling);
     },
   };
 }

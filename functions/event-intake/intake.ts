@@ -6,7 +6,7 @@ import {
   compactTime,
   digestOf,
   executionName,
-  type NodeLossInput,
+  NodeLossInput,
   type WorkflowStart,
 } from "./workflow-starts.js";
 
@@ -20,10 +20,22 @@ export interface IntakeDependencies {
   zoneAvailable(zone: string): Promise<boolean>;
   /** Starts the execution; "duplicate" when one of that name exists already. */
   start(start: WorkflowStart): Promise<"started" | "duplicate">;
+  /** An execution's status (RUNNING, SUCCEEDED, FAILED, …) and the input it was started with. */
+  execution(workflow: WorkflowStart["workflow"], name: string): Promise<{ status: string; input: unknown }>;
+  /** Lets Auto Scaling go on terminating the instance a terminate hook holds (CONTINUE). */
+  completeLifecycle(lifecycle: LifecycleAction, instanceId: string): Promise<void>;
 }
 
+type LifecycleAction = NonNullable<NodeLossInput["lifecycle"]>;
+
 export type IntakeOutcome =
-  | { action: "started" | "duplicate"; workflow: WorkflowStart["workflow"]; execution: string }
+  | {
+      action: "started" | "duplicate";
+      workflow: WorkflowStart["workflow"];
+      execution: string;
+      /** What intake did itself for a duplicate (completed a lifecycle action no execution holds). */
+      detail?: string;
+    }
   | { action: "ignored"; reason: string };
 
 /** EC2 states in which the instance and its agent are gone or going (stopping: its agent stops). */
@@ -40,7 +52,57 @@ export async function takeIn(event: IntakeEvent, deps: IntakeDependencies): Prom
   if ("ignored" in start) return { action: "ignored", reason: start.ignored };
   const handled = start.workflow === "az-failure" ? await zoneHandled(start.input, deps) : undefined;
   if (handled !== undefined) return { action: "ignored", reason: handled };
-  return { action: await deps.start(start), workflow: start.workflow, execution: start.name };
+  const { action, name } = await startOrRestart(start, deps);
+  const outcome = { action, workflow: start.workflow, execution: name };
+  if (action === "started" || start.workflow !== "node-loss") return outcome;
+  const released = await releaseUnheldAction(name, start.input, deps);
+  return released === undefined ? outcome : { ...outcome, detail: released };
+}
+
+/** How an execution ends when it did not do its work: its incident is still open. */
+const ENDED_BADLY = new Set(["FAILED", "TIMED_OUT", "ABORTED"]);
+/** Restarts of one incident; past them a failing incident is left to an operator (and its alarm). */
+export const MAX_RESTARTS = 5;
+
+/**
+ * Starts the incident's execution. Its name is taken for good, also by an execution that failed,
+ * timed out or was aborted, which would make every later event of the incident a duplicate: then
+ * the next of `<name>-r1`, `-r2`, … is started, still named deterministically, so a repeat of this
+ * event finds the restart running and starts nothing.
+ */
+async function startOrRestart(
+  start: WorkflowStart,
+  deps: IntakeDependencies,
+): Promise<{ action: "started" | "duplicate"; name: string }> {
+  let name = start.name;
+  for (let restart = 1; ; restart++) {
+    if ((await deps.start({ ...start, name })) === "started") return { action: "started", name };
+    const { status } = await deps.execution(start.workflow, name);
+    if (!ENDED_BADLY.has(status) || restart > MAX_RESTARTS) return { action: "duplicate", name };
+    name = executionName(start.name, `r${restart}`);
+  }
+}
+
+/**
+ * A terminate lifecycle action whose incident has an execution already (the health sweep or an EC2
+ * event started node-loss first, without the action): that execution will never complete it, and
+ * the instance would wait out the hook. The node is lost either way, and node-loss finds its drives
+ * by tag wherever they are, so the action is completed here; the execution that holds this very
+ * action completes it itself.
+ */
+async function releaseUnheldAction(
+  name: string,
+  input: NodeLossInput,
+  deps: IntakeDependencies,
+): Promise<string | undefined> {
+  const { lifecycle, instanceId } = input;
+  if (lifecycle === null || instanceId === null) return undefined;
+  const held = NodeLossInput.shape.lifecycle.safeParse(
+    ((await deps.execution("node-loss", name)).input as { lifecycle?: unknown }).lifecycle ?? null,
+  );
+  if (held.data?.lifecycleActionToken === lifecycle.lifecycleActionToken) return undefined;
+  await deps.completeLifecycle(lifecycle, instanceId);
+  return `execution ${name} holds no lifecycle action of ${instanceId}: completed it, so the instance may go`;
 }
 
 async function decide(
@@ -115,10 +177,7 @@ async function decide(
         return {
           ignored: `node ${node.id} registered again at ${node.registeredAt}, after the life the sweep saw lost`,
         };
-      const graceUntil =
-        event.detail.stoppedCleanly === true
-          ? new Date(Date.parse(event.time) + cleanStopGraceMs()).toISOString()
-          : null;
+      const graceUntil = cleanStopGrace(event.time, event.detail.stoppedCleanly);
       return nodeLoss(node, `the health sweep: ${event.detail.reason}`, event.time, null, graceUntil);
     }
     case "Strata Node Online":
@@ -130,7 +189,10 @@ async function decide(
     case "Strata Zone Online": {
       const phase = event["detail-type"] === "Strata Zone Offline" ? "fail" : "restore";
       const reason = `the health sweep: ${event.detail.reason}`;
-      return zoneStart(phase, event.detail.zone, reason, event.time, minuteOf(event.time));
+      // A zone whose offline nodes were all stopped cleanly (a restart of its agents) gets the
+      // grace a single node gets before az-failure marks it unavailable and copies anything.
+      const graceUntil = phase === "fail" ? cleanStopGrace(event.time, event.detail.stoppedCleanly) : null;
+      return zoneStart(phase, event.detail.zone, reason, event.time, minuteOf(event.time), graceUntil);
     }
   }
 }
@@ -169,6 +231,10 @@ async function instanceLost(
  */
 export const CLEAN_STOP_GRACE_MS = 60_000;
 const cleanStopGraceMs = () => millisecondsFromEnv("STRATA_CLEAN_STOP_GRACE_MS", CLEAN_STOP_GRACE_MS);
+
+/** Until when a workflow waits for what stopped cleanly at `time` to serve again; null: no grace. */
+const cleanStopGrace = (time: string, stoppedCleanly: boolean | undefined): string | null =>
+  stoppedCleanly === true ? new Date(Date.parse(time) + cleanStopGraceMs()).toISOString() : null;
 
 function nodeLoss(
   node: NodeRecord,
@@ -212,11 +278,12 @@ function zoneStart(
   reason: string,
   detectedAt: string,
   incident: string,
+  graceUntil: string | null = null,
 ): WorkflowStart {
   return {
     workflow: "az-failure",
     name: executionName("az", phase, zone, incident),
-    input: { zone, phase, reason, detectedAt },
+    input: { zone, phase, reason, detectedAt, graceUntil },
   };
 }
 

@@ -30,6 +30,8 @@ export const AzFailureInput = z.object({
   phase: z.enum(["fail", "restore"]),
   reason: z.string(),
   detectedAt: z.iso.datetime(),
+  /** For a zone whose offline nodes all stopped cleanly: as NodeLossInput's, before marking the zone. */
+  graceUntil: z.iso.datetime().nullable(),
 });
 export type AzFailureInput = z.infer<typeof AzFailureInput>;
 

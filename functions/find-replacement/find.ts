@@ -23,11 +23,12 @@ export type FindReplacementInput = z.infer<typeof FindReplacementInput>;
 /**
  * found: an instance in the lost node's zone and node group, holding no drive set, to move the
  * drives to; expected: none yet, but the node group will launch one (poll again); none: none will
- * come in time, so node-loss re-replicates instead.
+ * come in time, so node-loss re-replicates instead; scale-in: Auto Scaling terminates the instance
+ * to shrink its group, so none comes, and node-loss moves the node's replicas off while it serves.
  */
 export type Replacement =
   | { status: "found"; instanceId: string; detail: string }
-  | { status: "expected" | "none"; instanceId: null; detail: string };
+  | { status: "expected" | "none" | "scale-in"; instanceId: null; detail: string };
 
 /**
  * How long node-loss waits for a replacement before it re-replicates instead. EKS replaces a
@@ -56,6 +57,18 @@ export async function findReplacement(
     return none(`instance ${input.instanceId} belongs to no EKS node group`);
 
   const members = await nodeGroupInstances(clients.ec2, cluster, nodeGroup);
+  if (input.lifecycle !== null) {
+    // A terminate hook holds the instance: Auto Scaling replaces it only when the group wants more
+    // instances than it keeps without it (a failed health check, a rebalance); else it scales in.
+    const desired = await desiredSize(clients.eks, cluster, nodeGroup);
+    const kept = members.filter((instance) => instance.InstanceId !== input.instanceId).length;
+    if (kept >= desired)
+      return {
+        status: "scale-in",
+        instanceId: null,
+        detail: `node group ${nodeGroup} wants ${desired} nodes and keeps ${kept} without ${input.instanceId}: a scale-in, nothing replaces ${input.nodeId}`,
+      };
+  }
   const candidates = members.filter(
     (instance) =>
       instance.InstanceId !== input.instanceId && instance.Placement?.AvailabilityZone === input.zone,
@@ -79,10 +92,7 @@ export async function findReplacement(
     return none(`no replacement for ${input.nodeId} in ${input.zone} within ${Math.round(waitMs / 1000)} s`);
   if (free.length > 0) return expected(`${free[0]!.InstanceId} is starting in ${input.zone}`);
   if (input.lifecycle !== null) return expected(`Auto Scaling is replacing ${input.instanceId}`);
-  const { nodegroup } = await clients.eks.send(
-    new DescribeNodegroupCommand({ clusterName: cluster, nodegroupName: nodeGroup }),
-  );
-  const desired = nodegroup?.scalingConfig?.desiredSize ?? 0;
+  const desired = await desiredSize(clients.eks, cluster, nodeGroup);
   // The lost instance counts while it still runs (its agent died, not the instance): Auto Scaling
   // replaces only instances that are gone or fail its health checks, so none will come for it.
   const serving = members.length;
@@ -96,6 +106,13 @@ export async function findReplacement(
 }
 
 const expected = (detail: string): Replacement => ({ status: "expected", instanceId: null, detail });
+
+async function desiredSize(eks: EKSClient, cluster: string, nodeGroup: string): Promise<number> {
+  const { nodegroup } = await eks.send(
+    new DescribeNodegroupCommand({ clusterName: cluster, nodegroupName: nodeGroup }),
+  );
+  return nodegroup?.scalingConfig?.desiredSize ?? 0;
+}
 
 const tag = (instance: Instance | undefined, key: string) =>
   instance?.Tags?.find((t) => t.Key === key)?.Value;

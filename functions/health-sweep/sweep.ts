@@ -1,15 +1,8 @@
 import { StrataDetailType, type StrataEventEntry, strataEvent } from "../../core/events.js";
-import { whyDown } from "../../core/liveness.js";
-import { healthSubject } from "../../core/state/health.js";
+import { MARKED_DOWN, whyDown, zoneVerdict } from "../../core/liveness.js";
+import { healthSubject, offlineSince } from "../../core/state/health.js";
 import type { HealthVerdict, NodeRecord } from "../../core/state/records.js";
 import type { ClusterAccess } from "../shared/cluster.js";
-
-/**
- * A zone is offline when more than half of its nodes are, and it has at least this many: the loss
- * of a zone's only node is a node loss (node-loss repairs it), and one silent node of a pair is not
- * enough to call a whole zone down.
- */
-export const MIN_NODES_FOR_ZONE_VERDICT = 2;
 
 export interface SweepResult {
   offlineNodes: string[];
@@ -20,7 +13,7 @@ export interface SweepResult {
 
 /**
  * The health sweep (every minute in AWS, a timer locally): applies the liveness rule
- * (core/liveness.ts) to every node, and the majority rule above to every zone, and records each
+ * (core/liveness.ts) to every node, and the majority rule (zoneVerdict) to every zone, and records each
  * verdict that changed, putting "Strata Node Offline"/"Online" and "Strata Zone Offline"/"Online"
  * for it. The events are put before the verdicts are recorded: a sweep cut short in between puts
  * them again next time (event intake names executions deterministically, so a repeat starts
@@ -44,12 +37,17 @@ export async function sweepHealth(
     return before !== undefined || verdict.offline;
   };
   const offlineNodes: string[] = [];
+  /** The offline nodes that went offline by a clean stop, as the verdict that took them offline said. */
+  const stoppedCleanly = new Set<string>();
 
   for (const node of nodes) {
     const down = whyDown(node, liveness);
+    const subject = healthSubject.node(node.id);
     if (down !== undefined) offlineNodes.push(node.id);
+    const wentOffline = previous.get(subject)?.offline === true ? previous.get(subject)?.reason : down;
+    if (down !== undefined && wentOffline === MARKED_DOWN) stoppedCleanly.add(node.id);
     const reason = down ?? "heartbeating";
-    if (!changed({ subject: healthSubject.node(node.id), offline: down !== undefined, reason })) continue;
+    if (!changed({ subject, offline: down !== undefined, reason })) continue;
     events.push(
       strataEvent(down === undefined ? StrataDetailType.nodeOnline : StrataDetailType.nodeOffline, {
         clusterName: cluster.clusterName,
@@ -57,7 +55,7 @@ export async function sweepHealth(
         zone: node.zone,
         ...(node.instanceId === undefined ? {} : { instanceId: node.instanceId }),
         ...(node.registeredAt === undefined ? {} : { registeredAt: node.registeredAt }),
-        ...(down === undefined ? {} : { stoppedCleanly: node.state === "down" }),
+        ...(down === undefined ? {} : { stoppedCleanly: stoppedCleanly.has(node.id) }),
         reason,
         observedAt,
       }),
@@ -65,18 +63,25 @@ export async function sweepHealth(
   }
 
   const offlineZones: string[] = [];
+  const foundOffline = offlineSince(verdicts);
   for (const [zone, members] of byZone(nodes)) {
-    const offline = members.filter((node) => offlineNodes.includes(node.id)).length;
-    const isOffline = members.length >= MIN_NODES_FOR_ZONE_VERDICT && offline * 2 > members.length;
-    if (isOffline) offlineZones.push(zone);
-    const reason = `${offline} of ${members.length} nodes offline`;
-    if (!changed({ subject: healthSubject.zone(zone), offline: isOffline, reason })) continue;
+    // A zone found offline keeps counting the nodes it failed with until they return.
+    const before = previous.get(healthSubject.zone(zone));
+    const failingSince = before?.offline === true ? new Date(before.since) : liveness.now;
+    const verdict = zoneVerdict(members, liveness, foundOffline, failingSince);
+    if (verdict.offline) offlineZones.push(zone);
+    const offline = verdict.down.length;
+    const reason = `${offline} of ${verdict.counted.length} nodes offline`;
+    if (!changed({ subject: healthSubject.zone(zone), offline: verdict.offline, reason })) continue;
     events.push(
-      strataEvent(isOffline ? StrataDetailType.zoneOffline : StrataDetailType.zoneOnline, {
+      strataEvent(verdict.offline ? StrataDetailType.zoneOffline : StrataDetailType.zoneOnline, {
         clusterName: cluster.clusterName,
         zone,
         offlineNodes: offline,
-        totalNodes: members.length,
+        totalNodes: verdict.counted.length,
+        ...(verdict.offline
+          ? { stoppedCleanly: verdict.down.every(({ node }) => stoppedCleanly.has(node.id)) }
+          : {}),
         reason,
         observedAt,
       }),

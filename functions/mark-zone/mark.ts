@@ -1,6 +1,5 @@
 import { z } from "zod";
-import { millisecondsFromEnv } from "../../core/env-settings.js";
-import { whyDown } from "../../core/liveness.js";
+import { whyDown, zoneSettleMs } from "../../core/liveness.js";
 import type { ClusterAccess } from "../shared/cluster.js";
 
 export const MarkZoneInput = z.object({
@@ -26,10 +25,6 @@ export interface MarkedZone {
    */
   settled: boolean;
 }
-
-/** How long after the report az-failure waits for a failing zone's nodes to go silent: 3 heartbeat timeouts. */
-export const zoneSettleMs = (heartbeatTimeoutMs: number) =>
-  millisecondsFromEnv("STRATA_ZONE_SETTLE_MS", 3 * heartbeatTimeoutMs);
 
 /**
  * Marks a zone unavailable for placement (no new replica lands where the next failure is likely)

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { ClusterAccess } from "../shared/cluster.js";
+import { PlanDrainInput, planDrain } from "./drain.js";
 import type { OperationPlan } from "./planned.js";
 import { PlanRepairsInput, planRepairs } from "./repairs.js";
 import { PlanRespreadInput, planRespread } from "./respread.js";
@@ -9,10 +10,14 @@ export const PlanOperationsInput = z.discriminatedUnion("purpose", [
   PlanRepairsInput,
   PlanResyncsInput,
   PlanRespreadInput,
+  PlanDrainInput,
 ]);
 export type PlanOperationsInput = z.infer<typeof PlanOperationsInput>;
 
-/** The workflows' one planning task: what to start for a repair, a resync after reattach, a re-spread. */
+/**
+ * The workflows' one planning task: what to start for a repair, a resync after reattach, a
+ * re-spread, a drain before a scale-in.
+ */
 export function planOperations(input: PlanOperationsInput, cluster: ClusterAccess): Promise<OperationPlan> {
   switch (input.purpose) {
     case "repair":
@@ -21,5 +26,7 @@ export function planOperations(input: PlanOperationsInput, cluster: ClusterAcces
       return planResyncs(input, cluster);
     case "respread":
       return planRespread(input, cluster);
+    case "drain":
+      return planDrain(input, cluster);
   }
 }

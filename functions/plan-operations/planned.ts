@@ -1,3 +1,4 @@
+import type { RecoveryHow } from "../../core/events.js";
 import type { StartOperation } from "../../core/operations.js";
 
 /**
@@ -10,5 +11,5 @@ import type { StartOperation } from "../../core/operations.js";
 export interface OperationPlan {
   operations: (StartOperation & { node: string })[];
   unplanned: { volume: string; reason: string }[];
-  how: "re-replicated" | "resynced" | "re-spread";
+  how: RecoveryHow;
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import {
   type RecoveryFinishedDetail,
+  RecoveryHow,
   type RedundancyRestoredDetail,
   StrataDetailType,
   type StrataEventEntry,
@@ -21,7 +22,7 @@ export const ReportRecoveryInput = z.object({
   workflow: z.enum(["node-loss", "az-failure"]),
   execution: z.string().min(1),
   subject: z.string().min(1),
-  how: z.enum(["re-replicated", "resynced", "re-spread"]).default("re-replicated"),
+  how: RecoveryHow.default("re-replicated"),
   results: z.array(VolumeOutcome).default([]),
   unplanned: z.array(z.object({ volume: z.string(), reason: z.string() })).default([]),
   /** A Catch path's error output ({Error, Cause}), when the workflow stopped short. */

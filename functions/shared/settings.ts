@@ -39,3 +39,7 @@ export function stateMachineArn(settings: FunctionSettings, workflow: "node-loss
   if (arn === undefined) throw new Error(`${name} is not set: cannot start the ${workflow} workflow`);
   return arn;
 }
+
+/** The ARN Step Functions gives the execution `name` of the state machine `machineArn`. */
+export const executionArn = (machineArn: string, name: string) =>
+  `${machineArn.replace(":stateMachine:", ":execution:")}:${name}`;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DriveSetHeldError, RecordNotFoundError } from "../../core/state/errors.js";
+import { DriveSetHeldError, InstanceUnknownError, RecordNotFoundError } from "../../core/state/errors.js";
 import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { StateStore } from "../../core/state/store.js";
 import { GiB, nodeRecord } from "./fixtures.js";
@@ -113,6 +113,22 @@ describe("claiming a node's drive set", () => {
       DriveSetHeldError,
     );
     await store.nodes.heartbeat("ds-1", { freeBytes: GiB, instanceId: "i-bbb" });
+  });
+
+  it("refuses an agent that names no instance a record that names one, naming the node and the instance", async () => {
+    await store.nodes.register(nodeRecord("ds-3", { instanceId: "i-aaa" }), TIMEOUT_MS);
+    const unknown = nodeRecord("ds-3");
+
+    const refused = store.nodes.register(unknown, TIMEOUT_MS);
+
+    await expect(refused).rejects.toThrow(InstanceUnknownError);
+    await expect(store.nodes.register(unknown)).rejects.toThrow(
+      "node ds-3 is registered on instance i-aaa: an agent that names no instance (STRATA_INSTANCE_ID unset) cannot register it",
+    );
+    expect((await store.nodes.get("ds-3")).instanceId).toBe("i-aaa");
+    // A record without an instance takes such an agent's registration as before.
+    await store.nodes.register({ ...unknown, id: "ds-4" });
+    await store.nodes.register({ ...unknown, id: "ds-4" });
   });
 
   it("lets the replacement claim at once a node fenced down by node-loss", async () => {

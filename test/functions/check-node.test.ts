@@ -2,13 +2,19 @@ import { describe, expect, it } from "vitest";
 import type { StateStore } from "../../core/state/store.js";
 import { type CheckNodeInput, checkNode } from "../../functions/check-node/check.js";
 import { freshStorePerTest } from "../core/state-harness.js";
-import { clusterOver, FRESH, liveNode, NOW } from "./support.js";
+import { clusterOver, FRESH, liveNode, NOW, STALE } from "./support.js";
 
 let store: StateStore;
+/** The store's clock: when it records the health sweep's verdicts. */
+let storeNow = NOW;
 
-freshStorePerTest((fresh) => {
-  store = fresh;
-});
+freshStorePerTest(
+  (fresh) => {
+    store = fresh;
+    storeNow = NOW;
+  },
+  () => storeNow,
+);
 
 /** The drives moved to i-new a minute before NOW; node-loss waits until a minute after. */
 const input: CheckNodeInput = {
@@ -89,5 +95,41 @@ describe("a cleanly stopped node's grace", () => {
   it("answers back once the node serves again, whichever life of its agent", async () => {
     await store.nodes.register(liveNode("node-2", "a", { registeredAt: NOW.toISOString() }));
     expect((await look()).status).toBe("back");
+  });
+});
+
+describe("a zone's grace, when its offline nodes stopped cleanly", () => {
+  const grace: CheckNodeInput = {
+    purpose: "zone-still-lost",
+    zone: "b",
+    graceUntil: "2030-01-01T00:01:00.000Z",
+    detectedAt: NOW.toISOString(),
+  };
+  const look = (at: Date = NOW) =>
+    checkNode(
+      grace,
+      clusterOver(store, () => at),
+    );
+
+  it("waits while most of the zone is down, and gives it up once the grace has passed", async () => {
+    await store.nodes.register(liveNode("node-b1", "b", { state: "down" }));
+    await store.nodes.register(liveNode("node-b2", "b", { state: "down" }));
+    expect(await look()).toEqual({
+      status: "waiting",
+      detail: "zone b is still offline: node-b1 (down), node-b2 (down)",
+    });
+    expect((await look(new Date("2030-01-01T00:01:01.000Z"))).status).toBe("gave-up");
+  });
+
+  it("answers back once the zone's nodes serve again, not counting one lost long before", async () => {
+    await store.nodes.register(liveNode("node-b1", "b"));
+    await store.nodes.register(liveNode("node-b2", "b"));
+    // Found offline an hour before the zone's nodes stopped: not nodes the zone went down with.
+    storeNow = new Date(STALE);
+    for (const nodeId of ["node-b3", "node-b4"]) {
+      await store.nodes.register(liveNode(nodeId, "b", { state: "down", lastHeartbeat: STALE }));
+      await store.health.change(`NODE#${nodeId}`, true, "no heartbeat for 12s");
+    }
+    expect(await look()).toEqual({ status: "back", detail: "zone b serves again" });
   });
 });

@@ -10,7 +10,12 @@ import type { NodeRecord } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
 import { IntakeEvent } from "../../functions/event-intake/aws-events.js";
 import { intakeDependencies } from "../../functions/event-intake/dependencies.js";
-import { type IntakeDependencies, type IntakeOutcome, takeIn } from "../../functions/event-intake/intake.js";
+import {
+  type IntakeDependencies,
+  type IntakeOutcome,
+  MAX_RESTARTS,
+  takeIn,
+} from "../../functions/event-intake/intake.js";
 import type { WorkflowStart } from "../../functions/event-intake/workflow-starts.js";
 import type { AwsClients } from "../../functions/shared/clients.js";
 import { functionSettings } from "../../functions/shared/settings.js";
@@ -20,6 +25,7 @@ import {
   type LocalCloud,
   STATE_MACHINE_ARN,
   startLocalCloud,
+  ZONES,
 } from "../local-cloud/aws-harness.js";
 import { EXECUTION_NAME, liveNode } from "./support.js";
 
@@ -37,6 +43,8 @@ const fixture = (name: string, change: (event: Record<string, unknown>) => void 
 /** The instance every EC2 and Auto Scaling fixture is about. */
 const INSTANCE = "i-1234567890abcdef0";
 const REGISTERED_AT = "2026-11-11T20:00:00.000Z";
+/** The terminate lifecycle action's token in its fixture. */
+const LIFECYCLE_TOKEN = "87654321-4321-4321-4321-210987654321";
 
 /** Event intake's lookups over a few node records, its starts recorded, refusing a name used twice. */
 class MemoryDependencies implements IntakeDependencies {
@@ -65,6 +73,25 @@ class MemoryDependencies implements IntakeDependencies {
 
   async zoneAvailable(zone: string) {
     return !this.unavailable.has(zone);
+  }
+
+  /** Lifecycle actions intake completed itself, by instance. */
+  readonly completed: { token: string; instanceId: string }[] = [];
+
+  /** Each execution's status, as the runner reports it: RUNNING unless a test ends it. */
+  readonly statuses = new Map<string, string>();
+  /** Every execution fails at once. */
+  failEveryExecution = false;
+
+  async execution(_workflow: WorkflowStart["workflow"], name: string) {
+    const first = this.starts.find((start) => start.name === name);
+    if (first === undefined) throw new Error(`no execution ${name}`);
+    const status = this.failEveryExecution ? "FAILED" : (this.statuses.get(name) ?? "RUNNING");
+    return { status, input: first.input };
+  }
+
+  async completeLifecycle(lifecycle: { lifecycleActionToken: string }, instanceId: string) {
+    this.completed.push({ token: lifecycle.lifecycleActionToken, instanceId });
   }
 
   async start(start: WorkflowStart) {
@@ -127,6 +154,76 @@ describe("node loss", () => {
       detectedAt: "2026-11-11T21:31:02Z",
       graceUntil: null,
     });
+  });
+
+  it("completes a terminate lifecycle action itself when node-loss for that life was started without it", async () => {
+    const deps = new MemoryDependencies([strataNode()]);
+    started(await takeIn(fixture("strata-node-offline"), deps));
+
+    const outcome = started(await takeIn(fixture("autoscaling-terminate-lifecycle-action"), deps));
+
+    expect(outcome.action).toBe("duplicate");
+    expect(outcome.detail).toContain("completed it");
+    expect(deps.completed).toEqual([{ token: LIFECYCLE_TOKEN, instanceId: INSTANCE }]);
+  });
+
+  it("starts the incident again under <name>-r<n> when its execution failed, timed out or was aborted", async () => {
+    const deps = new MemoryDependencies([strataNode()]);
+    const first = started(await takeIn(fixture("strata-node-offline"), deps));
+    deps.statuses.set(first.execution, "FAILED");
+
+    const second = started(await takeIn(fixture("ec2-instance-state-change-terminated"), deps));
+    expect(second).toMatchObject({ action: "started", execution: `${first.execution}-r1` });
+    expect(second.execution).toMatch(EXECUTION_NAME);
+
+    // Running now: a repeat is its duplicate; once it timed out too, the next name is taken.
+    const repeat = started(await takeIn(fixture("ec2-instance-state-change-stopping"), deps));
+    expect(repeat).toMatchObject({ action: "duplicate", execution: `${first.execution}-r1` });
+    deps.statuses.set(second.execution, "TIMED_OUT");
+    const third = started(await takeIn(fixture("ec2-spot-interruption-warning"), deps));
+    expect(third).toMatchObject({ action: "started", execution: `${first.execution}-r2` });
+  });
+
+  it("starts nothing again for an incident whose execution succeeded", async () => {
+    const deps = new MemoryDependencies([strataNode()]);
+    const first = started(await takeIn(fixture("strata-node-offline"), deps));
+    deps.statuses.set(first.execution, "SUCCEEDED");
+
+    const again = started(await takeIn(fixture("ec2-instance-state-change-terminated"), deps));
+
+    expect(again).toMatchObject({ action: "duplicate", execution: first.execution });
+  });
+
+  it("gives up restarting an incident after MAX_RESTARTS failed executions", async () => {
+    const deps = new MemoryDependencies([strataNode()]);
+    deps.failEveryExecution = true;
+    await takeIn(fixture("strata-node-offline"), deps);
+    const terminated = fixture("ec2-instance-state-change-terminated");
+    for (let restart = 1; restart <= MAX_RESTARTS; restart++)
+      expect(started(await takeIn(terminated, deps)).action).toBe("started");
+
+    const last = started(await takeIn(terminated, deps));
+
+    expect(last.action).toBe("duplicate");
+    expect(new Set(deps.starts.map((start) => start.name)).size).toBe(MAX_RESTARTS + 1);
+  });
+
+  it("leaves a lifecycle action to the execution that holds it", async () => {
+    const deps = new MemoryDependencies([strataNode()]);
+    started(await takeIn(fixture("autoscaling-terminate-lifecycle-action"), deps));
+
+    const again = started(
+      await takeIn(
+        fixture("autoscaling-terminate-lifecycle-action", (event) => {
+          event["id"] = "a-redelivery-with-another-id";
+        }),
+        deps,
+      ),
+    );
+    const other = started(await takeIn(fixture("ec2-instance-state-change-terminated"), deps));
+
+    expect([again.action, other.action]).toEqual(["duplicate", "duplicate"]);
+    expect(deps.completed).toEqual([]);
   });
 
   it("passes the lifecycle action of a terminate hook on to node-loss", async () => {
@@ -222,6 +319,7 @@ describe("zone failure", () => {
       phase: "fail",
       reason: "zonal autoshift in progress",
       detectedAt: "2026-11-11T21:40:00Z",
+      graceUntil: null,
     });
   });
 
@@ -300,6 +398,23 @@ describe("zone failure", () => {
     expect((crashed.starts[0]!.input as { graceUntil: string | null }).graceUntil).toBeNull();
   });
 
+  it("gives a zone whose offline nodes all stopped cleanly the same grace before az-failure marks it; a silent one none", async () => {
+    const deps = new MemoryDependencies([strataNode()]);
+    await takeIn(
+      fixture("strata-zone-offline", (event) => {
+        (event["detail"] as Record<string, unknown>)["stoppedCleanly"] = true;
+      }),
+      deps,
+    );
+    const input = deps.starts[0]!.input as { graceUntil: string | null; detectedAt: string };
+    expect(deps.starts[0]!.workflow).toBe("az-failure");
+    expect(Date.parse(input.graceUntil!) - Date.parse(input.detectedAt)).toBe(60_000);
+
+    const failed = new MemoryDependencies([strataNode()]);
+    await takeIn(fixture("strata-zone-offline"), failed);
+    expect((failed.starts[0]!.input as { graceUntil: string | null }).graceUntil).toBeNull();
+  });
+
   it("starts nothing for a sweep's Node Offline about a life of the node that has ended: the node registered again", async () => {
     const deps = new MemoryDependencies([strataNode("2026-11-11T21:00:00.000Z")]);
     const outcome = await takeIn(
@@ -333,7 +448,9 @@ describe("event intake's AWS dependencies", () => {
 
   beforeAll(async () => {
     dynamoDb = await startDynamoDb();
-    cloud = await startLocalCloud();
+    cloud = await startLocalCloud({
+      nodegroups: ZONES.map((zone) => ({ zone, terminateLifecycleHook: "strata-drain" })),
+    });
     store = await freshStore();
     const settings = functionSettings({
       STRATA_STATE_TABLE: store.tableName,
@@ -380,6 +497,24 @@ describe("event intake's AWS dependencies", () => {
     expect(cloud.stepFunctions.executions.size).toBe(1);
     const [execution] = cloud.stepFunctions.executions.values();
     expect(JSON.parse(execution?.input ?? "{}")).toEqual(start.input);
+    expect(await deps.execution("node-loss", start.name)).toEqual({ status: "RUNNING", input: start.input });
+  });
+
+  it("completes a lifecycle action through Auto Scaling, so the held instance terminates", async () => {
+    const instance = cloud.world.launchInstance({ nodegroup: "strata-test-local-a" });
+    cloud.world.terminateInstance(instance.id);
+    const [held] = cloud.world.pendingLifecycleActions();
+
+    await intakeDependencies(clients).completeLifecycle(
+      {
+        autoScalingGroupName: held!.autoScalingGroupName,
+        lifecycleHookName: held!.hookName,
+        lifecycleActionToken: held!.token,
+      },
+      instance.id,
+    );
+
+    expect(cloud.world.instance(instance.id).state).toBe("terminated");
   });
 
   it("finds nodes by instance in the state table and zone names through EC2", async () => {

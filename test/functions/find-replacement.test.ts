@@ -18,6 +18,7 @@ const GROUPS = [
   "full",
   "other",
   "crashed",
+  "scaled",
 ];
 
 let cloud: LocalCloud;
@@ -137,6 +138,20 @@ describe("finding the replacement of a lost instance", () => {
       status: "expected",
       instanceId: null,
       detail: `Auto Scaling is replacing ${lost.id}`,
+    });
+  });
+
+  it("tells a scale-in from a replacement: the group keeps its desired size without the held instance", async () => {
+    const lost = cloud.world.launchInstance({ nodegroup: "scaled" });
+    servingInstance("scaled");
+    cloud.world.scaleIn(lost.id);
+
+    const answer = await find(lost.id, { lifecycle: { lifecycleActionToken: "token" } });
+
+    expect(answer).toEqual({
+      status: "scale-in",
+      instanceId: null,
+      detail: `node group scaled wants 1 nodes and keeps 1 without ${lost.id}: a scale-in, nothing replaces node-1`,
     });
   });
 

@@ -52,11 +52,13 @@ const sweep = () =>
     },
   );
 
-/** A minute passes; only `beating` heartbeat in it. */
-async function minutePasses(...beating: string[]) {
-  now = new Date(now.getTime() + 60_000);
+/** `ms` pass; only `beating` heartbeat in them. */
+async function timePasses(ms: number, ...beating: string[]) {
+  now = new Date(now.getTime() + ms);
   for (const nodeId of beating) await store.nodes.heartbeat(nodeId, { freeBytes: 1 });
 }
+
+const minutePasses = (...beating: string[]) => timePasses(60_000, ...beating);
 
 const detailOf = (entry: StrataEventEntry | undefined): unknown => JSON.parse(entry?.Detail ?? "null");
 
@@ -131,6 +133,7 @@ describe("the health sweep", () => {
       zone: "b",
       offlineNodes: 2,
       totalNodes: 2,
+      stoppedCleanly: false,
       reason: "2 of 2 nodes offline",
       observedAt: now.toISOString(),
     });
@@ -148,6 +151,57 @@ describe("the health sweep", () => {
       StrataDetailType.nodeOffline,
       StrataDetailType.nodeOffline,
     ]);
+  });
+
+  it("does not count a node lost long before in its zone's verdict: the zone's last node stopping is a node loss", async () => {
+    await sweep();
+    await minutePasses("node-a1", "node-b2", "node-c1");
+    await sweep();
+    // node-b1 was lost (and fenced) a minute ago; now the agent of node-b2 stops cleanly.
+    await store.nodes.setState("node-b1", "down");
+    await minutePasses("node-a1", "node-b2", "node-c1");
+    await store.nodes.setState("node-b2", "down");
+    published = [];
+
+    const result = await sweep();
+
+    expect(result.offlineNodes).toEqual(["node-b1", "node-b2"]);
+    expect(result.offlineZones).toEqual([]);
+    expect(published.flat().map((event) => event.DetailType)).toEqual([StrataDetailType.nodeOffline]);
+    expect(detailOf(published[0]?.[0])).toMatchObject({ nodeId: "node-b2", stoppedCleanly: true });
+  });
+
+  it("says when every offline node of an offline zone stopped cleanly, and keeps the zone offline while they stay down", async () => {
+    await sweep();
+    await store.nodes.setState("node-b1", "down");
+    await store.nodes.setState("node-b2", "down");
+
+    await sweep();
+    const zoneEvent = published.flat().find((event) => event.DetailType === StrataDetailType.zoneOffline);
+    expect(detailOf(zoneEvent)).toMatchObject({ zone: "b", stoppedCleanly: true, totalNodes: 2 });
+
+    // An hour on, the nodes the zone went down with still count: it is not reported back.
+    for (let minute = 0; minute < 60; minute++) await minutePasses("node-a1", "node-c1");
+    const result = await sweep();
+    expect(result.offlineZones).toEqual(["b"]);
+    expect(published.flat().map((event) => event.DetailType)).not.toContain(StrataDetailType.zoneOnline);
+  });
+
+  it("does not call a zone stopped cleanly when one of its nodes went silent, though it was marked down since", async () => {
+    await sweep();
+    await timePasses(15_000, "node-a1", "node-b2", "node-c1");
+    await sweep();
+    // node-loss fenced the silent node-b1 (down in its record); seconds later node-b2 stops cleanly.
+    await store.nodes.setState("node-b1", "down");
+    await store.nodes.setState("node-b2", "down");
+    await timePasses(5_000, "node-a1", "node-c1");
+    published = [];
+
+    const result = await sweep();
+
+    expect(result.offlineZones).toEqual(["b"]);
+    const zoneEvent = published.flat().find((event) => event.DetailType === StrataDetailType.zoneOffline);
+    expect(detailOf(zoneEvent)).toMatchObject({ zone: "b", stoppedCleanly: false });
   });
 
   it("puts the events again on the next sweep when recording the verdicts was cut short", async () => {

@@ -219,3 +219,48 @@ describe("the re-spread plan after a zone returns", () => {
     expect(plan.unplanned[0]?.reason).toContain("node-a1");
   });
 });
+
+describe("the drain plan before a scale-in", () => {
+  beforeEach(async () => {
+    // node-1 is being scaled in and still serves; node-2..node-4 are alive.
+    await registerAll(store, [
+      liveNode("node-1", "a"),
+      liveNode("node-2", "b"),
+      liveNode("node-3", "c"),
+      liveNode("node-4", "a"),
+    ]);
+  });
+
+  const planDrain = () =>
+    planOperations(
+      { purpose: "drain", execution: "node-loss-node-1-20300101T000000000Z", nodeId: "node-1" },
+      clusterOver(store),
+    );
+
+  it("moves each live replica off the node while it serves, to a node placement chooses, run by the volume's runner", async () => {
+    await volumeWith(store, "attached", [replica("node-1"), replica("node-2")], "node-1");
+    await volumeWith(store, "elsewhere", [replica("node-2"), replica("node-3")]);
+    await volumeWith(store, "failed-there", [replica("node-1", "failed"), replica("node-3")]);
+
+    const plan = await planDrain();
+
+    expect(plan.how).toBe("drained");
+    expect(plan.unplanned).toEqual([]);
+    expect(plan.operations).toHaveLength(1);
+    const [move] = plan.operations;
+    expect(move).toMatchObject({ kind: "move-replica", volume: "attached", node: "node-1" });
+    expect(move?.params).toEqual({ replicaId: "r-node-1", targetNode: expect.stringMatching(/node-[34]/) });
+  });
+
+  it("reports a volume no other node has room for", async () => {
+    await store.nodes.register(liveNode("node-4", "a", { pool: { capacityBytes: GiB, freeBytes: GiB } }));
+    await volumeWith(store, "everywhere", [replica("node-1"), replica("node-2"), replica("node-3")]);
+
+    const plan = await planDrain();
+
+    expect(plan.operations).toEqual([]);
+    expect(plan.unplanned).toEqual([
+      { volume: "everywhere", reason: expect.stringContaining("no room for a replica off node-1") },
+    ]);
+  });
+});

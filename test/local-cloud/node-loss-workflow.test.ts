@@ -7,10 +7,13 @@ import {
   type HistoryEvent,
   ListExecutionsCommand,
   SFNClient,
+  StartExecutionCommand,
 } from "@aws-sdk/client-sfn";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DriveTag } from "../../core/drive-sets.js";
+import { addReplica, dropReplica, markInSync } from "../../core/replica-set.js";
 import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
+import { OperationParams, type OperationRecord } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
 import { LocalCloud, workflowMachine } from "../../infra/local/cloud.js";
 import { nodeRecord } from "../core/fixtures.js";
@@ -21,7 +24,8 @@ import { eventually } from "../support/eventually.js";
  * The node-loss workflow from state-machines/node-loss.asl.json, run by the local cloud with the
  * Lambdas from their bundles against dynalite and the local EC2, Auto Scaling and EKS endpoints,
  * with no agents: the lost node never comes back on its replacement, and the one node that could
- * repair its volume goes silent. What is checked is what the workflow leaves behind.
+ * repair its volume goes silent. What is checked is what the workflow leaves behind. az-failure's
+ * grace for a zone whose nodes stopped cleanly runs from its own file the same way.
  */
 
 const CLUSTER = "wf-test";
@@ -101,7 +105,30 @@ async function nodeOnInstance(nodeId: string, zone: string): Promise<string> {
   return instance.id;
 }
 
-async function executionOf(machine: "node-loss", nameStart: string) {
+/** The nodes' agents heartbeat, until the interval is cleared. */
+const beating = (...nodeIds: string[]) =>
+  setInterval(() => {
+    for (const nodeId of nodeIds) void store.nodes.heartbeat(nodeId, { freeBytes: 100 * 1024 ** 3 });
+  }, 500);
+
+/** An RF2 volume with an in-sync replica on each of two nodes. */
+const volumeOn = (name: string, nodes: readonly [string, string]) =>
+  store.volumes.create({
+    name,
+    sizeBytes: 64 * 1024 ** 2,
+    replicationFactor: 2,
+    replicas: nodes.map((node) => ({ replicaId: `r-${node}`, node, state: "in-sync" as const })),
+  });
+
+/** Waits for the execution to end. */
+const ended = (executionArn: string) =>
+  eventually(
+    async () => (await sfn.send(new DescribeExecutionCommand({ executionArn }))).status !== "RUNNING",
+    "the execution to end",
+    60_000,
+  );
+
+async function executionOf(machine: "node-loss" | "az-failure", nameStart: string) {
   const stateMachineArn = cloud.stepFunctions.stateMachineArn(workflowMachine(machine));
   const { executions } = await sfn.send(new ListExecutionsCommand({ stateMachineArn }));
   return (executions ?? []).filter((execution) => execution.name!.startsWith(nameStart));
@@ -129,16 +156,8 @@ describe("node-loss, run from its ASL file by the local cloud", () => {
       nodeRecord("node-y", { zone: "local-b", lastHeartbeat: now(), registeredAt: now() }),
     );
     // node-y's agent heartbeats, until the test silences it below.
-    heartbeats = setInterval(() => void store.nodes.heartbeat("node-y", { freeBytes: 100 * 1024 ** 3 }), 500);
-    const volume = await store.volumes.create({
-      name: "orders",
-      sizeBytes: 64 * 1024 ** 2,
-      replicationFactor: 2,
-      replicas: [
-        { replicaId: "r-x", node: "node-x", state: "in-sync" },
-        { replicaId: "r-y", node: "node-y", state: "in-sync" },
-      ],
-    });
+    heartbeats = beating("node-y");
+    const volume = await volumeOn("orders", ["node-x", "node-y"]);
 
     // Auto Scaling terminates the instance: its hook holds it in Terminating:Wait and says so on the
     // bus; the node group launches a replacement in the same zone.
@@ -211,20 +230,9 @@ describe("node-loss, run from its ASL file by the local cloud", () => {
     await store.nodes.register(
       nodeRecord("node-w", { zone: "local-a", lastHeartbeat: now(), registeredAt: now() }),
     );
-    const beats = setInterval(
-      () => void store.nodes.heartbeat("node-w", { freeBytes: 100 * 1024 ** 3 }),
-      500,
-    );
+    const beats = beating("node-w");
     try {
-      const volume = await store.volumes.create({
-        name: "ledger",
-        sizeBytes: 64 * 1024 ** 2,
-        replicationFactor: 2,
-        replicas: [
-          { replicaId: "r-z", node: "node-z", state: "in-sync" },
-          { replicaId: "r-w", node: "node-w", state: "in-sync" },
-        ],
-      });
+      const volume = await volumeOn("ledger", ["node-z", "node-w"]);
       cloud.ec2.terminateInstance(lost);
       const replacement = cloud.ec2.launchInstance({ nodegroup: `${CLUSTER}-local-b` });
 
@@ -242,13 +250,7 @@ describe("node-loss, run from its ASL file by the local cloud", () => {
         "a repair of ledger",
       );
       clearInterval(beats);
-      await eventually(
-        async () =>
-          (await sfn.send(new DescribeExecutionCommand({ executionArn: execution!.executionArn }))).status !==
-          "RUNNING",
-        "node-loss to end",
-        60_000,
-      );
+      await ended(execution!.executionArn!);
 
       const events = await history(execution!.executionArn!);
       const moveFailures = events.filter(
@@ -286,5 +288,150 @@ describe("node-loss, run from its ASL file by the local cloud", () => {
     } finally {
       clearInterval(beats);
     }
+  });
+});
+
+/**
+ * What the volume service does for a move-replica operation, on the store only (these tests run no
+ * agents): the new replica added and in sync, then the old one dropped.
+ */
+async function runMove(operation: OperationRecord): Promise<void> {
+  const { replicaId, targetNode } = OperationParams["move-replica"].parse(operation.params);
+  await store.operations.claim(operation.id, operation.node, "test-agent");
+  const added = `${replicaId}-moved`;
+  for (const change of [
+    addReplica({ replicaId: added, nodeId: targetNode }),
+    markInSync(added),
+    dropReplica(replicaId),
+  ]) {
+    const volume = await store.volumes.get(operation.volumeId);
+    await store.volumes.updateIfEpoch(volume.id, volume.epoch, change(volume));
+  }
+  await store.operations.finish(operation.id, "test-agent", { state: "succeeded" });
+}
+
+describe("node-loss on a scale-in", () => {
+  it("moves the node's replicas off while it serves, then fences it and completes the lifecycle action, waiting for no replacement", async () => {
+    const leaving = await nodeOnInstance("drain-x", "local-a");
+    const now = () => new Date().toISOString();
+    await store.nodes.register(
+      nodeRecord("drain-y", { zone: "local-b", lastHeartbeat: now(), registeredAt: now() }),
+    );
+    await store.nodes.register(
+      nodeRecord("drain-z", { zone: "local-a", lastHeartbeat: now(), registeredAt: now() }),
+    );
+    const beats = beating("drain-x", "drain-y", "drain-z");
+    try {
+      const volume = await volumeOn("events", ["drain-x", "drain-y"]);
+
+      // The node group shrinks by one: Auto Scaling terminates drain-x's instance through its hook.
+      cloud.ec2.scaleIn(leaving);
+      let move: OperationRecord | undefined;
+      await eventually(async () => {
+        move = (await store.operations.list()).find(
+          (operation) => operation.kind === "move-replica" && operation.volumeName === "events",
+        );
+        return move !== undefined;
+      }, "a move of events' replica off drain-x");
+      // Nothing is fenced while the move runs: the node still serves its replica.
+      expect((await store.volumes.get(volume.id)).replicas.map((replica) => replica.state)).toEqual([
+        "in-sync",
+        "in-sync",
+      ]);
+      expect(cloud.ec2.instance(leaving).lifecycleState).toBe("Terminating:Wait");
+      await runMove(move!);
+
+      const [execution] = await executionOf("node-loss", "node-loss-drain-x-");
+      await ended(execution!.executionArn!);
+      const described = await sfn.send(
+        new DescribeExecutionCommand({ executionArn: execution!.executionArn }),
+      );
+      expect(described.status).toBe("SUCCEEDED");
+      const states = enteredStates(await history(execution!.executionArn!));
+      expect(states).toEqual(
+        expect.arrayContaining([
+          "ReplaceOrScaleIn",
+          "PlanDrain",
+          "RunOperations",
+          "FenceDrainedNode",
+          "CompleteDrain",
+        ]),
+      );
+      expect(states.indexOf("RunOperations")).toBeLessThan(states.indexOf("FenceDrainedNode"));
+      expect(states).not.toContain("WaitForReplacement");
+      expect(states).not.toContain("FenceNode");
+
+      const after = await store.volumes.get(volume.id);
+      expect(after.replicationFactor).toBe(2);
+      expect(after.replicas.map((replica) => replica.node)).not.toContain("drain-x");
+      expect(after.replicas.every((replica) => replica.state === "in-sync")).toBe(true);
+      expect((await store.nodes.get("drain-x")).state).toBe("down");
+      expect(cloud.ec2.instance(leaving).state).toBe("terminated");
+    } finally {
+      clearInterval(beats);
+    }
+  });
+});
+
+describe("az-failure, run from its ASL file by the local cloud", () => {
+  /** Two nodes of local-b whose agents stopped cleanly, and az-failure started for the zone. */
+  async function zoneStoppedCleanly(name: string, graceMs: number) {
+    const now = new Date();
+    for (const nodeId of [`${name}-b1`, `${name}-b2`]) {
+      await store.nodes.register(
+        nodeRecord(nodeId, {
+          zone: "local-b",
+          state: "down",
+          lastHeartbeat: now.toISOString(),
+          registeredAt: now.toISOString(),
+        }),
+      );
+    }
+    await sfn.send(
+      new StartExecutionCommand({
+        stateMachineArn: cloud.stepFunctions.stateMachineArn(workflowMachine("az-failure")),
+        name,
+        input: JSON.stringify({
+          zone: "local-b",
+          phase: "fail",
+          reason: "the health sweep: 2 of 2 nodes offline",
+          detectedAt: now.toISOString(),
+          graceUntil: new Date(now.getTime() + graceMs).toISOString(),
+        }),
+      }),
+    );
+    const [execution] = await executionOf("az-failure", name);
+    return execution!.executionArn!;
+  }
+
+  it("waits out a cleanly stopped zone's grace, and ends without marking or copying anything when its nodes serve again", async () => {
+    const executionArn = await zoneStoppedCleanly("az-restart", 60_000);
+    await eventually(
+      async () => enteredStates(await history(executionArn)).includes("CheckRestart"),
+      "the grace loop to look at the zone",
+    );
+    // The agents restarted: both register again, up.
+    const now = new Date().toISOString();
+    for (const nodeId of ["az-restart-b1", "az-restart-b2"])
+      await store.nodes.register(
+        nodeRecord(nodeId, { zone: "local-b", lastHeartbeat: now, registeredAt: now }),
+      );
+    await ended(executionArn);
+
+    expect((await sfn.send(new DescribeExecutionCommand({ executionArn }))).status).toBe("SUCCEEDED");
+    const states = enteredStates(await history(executionArn));
+    expect(states).toContain("ZoneServesAgain");
+    expect(states).not.toContain("MarkUnavailable");
+    expect(await store.zones.unavailable()).toEqual(new Set());
+  });
+
+  it("marks the zone unavailable once the grace has passed and its nodes are still down", async () => {
+    const executionArn = await zoneStoppedCleanly("az-stopped", 500);
+    await ended(executionArn);
+
+    const states = enteredStates(await history(executionArn));
+    expect(states.indexOf("CheckRestart")).toBeLessThan(states.indexOf("MarkUnavailable"));
+    expect(states).not.toContain("ZoneServesAgain");
+    expect(await store.zones.unavailable()).toEqual(new Set(["local-b"]));
   });
 });

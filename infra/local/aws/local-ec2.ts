@@ -46,6 +46,8 @@ export interface LocalInstance {
   tags: Record<string, string>;
   nodegroup?: string;
   lifecycleState?: AutoScalingLifecycleState;
+  /** Its group is scaling in by terminating it: the group's desired capacity no longer counts it. */
+  scalingIn?: boolean;
   /** Epoch milliseconds. */
   launchTime: number;
   /** Every local node listens on loopback. */
@@ -234,9 +236,14 @@ export class LocalEc2 {
     return names.map((name, index) => ({ name, id: `${localRegion()}-az${index + 1}` }));
   }
 
-  /** The instances a node group's Auto Scaling group counts: every one not terminated. */
+  /**
+   * The node group's desired capacity: the instances its Auto Scaling group counts (every one not
+   * terminated), less one a scale-in is removing. An instance lost otherwise still counts, so the
+   * group replaces it.
+   */
   nodegroupSize(name: string): number {
-    return this.instances().filter((i) => i.nodegroup === name && i.state !== "terminated").length;
+    return this.instances().filter((i) => i.nodegroup === name && i.state !== "terminated" && !i.scalingIn)
+      .length;
   }
 
   // --- instances ---
@@ -296,6 +303,17 @@ export class LocalEc2 {
     }
     this.shutDown(instance);
     return instance;
+  }
+
+  /**
+   * A scale-in: the node group's desired capacity drops by one and its Auto Scaling group terminates
+   * this instance (through its terminate hook, as terminateInstance does); nothing replaces it.
+   */
+  scaleIn(id: string): LocalInstance {
+    const instance = this.instance(id);
+    if (instance.nodegroup === undefined) throw new Error(`instance ${id} is in no node group`);
+    instance.scalingIn = true;
+    return this.terminateInstance(id);
   }
 
   /** EC2's TerminateInstances: terminates at once, hooks or not, and says which state it left. */
@@ -638,6 +656,7 @@ export const LocalEc2Snapshot = z.object({
       tags: Tags,
       nodegroup: z.string().optional(),
       lifecycleState: z.enum(["Pending:Wait", "InService", "Terminating:Wait"]).optional(),
+      scalingIn: z.boolean().optional(),
       launchTime: z.number(),
       privateIp: z.string(),
     }),
