@@ -93,11 +93,10 @@ export class CloudsnapBucket {
   }
 
   /**
-   * Keys under `prefix`, or with `delimiter` the common prefixes one level down. Only garbage
-   * collection and the discovery of another cluster's volumes list; listing and restoring a
-   * volume's cloudsnaps never does.
+   * The objects under `prefix`, with their sizes. Only garbage collection lists; listing and
+   * restoring a volume's cloudsnaps never do.
    */
-  async *list(prefix: string, delimiter?: string): AsyncIterable<string> {
+  async *list(prefix: string): AsyncIterable<{ key: string; size: number }> {
     let token: string | undefined;
     do {
       const page = await this.call(prefix, "list", () =>
@@ -105,13 +104,13 @@ export class CloudsnapBucket {
           new ListObjectsV2Command({
             Bucket: this.name,
             Prefix: prefix,
-            ...(delimiter === undefined ? {} : { Delimiter: delimiter }),
             ...(token === undefined ? {} : { ContinuationToken: token }),
           }),
         ),
       );
-      for (const object of page.Contents ?? []) if (object.Key !== undefined) yield object.Key;
-      for (const common of page.CommonPrefixes ?? []) if (common.Prefix !== undefined) yield common.Prefix;
+      for (const object of page.Contents ?? []) {
+        if (object.Key !== undefined) yield { key: object.Key, size: object.Size ?? 0 };
+      }
       token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
   }

@@ -20,12 +20,11 @@ const VOLUMES_PREFIX = "volumes/";
 export const volumePrefix = (volumeId: string) => `${VOLUMES_PREFIX}${volumeId}/`;
 export const keyObject = (volumeId: string) => `${volumePrefix(volumeId)}key.json`;
 export const catalogObject = (volumeId: string) => `${volumePrefix(volumeId)}catalog.json`;
+export const manifestsPrefix = (volumeId: string) => `${volumePrefix(volumeId)}manifests/`;
 export const manifestObject = (volumeId: string, cloudsnapId: string) =>
-  `${volumePrefix(volumeId)}manifests/${cloudsnapId}`;
+  `${manifestsPrefix(volumeId)}${cloudsnapId}`;
 export const packsPrefix = (volumeId: string) => `${volumePrefix(volumeId)}packs/`;
 export const packObject = (volumeId: string, packId: string) => `${packsPrefix(volumeId)}${packId}`;
-/** Every volume that has a catalog sits under this prefix: the one place a LIST is ever needed. */
-export const ALL_VOLUMES_PREFIX = VOLUMES_PREFIX;
 
 const UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
 const CLOUDSNAP_ID = new RegExp(`^(${UUID})-(\\d{8}T\\d{9}Z)$`);

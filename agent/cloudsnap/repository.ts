@@ -1,9 +1,10 @@
 import { notFound } from "../../core/errors.js";
 import type { HeldLease } from "../../core/state/leases.js";
-import type { CloudsnapBucket } from "./bucket.js";
+import { type CloudsnapBucket, MissingObjectError } from "./bucket.js";
 import { type Catalog, type CatalogEntry, readCatalog, writeCatalog } from "./catalog.js";
+import { collectGarbage, type GarbageCollected } from "./garbage.js";
 import type { VolumeKeys } from "./keys.js";
-import { manifestObject, newCloudsnapId, packsPrefix, volumeOfCloudsnap, volumePrefix } from "./layout.js";
+import { manifestObject, newCloudsnapId, volumeOfCloudsnap } from "./layout.js";
 import { type Manifest, openManifest } from "./manifest.js";
 import type { PackWriterOptions } from "./pack-writer.js";
 import { type RestoreProgress, restoreCloudsnap } from "./restore.js";
@@ -26,11 +27,6 @@ export interface TakeCloudsnap {
   group?: string;
   at?: Date;
   onProgress?: (progress: UploadProgress) => void;
-}
-
-export interface GarbageCollected {
-  packsDeleted: number;
-  manifestsDeleted: number;
 }
 
 /**
@@ -123,14 +119,23 @@ export class CloudsnapRepository {
     const { entry } = await this.find(cloudsnapId);
     const volumeId = volumeOfCloudsnap(cloudsnapId);
     const keys = await loadVolumeKeys(this.bucket, volumeId, this.protector);
-    const manifest = await this.manifest(volumeId, entry.id, keys);
-    return restoreCloudsnap({
-      bucket: this.bucket,
-      keys,
-      manifest,
-      write,
-      ...(onProgress === undefined ? {} : { onProgress }),
-    });
+    const attempt = async () =>
+      restoreCloudsnap({
+        bucket: this.bucket,
+        keys,
+        manifest: await this.manifest(volumeId, entry.id, keys),
+        write,
+        ...(onProgress === undefined ? {} : { onProgress }),
+      });
+    try {
+      return await attempt();
+    } catch (error) {
+      // Garbage collection may have repacked a chunk and deleted its old pack after this restore
+      // read the manifest: the manifest as it is now names where the chunk went. Writing the
+      // chunks again is harmless (same bytes, same places); a pack still missing is a real loss.
+      if (!(error instanceof MissingObjectError) || !error.location.includes("/packs/")) throw error;
+      return attempt();
+    }
   }
 
   /** Unlists a cloudsnap, then deletes its manifest; its chunks go with the next garbage collection. */
@@ -145,35 +150,24 @@ export class CloudsnapRepository {
     return entry;
   }
 
-  /**
-   * Deletes the packs no listed cloudsnap's manifest names, and manifests no catalog lists (left by
-   * an upload or a delete cut short). Reads one manifest at a time and keeps only the set of
-   * referenced pack ids (one per 32 MiB of distinct data), so memory does not grow with the
-   * number of cloudsnaps. Runs under the volume's lease, so no upload is adding packs meanwhile.
-   */
-  async collectGarbage(volumeId: string, lease: HeldLease): Promise<GarbageCollected> {
+  /** Frees what no listed cloudsnap of the volume needs any more (garbage.ts). */
+  async collectGarbage(
+    volumeId: string,
+    lease: HeldLease,
+    options: { repackBelow?: number } = {},
+  ): Promise<GarbageCollected> {
     const catalog = await readCatalog(this.bucket, volumeId);
-    const listed = new Set(catalog.cloudsnaps.map((cloudsnap) => manifestObject(volumeId, cloudsnap.id)));
-    const referenced = new Set<string>();
-    if (catalog.cloudsnaps.length > 0) {
-      const keys = await loadVolumeKeys(this.bucket, volumeId, this.protector);
-      for (const cloudsnap of catalog.cloudsnaps) {
-        for (const location of (await this.manifest(volumeId, cloudsnap.id, keys)).chunks.values())
-          referenced.add(location.pack);
-      }
-    }
-    const packs: string[] = [];
-    const prefix = packsPrefix(volumeId);
-    for await (const key of this.bucket.list(prefix)) {
-      if (!referenced.has(key.slice(prefix.length))) packs.push(key);
-    }
-    const manifests: string[] = [];
-    for await (const key of this.bucket.list(`${volumePrefix(volumeId)}manifests/`)) {
-      if (!listed.has(key)) manifests.push(key);
-    }
-    await lease.confirm();
-    await this.bucket.delete([...manifests, ...packs]);
-    return { packsDeleted: packs.length, manifestsDeleted: manifests.length };
+    return collectGarbage({
+      bucket: this.bucket,
+      volumeId,
+      cloudsnapIds: catalog.cloudsnaps.map((cloudsnap) => cloudsnap.id),
+      keys:
+        catalog.cloudsnaps.length === 0
+          ? undefined
+          : await loadVolumeKeys(this.bucket, volumeId, this.protector),
+      lease,
+      ...options,
+    });
   }
 
   async manifest(volumeId: string, cloudsnapId: string, keys: VolumeKeys): Promise<Manifest> {

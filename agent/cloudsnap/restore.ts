@@ -1,17 +1,9 @@
 import type { CloudsnapBucket } from "./bucket.js";
 import { decodeChunk } from "./chunk-codec.js";
 import type { VolumeKeys } from "./keys.js";
-import { packObject } from "./layout.js";
 import type { ChunkLocation, Manifest } from "./manifest.js";
+import { eachConcurrently, placeOf, planPackReads, readPack } from "./pack-reads.js";
 
-/**
- * One ranged GET of a pack covers neighbouring chunks up to this much: a full cloudsnap's packs
- * come back in a few large reads instead of one request per chunk, while the memory a restore holds
- * stays at concurrency × this.
- */
-const FETCH_BYTES = 16 * 1024 * 1024;
-/** Unneeded bytes between two needed chunks that are still read in one request rather than two. */
-const FETCH_GAP_BYTES = 256 * 1024;
 /** Ranges fetched, decrypted and written at once. */
 const FETCH_CONCURRENCY = 4;
 
@@ -33,12 +25,10 @@ export interface RestoreRequest {
   onProgress?: (progress: RestoreProgress) => void;
 }
 
-/** A ranged read of one pack and the chunks in it, each with every volume chunk index it fills. */
-interface Fetch {
-  pack: string;
-  offset: number;
-  length: number;
-  chunks: { location: ChunkLocation; indexes: number[] }[];
+/** A stored chunk and every volume chunk index it fills (equal chunks are stored once). */
+interface StoredChunk {
+  location: ChunkLocation;
+  indexes: number[];
 }
 
 /**
@@ -49,7 +39,12 @@ interface Fetch {
  */
 export async function restoreCloudsnap(request: RestoreRequest): Promise<RestoreProgress> {
   const { bucket, keys, manifest } = request;
-  const fetches = planFetches(manifest);
+  const stored = new Map<string, StoredChunk>();
+  for (const [index, location] of manifest.chunks) {
+    const found = stored.get(placeOf(location));
+    if (found === undefined) stored.set(placeOf(location), { location, indexes: [index] });
+    else found.indexes.push(index);
+  }
   const progress: RestoreProgress = {
     restoredBytes: 0,
     totalBytes: 0,
@@ -58,74 +53,28 @@ export async function restoreCloudsnap(request: RestoreRequest): Promise<Restore
     requests: 0,
   };
   for (const index of manifest.chunks.keys()) progress.totalBytes += spanOf(manifest, index);
-  let next = 0;
-  const worker = async () => {
-    while (next < fetches.length) {
-      const fetch = fetches[next++]!;
-      const key = packObject(manifest.volumeId, fetch.pack);
-      const bytes = await bucket.get(key, { offset: fetch.offset, length: fetch.length });
-      progress.requests++;
-      for (const { location, indexes } of fetch.chunks) {
-        const start = location.offset - fetch.offset;
-        const sealed = bytes.subarray(start, start + location.length);
-        const plaintext = await decodeChunk(location.id, sealed, keys, bucket.where(key));
-        for (const index of indexes) {
-          if (plaintext.length > spanOf(manifest, index)) {
-            throw new Error(
-              `chunk ${location.id} in ${bucket.where(key)} holds ${plaintext.length} bytes, more than chunk ${index} of the volume`,
-            );
-          }
-          await request.write(index * manifest.chunkBytes, plaintext);
-          progress.restoredBytes += plaintext.length;
-          progress.chunks++;
+  await eachConcurrently(planPackReads(stored.values()), FETCH_CONCURRENCY, async (read) => {
+    const chunks = await readPack(bucket, manifest.volumeId, read);
+    progress.requests++;
+    for (const { chunk, sealed, where } of chunks) {
+      const plaintext = await decodeChunk(chunk.location.id, sealed, keys, where);
+      for (const index of chunk.indexes) {
+        if (plaintext.length > spanOf(manifest, index)) {
+          throw new Error(
+            `chunk ${chunk.location.id} in ${where} holds ${plaintext.length} bytes, more than chunk ${index} of the volume`,
+          );
         }
+        await request.write(index * manifest.chunkBytes, plaintext);
+        progress.restoredBytes += plaintext.length;
+        progress.chunks++;
       }
-      request.onProgress?.(progress);
     }
-  };
-  await Promise.all(Array.from({ length: FETCH_CONCURRENCY }, worker));
+    request.onProgress?.(progress);
+  });
   return progress;
 }
 
 /** How many bytes of the volume chunk `index` covers (the last one may be short). */
 function spanOf(manifest: Manifest, index: number): number {
   return Math.min(manifest.chunkBytes, manifest.sizeBytes - index * manifest.chunkBytes);
-}
-
-/** Groups the manifest's chunks by pack, in pack order, into ranged reads of neighbouring chunks. */
-export function planFetches(manifest: Manifest): Fetch[] {
-  const byLocation = new Map<string, { location: ChunkLocation; indexes: number[] }>();
-  for (const [index, location] of manifest.chunks) {
-    const key = `${location.pack}:${location.offset}`;
-    const found = byLocation.get(key);
-    if (found === undefined) byLocation.set(key, { location, indexes: [index] });
-    else found.indexes.push(index);
-  }
-  const byPack = new Map<string, { location: ChunkLocation; indexes: number[] }[]>();
-  for (const chunk of byLocation.values()) {
-    const list = byPack.get(chunk.location.pack) ?? [];
-    list.push(chunk);
-    byPack.set(chunk.location.pack, list);
-  }
-  const fetches: Fetch[] = [];
-  for (const [pack, chunks] of byPack) {
-    chunks.sort((a, b) => a.location.offset - b.location.offset);
-    let current: Fetch | undefined;
-    for (const chunk of chunks) {
-      const { offset, length } = chunk.location;
-      const end = offset + length;
-      if (
-        current !== undefined &&
-        offset - (current.offset + current.length) <= FETCH_GAP_BYTES &&
-        end - current.offset <= FETCH_BYTES
-      ) {
-        current.length = end - current.offset;
-        current.chunks.push(chunk);
-      } else {
-        current = { pack, offset, length, chunks: [chunk] };
-        fetches.push(current);
-      }
-    }
-  }
-  return fetches;
 }

@@ -1,108 +1,21 @@
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { S3Client } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ByteRange } from "../../agent/block-device.js";
-import { CloudsnapBucket } from "../../agent/cloudsnap/bucket.js";
+import { beforeAll, describe, expect, it } from "vitest";
 import { catalogObject, manifestObject, packsPrefix } from "../../agent/cloudsnap/layout.js";
-import { CloudsnapRepository } from "../../agent/cloudsnap/repository.js";
-import type { UploadSource } from "../../agent/cloudsnap/upload.js";
-import { PassphraseProtector } from "../../agent/cloudsnap/volume-key.js";
-import { cloudsnapS3Config } from "../../core/cloud/s3-client.js";
-import { type LocalS3, startLocalS3 } from "../../infra/local/s3/local-s3.js";
+import type { CloudsnapRepository } from "../../agent/cloudsnap/repository.js";
+import {
+  bucketPerSuite,
+  keysUnder,
+  MemoryVolume,
+  MiB,
+  repositoryOn,
+  restored,
+  SOLE_WRITER,
+  take,
+} from "./support.js";
 
-const MiB = 1024 * 1024;
 const SIZE = 48 * MiB;
-/** Small packs, so a few MiB of data spread over several of them. */
-const PACKS = { targetBytes: 4 * MiB, concurrency: 2 };
-
-let dir: string;
-let s3: LocalS3;
-let client: S3Client;
-let bucket: CloudsnapBucket;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), "strata-cloudsnap-"));
-  s3 = await startLocalS3({ dir, bucket: "cloudsnaps" });
-  client = s3Client(s3.endpoint);
-  bucket = new CloudsnapBucket(client, s3.bucket);
-});
-
-afterAll(async () => {
-  client?.destroy();
-  await s3?.close();
-  await rm(dir, { recursive: true, force: true });
-});
-
-function s3Client(endpoint: string): S3Client {
-  return new S3Client({
-    ...cloudsnapS3Config({ AWS_ENDPOINT_URL_S3: endpoint }),
-    endpoint,
-    region: "local",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-  });
-}
-
-/** A volume in memory: its bytes, and the ranges written since it was last uploaded. */
-class MemoryVolume {
-  readonly bytes: Buffer;
-  private changed: ByteRange[] = [];
-  constructor(
-    sizeBytes: number,
-    readonly id = crypto.randomUUID(),
-  ) {
-    this.bytes = Buffer.alloc(sizeBytes);
-  }
-
-  write(offset: number, data: Buffer): void {
-    data.copy(this.bytes, offset);
-    this.changed.push({ offset, length: data.length });
-  }
-
-  /** A frozen copy, read like a snapshot: everything, or what changed since the last upload. */
-  snapshot(incremental: boolean): UploadSource {
-    const frozen = Buffer.from(this.bytes);
-    const runs = incremental ? this.changed : [{ offset: 0, length: frozen.length }];
-    this.changed = [];
-    return {
-      sizeBytes: frozen.length,
-      runs,
-      read: async (offset, length) => Buffer.from(frozen.subarray(offset, offset + length)),
-    };
-  }
-}
-
-/** One test process writes each volume: nothing to exclude, so the lease is always confirmed. */
-const SOLE_WRITER = { confirm: async () => {} };
-
-const repository = (passphrase = "correct horse battery staple") =>
-  new CloudsnapRepository(bucket, new PassphraseProtector(async () => passphrase), PACKS);
-
-/** Takes a cloudsnap of the volume: of what changed since its latest one, or of everything. */
-async function take(repo: CloudsnapRepository, volume: MemoryVolume, incremental = true) {
-  const since = incremental ? (await repo.latest(volume.id))?.snapshotId : undefined;
-  return repo.take(
-    {
-      volumeId: volume.id,
-      volumeName: "pg-data",
-      replicationFactor: 2,
-      snapshotId: crypto.randomUUID(),
-      source: volume.snapshot(since !== undefined),
-      ...(since === undefined ? {} : { since }),
-    },
-    SOLE_WRITER,
-  );
-}
-
-async function restored(repo: CloudsnapRepository, cloudsnapId: string, sizeBytes: number) {
-  const target = Buffer.alloc(sizeBytes);
-  const progress = await repo.restore(cloudsnapId, async (offset, data) => {
-    data.copy(target, offset);
-  });
-  return { target, progress };
-}
+const storage = bucketPerSuite();
+const repository = (passphrase?: string) => repositoryOn(storage.bucket, passphrase);
 
 describe("a cloudsnap repository on an S3-compatible bucket", () => {
   let repo: CloudsnapRepository;
@@ -141,7 +54,7 @@ describe("a cloudsnap repository on an S3-compatible bucket", () => {
     const unchanged = await take(repo, volume);
     expect(unchanged).toMatchObject({ incremental: true, scannedBytes: 0, uploadedBytes: 0, chunks: 6 });
     // The base snapshot gone: everything is read again, and dedupe finds every chunk stored.
-    const reread = await take(repo, volume, false);
+    const reread = await take(repo, volume, { incremental: false });
     expect(reread).toMatchObject({ incremental: false, scannedBytes: SIZE, uploadedBytes: 0, newChunks: 0 });
     expect(first.uploadedBytes).toBeGreaterThan(6 * MiB);
     expect(Buffer.compare((await restored(repo, reread.id, SIZE)).target, volume.bytes)).toBe(0);
@@ -173,31 +86,31 @@ describe("a cloudsnap repository on an S3-compatible bucket", () => {
     volume.write(0, randomBytes(2 * MiB));
     const cloudsnap = await take(repo, volume);
     const manifestKey = manifestObject(volume.id, cloudsnap.id);
-    const manifest = await bucket.get(manifestKey);
-    const [packKey] = await keysUnder(packsPrefix(volume.id));
-    const pack = await bucket.get(packKey!);
+    const manifest = await storage.bucket.get(manifestKey);
+    const [packKey] = await keysUnder(storage.bucket, packsPrefix(volume.id));
+    const pack = await storage.bucket.get(packKey!);
 
     const flipped = Buffer.from(pack);
     flipped[pack.length - 100]! ^= 0x40;
-    await bucket.put(packKey!, flipped);
+    await storage.bucket.put(packKey!, flipped);
     await expect(restored(repo, cloudsnap.id, SIZE)).rejects.toThrow(
       new RegExp(`chunk [0-9a-f]{64} in s3://cloudsnaps/${packKey} does not decrypt`),
     );
-    await bucket.delete([packKey!]);
+    await storage.bucket.delete([packKey!]);
     await expect(restored(repo, cloudsnap.id, SIZE)).rejects.toThrow(`s3://cloudsnaps/${packKey} is missing`);
-    await bucket.put(packKey!, pack);
+    await storage.bucket.put(packKey!, pack);
 
     const tampered = Buffer.from(manifest);
     tampered[20]! ^= 1;
-    await bucket.put(manifestKey, tampered);
+    await storage.bucket.put(manifestKey, tampered);
     await expect(restored(repo, cloudsnap.id, SIZE)).rejects.toThrow(
       `manifest s3://cloudsnaps/${manifestKey} does not decrypt: the key is wrong or the object was altered`,
     );
-    await bucket.delete([manifestKey]);
+    await storage.bucket.delete([manifestKey]);
     await expect(restored(repo, cloudsnap.id, SIZE)).rejects.toThrow(
       `s3://cloudsnaps/${manifestKey} is missing`,
     );
-    await bucket.put(manifestKey, manifest);
+    await storage.bucket.put(manifestKey, manifest);
     expect(Buffer.compare((await restored(repo, cloudsnap.id, SIZE)).target, volume.bytes)).toBe(0);
 
     await expect(repo.get(`${volume.id}-20990101T000000000Z`)).rejects.toThrow(
@@ -224,7 +137,7 @@ describe("a cloudsnap repository on an S3-compatible bucket", () => {
           ...source,
           read: async (offset, length) => {
             // Halfway through, the bucket's server stops; it comes back after the upload gave up.
-            if (++reads === 10) await s3.close();
+            if (++reads === 10) await storage.s3.close();
             return source.read(offset, length);
           },
         },
@@ -232,13 +145,10 @@ describe("a cloudsnap repository on an S3-compatible bucket", () => {
       SOLE_WRITER,
     );
     await expect(failing).rejects.toThrow(/cannot (write|read) s3:\/\/cloudsnaps\//);
-    s3 = await startLocalS3({ dir, bucket: "cloudsnaps" });
-    client.destroy();
-    client = s3Client(s3.endpoint);
-    bucket = new CloudsnapBucket(client, s3.bucket);
+    await storage.restart();
     const repo2 = repository();
     expect((await repo2.list(volume.id)).map((c) => c.id)).toEqual([first.id]);
-    const packsBefore = (await keysUnder(packsPrefix(volume.id))).length;
+    const packsBefore = (await keysUnder(storage.bucket, packsPrefix(volume.id))).length;
     const collected = await repo2.collectGarbage(volume.id, SOLE_WRITER);
     expect(collected.packsDeleted).toBe(packsBefore - 1);
     expect(
@@ -261,14 +171,10 @@ describe("a cloudsnap repository on an S3-compatible bucket", () => {
     expect(Buffer.compare((await restored(repo2, second.id, SIZE)).target, volume.bytes)).toBe(0);
     await repo2.delete(second.id, SOLE_WRITER);
     expect(await repo2.collectGarbage(volume.id, SOLE_WRITER)).toMatchObject({ manifestsDeleted: 0 });
-    expect(await keysUnder(packsPrefix(volume.id))).toEqual([]);
-    expect(JSON.parse((await bucket.get(catalogObject(volume.id))).toString()).cloudsnaps).toEqual([]);
+    expect(await keysUnder(storage.bucket, packsPrefix(volume.id))).toEqual([]);
+    expect(JSON.parse((await storage.bucket.get(catalogObject(volume.id))).toString()).cloudsnaps).toEqual(
+      [],
+    );
     await expect(restored(repo2, first.id, SIZE)).rejects.toThrow("not found");
   });
 });
-
-async function keysUnder(prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  for await (const key of bucket.list(prefix)) keys.push(key);
-  return keys;
-}
