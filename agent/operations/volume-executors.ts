@@ -66,13 +66,18 @@ export function volumeExecutors(
       await volumes.cloneSnapshot(operation.volumeName, snapshot, target, {});
     },
     cloudsnap: async (operation, context) => {
-      const { group } = OperationParams.cloudsnap.parse(operation.params);
-      const { id, ...figures } = await cloudsnaps.take(operation.volumeName, {
+      const params = OperationParams.cloudsnap.parse(operation.params);
+      const taken = await cloudsnaps.take([operation.volumeName, ...(params.with ?? [])], {
         holder: `${nodeId}/${operation.id}`,
-        ...(group === undefined ? {} : { group }),
-        onProgress: (progress) => context.progress(progress.scannedBytes, progress.totalBytes),
+        ...(params.group === undefined ? {} : { group: params.group }),
+        hooks: {
+          ...(params.preHook === undefined ? {} : { pre: params.preHook }),
+          ...(params.postHook === undefined ? {} : { post: params.postHook }),
+        },
+        onProgress: (done, total) => context.progress(done, total),
       });
-      return { cloudsnap: id, ...figures };
+      const { id, ...figures } = taken.find((cloudsnap) => cloudsnap.volumeName === operation.volumeName)!;
+      return { cloudsnap: id, ...figures, cloudsnaps: taken.map((cloudsnap) => cloudsnap.id) };
     },
     restore: async (operation, context) => {
       const { cloudsnap, replicationFactor, labels } = OperationParams.restore.parse(operation.params);

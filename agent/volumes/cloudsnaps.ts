@@ -13,6 +13,7 @@ import type { RestoreProgress } from "../cloudsnap/restore.js";
 import type { UploadProgress } from "../cloudsnap/upload.js";
 import type { Logger } from "../log.js";
 import { UnknownSnapshotError } from "../replication/errors.js";
+import { betweenHooks, type SnapshotHooks } from "./hooks.js";
 import type { ClusterVolumes } from "./service.js";
 
 /**
@@ -25,10 +26,33 @@ const leaseName = (volumeId: string) => `cloudsnaps/${volumeId}`;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export interface TakeOptions {
-  /** Who holds the lease meanwhile, e.g. `<node>/<operation id>`. */
+  /** Who holds the leases meanwhile, e.g. `<node>/<operation id>`. */
   holder: string;
+  /** Recorded with each cloudsnap as `<group>@<time>`: the cloudsnaps taken together. */
   group?: string;
-  onProgress?: (progress: UploadProgress) => void;
+  hooks?: SnapshotHooks;
+  /** Bytes read of the bytes to read, over every volume of the group (the total grows as each starts). */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+}
+
+/** Sums the progress of a group's uploads, one after another. */
+class ProgressSum {
+  private readonly done: number[];
+  private readonly total: number[];
+  constructor(
+    volumes: number,
+    private readonly report_?: (doneBytes: number, totalBytes: number) => void,
+  ) {
+    this.done = new Array(volumes).fill(0);
+    this.total = new Array(volumes).fill(0);
+  }
+
+  report(volume: number, progress: UploadProgress): void {
+    this.done[volume] = progress.scannedBytes;
+    this.total[volume] = progress.totalBytes;
+    const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
+    this.report_?.(sum(this.done), sum(this.total));
+  }
 }
 
 export interface RestoreTarget {
@@ -55,37 +79,68 @@ export class VolumeCloudsnaps implements CloudsnapService {
     private readonly log: Logger,
   ) {}
 
-  async take(volumeName: string, options: TakeOptions): Promise<CatalogEntry> {
+  /**
+   * Cloudsnaps of one volume or of a group at one point of their write streams: snapshots taken
+   * together (between the hooks, if any), then each uploaded. Each volume's lease is held
+   * throughout (taken in name order). A volume whose upload fails fails the whole, but the
+   * cloudsnaps of the others stay (each is complete and restores on its own; the group's tag says
+   * they belong together).
+   */
+  async take(volumeNames: readonly string[], options: TakeOptions): Promise<CatalogEntry[]> {
     const repository = this.repository();
-    const volume = await this.store.volumes.getByName(volumeName);
-    const lease = { name: leaseName(volume.id), holder: options.holder, ttlMs: CLOUDSNAP_LEASE_MS };
-    return underLease(this.store.leases, lease, async (held) => {
-      const latest = await repository.latest(volume.id);
+    const names = [...new Set(volumeNames)].sort();
+    const volumes = await Promise.all(names.map((name) => this.store.volumes.getByName(name)));
+    return this.underLeases(volumes, options.holder, async (leases) => {
+      const latest = await Promise.all(volumes.map((volume) => repository.latest(volume.id)));
       const at = new Date();
-      const snapshot = await this.volumes.createSnapshot(volumeName, `cloudsnap-${cloudsnapStamp(at)}`);
-      let entry: CatalogEntry;
-      try {
-        entry = await this.upload(
-          repository,
-          { id: volume.id, name: volumeName, replicationFactor: volume.replicationFactor },
-          snapshot,
-          latest,
-          at,
-          options,
-          held,
-        );
-      } catch (error) {
-        await this.dropSnapshot(volumeName, volume.id, snapshot.id);
-        throw error;
-      }
-      // Its data is in the bucket, and the new cloudsnap's snapshot is the next one's base.
-      if (latest !== undefined) await this.dropSnapshot(volumeName, volume.id, latest.snapshotId);
-      this.log.info(
-        { volume: volumeName, cloudsnap: entry.id, uploadedBytes: entry.uploadedBytes },
-        "cloudsnap taken",
+      const snapshotName = `cloudsnap-${cloudsnapStamp(at)}`;
+      const snapshots = await betweenHooks(options.hooks ?? {}, () =>
+        this.volumes.createGroupSnapshot(names, snapshotName),
       );
-      return entry;
+      const group = options.group === undefined ? undefined : `${options.group}@${cloudsnapStamp(at)}`;
+      const progress = new ProgressSum(names.length, options.onProgress);
+      const entries: CatalogEntry[] = [];
+      for (const [i, volume] of volumes.entries()) {
+        const snapshot = snapshots[i]!;
+        try {
+          entries.push(
+            await this.upload(repository, volume, snapshot, latest[i], at, leases[i]!, {
+              ...(group === undefined ? {} : { group }),
+              onProgress: (uploading) => progress.report(i, uploading),
+            }),
+          );
+        } catch (error) {
+          for (const left of snapshots.slice(i))
+            await this.dropSnapshot(left.volume, volumes[snapshots.indexOf(left)]!.id, left.id);
+          throw error;
+        }
+        // Its data is in the bucket, and the new cloudsnap's snapshot is the next one's base.
+        const base = latest[i];
+        if (base !== undefined) await this.dropSnapshot(volume.name, volume.id, base.snapshotId);
+        this.log.info(
+          { volume: volume.name, cloudsnap: entries[i]!.id, uploadedBytes: entries[i]!.uploadedBytes },
+          "cloudsnap taken",
+        );
+      }
+      return entries;
     });
+  }
+
+  /** Runs `work` holding the cloudsnap lease of every volume, taken in the order given. */
+  private underLeases<T>(
+    volumes: readonly { id: string }[],
+    holder: string,
+    work: (leases: HeldLease[]) => Promise<T>,
+  ): Promise<T> {
+    const from = (index: number, held: HeldLease[]): Promise<T> =>
+      index === volumes.length
+        ? work(held)
+        : underLease(
+            this.store.leases,
+            { name: leaseName(volumes[index]!.id), holder, ttlMs: CLOUDSNAP_LEASE_MS },
+            (lease) => from(index + 1, [...held, lease]),
+          );
+    return from(0, []);
   }
 
   /**
@@ -98,8 +153,8 @@ export class VolumeCloudsnaps implements CloudsnapService {
     snapshot: { id: string; name: string },
     latest: CatalogEntry | undefined,
     at: Date,
-    options: TakeOptions,
     held: HeldLease,
+    options: { group?: string; onProgress: (progress: UploadProgress) => void },
   ): Promise<CatalogEntry> {
     const { sizeBytes } = await this.store.snapshots.get(volume.id, snapshot.name);
     const read = (since: string | undefined) =>
@@ -114,7 +169,7 @@ export class VolumeCloudsnaps implements CloudsnapService {
             at,
             ...(since === undefined ? {} : { since }),
             ...(options.group === undefined ? {} : { group: options.group }),
-            ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
+            onProgress: options.onProgress,
           },
           held,
         ),

@@ -18,12 +18,23 @@ import {
 } from "../node-identity.js";
 import type { PeerReplicas } from "../peer-replicas.js";
 import type { Pool } from "../pool.js";
-import type { SnapshotReader } from "../replication/coordinator/coordinator.js";
+import type { SnapshotReader, VolumeCoordinator } from "../replication/coordinator/coordinator.js";
+import { snapshotTogether } from "../replication/coordinator/group-snapshot.js";
 import { type AttachedVolume, AttachmentRegistry } from "./attachments.js";
 import { ClusterContext, type ClusterTiming, type LocalReplicas, liveCount } from "./cluster-context.js";
 import { OrphanSweeper } from "./orphans.js";
 import { copyInto, type FillReplicas, type Provisioned, VolumeProvisioner } from "./provisioner.js";
 import { type CopyObserver, type NewReplicaOptions, ReplicaSetReconciler } from "./reconciler.js";
+
+/** A snapshot being taken of a volume whose coordinator is held here. */
+interface HeldVolume {
+  volume: string;
+  volumeId: string;
+  coordinator: VolumeCoordinator;
+  /** The snapshot's id and name. */
+  id: string;
+  name: string;
+}
 
 /** Which volume a change is of; what else it needs it reads from the record. */
 interface VolumeIdentity {
@@ -355,35 +366,88 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     return this.changeVolume(volume, "snapshot it", async ({ coordinator }, { id: volumeId }) => {
       const snapshotName =
         name ?? defaultSnapshotName(new Set((await this.store.snapshots.list(volumeId)).map((s) => s.name)));
-      // On every replica first, recorded last: a snapshot that is listed always exists. The
-      // record's conditional put is what keeps a name once per volume; a snapshot that loses that
-      // race is deleted again, so the common case costs no read before the snapshot.
       const id = randomUUID();
       const info = await coordinator.snapshot({ id, name: snapshotName });
-      try {
-        await this.store.snapshots.create({
-          volumeId,
-          name: snapshotName,
-          sizeBytes: coordinator.sizeBytes,
-          id,
-        });
-      } catch (error) {
-        await coordinator
-          .deleteSnapshot(id)
-          .catch((cleanup: unknown) =>
-            this.log.warn(
-              { err: cleanup, volume, snapshot: snapshotName },
-              "an unrecorded snapshot was left on the replicas",
-            ),
-          );
-        if (error instanceof RecordExistsError) {
-          throw new StrataError("ALREADY_EXISTS", `snapshot "${volume}@${snapshotName}" already exists`);
-        }
-        throw error;
-      }
+      await this.recordSnapshots([{ volume, volumeId, coordinator, id, name: snapshotName }]);
       this.log.info({ volume, snapshot: snapshotName }, "snapshot created");
       return { id, name: snapshotName, volume, createdAt: info.createdAt, exclusiveBytes: 0 };
     });
+  }
+
+  /**
+   * Snapshots of several volumes at one point of their write streams (group-snapshot.ts), each
+   * named `name`: what a database whose data and log are on two volumes needs. Their coordinators
+   * must be here: a volume attached to another node is refused, naming it (a database's volumes
+   * are attached where it runs); one attached nowhere gets a maintenance attachment. The volumes'
+   * locks are taken in name order, so two groups sharing volumes never wait on each other.
+   */
+  async createGroupSnapshot(volumes: readonly string[], name: string): Promise<Snapshot[]> {
+    const names = [...new Set(volumes)].sort();
+    if (names.length !== volumes.length) throw invalid(`a group names a volume twice: ${volumes.join(", ")}`);
+    const group = async (index: number, held: HeldVolume[]): Promise<Snapshot[]> => {
+      if (index < names.length) {
+        return this.changeVolume(names[index]!, "snapshot it with its group", ({ coordinator }, { id }) =>
+          group(index + 1, [
+            ...held,
+            { volume: names[index]!, volumeId: id, coordinator, id: randomUUID(), name },
+          ]),
+        );
+      }
+      const infos = await snapshotTogether(
+        held.map(({ coordinator, id }) => ({ coordinator, request: { id, name } })),
+      );
+      await this.recordSnapshots(held);
+      this.log.info({ volumes: names, snapshot: name }, "group snapshot created");
+      return held.map(({ volume, id }, i) => ({
+        id,
+        name,
+        volume,
+        createdAt: infos[i]!.createdAt,
+        exclusiveBytes: 0,
+      }));
+    };
+    return group(0, []);
+  }
+
+  /**
+   * On every replica first, recorded last: a snapshot that is listed always exists. The record's
+   * conditional put is what keeps a name once per volume; snapshots whose records cannot all be
+   * written are unlisted and deleted again, so the common case costs no read before the snapshot.
+   */
+  private async recordSnapshots(taken: readonly HeldVolume[]): Promise<void> {
+    const recorded: HeldVolume[] = [];
+    try {
+      for (const snapshot of taken) {
+        await this.store.snapshots.create({
+          volumeId: snapshot.volumeId,
+          name: snapshot.name,
+          sizeBytes: snapshot.coordinator.sizeBytes,
+          id: snapshot.id,
+        });
+        recorded.push(snapshot);
+      }
+    } catch (error) {
+      for (const snapshot of taken) {
+        if (recorded.includes(snapshot))
+          await this.store.snapshots.delete(snapshot.volumeId, snapshot.name).catch(() => undefined);
+        await snapshot.coordinator
+          .deleteSnapshot(snapshot.id)
+          .catch((cleanup: unknown) =>
+            this.log.warn(
+              { err: cleanup, volume: snapshot.volume, snapshot: snapshot.name },
+              "an unrecorded snapshot was left on the replicas",
+            ),
+          );
+      }
+      if (error instanceof RecordExistsError) {
+        const refused = taken[recorded.length]!;
+        throw new StrataError(
+          "ALREADY_EXISTS",
+          `snapshot "${refused.volume}@${refused.name}" already exists`,
+        );
+      }
+      throw error;
+    }
   }
 
   /**

@@ -18,35 +18,64 @@ export function cloudsnapCommand(): Command {
 
   cloudsnap
     .command("create")
-    .description("snapshot a volume and upload what changed since its previous cloudsnap (an operation)")
-    .argument("<volume>", "volume name")
-    .option("--group <name>", "record the cloudsnap as part of this group")
+    .description(
+      "snapshot volumes and upload what changed since their previous cloudsnap (an operation); several volumes are snapshotted at one point of their write streams",
+    )
+    .argument("<volumes...>", "volume names (several: a consistency group, attached to one node or none)")
+    .option(
+      "--group <name>",
+      "tag the cloudsnaps as taken together (default with several volumes: the first's name)",
+    )
+    .option(
+      "--pre-hook <command>",
+      "run this shell command on the node before the snapshot (e.g. flush the database)",
+    )
+    .option(
+      "--post-hook <command>",
+      "run this shell command on the node after the snapshot, also after a failure",
+    )
     .option(...WAIT_OPTION)
-    .action(async (name: string, options: { group?: string; wait?: boolean }, command: Command) => {
-      const context = contextOf(command);
-      const client = await context.client();
-      const volume = await client.getVolume(nameArg(name, "volume"));
-      const started = await client.startOperation({
-        kind: "cloudsnap",
-        volume: volume.name,
-        // One invocation, one operation: a retried request finds the operation it started.
-        requestToken: `cloudsnap-${volume.name}-${randomUUID()}`,
-        params: options.group === undefined ? {} : { group: nameArg(options.group, "group") },
-        // An attached volume is read through its coordinator, on the node it is attached to.
-        ...(volume.attachedNode === null ? {} : { node: volume.attachedNode }),
-      });
-      if (options.wait !== true) {
-        context.emit(started, (op) => print(startedLine(op)));
-        return;
-      }
-      const ended = await followOperation(client, started.id);
-      const taken = await client.getCloudsnap(String(ended.result?.["cloudsnap"]));
-      context.emit(taken, (c) =>
-        print(
-          `cloudsnap ${c.id} of volume "${c.volumeName}" taken: ${c.incremental ? "incremental" : "full"}, uploaded ${cloudsnapUploaded(c)}`,
-        ),
-      );
-    });
+    .action(
+      async (
+        names: string[],
+        options: { group?: string; preHook?: string; postHook?: string; wait?: boolean },
+        command: Command,
+      ) => {
+        const context = contextOf(command);
+        const client = await context.client();
+        const [first, ...others] = names.map((name) => nameArg(name, "volume"));
+        const volume = await client.getVolume(first!);
+        const group = options.group ?? (others.length > 0 ? volume.name : undefined);
+        const started = await client.startOperation({
+          kind: "cloudsnap",
+          volume: volume.name,
+          // One invocation, one operation: a retried request finds the operation it started.
+          requestToken: `cloudsnap-${volume.name}-${randomUUID()}`,
+          params: {
+            ...(group === undefined ? {} : { group: nameArg(group, "group") }),
+            ...(others.length === 0 ? {} : { with: others }),
+            ...(options.preHook === undefined ? {} : { preHook: options.preHook }),
+            ...(options.postHook === undefined ? {} : { postHook: options.postHook }),
+          },
+          // An attached volume is read through its coordinator, on the node it is attached to.
+          ...(volume.attachedNode === null ? {} : { node: volume.attachedNode }),
+        });
+        if (options.wait !== true) {
+          context.emit(started, (op) => print(startedLine(op)));
+          return;
+        }
+        const ended = await followOperation(client, started.id);
+        const ids = (ended.result?.["cloudsnaps"] as string[] | undefined) ?? [];
+        const taken = await Promise.all(ids.map((id) => client.getCloudsnap(id)));
+        context.emit(taken.length === 1 ? taken[0] : { cloudsnaps: taken }, () => {
+          for (const c of taken) {
+            print(
+              `cloudsnap ${c.id} of volume "${c.volumeName}" taken: ${c.incremental ? "incremental" : "full"}, uploaded ${cloudsnapUploaded(c)}`,
+            );
+          }
+        });
+      },
+    );
 
   cloudsnap
     .command("list")

@@ -169,6 +169,10 @@ function distinct(values: readonly string[]): boolean {
   return new Set(values).size === values.length;
 }
 
+/** Volumes snapshotted together at most: their I/O is held while each is snapshotted. */
+export const MAX_GROUP_VOLUMES = 16;
+const HookCommand = z.string().min(1).max(4096);
+
 /** Long work a node runs for a volume (DESIGN.md, Operations). */
 export const OperationKind = z.enum([
   "replication",
@@ -215,8 +219,22 @@ export const OperationParams = {
   clone: z.strictObject({ snapshot: ResourceName, target: ResourceName }),
   /** Back to the volume's replication factor, replacing replicas whose node was lost. */
   repair: z.strictObject({}),
-  /** A snapshot uploaded to the cloudsnap bucket; `group` names a consistency group it belongs to. */
-  cloudsnap: z.strictObject({ group: ResourceName.optional() }),
+  /**
+   * A snapshot uploaded to the cloudsnap bucket. With `with`, the group's other volumes are
+   * snapshotted at the same point of their write streams and uploaded too, all tagged `group`;
+   * `preHook` and `postHook` are shell commands run on the node around the snapshot.
+   */
+  cloudsnap: z
+    .strictObject({
+      group: ResourceName.optional(),
+      with: z.array(ResourceName).min(1).max(MAX_GROUP_VOLUMES).optional(),
+      preHook: HookCommand.optional(),
+      postHook: HookCommand.optional(),
+    })
+    .refine((params) => params.with === undefined || params.group !== undefined, {
+      message: "a cloudsnap of several volumes needs a group name",
+      path: ["group"],
+    }),
   /**
    * A new volume (the operation's volume: its name is free, its id chosen at the start) made from
    * a cloudsnap, with this many replicas (the cloudsnap's volume's size; one replica by default).

@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Cloudsnap } from "../../core/cloudsnaps.js";
@@ -177,5 +178,78 @@ describe("cloudsnaps", () => {
     expect(operations.operations.map((o) => [o.kind, o.state, o.result?.["cloudsnap"]])).toEqual([
       ["restore", "succeeded", second!.cloudsnap.id],
     ]);
+  }, 240_000);
+
+  it("takes a group at one point of its volumes' write streams, between hooks, and aborts cleanly on a failed hook", async () => {
+    const digests = new Map<string, string>();
+    for (const name of ["pg-main", "pg-wal"]) {
+      const created = await a.json<Volume>("volume", "create", name, "--size", "16MiB", "--repl", "2");
+      const uri = (await a.json<{ nbdUri: string }>("volume", "attach", name)).nbdUri;
+      await run("qemu-io", [
+        "-f",
+        "raw",
+        uri,
+        "-c",
+        `write -P 0x${name === "pg-wal" ? "77" : "66"} 0 ${2 * MiB}`,
+      ]);
+      digests.set(name, await digestOf(dirA, clusterA!, created));
+    }
+    const marks = join(dirA, "hook-marks");
+    const taken = await a.json<{ cloudsnaps: Cloudsnap[] }>(
+      "cloudsnap",
+      "create",
+      "pg-main",
+      "pg-wal",
+      "--group",
+      "pg",
+      "--pre-hook",
+      `echo flushed >> ${marks}`,
+      "--post-hook",
+      `echo resumed >> ${marks}`,
+      "--wait",
+    );
+    expect(taken.cloudsnaps.map((c) => c.volumeName)).toEqual(["pg-main", "pg-wal"]);
+    const [group] = new Set(taken.cloudsnaps.map((c) => c.group));
+    expect(group).toMatch(/^pg@\d{8}T\d{9}Z$/);
+    expect(taken.cloudsnaps.every((c) => c.group === group)).toBe(true);
+    expect((await readFile(marks, "utf8")).split("\n")).toEqual(["flushed", "resumed", ""]);
+    for (const cloudsnap of taken.cloudsnaps) {
+      const target = `${cloudsnap.volumeName}-restored`;
+      const restored = await a.json<Volume>("cloudsnap", "restore", cloudsnap.id, "--to", target, "--wait");
+      expect(await digestOf(dirA, clusterA!, restored)).toBe(digests.get(cloudsnap.volumeName));
+    }
+
+    // A pre hook that fails: nothing is snapshotted, the post hook still runs, nothing new is listed.
+    const failed = await a.cli(
+      "cloudsnap",
+      "create",
+      "pg-main",
+      "pg-wal",
+      "--pre-hook",
+      "echo cannot flush >&2; exit 3",
+      "--post-hook",
+      `echo resumed >> ${marks}`,
+      "--wait",
+    );
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toContain(
+      "the pre hook `echo cannot flush >&2; exit 3` exited with 3: cannot flush",
+    );
+    expect((await readFile(marks, "utf8")).split("\n")).toEqual(["flushed", "resumed", "resumed", ""]);
+    for (const name of ["pg-main", "pg-wal"]) {
+      const listed = await a.json<{ cloudsnaps: Cloudsnap[] }>("cloudsnap", "list", name);
+      expect(listed.cloudsnaps.map((c) => c.id)).toEqual([
+        taken.cloudsnaps.find((c) => c.volumeName === name)!.id,
+      ]);
+      const snapshots = await a.json<{ snapshots: { name: string }[] }>("snapshot", "list", name);
+      expect(snapshots.snapshots).toHaveLength(1);
+    }
+
+    // A group's volumes must be attached to one node (or none): a database's are.
+    await a.json<Volume>("--node", "node-2", "volume", "create", "elsewhere", "--size", "16MiB");
+    await a.json("--node", "node-2", "volume", "attach", "elsewhere");
+    const split = await a.cli("cloudsnap", "create", "pg-main", "elsewhere", "--wait");
+    expect(split.code).toBe(1);
+    expect(split.stderr).toContain('volume "elsewhere" is attached to node-2');
   }, 240_000);
 });

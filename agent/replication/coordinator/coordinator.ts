@@ -269,22 +269,31 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
    * snapshot is removed like any failed replica; the snapshot succeeds if the rest took it.
    */
   snapshot(request: SnapshotRequest): Promise<SnapshotInfo> {
-    return this.exclusive("holding", async () => {
-      const inSync = this.members.filter((member) => member.state === "in-sync");
-      const epoch = this.currentEpoch;
-      const results = await Promise.allSettled(
-        inSync.map((member) => member.handle.snapshot(epoch, request)),
-      );
-      const verdict = judge(inSync, results);
-      if (verdict.fenced !== undefined) throw this.fence(verdict.fenced);
-      await this.removeLocked(verdict.failed);
-      this.throwIfStopped();
-      if (verdict.clientError !== undefined) throw verdict.clientError;
-      const taken = results.find((result) => result.status === "fulfilled");
-      if (taken === undefined) throw new BlockIoError("EIO", "no replica took the snapshot");
-      this.log.info({ snapshot: request.id, replicas: verdict.succeeded.length }, "volume snapshot taken");
-      return taken.value;
-    });
+    return this.exclusive("holding", () => this.snapshotHeld(request));
+  }
+
+  /**
+   * Holds the volume's I/O (new I/O waits, what is in flight drains) while `work` runs, and gives
+   * it a way to take snapshots within the hold: how several volumes are snapshotted at one point
+   * of their write streams (group-snapshot.ts nests the holds of all of them).
+   */
+  holdForSnapshots<T>(work: (snapshot: (request: SnapshotRequest) => Promise<SnapshotInfo>) => Promise<T>) {
+    return this.exclusive("holding", () => work((request) => this.snapshotHeld(request)));
+  }
+
+  private async snapshotHeld(request: SnapshotRequest): Promise<SnapshotInfo> {
+    const inSync = this.members.filter((member) => member.state === "in-sync");
+    const epoch = this.currentEpoch;
+    const results = await Promise.allSettled(inSync.map((member) => member.handle.snapshot(epoch, request)));
+    const verdict = judge(inSync, results);
+    if (verdict.fenced !== undefined) throw this.fence(verdict.fenced);
+    await this.removeLocked(verdict.failed);
+    this.throwIfStopped();
+    if (verdict.clientError !== undefined) throw verdict.clientError;
+    const taken = results.find((result) => result.status === "fulfilled");
+    if (taken === undefined) throw new BlockIoError("EIO", "no replica took the snapshot");
+    this.log.info({ snapshot: request.id, replicas: verdict.succeeded.length }, "volume snapshot taken");
+    return taken.value;
   }
 
   /**
