@@ -80,13 +80,16 @@ export function volumeExecutors(
       return { cloudsnap: id, ...figures, cloudsnaps: taken.map((cloudsnap) => cloudsnap.id) };
     },
     restore: async (operation, context) => {
-      const { cloudsnap, replicationFactor, labels } = OperationParams.restore.parse(operation.params);
+      const { cloudsnap, replicationFactor, labels, nodeSelector } = OperationParams.restore.parse(
+        operation.params,
+      );
       const volume = await cloudsnaps.restore(
         cloudsnap,
         {
           name: operation.volumeName,
           volumeId: operation.volumeId,
           labels: labels ?? {},
+          nodeSelector: nodeSelector ?? {},
           ...(replicationFactor === undefined ? {} : { replicationFactor }),
         },
         (progress) => context.progress(progress.restoredBytes, progress.totalBytes),

@@ -62,6 +62,7 @@ export interface RestoreTarget {
   /** The cloudsnap's volume's, unless given. */
   replicationFactor?: number;
   labels: Record<string, string>;
+  nodeSelector: Record<string, string>;
 }
 
 /**
@@ -222,7 +223,7 @@ export class VolumeCloudsnaps implements CloudsnapService {
       sizeBytes: cloudsnap.sizeBytes,
       labels: target.labels,
       replicationFactor: target.replicationFactor ?? cloudsnap.replicationFactor,
-      nodeSelector: {},
+      nodeSelector: target.nodeSelector,
     };
     const volume = await this.volumes.createVolume(request, {
       volumeId: target.volumeId,

@@ -119,11 +119,22 @@ export function cloudsnapCommand(): Command {
     .requiredOption("--to <name>", "name of the new volume")
     .option("--repl <n>", "its replication factor (default: the cloudsnap's volume's)", replicationArg)
     .option("--label <key=value>", "label the new volume (repeatable)", labelArg)
+    .option(
+      "--selector <key=value>",
+      "place its replicas only on nodes with this label (repeatable)",
+      labelArg,
+    )
     .option(...WAIT_OPTION)
     .action(
       async (
         id: string,
-        options: { to: string; repl?: number; label?: Record<string, string>; wait?: boolean },
+        options: {
+          to: string;
+          repl?: number;
+          label?: Record<string, string>;
+          selector?: Record<string, string>;
+          wait?: boolean;
+        },
         command: Command,
       ) => {
         const context = contextOf(command);
@@ -137,6 +148,7 @@ export function cloudsnapCommand(): Command {
             cloudsnap: id,
             ...(options.repl === undefined ? {} : { replicationFactor: options.repl }),
             ...(options.label === undefined ? {} : { labels: options.label }),
+            ...(options.selector === undefined ? {} : { nodeSelector: options.selector }),
           },
         });
         if (options.wait !== true) {

@@ -237,12 +237,14 @@ export const OperationParams = {
     }),
   /**
    * A new volume (the operation's volume: its name is free, its id chosen at the start) made from
-   * a cloudsnap, with this many replicas (the cloudsnap's volume's size; one replica by default).
+   * a cloudsnap: its size, with the cloudsnap's volume's replication factor unless given, placed
+   * like any new volume (on nodes carrying the selector's labels, when given).
    */
   restore: z.strictObject({
     cloudsnap: z.string().min(1).max(128),
     replicationFactor: ReplicationFactor.optional(),
     labels: Labels.optional(),
+    nodeSelector: Labels.optional(),
   }),
 } satisfies Record<OperationKind, z.ZodType>;
 export type OperationParamsOf<K extends OperationKind> = z.infer<(typeof OperationParams)[K]>;

@@ -127,6 +127,20 @@ describe("cloudsnaps", () => {
       /^error: restore of ghost on node-\d failed: cloudsnap .* not found$/,
     );
     expect((await a.cli("volume", "inspect", "ghost")).code).toBe(1);
+    // Placed like a new volume: a selector no node matches refuses it, saying why, before any download.
+    const unplaced = await a.cli(
+      "cloudsnap",
+      "restore",
+      taken[0]!.cloudsnap.id,
+      "--to",
+      "gold",
+      "--selector",
+      "tier=gold",
+      "--wait",
+    );
+    expect(unplaced.code).toBe(1);
+    expect(unplaced.stderr).toMatch(/needs 2 nodes with room for 64 MiB and label tier=gold; 0 qualify/);
+    expect((await a.cli("volume", "inspect", "gold")).code).toBe(1);
   }, 120_000);
 
   it("restores into another cluster that has only the bucket and the passphrase", async () => {
