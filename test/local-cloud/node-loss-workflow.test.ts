@@ -300,7 +300,7 @@ async function runMove(operation: OperationRecord): Promise<void> {
   await store.operations.claim(operation.id, operation.node, "test-agent");
   const added = `${replicaId}-moved`;
   for (const change of [
-    addReplica({ replicaId: added, nodeId: targetNode }),
+    addReplica({ replicaId: added, nodeId: targetNode }, { keepFactor: true }),
     markInSync(added),
     dropReplica(replicaId),
   ]) {
