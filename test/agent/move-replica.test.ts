@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { VolumeCoordinator } from "../../agent/replication/coordinator/coordinator.js";
-import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { OperationKind, OperationRecord, VolumeRecord } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
 import { capturingLogger } from "../api/harness.js";
-import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { storePerSuite } from "../core/state-harness.js";
 import { eventually } from "../support/eventually.js";
 import { type InProcessAgent, startInProcessAgent } from "../support/in-process-agent.js";
 
@@ -15,14 +14,13 @@ import { type InProcessAgent, startInProcessAgent } from "../support/in-process-
  */
 
 const MiB = 1024 * 1024;
-let dynamoDb: LocalDynamoDb;
+const suite = storePerSuite();
 let store: StateStore;
 let agents: InProcessAgent[] = [];
 let tokens = 0;
 
 beforeAll(async () => {
-  dynamoDb = await startDynamoDb();
-  store = await freshStore();
+  store = suite.store;
   const zones = ["local-a", "local-b", "local-c", "local-a"];
   agents = await Promise.all(
     zones.map((zone, index) =>
@@ -39,8 +37,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(agents.map((agent) => agent.close()));
-  store.close();
-  await dynamoDb.close();
 });
 
 const created = async (name: string, replicationFactor: number): Promise<VolumeRecord> => {
