@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { heartbeatTimeoutMs } from "../core/liveness.js";
 import { useLocalAws } from "../core/local-aws-environment.js";
+import { InstanceUnknownError } from "../core/state/errors.js";
 import { type LocalDynamoDb, startLocalDynamoDb } from "../core/state/local-dynamodb.js";
 import { StateStore } from "../core/state/store.js";
 import { startControlApi } from "./api/server.js";
@@ -215,11 +216,13 @@ async function main(): Promise<void> {
     },
     pool: async () => (await volumes.nodeStatus()).pool,
     log,
-    onTakenOver: (error) => void stop(error.message),
+    // Taken over, the node serves on elsewhere: a clean stop. Refused for want of an instance id,
+    // the agent is misconfigured: it fails, so whatever runs it shows why.
+    onRefused: (error) => void stop(error.message, error instanceof InstanceUnknownError ? 1 : 0),
   });
 
   let stopping = false;
-  const stop = async (reason: string) => {
+  const stop = async (reason: string, exitCode = 0) => {
     if (stopping) return;
     stopping = true;
     log.info({ reason }, "agent stopping");
@@ -235,7 +238,7 @@ async function main(): Promise<void> {
     store.close();
     await embedded?.close();
     log.info("agent stopped; every volume flushed");
-    process.exit(0);
+    process.exit(exitCode);
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { HEARTBEAT_INTERVAL_MS, heartbeatTimeoutMs } from "../core/liveness.js";
 import type { Labels } from "../core/model.js";
-import { DriveSetHeldError, RecordNotFoundError } from "../core/state/errors.js";
+import { DriveSetHeldError, InstanceUnknownError, RecordNotFoundError } from "../core/state/errors.js";
 import type { NodeAddresses, NodePool } from "../core/state/records.js";
 import { StateStore } from "../core/state/store.js";
 import type { Logger } from "./log.js";
@@ -28,10 +28,12 @@ export interface MembershipOptions {
   pool: () => Promise<NodePool>;
   log: Logger;
   /**
-   * The node was claimed by an agent on another instance (its drive set moved there): this agent
-   * must stop serving it. Heartbeats stop before this is called.
+   * This agent must not serve the node: it was claimed by an agent on another instance (its drive
+   * set moved there; DriveSetHeldError), or its record names an instance and this agent names none,
+   * so it cannot tell it is not a second agent for that drive set (InstanceUnknownError). Heartbeats
+   * stop before this is called.
    */
-  onTakenOver?: (error: DriveSetHeldError) => void;
+  onRefused?: (error: DriveSetHeldError | InstanceUnknownError) => void;
 }
 
 /**
@@ -112,7 +114,17 @@ export class NodeMembership {
           "this node is served from another instance now; this agent stops serving it",
         );
         this.stopped = true;
-        this.options.onTakenOver?.(error);
+        this.options.onRefused?.(error);
+        return;
+      }
+      if (error instanceof InstanceUnknownError) {
+        // No retry helps: the record keeps naming its instance, and this agent still names none.
+        log.error(
+          { err: error },
+          `${error.message}; set STRATA_INSTANCE_ID to the instance this agent runs on, or give it another --node-id. This agent stops`,
+        );
+        this.stopped = true;
+        this.options.onRefused?.(error);
         return;
       }
       const retryMs = Math.min(FIRST_RETRY_MS * 2 ** this.failures, MAX_RETRY_MS);

@@ -6,7 +6,6 @@
  * that read one epoch exactly one wins (DESIGN.md invariants 2, 4, 5).
  */
 import { isDeepStrictEqual } from "node:util";
-import { MAX_REPLICATION_FACTOR } from "./model.js";
 import type { VolumeChange, VolumeRecord } from "./state/records.js";
 
 /** A change of the volume record, computed from the record as read. */
@@ -40,12 +39,21 @@ export const failReplicas =
     };
   };
 
+export interface AddReplicaOptions {
+  /**
+   * The replica is one being moved here: another leaves once it is in sync (the copy comes before
+   * the drop, so redundancy never dips). The factor stays, with one replica more until the drop,
+   * and a move cut short between the two leaves the volume at the factor the operator chose.
+   */
+  keepFactor?: boolean;
+}
+
 /**
  * A new replica joins as rebuilding and replaces a failed one on the same node (replicas stay on
  * distinct nodes); a returning one (same id) goes from failed to rebuilding.
  */
 export const addReplica =
-  (replica: ReplicaPlacement): ReplicaSetChange =>
+  (replica: ReplicaPlacement, { keepFactor = false }: AddReplicaOptions = {}): ReplicaSetChange =>
   (volume) =>
     withReplicas(
       volume,
@@ -57,7 +65,7 @@ export const addReplica =
         ),
         { replicaId: replica.replicaId, node: replica.nodeId, state: "rebuilding" },
       ],
-      "add",
+      keepFactor ? "keep" : "add",
     );
 
 /** The replica leaves the record for good (the replica count is lowered, not a failure). */
@@ -100,20 +108,20 @@ export function landed(volume: VolumeRecord, expectedEpoch: number, change: Volu
 
 /**
  * A change to `replicas`, with the replication factor following the operator: an add raises it
- * to the replicas that are not failed, a drop lowers it to them (a failure changes neither). A
- * replica added to a volume at the largest factor is one being moved (the copy comes before the
- * drop, so redundancy never dips): the factor stays, with one replica more until the drop.
+ * to the replicas that are not failed, a drop lowers it to them (a failure changes neither), and
+ * a move's add keeps it.
  */
 function withReplicas(
   volume: VolumeRecord,
   replicas: VolumeRecord["replicas"],
-  direction: "add" | "drop",
+  factorRule: "add" | "keep" | "drop",
 ): VolumeChange {
   const live = replicas.filter((replica) => replica.state !== "failed").length;
-  const factor =
-    direction === "add"
-      ? Math.min(MAX_REPLICATION_FACTOR, Math.max(volume.replicationFactor, live))
-      : Math.min(volume.replicationFactor, live);
+  const factor = {
+    add: Math.max(volume.replicationFactor, live),
+    keep: volume.replicationFactor,
+    drop: Math.min(volume.replicationFactor, live),
+  }[factorRule];
   return { replicas, replicationFactor: Math.max(1, factor) };
 }
 

@@ -37,6 +37,11 @@ export const strataFunctions: readonly StrataFunction[] = [
     description: "Moves a lost node's drive set to its replacement",
   },
   {
+    name: "release-replacement",
+    substitution: "ReleaseReplacementFunctionArn",
+    description: "Takes a failed drive move back and frees its replacement",
+  },
+  {
     name: "complete-lifecycle",
     substitution: "CompleteLifecycleFunctionArn",
     description: "Lets Auto Scaling finish terminating a lost instance",

@@ -44,10 +44,9 @@ export function volumeExecutors(
     },
     "move-replica": (operation, context) => {
       const { replicaId, targetNode } = OperationParams["move-replica"].parse(operation.params);
-      return withCopyProgress(context, async (observe) => {
-        await volumes.addReplica(operation.volumeName, { targetNode, observe });
-        await volumes.dropReplica(operation.volumeName, replicaId);
-      });
+      return withCopyProgress(context, (observe) =>
+        volumes.moveReplica(operation.volumeName, replicaId, targetNode, observe),
+      );
     },
     rebuild: (operation, context) => {
       const { replicaId } = OperationParams.rebuild.parse(operation.params);

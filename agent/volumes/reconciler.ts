@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { conflict, notFound } from "../../core/errors.js";
 import { whyDown } from "../../core/liveness.js";
 import { placeAdditionalReplica, requirePlacement } from "../../core/placement.js";
+import type { AddReplicaOptions } from "../../core/replica-set.js";
 import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
 import { FIRST_EPOCH } from "../../core/state/volumes.js";
 import type { VolumeCoordinator } from "../replication/coordinator/coordinator.js";
@@ -134,6 +135,39 @@ export class ReplicaSetReconciler {
     await this.drop(record, coordinator, [replica], "replica dropped");
   }
 
+  /**
+   * Moves a replica to `targetNode`: a new one is rebuilt there, keeping the factor, then the old
+   * one is dropped, so redundancy never dips. Resumable: a move cut short after its copy (the
+   * drop failed, the agent stopped) finds the target's replica in sync and only drops the old one;
+   * one that already finished does nothing.
+   */
+  async move(
+    name: string,
+    coordinator: VolumeCoordinator,
+    replicaId: string,
+    targetNode: string,
+    observe?: CopyObserver,
+  ): Promise<void> {
+    await settleRebuilds(coordinator);
+    const record = await this.cluster.record(name);
+    const leaving = record.replicas.find((replica) => replica.replicaId === replicaId);
+    const arrived = record.replicas.some(
+      (replica) => replica.node === targetNode && replica.state === "in-sync",
+    );
+    if (leaving === undefined) {
+      if (arrived) return;
+      throw notFound(`replica ${replicaId} of volume "${name}"`);
+    }
+    if (!arrived) {
+      await this.addNewReplica(record, coordinator, await this.cluster.nodes(), {
+        targetNode,
+        ...(observe === undefined ? {} : { observe }),
+        keepFactor: true,
+      });
+    }
+    await this.drop(await this.cluster.record(name), coordinator, [leaving], "replica moved away; dropped");
+  }
+
   private failedReplica(record: VolumeRecord, replicaId: string) {
     const replica = record.replicas.find((candidate) => candidate.replicaId === replicaId);
     if (replica === undefined) throw notFound(`replica ${replicaId} of volume "${record.name}"`);
@@ -154,7 +188,7 @@ export class ReplicaSetReconciler {
     record: VolumeRecord,
     coordinator: VolumeCoordinator,
     nodes: Map<string, NodeRecord>,
-    { targetNode, observe }: NewReplicaOptions = {},
+    { targetNode, observe, keepFactor = false }: NewReplicaOptions & AddReplicaOptions = {},
   ): Promise<string[]> {
     if (targetNode !== undefined && !nodes.has(targetNode)) throw notFound(`node "${targetNode}"`);
     const view = await this.cluster.clusterView();
@@ -182,7 +216,7 @@ export class ReplicaSetReconciler {
       epoch: FIRST_EPOCH,
     });
     const handle = await this.cluster.handleOn(node.id, record.id, nodes);
-    const rebuild = coordinator.addReplica({ replicaId, nodeId: node.id, handle });
+    const rebuild = coordinator.addReplica({ replicaId, nodeId: node.id, handle }, {}, { keepFactor });
     observe?.(rebuild);
     this.cluster.log.info({ volume: record.name, node: node.id }, "replica added; rebuilding");
     await rebuild.done;

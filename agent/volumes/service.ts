@@ -1,6 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { conflict, invalid, notFound, StrataError } from "../../core/errors.js";
-import type { Attachment, Labels, NodeStatus, Snapshot, Volume } from "../../core/model.js";
+import {
+  type Attachment,
+  type Labels,
+  MAX_REPLICATION_FACTOR,
+  type NodeStatus,
+  type Snapshot,
+  type Volume,
+} from "../../core/model.js";
 import { RecordExistsError, RecordNotFoundError } from "../../core/state/errors.js";
 import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
@@ -305,10 +312,34 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
     });
   }
 
-  /** One more replica, on `targetNode` when given (if it qualifies), rebuilt while I/O goes on. */
+  /**
+   * One more replica, on `targetNode` when given (if it qualifies), rebuilt while I/O goes on; the
+   * factor rises with it, so a volume at the largest factor is refused (a move keeps the factor).
+   */
   async addReplica(name: string, options: NewReplicaOptions = {}): Promise<void> {
-    await this.changeVolume(name, "add a replica", async ({ coordinator }) =>
-      this.reconciler.reach(name, coordinator, liveCount(await this.cluster.record(name)) + 1, options),
+    await this.changeVolume(name, "add a replica", async ({ coordinator }) => {
+      const live = liveCount(await this.cluster.record(name));
+      if (live >= MAX_REPLICATION_FACTOR) {
+        throw conflict(
+          `cannot add a replica to volume "${name}": it has ${live} live replicas, the most a volume may have; move one instead (a move-replica operation)`,
+        );
+      }
+      return this.reconciler.reach(name, coordinator, live + 1, options);
+    });
+  }
+
+  /**
+   * Moves a replica to `targetNode` (if it qualifies): the new one is rebuilt while I/O goes on,
+   * then the old one is dropped; the factor stays. Running it again finishes a move cut short.
+   */
+  async moveReplica(
+    name: string,
+    replicaId: string,
+    targetNode: string,
+    observe?: CopyObserver,
+  ): Promise<void> {
+    await this.changeVolume(name, "move a replica", ({ coordinator }) =>
+      this.reconciler.move(name, coordinator, replicaId, targetNode, observe),
     );
   }
 

@@ -43,6 +43,13 @@ export class LeaseStore {
     return record;
   }
 
+  /** Who holds the lease now; undefined when it is free or expired. */
+  async holder(name: string): Promise<string | undefined> {
+    const current = await this.table.get(leaseKey(name), LeaseRecord, "lease");
+    if (current === undefined || Date.parse(current.expiresAt) < this.table.nowMs()) return undefined;
+    return current.holder;
+  }
+
   /** Gives the lease up; a lease another holder took meanwhile is left alone. */
   async release(name: string, holder: string): Promise<void> {
     try {

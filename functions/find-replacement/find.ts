@@ -9,6 +9,7 @@ import { z } from "zod";
 import { DriveTag, NodeGroupTag } from "../../core/drive-sets.js";
 import { millisecondsFromEnv } from "../../core/env-settings.js";
 import { classifyEc2Error } from "../shared/ec2-errors.js";
+import { type ReplacementLeases, replacementHolder } from "../shared/replacement-claims.js";
 
 export const FindReplacementInput = z.object({
   nodeId: z.string().min(1),
@@ -40,6 +41,8 @@ export const REPLACEMENT_WAIT_MS = 5 * 60_000;
 export interface ReplacementClients {
   ec2: EC2Client;
   eks: EKSClient;
+  /** Where move-drives claims a replacement for a lost node (see shared/replacement-claims.ts). */
+  leases: ReplacementLeases;
   clock?: () => Date;
 }
 
@@ -74,8 +77,9 @@ export async function findReplacement(
       instance.InstanceId !== input.instanceId && instance.Placement?.AvailabilityZone === input.zone,
   );
   const holding = await instancesHoldingDriveSets(clients.ec2, candidates);
+  const taken = await takenForOthers(clients.leases, candidates, input.nodeId);
   const free = candidates
-    .filter((instance) => !holding.has(instance.InstanceId!))
+    .filter((instance) => !holding.has(instance.InstanceId!) && !taken.has(instance.InstanceId!))
     .sort((a, b) => (a.LaunchTime?.getTime() ?? 0) - (b.LaunchTime?.getTime() ?? 0));
   const running = free.find((instance) => instance.State?.Name === "running");
   if (running !== undefined) {
@@ -176,6 +180,29 @@ async function instancesHoldingDriveSets(
   return new Set(
     (answer.Volumes ?? []).flatMap((volume) =>
       (volume.Attachments ?? []).map((attachment) => attachment.InstanceId!),
+    ),
+  );
+}
+
+/**
+ * Which of `instances` another lost node's recovery claimed as its replacement: its drives may not
+ * be there yet, but they are on the way. This node's own claim (a retry after a failed move) counts
+ * as free.
+ */
+async function takenForOthers(
+  leases: ReplacementLeases,
+  instances: readonly Instance[],
+  nodeId: string,
+): Promise<Set<string>> {
+  const holders = await Promise.all(
+    instances.map(
+      async (instance) =>
+        [instance.InstanceId!, await replacementHolder(leases, instance.InstanceId!)] as const,
+    ),
+  );
+  return new Set(
+    holders.flatMap(([instanceId, holder]) =>
+      holder !== undefined && holder !== nodeId ? [instanceId] : [],
     ),
   );
 }

@@ -1,17 +1,10 @@
-import {
-  AttachVolumeCommand,
-  DescribeInstancesCommand,
-  DescribeVolumesCommand,
-  DetachVolumeCommand,
-  type EC2Client,
-  type Instance,
-  type Volume,
-} from "@aws-sdk/client-ec2";
+import { DescribeInstancesCommand, type EC2Client, type Instance } from "@aws-sdk/client-ec2";
 import { z } from "zod";
-import { DriveTag } from "../../core/drive-sets.js";
 import { millisecondsFromEnv } from "../../core/env-settings.js";
+import { attach, type DriveSetClients, detach, driveSet } from "../shared/drive-set.js";
 import { classifyEc2Error } from "../shared/ec2-errors.js";
 import { RefusedError, TransientError } from "../shared/errors.js";
+import { claimReplacement, type ReplacementLeases } from "../shared/replacement-claims.js";
 
 export const MoveDrivesInput = z.object({
   nodeId: z.string().min(1),
@@ -41,9 +34,9 @@ export const NODE_RETURN_WAIT_MS = 2 * 60_000;
  */
 const DEVICE_NAMES = "fghijklmnop".split("").map((letter) => `/dev/sd${letter}`);
 
-export interface DriveMoveClients {
-  ec2: EC2Client;
-  clusterName: string;
+export interface DriveMoveClients extends DriveSetClients {
+  /** Where the replacement is claimed for the lost node (see shared/replacement-claims.ts). */
+  leases: ReplacementLeases;
   clock?: () => Date;
 }
 
@@ -51,8 +44,9 @@ export interface DriveMoveClients {
  * Moves a lost node's drive set to its replacement in the same zone: detaches each drive from the
  * lost instance (forced: its agent is gone and fenced), then attaches it to the replacement. EBS
  * volumes attach only within their zone, so a drive in another zone is refused before anything
- * moves. Safe to run again: a drive already on the replacement is left alone, and one still
- * detaching or attaching is a transient error the state machine retries with backoff.
+ * moves, and a replacement another lost node's recovery claimed is refused before anything moves.
+ * Safe to run again: a drive already on the replacement is left alone, and one still detaching or
+ * attaching is a transient error the state machine retries with backoff.
  */
 export async function moveDrives(input: MoveDrivesInput, clients: DriveMoveClients): Promise<MovedDrives> {
   const target = await replacementInstance(clients.ec2, input);
@@ -64,6 +58,7 @@ export async function moveDrives(input: MoveDrivesInput, clients: DriveMoveClien
       );
     }
   }
+  await claimReplacement(clients.leases, input.toInstanceId, input.nodeId);
   const pending: string[] = [];
   for (const drive of drives) {
     const attachment = drive.Attachments?.[0];
@@ -119,41 +114,6 @@ async function replacementInstance(ec2: EC2Client, input: MoveDrivesInput): Prom
     );
   }
   return instance;
-}
-
-/** The drive set's volumes, by the cluster's and the drive set's tags (never by device name). */
-async function driveSet(clients: DriveMoveClients, nodeId: string): Promise<Volume[]> {
-  const answer = await clients.ec2
-    .send(
-      new DescribeVolumesCommand({
-        Filters: [
-          { Name: `tag:${DriveTag.cluster}`, Values: [clients.clusterName] },
-          { Name: `tag:${DriveTag.driveSet}`, Values: [nodeId] },
-        ],
-      }),
-    )
-    .catch((error: unknown) => {
-      throw classifyEc2Error(error, `finding the drives of ${nodeId}`);
-    });
-  const drives = answer.Volumes ?? [];
-  if (drives.length === 0) throw new RefusedError(`no drives are tagged as the drive set of ${nodeId}`);
-  return drives;
-}
-
-async function detach(ec2: EC2Client, volumeId: string, instanceId: string): Promise<void> {
-  await ec2
-    .send(new DetachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Force: true }))
-    .catch((error: unknown) => {
-      throw classifyEc2Error(error, `detaching ${volumeId} from ${instanceId}`);
-    });
-}
-
-async function attach(ec2: EC2Client, volumeId: string, instanceId: string, device: string): Promise<void> {
-  await ec2
-    .send(new AttachVolumeCommand({ VolumeId: volumeId, InstanceId: instanceId, Device: device }))
-    .catch((error: unknown) => {
-      throw classifyEc2Error(error, `attaching ${volumeId} to ${instanceId}`);
-    });
 }
 
 /** A device name the instance does not use yet, skipping those taken by attaches of this run. */

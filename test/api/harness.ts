@@ -1,22 +1,12 @@
-import { mkdtemp, rm } from "node:fs/promises";
 import { request as httpRequest } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { type ControlApi, startControlApi } from "../../agent/api/server.js";
 import type { Logger } from "../../agent/log.js";
-import { NodeMembership } from "../../agent/membership.js";
-import { PeerReplicas } from "../../agent/peer-replicas.js";
-import { Pool } from "../../agent/pool.js";
-import { ReplicaHost } from "../../agent/replica-host.js";
-import { clusterTiming } from "../../agent/volumes/cluster-context.js";
-import { ClusterVolumes } from "../../agent/volumes/service.js";
-import { HEARTBEAT_TIMEOUT_MS } from "../../core/liveness.js";
 import type { OperationService } from "../../core/operations.js";
 import type { VolumeService } from "../../core/volume-service.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
-import { eventually } from "../support/eventually.js";
+import { startInProcessAgent } from "../support/in-process-agent.js";
 
 /** Every line the API logged during a test, parsed. */
 export type LogLine = Record<string, unknown> & { level: number; msg: string };
@@ -56,54 +46,26 @@ export async function serveApi(
  * one-node cluster whose state is in a fresh dynalite table, heartbeating like an agent.
  */
 export async function startAgentApi(): Promise<ApiUnderTest> {
-  const dir = await mkdtemp(join(tmpdir(), "strata-api-"));
-  const { log } = capturingLogger();
   const dynamoDb = await startDynamoDb();
   const store = await freshStore();
-  const pool = await Pool.open([{ path: join(dir, "drives", "d0"), capacityBytes: 8 * 1024 ** 3 }]);
-  const replicas = await ReplicaHost.open(pool, log);
-  const identity = {
+  let served: (ApiUnderTest & { api: ControlApi }) | undefined;
+  const agent = await startInProcessAgent({
+    store,
     nodeId: "node-1",
     zone: "local-a",
-    version: "test",
-    startedAt: new Date().toISOString(),
-  };
-  const volumes = new ClusterVolumes(
-    identity,
-    pool,
-    store,
-    replicas,
-    new PeerReplicas(undefined, log),
-    clusterTiming(HEARTBEAT_TIMEOUT_MS),
-    log,
-  );
-  const served = await serveApi(volumes);
-  volumes.endpoints = { apiUrl: served.url, nbdAddress: "127.0.0.1:10809", nbdSocket: join(dir, "nbd.sock") };
-  const membership = NodeMembership.start({
-    tableName: store.tableName,
-    node: {
-      id: identity.nodeId,
-      zone: identity.zone,
-      addresses: { api: served.url, nbd: "127.0.0.1:10809", replication: "" },
+    log: capturingLogger().log,
+    serveApi: async (volumes) => {
+      served = await serveApi(volumes);
+      return served;
     },
-    pool: async () => (await volumes.nodeStatus()).pool,
-    log,
   });
-  await eventually(
-    async () => (await store.nodes.list()).some((node) => node.id === identity.nodeId),
-    "the node registers",
-  );
   return {
-    url: served.url,
-    lines: served.lines,
+    url: served!.url,
+    lines: served!.lines,
     close: async () => {
-      await served.close();
-      await membership.stop();
-      await volumes.close();
-      await replicas.close();
+      await agent.close();
       store.close();
       await dynamoDb.close();
-      await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -50,16 +50,29 @@ describe("replica-set rules", () => {
     expect(addReplica({ replicaId: "r3", nodeId: "node-3" })(volume).replicationFactor).toBe(3);
   });
 
-  it("keeps the largest factor while a replica is moved: the copy joins before the old one leaves", () => {
+  it("keeps the factor while a replica is moved: the copy joins before the old one leaves", () => {
     const rf3 = {
       ...volume,
       replicationFactor: 3,
       replicas: [...volume.replicas, { replicaId: "r3", node: "node-3", state: "in-sync" as const }],
     };
-    const moving = addReplica({ replicaId: "r4", nodeId: "node-4" })(rf3);
+    const moving = addReplica({ replicaId: "r4", nodeId: "node-4" }, { keepFactor: true })(rf3);
     expect(moving.replicationFactor).toBe(3);
     expect(moving.replicas).toHaveLength(4);
     expect(dropReplica("r2")({ ...rf3, ...moving }).replicationFactor).toBe(3);
+    // At RF2 too: a move cut short before its drop leaves the factor the operator chose.
+    const rf2Moving = addReplica({ replicaId: "r3", nodeId: "node-3" }, { keepFactor: true })(volume);
+    expect(rf2Moving.replicationFactor).toBe(2);
+    expect(dropReplica("r2")({ ...volume, ...rf2Moving })).toMatchObject({ replicationFactor: 2 });
+  });
+
+  it("raises the factor with a plain add, past 3 too (the volume service refuses that add: it is not a move)", () => {
+    const rf3 = {
+      ...volume,
+      replicationFactor: 3,
+      replicas: [...volume.replicas, { replicaId: "r3", node: "node-3", state: "in-sync" as const }],
+    };
+    expect(addReplica({ replicaId: "r4", nodeId: "node-4" })(rf3).replicationFactor).toBe(4);
   });
 
   it("fences a lost node: its replicas failed, its attachment released; other nodes' attachments kept", () => {

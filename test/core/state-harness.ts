@@ -46,3 +46,26 @@ export function freshStorePerTest(use: (store: StateStore) => void, clock?: () =
     store?.close();
   });
 }
+
+/**
+ * A real dynalite and one fresh table for the whole suite, registered once; `suite.store` is the
+ * store once the suite runs.
+ */
+export function storePerSuite(): { readonly store: StateStore } {
+  let dynamoDb: LocalDynamoDb | undefined;
+  let store: StateStore | undefined;
+  beforeAll(async () => {
+    dynamoDb = await startDynamoDb();
+    store = await freshStore();
+  });
+  afterAll(async () => {
+    store?.close();
+    await dynamoDb?.close();
+  });
+  return {
+    get store(): StateStore {
+      if (store === undefined) throw new Error("the suite's store is used before the suite runs");
+      return store;
+    },
+  };
+}

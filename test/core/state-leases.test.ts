@@ -16,7 +16,9 @@ const NAME = "cloudsnaps/vol-1";
 
 describe("leases", () => {
   it("go to one holder at a time, say who holds them, and free up when released or expired", async () => {
+    expect(await store.leases.holder(NAME)).toBeUndefined();
     await store.leases.acquire(NAME, "node-1/op-1", 30_000);
+    expect(await store.leases.holder(NAME)).toBe("node-1/op-1");
     await expect(store.leases.acquire(NAME, "node-2/op-2", 30_000)).rejects.toThrow(
       "cloudsnaps/vol-1 is in use by node-1/op-1 until 2026-12-03T10:00:30.000Z",
     );
@@ -27,6 +29,7 @@ describe("leases", () => {
     await expect(store.leases.acquire(NAME, "node-2/op-2", 30_000)).rejects.toThrow("in use by node-1/op-1");
     // A holder that died: the lease is free once it expires.
     now += 11_000;
+    expect(await store.leases.holder(NAME)).toBeUndefined();
     await store.leases.acquire(NAME, "node-2/op-2", 30_000);
     // The old holder's release does not free what the new one holds.
     await store.leases.release(NAME, "node-1/op-1");

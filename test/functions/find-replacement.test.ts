@@ -3,7 +3,9 @@ import { EKSClient } from "@aws-sdk/client-eks";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DriveTag } from "../../core/drive-sets.js";
 import { type FindReplacementInput, findReplacement } from "../../functions/find-replacement/find.js";
+import { claimReplacement } from "../../functions/shared/replacement-claims.js";
 import { GiB } from "../core/fixtures.js";
+import { storePerSuite } from "../core/state-harness.js";
 import { CLIENT_CONFIG, type LocalCloud, startLocalCloud } from "../local-cloud/aws-harness.js";
 import { CLUSTER, NOW } from "./support.js";
 
@@ -12,6 +14,7 @@ const GROUPS = [
   "found",
   "shared-name",
   "holding",
+  "claimed",
   "expected",
   "hooked",
   "waited",
@@ -24,6 +27,8 @@ const GROUPS = [
 let cloud: LocalCloud;
 let ec2: EC2Client;
 let eks: EKSClient;
+/** Where move-drives claims replacements: a real table. */
+const suite = storePerSuite();
 
 beforeAll(async () => {
   cloud = await startLocalCloud({
@@ -54,7 +59,7 @@ const find = (instanceId: string | null, overrides: Partial<FindReplacementInput
       detectedAt: NOW.toISOString(),
       ...overrides,
     },
-    { ec2, eks, clock: () => NOW },
+    { ec2, eks, leases: suite.store.leases, clock: () => NOW },
   );
 
 /** An instance of `nodegroup` serving some node: a drive of a drive set is attached to it. */
@@ -104,6 +109,20 @@ describe("finding the replacement of a lost instance", () => {
     const fresh = cloud.world.launchInstance({ nodegroup: "holding" });
 
     expect(await find(lost.id)).toMatchObject({ status: "found", instanceId: fresh.id });
+  });
+
+  it("passes over an instance another lost node's recovery claimed, and finds the one this node claimed", async () => {
+    const lost = cloud.world.launchInstance({ nodegroup: "claimed" });
+    cloud.world.terminateInstance(lost.id);
+    const first = cloud.world.launchInstance({ nodegroup: "claimed" });
+    const second = cloud.world.launchInstance({ nodegroup: "claimed" });
+    await claimReplacement(suite.store.leases, first.id, "node-2");
+
+    expect(await find(lost.id)).toMatchObject({ status: "found", instanceId: second.id });
+    await claimReplacement(suite.store.leases, second.id, "node-1");
+    expect(await find(lost.id)).toMatchObject({ status: "found", instanceId: second.id });
+    // Both taken for others: none is found for node-3.
+    expect((await find(lost.id, { nodeId: "node-3" })).instanceId).toBeNull();
   });
 
   it("expects one when the node group wants more instances than it has", async () => {

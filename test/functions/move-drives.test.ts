@@ -9,14 +9,20 @@ import { type AwsClientStub, mockClient } from "aws-sdk-client-mock";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DriveTag } from "../../core/drive-sets.js";
 import { type MovedDrives, moveDrives, NODE_RETURN_WAIT_MS } from "../../functions/move-drives/move.js";
+import { releaseReplacementInstance } from "../../functions/release-replacement/release.js";
 import { RefusedError, TransientError } from "../../functions/shared/errors.js";
+import { claimReplacement } from "../../functions/shared/replacement-claims.js";
 import type { LocalInstance } from "../../infra/local/aws/local-ec2.js";
 import { GiB } from "../core/fixtures.js";
+import { storePerSuite } from "../core/state-harness.js";
 import { CLIENT_CONFIG, type LocalCloud, startLocalCloud } from "../local-cloud/aws-harness.js";
 import { CLUSTER, NOW } from "./support.js";
 
 const GROUP_A = `${CLUSTER}-local-a`;
 const GROUP_B = `${CLUSTER}-local-b`;
+
+/** Where move-drives claims replacements: a real table. */
+const suite = storePerSuite();
 
 describe("moving a drive set through the local EC2 endpoint", () => {
   let cloud: LocalCloud;
@@ -49,7 +55,10 @@ describe("moving a drive set through the local EC2 endpoint", () => {
   }
 
   const move = (nodeId: string, to: LocalInstance, zone = "local-a") =>
-    moveDrives({ nodeId, zone, toInstanceId: to.id }, { ec2, clusterName: CLUSTER, clock: () => NOW });
+    moveDrives(
+      { nodeId, zone, toInstanceId: to.id },
+      { ec2, clusterName: CLUSTER, leases: suite.store.leases, clock: () => NOW },
+    );
 
   /** As the state machine's Retry on Strata.Transient would, without its backoff. */
   async function moveWithRetries(
@@ -178,6 +187,74 @@ describe("moving a drive set through the local EC2 endpoint", () => {
     });
   });
 
+  it("refuses, before moving any drive, a replacement another lost node's recovery claimed", async () => {
+    const first = nodeWithDrives();
+    const second = nodeWithDrives();
+    cloud.world.terminateInstance(first.instance.id);
+    cloud.world.terminateInstance(second.instance.id);
+    const replacement = cloud.world.launchInstance({ nodegroup: GROUP_A });
+    await moveWithRetries(first.nodeId, replacement);
+
+    const refused = move(second.nodeId, replacement);
+
+    await expect(refused).rejects.toMatchObject({
+      name: "Strata.Refused",
+      message: `instance ${replacement.id} is the replacement of ${first.nodeId} already: the drives of ${second.nodeId} do not move there`,
+    });
+    expect(attachedTo(second.driveIds).map((attachment) => attachment?.instanceId)).not.toContain(
+      replacement.id,
+    );
+    expect(await suite.store.leases.holder(`replacement/${replacement.id}`)).toBe(first.nodeId);
+  });
+
+  it("takes a move cut short back: the drives that reached the replacement detached, and the replacement free again", async () => {
+    const lost = nodeWithDrives();
+    cloud.world.terminateInstance(lost.instance.id);
+    const replacement = cloud.world.launchInstance({ nodegroup: GROUP_A });
+    await moveWithRetries(lost.nodeId, replacement);
+    const release = () =>
+      releaseReplacementInstance(
+        { nodeId: lost.nodeId, toInstanceId: replacement.id },
+        { ec2, clusterName: CLUSTER, leases: suite.store.leases },
+      );
+
+    // As the state machine's Retry on Strata.Transient would: a detach takes a moment.
+    let released = await release().catch((error: unknown) => {
+      if (error instanceof TransientError) return undefined;
+      throw error;
+    });
+    released ??= await release();
+
+    expect(released.detached.sort()).toEqual([...lost.driveIds].sort());
+    expect(attachedTo(lost.driveIds)).toEqual(lost.driveIds.map(() => undefined));
+    expect(await suite.store.leases.holder(`replacement/${replacement.id}`)).toBeUndefined();
+    // Another lost node may have it now.
+    const next = nodeWithDrives();
+    cloud.world.terminateInstance(next.instance.id);
+    await moveWithRetries(next.nodeId, replacement);
+    expect(attachedTo(next.driveIds).map((attachment) => attachment?.instanceId)).toEqual(
+      next.driveIds.map(() => replacement.id),
+    );
+  });
+
+  it("leaves another node's claim and drives alone when a refused move is taken back", async () => {
+    const holder = nodeWithDrives();
+    const refused = nodeWithDrives();
+    const replacement = cloud.world.launchInstance({ nodegroup: GROUP_A });
+    await claimReplacement(suite.store.leases, replacement.id, holder.nodeId);
+
+    const released = await releaseReplacementInstance(
+      { nodeId: refused.nodeId, toInstanceId: replacement.id },
+      { ec2, clusterName: CLUSTER, leases: suite.store.leases },
+    );
+
+    expect(released).toEqual({ detached: [] });
+    expect(await suite.store.leases.holder(`replacement/${replacement.id}`)).toBe(holder.nodeId);
+    expect(attachedTo(refused.driveIds).map((attachment) => attachment?.instanceId)).toEqual(
+      refused.driveIds.map(() => refused.instance.id),
+    );
+  });
+
   it("waits, as a transient error, for a replacement that is not running", async () => {
     const lost = nodeWithDrives();
     const replacement = cloud.world.launchInstance({ nodegroup: GROUP_A });
@@ -236,7 +313,7 @@ describe("EC2 refusals no local endpoint produces", () => {
   const move = () =>
     moveDrives(
       { nodeId: "node-1", zone: "local-a", toInstanceId: "i-replacement" },
-      { ec2, clusterName: CLUSTER },
+      { ec2, clusterName: CLUSTER, leases: suite.store.leases },
     );
 
   it.each([

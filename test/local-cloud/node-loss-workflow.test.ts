@@ -291,6 +291,64 @@ describe("node-loss, run from its ASL file by the local cloud", () => {
   });
 });
 
+describe("node-loss for two nodes lost in one zone with one replacement", () => {
+  it("moves one node's drives there, and re-replicates the other's volumes without touching the replacement", async () => {
+    const instances = [await nodeOnInstance("twin-1", "local-a"), await nodeOnInstance("twin-2", "local-a")];
+    const now = () => new Date().toISOString();
+    await store.nodes.register(
+      nodeRecord("twin-h", { zone: "local-b", lastHeartbeat: now(), registeredAt: now() }),
+    );
+    const beats = beating("twin-h");
+    try {
+      await volumeOn("twin-one", ["twin-1", "twin-h"]);
+      await volumeOn("twin-two", ["twin-2", "twin-h"]);
+      for (const instance of instances) cloud.ec2.terminateInstance(instance);
+      const replacement = cloud.ec2.launchInstance({ nodegroup: `${CLUSTER}-local-a` });
+
+      // Both end up repairing on twin-h (the one whose drives moved never serves again: no agents
+      // here); twin-h then goes silent, so the repairs stall and fail, and the executions end.
+      await eventually(
+        async () => {
+          const repaired = (await store.operations.list()).map((operation) => operation.volumeName);
+          return repaired.includes("twin-one") && repaired.includes("twin-two");
+        },
+        "repairs of both volumes",
+        60_000,
+      );
+      clearInterval(beats);
+      const executions = [
+        ...(await executionOf("node-loss", "node-loss-twin-1-")),
+        ...(await executionOf("node-loss", "node-loss-twin-2-")),
+      ];
+      expect(executions).toHaveLength(2);
+      for (const execution of executions) await ended(execution.executionArn!);
+
+      // One drive set on the replacement, and the claim says whose.
+      const driveOf = (nodeId: string) =>
+        cloud.ec2.volumes().find((drive) => drive.tags[DriveTag.driveSet] === nodeId)!;
+      const onReplacement = ["twin-1", "twin-2"].filter(
+        (nodeId) => driveOf(nodeId).attachment?.instanceId === replacement.id,
+      );
+      expect(onReplacement).toHaveLength(1);
+      const [winner] = onReplacement;
+      expect(await store.leases.holder(`replacement/${replacement.id}`)).toBe(winner);
+
+      // The other never got there: refused at MoveDrives and taken back, or never offered it.
+      const loser = executions.find((execution) => !execution.name!.startsWith(`node-loss-${winner}-`))!;
+      const states = enteredStates(await history(loser.executionArn!));
+      expect(states).toContain("PlanRepairs");
+      expect(states).not.toContain("CheckNode");
+      if (states.includes("MoveDrives")) {
+        expect(states.slice(states.indexOf("MoveDrives"))).toEqual(
+          expect.arrayContaining(["ReleaseReplacement", "ReleaseLifecycle?", "PlanRepairs"]),
+        );
+      }
+    } finally {
+      clearInterval(beats);
+    }
+  });
+});
+
 /**
  * What the volume service does for a move-replica operation, on the store only (these tests run no
  * agents): the new replica added and in sync, then the old one dropped.
@@ -300,7 +358,7 @@ async function runMove(operation: OperationRecord): Promise<void> {
   await store.operations.claim(operation.id, operation.node, "test-agent");
   const added = `${replicaId}-moved`;
   for (const change of [
-    addReplica({ replicaId: added, nodeId: targetNode }),
+    addReplica({ replicaId: added, nodeId: targetNode }, { keepFactor: true }),
     markInSync(added),
     dropReplica(replicaId),
   ]) {

@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startLocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { NodeRecord } from "../../core/state/records.js";
 import { StateStore } from "../../core/state/store.js";
+import { nodeRecord } from "../core/fixtures.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
 import { AgentProcess } from "../support/agent-process.js";
 import { eventually } from "../support/eventually.js";
@@ -88,6 +89,31 @@ describe("an agent with --state-table", () => {
 
     await agent.stop();
     expect((await store.nodes.get("node-m1")).state).toBe("down");
+  });
+
+  it("stops, saying why, when it names no instance and the node's record names one", async () => {
+    const now = new Date().toISOString();
+    await store.nodes.register(
+      nodeRecord("node-m3", {
+        zone: "local-b",
+        instanceId: "i-0held",
+        lastHeartbeat: now,
+        registeredAt: now,
+      }),
+    );
+    const agent = await startAgent(store.tableName, "node-m3");
+
+    expect(await agent.exited()).toBe(1);
+    const errors = agent.stderr
+      .split("\n")
+      .filter((line) => line.startsWith("{"))
+      .map((line) => JSON.parse(line) as { level: number; msg: string })
+      .filter((line) => line.level >= 50);
+    expect(errors.map((line) => line.msg)).toEqual([
+      "node node-m3 is registered on instance i-0held: an agent that names no instance (STRATA_INSTANCE_ID unset) cannot register it; set STRATA_INSTANCE_ID to the instance this agent runs on, or give it another --node-id. This agent stops",
+    ]);
+    // The record is the other agent's still: not overwritten, not marked down.
+    expect(await store.nodes.get("node-m3")).toMatchObject({ instanceId: "i-0held", state: "up" });
   });
 
   it("starts and answers while the store is unreachable, refuses what needs it, and registers once it answers", async () => {

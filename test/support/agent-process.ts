@@ -19,6 +19,9 @@ export interface AgentEndpoints {
 /** A real agent process on loopback with its own data dir; ports are picked by the kernel. */
 export class AgentProcess {
   private child: ChildProcess | undefined;
+  private stderrText = "";
+  /** The exit code of the agent started last (null when a signal ended it). */
+  private exit: Promise<number | null> | undefined;
   endpoints!: AgentEndpoints;
   readonly dataDir: string;
 
@@ -51,19 +54,31 @@ export class AgentProcess {
       ],
       { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, STRATA_LOG_LEVEL: "warn", ...this.env } },
     );
-    let stderr = "";
+    this.stderrText = "";
     child.stderr?.on("data", (chunk: Buffer) => {
-      stderr += chunk.toString();
+      this.stderrText += chunk.toString();
     });
+    this.exit = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
     this.child = child;
     for (let waited = 0; !existsSync(agentFile); waited += 50) {
       if (child.exitCode !== null || waited > 20_000) {
-        throw new Error(`agent did not start (exit ${child.exitCode}): ${stderr}`);
+        throw new Error(`agent did not start (exit ${child.exitCode}): ${this.stderrText}`);
       }
       await sleep(50);
     }
     this.endpoints = JSON.parse(readFileSync(agentFile, "utf8")) as AgentEndpoints;
     return this;
+  }
+
+  /** What the agent started last wrote on stderr: its log lines at STRATA_LOG_LEVEL (warn) and above. */
+  get stderr(): string {
+    return this.stderrText;
+  }
+
+  /** Resolves with the exit code once the agent started last exits (null when a signal ended it). */
+  exited(): Promise<number | null> {
+    if (this.exit === undefined) throw new Error("the agent was never started");
+    return this.exit;
   }
 
   nbdUri(volume: string): string {

@@ -30,6 +30,7 @@
  */
 import { EventEmitter } from "node:events";
 import { StrataError } from "../../../core/errors.js";
+import type { AddReplicaOptions } from "../../../core/replica-set.js";
 import {
   type BlockDevice,
   BlockIoError,
@@ -300,10 +301,15 @@ export class VolumeCoordinator extends EventEmitter<CoordinatorEvents> implement
    * Adds a new, empty replica while I/O goes on: it joins write-only (state rebuilding), the
    * allocated data is copied to it from an in-sync replica, then it is marked in sync. The
    * returned Rebuild reports progress; its `done` settles when the replica is in sync or the
-   * rebuild failed (the target is then removed from the set).
+   * rebuild failed (the target is then removed from the set). `joining.keepFactor`: it is a
+   * move's new replica (see core/replica-set.ts).
    */
-  addReplica(target: Omit<ReplicaTarget, "state">, options: RebuildOptions = {}): Rebuild {
-    return this.copies.start("rebuild", target, options);
+  addReplica(
+    target: Omit<ReplicaTarget, "state">,
+    options: RebuildOptions = {},
+    joining: AddReplicaOptions = {},
+  ): Rebuild {
+    return this.copies.start("rebuild", target, options, joining);
   }
 
   /**

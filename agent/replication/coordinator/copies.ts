@@ -6,6 +6,7 @@
  * set, and each copied range under the same range lock as client writes, so an older copy never
  * lands over a newer write.
  */
+import type { AddReplicaOptions } from "../../../core/replica-set.js";
 import { BlockIoError, type ByteRange } from "../../block-device.js";
 import { returnIoBuffer } from "../../io-buffers.js";
 import type { RangeLocks } from "../../store/range-locks.js";
@@ -52,11 +53,22 @@ export class ReplicaCopies {
     return [...this.running.values()];
   }
 
-  start(kind: RebuildKind, target: Omit<ReplicaTarget, "state">, options: RebuildOptions): Rebuild {
+  /** `joining` says how the target enters the record (a move's keeps the factor). */
+  start(
+    kind: RebuildKind,
+    target: Omit<ReplicaTarget, "state">,
+    options: RebuildOptions,
+    joining: AddReplicaOptions = {},
+  ): Rebuild {
     if (this.running.has(target.replicaId)) {
       throw new BlockIoError("EINVAL", `replica ${target.replicaId} is already being rebuilt`);
     }
-    const rebuild = startRebuild(this.rebuildHost(), kind, { ...target, state: "rebuilding" }, options);
+    const rebuild = startRebuild(
+      this.rebuildHost(joining),
+      kind,
+      { ...target, state: "rebuilding" },
+      options,
+    );
     this.running.set(target.replicaId, rebuild);
     void rebuild.done.then(
       () => this.running.delete(target.replicaId),
@@ -91,12 +103,12 @@ export class ReplicaCopies {
     return copied;
   }
 
-  private rebuildHost(): RebuildHost {
+  private rebuildHost(joining: AddReplicaOptions): RebuildHost {
     const host = this.host;
     return {
       volumeId: host.volumeId,
       log: host.log,
-      join: (target, kind) => this.join(target, kind),
+      join: (target, kind) => this.join(target, kind, joining),
       copyRange: (replicaId, range, zeros) => this.copyRange(replicaId, range, zeros),
       markInSync: (replicaId) => this.markInSync(replicaId),
       abandon: async (replicaId) => {
@@ -111,7 +123,7 @@ export class ReplicaCopies {
    * The target is marked rebuilding before anything else changes, so a target whose copy is cut
    * short (by a crash anywhere) is known to need a full resync.
    */
-  private join(target: Member, kind: RebuildKind): Promise<CopyPlan> {
+  private join(target: Member, kind: RebuildKind, joining: AddReplicaOptions): Promise<CopyPlan> {
     const host = this.host;
     return host.exclusive("changing-membership", async () => {
       const clash = host
@@ -126,7 +138,7 @@ export class ReplicaCopies {
       if (before.sizeBytes < host.sizeBytes()) await target.handle.resize(before.epoch, host.sizeBytes());
       const existing = host.members();
       const placement = { replicaId: target.replicaId, nodeId: target.nodeId };
-      await host.changeRecord((expected) => host.membership.addReplica(placement, expected), {
+      await host.changeRecord((expected) => host.membership.addReplica(placement, expected, joining), {
         changed: () => host.addMember(target),
         moves: (expected) => [
           ...existing.map((member) => ({ member, from: expected, trusted: true })),

@@ -4,6 +4,7 @@
  * it with updateIfEpoch (a CAS that bumps the epoch).
  */
 import {
+  type AddReplicaOptions,
   addReplica,
   attachTo,
   dropReplica,
@@ -42,8 +43,12 @@ export class StoreMembership implements VolumeMembership {
     return this.change(expectedEpoch, failReplicas(replicaIds));
   }
 
-  addReplica(replica: ReplicaPlacement, expectedEpoch: number): Promise<number> {
-    return this.change(expectedEpoch, addReplica(replica));
+  addReplica(
+    replica: ReplicaPlacement,
+    expectedEpoch: number,
+    options: AddReplicaOptions = {},
+  ): Promise<number> {
+    return this.change(expectedEpoch, addReplica(replica, options));
   }
 
   dropReplica(replicaId: string, expectedEpoch: number): Promise<number> {

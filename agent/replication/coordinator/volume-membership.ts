@@ -8,7 +8,7 @@
  * is taken as "the store is unreachable" and the call is retried with backoff, so an
  * implementation must make a retried call that already took effect resolve, not conflict.
  */
-import type { ReplicaPlacement } from "../../../core/replica-set.js";
+import type { AddReplicaOptions, ReplicaPlacement } from "../../../core/replica-set.js";
 import { EpochConflictError, RecordNotFoundError } from "../../../core/state/errors.js";
 
 export interface VolumeMembership {
@@ -18,9 +18,9 @@ export interface VolumeMembership {
   removeReplicas(replicaIds: readonly string[], expectedEpoch: number): Promise<number>;
   /**
    * Adds (or re-adds) a replica in state "rebuilding"; the volume's replication factor grows to
-   * count it.
+   * count it, unless the replica is one being moved (`keepFactor`).
    */
-  addReplica(replica: ReplicaPlacement, expectedEpoch: number): Promise<number>;
+  addReplica(replica: ReplicaPlacement, expectedEpoch: number, options?: AddReplicaOptions): Promise<number>;
   /**
    * Takes a replica out of the set for good (the replica count is lowered, not a failure); the
    * replication factor shrinks to what is left.
