@@ -111,8 +111,10 @@ export class VolumeCloudsnaps implements CloudsnapService {
             }),
           );
         } catch (error) {
-          for (const left of snapshots.slice(i))
-            await this.dropSnapshot(left.volume, volumes[snapshots.indexOf(left)]!.id, left.id);
+          // Neither this volume nor those not uploaded yet keep their new snapshot: the next
+          // cloudsnap of each reads from its previous base.
+          for (let left = i; left < volumes.length; left++)
+            await this.dropSnapshot(volumes[left]!.name, volumes[left]!.id, snapshots[left]!.id);
           throw error;
         }
         // Its data is in the bucket, and the new cloudsnap's snapshot is the next one's base.
