@@ -41,7 +41,7 @@ class ProgressSum {
   private readonly total: number[];
   constructor(
     volumes: number,
-    private readonly report_?: (doneBytes: number, totalBytes: number) => void,
+    private readonly listener?: (doneBytes: number, totalBytes: number) => void,
   ) {
     this.done = new Array(volumes).fill(0);
     this.total = new Array(volumes).fill(0);
@@ -51,7 +51,7 @@ class ProgressSum {
     this.done[volume] = progress.scannedBytes;
     this.total[volume] = progress.totalBytes;
     const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
-    this.report_?.(sum(this.done), sum(this.total));
+    this.listener?.(sum(this.done), sum(this.total));
   }
 }
 
