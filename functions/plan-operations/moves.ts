@@ -43,7 +43,11 @@ export async function planMoves(
     const leaving = request.leaving(volume, zoneOf);
     if (leaving === undefined) continue;
     const node = runnerFor(volume, alive);
-    const placement = placeAdditionalReplica(volume, view);
+    const finishing = movedAlready(volume, leaving, targets);
+    const placement =
+      finishing === undefined
+        ? placeAdditionalReplica(volume, view)
+        : { ok: true as const, nodes: [finishing] };
     if (node === undefined || !placement.ok) {
       const reason =
         node === undefined
@@ -61,4 +65,24 @@ export async function planMoves(
     });
   }
   return plan;
+}
+
+/**
+ * A move cut short between its copy and its drop (its execution failed, a restart plans again) left
+ * the volume with more live replicas than its factor: the new one is in sync on a target node. Its
+ * node is the move's target, so the move only drops the leaving replica instead of copying a third.
+ */
+function movedAlready(
+  volume: VolumeRecord,
+  leaving: VolumeRecord["replicas"][number],
+  targets: readonly NodeRecord[],
+): string | undefined {
+  const live = volume.replicas.filter((replica) => replica.state !== "failed");
+  if (live.length <= volume.replicationFactor) return undefined;
+  return live.find(
+    (replica) =>
+      replica.replicaId !== leaving.replicaId &&
+      replica.state === "in-sync" &&
+      targets.some((node) => node.id === replica.node),
+  )?.node;
 }

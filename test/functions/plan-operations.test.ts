@@ -263,4 +263,22 @@ describe("the drain plan before a scale-in", () => {
       { volume: "everywhere", reason: expect.stringContaining("no room for a replica off node-1") },
     ]);
   });
+
+  it("finishes a move cut short: a volume with a replica more than its factor only drops the leaving one", async () => {
+    // The copy to node-3 was in sync when the first execution failed, before the drop.
+    await store.volumes.create({
+      name: "half-moved",
+      sizeBytes: 10 * GiB,
+      replicationFactor: 2,
+      replicas: [replica("node-1"), replica("node-2"), replica("node-3")],
+    });
+
+    const plan = await planDrain();
+
+    expect(plan.operations).toHaveLength(1);
+    expect(plan.operations[0]?.params).toEqual({
+      replicaId: "r-node-1",
+      targetNode: expect.stringMatching(/node-[23]/),
+    });
+  });
 });
