@@ -66,10 +66,11 @@ export function volumeExecutors(
       await volumes.cloneSnapshot(operation.volumeName, snapshot, target, {});
     },
     cloudsnap: async (operation, context) => {
-      const { group } = OperationParams.cloudsnap.parse(operation.params);
+      const { group, schedule } = OperationParams.cloudsnap.parse(operation.params);
       const { id, ...figures } = await cloudsnaps.take(operation.volumeName, {
         holder: `${nodeId}/${operation.id}`,
         ...(group === undefined ? {} : { group }),
+        ...(schedule === undefined ? {} : { schedule }),
         onProgress: (progress) => context.progress(progress.scannedBytes, progress.totalBytes),
       });
       return { cloudsnap: id, ...figures };
@@ -88,6 +89,15 @@ export function volumeExecutors(
       );
       for (const warning of volume.warnings ?? []) context.warn(warning);
       return { volume: volume.name, volumeId: volume.id, cloudsnap };
+    },
+    "cloudsnap-retention": async (operation) => {
+      const params = OperationParams["cloudsnap-retention"].parse(operation.params);
+      const deleted = await cloudsnaps.deleteCloudsnaps(
+        operation.volumeId,
+        params.cloudsnaps,
+        `${nodeId}/${operation.id}`,
+      );
+      return { deleted: deleted.map((entry) => entry.id) };
     },
   };
 }

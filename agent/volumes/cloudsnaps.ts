@@ -1,13 +1,14 @@
 import { randomUUID } from "node:crypto";
+import type { CatalogEntry } from "../../core/cloud/cloudsnap-catalog.js";
+import { cloudsnapStamp, volumeOfCloudsnap } from "../../core/cloud/cloudsnap-layout.js";
 import type { CloudsnapService } from "../../core/cloudsnaps.js";
-import { notFound } from "../../core/errors.js";
+import { invalid, notFound } from "../../core/errors.js";
 import type { Volume } from "../../core/model.js";
+import type { ScheduleKind } from "../../core/schedule-policies.js";
 import { RecordNotFoundError } from "../../core/state/errors.js";
 import { type HeldLease, underLease } from "../../core/state/leases.js";
 import type { StateStore } from "../../core/state/store.js";
 import { FIRST_EPOCH } from "../../core/state/volumes.js";
-import type { CatalogEntry } from "../cloudsnap/catalog.js";
-import { cloudsnapStamp, volumeOfCloudsnap } from "../cloudsnap/layout.js";
 import type { CloudsnapRepository } from "../cloudsnap/repository.js";
 import type { RestoreProgress } from "../cloudsnap/restore.js";
 import type { UploadProgress } from "../cloudsnap/upload.js";
@@ -28,6 +29,7 @@ export interface TakeOptions {
   /** Who holds the lease meanwhile, e.g. `<node>/<operation id>`. */
   holder: string;
   group?: string;
+  schedule?: ScheduleKind;
   onProgress?: (progress: UploadProgress) => void;
 }
 
@@ -114,6 +116,7 @@ export class VolumeCloudsnaps implements CloudsnapService {
             at,
             ...(since === undefined ? {} : { since }),
             ...(options.group === undefined ? {} : { group: options.group }),
+            ...(options.schedule === undefined ? {} : { schedule: options.schedule }),
             ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
           },
           held,
@@ -202,19 +205,51 @@ export class VolumeCloudsnaps implements CloudsnapService {
    * then reads the volume in full (dedupe keeps the upload to what the bucket lacks).
    */
   async deleteCloudsnap(cloudsnapId: string): Promise<CatalogEntry> {
+    const [deleted] = await this.deleteOfVolume(volumeOfCloudsnap(cloudsnapId), [cloudsnapId], {
+      holder: `${this.nodeId}/delete-${randomUUID()}`,
+      skipMissing: false,
+    });
+    return deleted!;
+  }
+
+  /**
+   * Retention: deletes those of `cloudsnapIds` (all of one volume) still listed, under one hold of
+   * the volume's lease, and collects garbage once for all of them. Ones already gone (a retried
+   * operation, an operator's delete) are skipped, so running it twice deletes nothing more.
+   */
+  async deleteCloudsnaps(
+    volumeId: string,
+    cloudsnapIds: readonly string[],
+    holder: string,
+  ): Promise<CatalogEntry[]> {
+    const foreign = cloudsnapIds.find((id) => volumeOfCloudsnap(id) !== volumeId);
+    if (foreign !== undefined) throw invalid(`cloudsnap ${foreign} is not one of volume ${volumeId}'s`);
+    return this.deleteOfVolume(volumeId, cloudsnapIds, { holder, skipMissing: true });
+  }
+
+  private async deleteOfVolume(
+    volumeId: string,
+    cloudsnapIds: readonly string[],
+    options: { holder: string; skipMissing: boolean },
+  ): Promise<CatalogEntry[]> {
     const repository = this.repository();
-    const holder = `${this.nodeId}/delete-${randomUUID()}`;
-    const volumeId = volumeOfCloudsnap(cloudsnapId);
-    const lease = { name: leaseName(volumeId), holder, ttlMs: CLOUDSNAP_LEASE_MS };
+    const lease = { name: leaseName(volumeId), holder: options.holder, ttlMs: CLOUDSNAP_LEASE_MS };
     return underLease(this.store.leases, lease, async (held) => {
-      const deleted = await repository.delete(cloudsnapId, held);
+      const listed = new Set((await repository.list(volumeId)).map((entry) => entry.id));
+      const deleted: CatalogEntry[] = [];
+      for (const id of cloudsnapIds) {
+        if (options.skipMissing && !listed.has(id)) continue;
+        deleted.push(await repository.delete(id, held));
+      }
       await repository.collectGarbage(volumeId, held);
       const volume = await this.store.volumes.get(volumeId).catch((error: unknown) => {
         if (error instanceof RecordNotFoundError) return undefined;
         throw error;
       });
-      if (volume !== undefined) await this.dropSnapshot(volume.name, volumeId, deleted.snapshotId);
-      this.log.info({ cloudsnap: cloudsnapId }, "cloudsnap deleted");
+      for (const entry of deleted) {
+        if (volume !== undefined) await this.dropSnapshot(volume.name, volumeId, entry.snapshotId);
+        this.log.info({ cloudsnap: entry.id }, "cloudsnap deleted");
+      }
       return deleted;
     });
   }

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { Labels, Replica, ReplicationFactor, ResourceName, VolumeSize } from "../model.js";
+import { PolicyAssignment, ScheduleKind, SchedulePolicy } from "../schedule-policies.js";
 
 /**
  * The records of the cluster-state table, as the store hands them out. Every item read back is parsed
@@ -165,6 +166,14 @@ export const LeaseRecord = z.object({
 });
 export type LeaseRecord = z.infer<typeof LeaseRecord>;
 
+/** A named set of cloudsnap schedules (core/schedule-policies.ts says what makes one valid). */
+export const SchedulePolicyRecord = SchedulePolicy;
+export type SchedulePolicyRecord = SchedulePolicy;
+
+/** The policy a volume follows: one item per volume with a policy, in their own partition. */
+export const PolicyAssignmentRecord = PolicyAssignment;
+export type PolicyAssignmentRecord = PolicyAssignment;
+
 function distinct(values: readonly string[]): boolean {
   return new Set(values).size === values.length;
 }
@@ -181,6 +190,7 @@ export const OperationKind = z.enum([
   "repair",
   "cloudsnap",
   "restore",
+  "cloudsnap-retention",
 ]);
 export type OperationKind = z.infer<typeof OperationKind>;
 
@@ -215,8 +225,11 @@ export const OperationParams = {
   clone: z.strictObject({ snapshot: ResourceName, target: ResourceName }),
   /** Back to the volume's replication factor, replacing replicas whose node was lost. */
   repair: z.strictObject({}),
-  /** A snapshot uploaded to the cloudsnap bucket; `group` names a consistency group it belongs to. */
-  cloudsnap: z.strictObject({ group: ResourceName.optional() }),
+  /**
+   * A snapshot uploaded to the cloudsnap bucket; `group` names a consistency group it belongs to,
+   * `schedule` the policy's schedule that made it (retention keeps the last N of each).
+   */
+  cloudsnap: z.strictObject({ group: ResourceName.optional(), schedule: ScheduleKind.optional() }),
   /**
    * A new volume (the operation's volume: its name is free, its id chosen at the start) made from
    * a cloudsnap, with this many replicas (the cloudsnap's volume's size; one replica by default).
@@ -226,6 +239,11 @@ export const OperationParams = {
     replicationFactor: ReplicationFactor.optional(),
     labels: Labels.optional(),
   }),
+  /**
+   * The volume's scheduled cloudsnaps its policy no longer keeps, deleted under the volume's
+   * cloudsnap lease (one writer of its catalog); ones already gone are skipped.
+   */
+  "cloudsnap-retention": z.strictObject({ cloudsnaps: z.array(z.string().min(1).max(128)).min(1).max(1000) }),
 } satisfies Record<OperationKind, z.ZodType>;
 export type OperationParamsOf<K extends OperationKind> = z.infer<(typeof OperationParams)[K]>;
 

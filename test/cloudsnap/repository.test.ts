@@ -5,11 +5,11 @@ import { join } from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ByteRange } from "../../agent/block-device.js";
-import { CloudsnapBucket } from "../../agent/cloudsnap/bucket.js";
-import { catalogObject, manifestObject, packsPrefix } from "../../agent/cloudsnap/layout.js";
 import { CloudsnapRepository } from "../../agent/cloudsnap/repository.js";
 import type { UploadSource } from "../../agent/cloudsnap/upload.js";
 import { PassphraseProtector } from "../../agent/cloudsnap/volume-key.js";
+import { CloudsnapBucket } from "../../core/cloud/cloudsnap-bucket.js";
+import { catalogObject, manifestObject, packsPrefix } from "../../core/cloud/cloudsnap-layout.js";
 import { cloudsnapS3Config } from "../../core/cloud/s3-client.js";
 import { type LocalS3, startLocalS3 } from "../../infra/local/s3/local-s3.js";
 
