@@ -21,9 +21,9 @@ const Status = z.object({
   result: z.record(z.string(), z.unknown()).optional(),
 });
 const Subject = z.object({
-  volume: z.unknown(),
-  cloudsnap: z.unknown(),
-  schedule: z.unknown(),
+  volume: z.unknown().optional(),
+  cloudsnap: z.unknown().optional(),
+  schedule: z.unknown().optional(),
   status: Status.optional().catch(undefined),
   error: TaskError.optional().catch(undefined),
   retention: z
@@ -59,7 +59,7 @@ export async function reportCloudsnap(
   clusterName: string,
   publish: (events: StrataEventEntry[]) => Promise<unknown>,
 ): Promise<CloudsnapReport> {
-  const subject = Subject.safeParse(input.subject).data ?? Subject.parse({});
+  const subject: Subject = Subject.safeParse(input.subject).data ?? {};
   const volume = text(subject.volume) ?? "(unknown)";
   const common = { clusterName, execution: input.execution, volume };
   const made = text(subject.status?.result?.["cloudsnap"]);
