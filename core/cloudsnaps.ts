@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ScheduleKind } from "./schedule-policies.js";
 
 /**
  * One cloudsnap as its volume's catalog in the bucket records it (and as the API and the CLI show
@@ -27,6 +28,8 @@ export const Cloudsnap = z.strictObject({
   incremental: z.boolean(),
   /** Set when it was taken with other volumes at one point of their write streams. */
   group: z.string().optional(),
+  /** The schedule of its volume's policy that made it; absent for one taken by hand. */
+  schedule: ScheduleKind.optional(),
 });
 export type Cloudsnap = z.infer<typeof Cloudsnap>;
 

@@ -14,6 +14,10 @@ export const StrataDetailType = {
   zoneOnline: "Strata Zone Online",
   redundancyRestored: "Strata Volume Redundancy Restored",
   recoveryFinished: "Strata Recovery Finished",
+  cloudsnapCompleted: "Strata Cloudsnap Completed",
+  cloudsnapFailed: "Strata Cloudsnap Failed",
+  restoreCompleted: "Strata Restore Completed",
+  restoreFailed: "Strata Restore Failed",
 } as const;
 export type StrataDetailType = (typeof StrataDetailType)[keyof typeof StrataDetailType];
 
@@ -83,6 +87,43 @@ export const RecoveryFinishedDetail = z.object({
   error: z.string().optional(),
 });
 export type RecoveryFinishedDetail = z.infer<typeof RecoveryFinishedDetail>;
+
+/** A scheduled cloudsnap uploaded, and what its policy's retention then deleted of the volume's. */
+export const CloudsnapCompletedDetail = z.object({
+  clusterName: z.string().min(1),
+  execution: z.string().min(1),
+  volume: z.string(),
+  cloudsnap: z.string(),
+  schedule: z.string().optional(),
+  /** The cloudsnaps retention deleted (none when it kept them all). */
+  expired: z.array(z.string()),
+  /** Why retention did not run to the end, when it did not: the cloudsnap itself is safe. */
+  retentionError: z.string().optional(),
+});
+export type CloudsnapCompletedDetail = z.infer<typeof CloudsnapCompletedDetail>;
+
+/** A scheduled cloudsnap that failed twice (a second attempt is made with a new operation). */
+export const CloudsnapFailedDetail = z.object({
+  clusterName: z.string().min(1),
+  execution: z.string().min(1),
+  volume: z.string(),
+  schedule: z.string().optional(),
+  reason: z.string(),
+});
+export type CloudsnapFailedDetail = z.infer<typeof CloudsnapFailedDetail>;
+
+/** The restore workflow made `volume` from `cloudsnap`. */
+export const RestoreCompletedDetail = z.object({
+  clusterName: z.string().min(1),
+  execution: z.string().min(1),
+  volume: z.string(),
+  cloudsnap: z.string(),
+});
+export type RestoreCompletedDetail = z.infer<typeof RestoreCompletedDetail>;
+
+/** The restore workflow could not make the volume; nothing half-made is left (the restore's guarantee). */
+export const RestoreFailedDetail = RestoreCompletedDetail.extend({ reason: z.string() });
+export type RestoreFailedDetail = z.infer<typeof RestoreFailedDetail>;
 
 /** An event as PutEvents takes it (the bus adds id, time, account and region). */
 export interface StrataEventEntry {

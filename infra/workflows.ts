@@ -76,9 +76,29 @@ export const strataFunctions: readonly StrataFunction[] = [
     substitution: "ReportRecoveryFunctionArn",
     description: "Puts a recovery's events",
   },
+  {
+    name: "find-due-cloudsnaps",
+    substitution: "FindDueCloudsnapsFunctionArn",
+    description: "Finds the volumes whose cloudsnap schedule is due",
+  },
+  {
+    name: "apply-retention",
+    substitution: "ApplyRetentionFunctionArn",
+    description: "Starts the deletion of the cloudsnaps a policy no longer keeps",
+  },
+  {
+    name: "check-restore",
+    substitution: "CheckRestoreFunctionArn",
+    description: "Checks a restore request and names its operation",
+  },
+  {
+    name: "report-cloudsnap",
+    substitution: "ReportCloudsnapFunctionArn",
+    description: "Puts a cloudsnap's or a restore's event",
+  },
 ];
 
-export type WorkflowName = "node-loss" | "az-failure";
+export type WorkflowName = "node-loss" | "az-failure" | "cloudsnap" | "restore";
 
 export interface StrataWorkflow {
   name: WorkflowName;
@@ -89,4 +109,6 @@ export interface StrataWorkflow {
 export const strataWorkflows: readonly StrataWorkflow[] = [
   { name: "node-loss", definitionFile: "state-machines/node-loss.asl.json" },
   { name: "az-failure", definitionFile: "state-machines/az-failure.asl.json" },
+  { name: "cloudsnap", definitionFile: "state-machines/cloudsnap.asl.json" },
+  { name: "restore", definitionFile: "state-machines/restore.asl.json" },
 ];

@@ -1,6 +1,6 @@
+import { CloudsnapBucket } from "../../core/cloud/cloudsnap-bucket.js";
 import { cloudsnapPassphrase } from "../../core/cloud/cloudsnap-passphrase.js";
 import { cloudsnapBucket, cloudsnapS3Client } from "../../core/cloud/s3-client.js";
-import { CloudsnapBucket } from "./bucket.js";
 import { CloudsnapRepository } from "./repository.js";
 import { PassphraseProtector } from "./volume-key.js";
 

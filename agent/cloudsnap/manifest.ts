@@ -1,8 +1,8 @@
 import { promisify } from "node:util";
 import { deflateRaw, inflateRaw } from "node:zlib";
 import { z } from "zod";
+import { isPackId } from "../../core/cloud/cloudsnap-layout.js";
 import type { VolumeKeys } from "./keys.js";
-import { isPackId } from "./layout.js";
 import { seal, unseal } from "./sealing.js";
 
 const deflate = promisify(deflateRaw);

@@ -1,5 +1,5 @@
-import type { CloudsnapBucket } from "./bucket.js";
-import { packObject } from "./layout.js";
+import type { CloudsnapBucket } from "../../core/cloud/cloudsnap-bucket.js";
+import { packObject } from "../../core/cloud/cloudsnap-layout.js";
 import type { ChunkLocation } from "./manifest.js";
 
 /**

@@ -1,10 +1,16 @@
+import { type CloudsnapBucket, MissingObjectError } from "../../core/cloud/cloudsnap-bucket.js";
+import {
+  type Catalog,
+  type CatalogEntry,
+  readCatalog,
+  writeCatalog,
+} from "../../core/cloud/cloudsnap-catalog.js";
+import { manifestObject, newCloudsnapId, volumeOfCloudsnap } from "../../core/cloud/cloudsnap-layout.js";
 import { notFound } from "../../core/errors.js";
+import type { ScheduleKind } from "../../core/schedule-policies.js";
 import type { HeldLease } from "../../core/state/leases.js";
-import { type CloudsnapBucket, MissingObjectError } from "./bucket.js";
-import { type Catalog, type CatalogEntry, readCatalog, writeCatalog } from "./catalog.js";
 import { collectGarbage, type GarbageCollected } from "./garbage.js";
 import type { VolumeKeys } from "./keys.js";
-import { manifestObject, newCloudsnapId, volumeOfCloudsnap } from "./layout.js";
 import { type Manifest, openManifest } from "./manifest.js";
 import type { PackWriterOptions } from "./pack-writer.js";
 import { type RestoreProgress, restoreCloudsnap } from "./restore.js";
@@ -25,6 +31,8 @@ export interface TakeCloudsnap {
    */
   since?: string;
   group?: string;
+  /** The policy schedule that asked for it; absent for one taken by hand. */
+  schedule?: ScheduleKind;
   at?: Date;
   onProgress?: (progress: UploadProgress) => void;
 }
@@ -101,6 +109,7 @@ export class CloudsnapRepository {
       newChunks: uploaded.progress.newChunks,
       incremental,
       ...(request.group === undefined ? {} : { group: request.group }),
+      ...(request.schedule === undefined ? {} : { schedule: request.schedule }),
     };
     await lease.confirm();
     await writeCatalog(this.bucket, { ...catalog, cloudsnaps: [...catalog.cloudsnaps, entry] });

@@ -1,9 +1,9 @@
+import type { CloudsnapBucket } from "../../core/cloud/cloudsnap-bucket.js";
+import { manifestObject } from "../../core/cloud/cloudsnap-layout.js";
 import type { ByteRange } from "../block-device.js";
 import { mergeRuns } from "../replication/coordinator/rebuild.js";
-import type { CloudsnapBucket } from "./bucket.js";
 import { chunkId, encodeChunk } from "./chunk-codec.js";
 import type { VolumeKeys } from "./keys.js";
-import { manifestObject } from "./layout.js";
 import { type ChunkLocation, type Manifest, sealManifest } from "./manifest.js";
 import { DEFAULT_PACK_OPTIONS, PackWriter, type PackWriterOptions } from "./pack-writer.js";
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
-import type { CloudsnapBucket } from "./bucket.js";
+import type { CloudsnapBucket } from "../../core/cloud/cloudsnap-bucket.js";
+import { keyObject } from "../../core/cloud/cloudsnap-layout.js";
 import {
   newDataKey,
   newPassphraseKdf,
@@ -11,7 +12,6 @@ import {
   WrappedKey,
   wrapDataKey,
 } from "./keys.js";
-import { keyObject } from "./layout.js";
 
 /** How a volume's data key is kept in the bucket: wrapped under a passphrase-derived key (KMS in AWS comes with the deploy). */
 export const KeyProtection = z.discriminatedUnion("kind", [

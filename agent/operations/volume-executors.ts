@@ -69,6 +69,7 @@ export function volumeExecutors(
       const taken = await cloudsnaps.take([operation.volumeName, ...(params.with ?? [])], {
         holder: `${nodeId}/${operation.id}`,
         ...(params.group === undefined ? {} : { group: params.group }),
+        ...(params.schedule === undefined ? {} : { schedule: params.schedule }),
         hooks: {
           ...(params.preHook === undefined ? {} : { pre: params.preHook }),
           ...(params.postHook === undefined ? {} : { post: params.postHook }),
@@ -95,6 +96,15 @@ export function volumeExecutors(
       );
       for (const warning of volume.warnings ?? []) context.warn(warning);
       return { volume: volume.name, volumeId: volume.id, cloudsnap };
+    },
+    "cloudsnap-retention": async (operation) => {
+      const params = OperationParams["cloudsnap-retention"].parse(operation.params);
+      const deleted = await cloudsnaps.deleteCloudsnaps(
+        operation.volumeId,
+        params.cloudsnaps,
+        `${nodeId}/${operation.id}`,
+      );
+      return { deleted: deleted.map((entry) => entry.id) };
     },
   };
 }

@@ -1,13 +1,14 @@
 import { randomUUID } from "node:crypto";
+import type { CatalogEntry } from "../../core/cloud/cloudsnap-catalog.js";
+import { cloudsnapStamp, volumeOfCloudsnap } from "../../core/cloud/cloudsnap-layout.js";
 import type { CloudsnapService } from "../../core/cloudsnaps.js";
-import { notFound } from "../../core/errors.js";
+import { invalid, notFound } from "../../core/errors.js";
 import type { Volume } from "../../core/model.js";
+import type { ScheduleKind } from "../../core/schedule-policies.js";
 import { RecordNotFoundError } from "../../core/state/errors.js";
 import { type HeldLease, underLease } from "../../core/state/leases.js";
 import type { StateStore } from "../../core/state/store.js";
 import { FIRST_EPOCH } from "../../core/state/volumes.js";
-import type { CatalogEntry } from "../cloudsnap/catalog.js";
-import { cloudsnapStamp, volumeOfCloudsnap } from "../cloudsnap/layout.js";
 import type { CloudsnapRepository } from "../cloudsnap/repository.js";
 import type { RestoreProgress } from "../cloudsnap/restore.js";
 import type { UploadProgress } from "../cloudsnap/upload.js";
@@ -30,6 +31,8 @@ export interface TakeOptions {
   holder: string;
   /** Recorded with each cloudsnap as `<group>@<time>`: the cloudsnaps taken together. */
   group?: string;
+  /** The policy schedule that made it (retention keeps the last N of each). */
+  schedule?: ScheduleKind;
   hooks?: SnapshotHooks;
   /** Bytes read of the bytes to read, over every volume of the group (the total grows as each starts). */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
@@ -107,6 +110,7 @@ export class VolumeCloudsnaps implements CloudsnapService {
           entries.push(
             await this.upload(repository, volume, snapshot, latest[i], at, leases[i]!, {
               ...(group === undefined ? {} : { group }),
+              ...(options.schedule === undefined ? {} : { schedule: options.schedule }),
               onProgress: (uploading) => progress.report(i, uploading),
             }),
           );
@@ -157,7 +161,7 @@ export class VolumeCloudsnaps implements CloudsnapService {
     latest: CatalogEntry | undefined,
     at: Date,
     held: HeldLease,
-    options: { group?: string; onProgress: (progress: UploadProgress) => void },
+    options: { group?: string; schedule?: ScheduleKind; onProgress: (progress: UploadProgress) => void },
   ): Promise<CatalogEntry> {
     const { sizeBytes } = await this.store.snapshots.get(volume.id, snapshot.name);
     const read = (since: string | undefined) =>
@@ -172,6 +176,7 @@ export class VolumeCloudsnaps implements CloudsnapService {
             at,
             ...(since === undefined ? {} : { since }),
             ...(options.group === undefined ? {} : { group: options.group }),
+            ...(options.schedule === undefined ? {} : { schedule: options.schedule }),
             onProgress: options.onProgress,
           },
           held,
@@ -260,19 +265,51 @@ export class VolumeCloudsnaps implements CloudsnapService {
    * then reads the volume in full (dedupe keeps the upload to what the bucket lacks).
    */
   async deleteCloudsnap(cloudsnapId: string): Promise<CatalogEntry> {
+    const [deleted] = await this.deleteOfVolume(volumeOfCloudsnap(cloudsnapId), [cloudsnapId], {
+      holder: `${this.nodeId}/delete-${randomUUID()}`,
+      skipMissing: false,
+    });
+    return deleted!;
+  }
+
+  /**
+   * Retention: deletes those of `cloudsnapIds` (all of one volume) still listed, under one hold of
+   * the volume's lease, and collects garbage once for all of them. Ones already gone (a retried
+   * operation, an operator's delete) are skipped, so running it twice deletes nothing more.
+   */
+  async deleteCloudsnaps(
+    volumeId: string,
+    cloudsnapIds: readonly string[],
+    holder: string,
+  ): Promise<CatalogEntry[]> {
+    const foreign = cloudsnapIds.find((id) => volumeOfCloudsnap(id) !== volumeId);
+    if (foreign !== undefined) throw invalid(`cloudsnap ${foreign} is not one of volume ${volumeId}'s`);
+    return this.deleteOfVolume(volumeId, cloudsnapIds, { holder, skipMissing: true });
+  }
+
+  private async deleteOfVolume(
+    volumeId: string,
+    cloudsnapIds: readonly string[],
+    options: { holder: string; skipMissing: boolean },
+  ): Promise<CatalogEntry[]> {
     const repository = this.repository();
-    const holder = `${this.nodeId}/delete-${randomUUID()}`;
-    const volumeId = volumeOfCloudsnap(cloudsnapId);
-    const lease = { name: leaseName(volumeId), holder, ttlMs: CLOUDSNAP_LEASE_MS };
+    const lease = { name: leaseName(volumeId), holder: options.holder, ttlMs: CLOUDSNAP_LEASE_MS };
     return underLease(this.store.leases, lease, async (held) => {
-      const deleted = await repository.delete(cloudsnapId, held);
+      const listed = new Set((await repository.list(volumeId)).map((entry) => entry.id));
+      const deleted: CatalogEntry[] = [];
+      for (const id of cloudsnapIds) {
+        if (options.skipMissing && !listed.has(id)) continue;
+        deleted.push(await repository.delete(id, held));
+      }
       await repository.collectGarbage(volumeId, held);
       const volume = await this.store.volumes.get(volumeId).catch((error: unknown) => {
         if (error instanceof RecordNotFoundError) return undefined;
         throw error;
       });
-      if (volume !== undefined) await this.dropSnapshot(volume.name, volumeId, deleted.snapshotId);
-      this.log.info({ cloudsnap: cloudsnapId }, "cloudsnap deleted");
+      for (const entry of deleted) {
+        if (volume !== undefined) await this.dropSnapshot(volume.name, volumeId, entry.snapshotId);
+        this.log.info({ cloudsnap: entry.id }, "cloudsnap deleted");
+      }
       return deleted;
     });
   }

@@ -15,6 +15,8 @@
  * | zone             | `ZONES`               | `ZONE#<zone>`       |
  * | health verdict   | `HEALTH`              | `NODE#<id>`, `ZONE#<zone>` |
  * | lease            | `LEASES`              | `LEASE#<name>`      |
+ * | schedule policy  | `POLICIES`            | `POLICY#<name>`     |
+ * | policy assignment| `POLICY_ASSIGNMENTS`  | `VOLUME#<volumeId>` |
  *
  * Why collections rather than one partition per item: listing (every node for placement, every volume
  * for the health sweep and the CLI) is then a Query of one partition, which can be strongly
@@ -26,6 +28,11 @@
  * Operations: finished ones expire (TTL on `expiresAt`), which keeps their collection small, and
  * listing one volume's or one node's filters that one Query. The read made most often, each node's
  * poll for its own work every second, reads only the node's queue: one item per unfinished operation.
+ *
+ * Policy assignments are a collection of their own rather than a field of the volume record: the
+ * cloudsnap workflow reads every assigned volume with one Query of that partition (volumes without
+ * a policy cost nothing), and assigning one is not a change of the volume's replica set, so it
+ * neither bumps nor races with the volume's epoch.
  */
 export interface ItemKey {
   pk: string;
@@ -67,3 +74,10 @@ export const HEALTH_PARTITION = "HEALTH";
 export const healthKey = (subject: string): ItemKey => ({ pk: HEALTH_PARTITION, sk: subject });
 export const LEASES_PARTITION = "LEASES";
 export const leaseKey = (name: string): ItemKey => ({ pk: LEASES_PARTITION, sk: `LEASE#${name}` });
+export const POLICIES_PARTITION = "POLICIES";
+export const policyKey = (name: string): ItemKey => ({ pk: POLICIES_PARTITION, sk: `POLICY#${name}` });
+export const POLICY_ASSIGNMENTS_PARTITION = "POLICY_ASSIGNMENTS";
+export const policyAssignmentKey = (volumeId: string): ItemKey => ({
+  pk: POLICY_ASSIGNMENTS_PARTITION,
+  sk: `VOLUME#${volumeId}`,
+});

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { Labels, Replica, ReplicationFactor, ResourceName, VolumeSize } from "../model.js";
+import { PolicyAssignment, ScheduleKind, SchedulePolicy } from "../schedule-policies.js";
 
 /**
  * The records of the cluster-state table, as the store hands them out. Every item read back is parsed
@@ -165,6 +166,14 @@ export const LeaseRecord = z.object({
 });
 export type LeaseRecord = z.infer<typeof LeaseRecord>;
 
+/** A named set of cloudsnap schedules (core/schedule-policies.ts says what makes one valid). */
+export const SchedulePolicyRecord = SchedulePolicy;
+export type SchedulePolicyRecord = SchedulePolicy;
+
+/** The policy a volume follows: one item per volume with a policy, in their own partition. */
+export const PolicyAssignmentRecord = PolicyAssignment;
+export type PolicyAssignmentRecord = PolicyAssignment;
+
 function distinct(values: readonly string[]): boolean {
   return new Set(values).size === values.length;
 }
@@ -185,6 +194,7 @@ export const OperationKind = z.enum([
   "repair",
   "cloudsnap",
   "restore",
+  "cloudsnap-retention",
 ]);
 export type OperationKind = z.infer<typeof OperationKind>;
 
@@ -222,7 +232,8 @@ export const OperationParams = {
   /**
    * A snapshot uploaded to the cloudsnap bucket. With `with`, the group's other volumes are
    * snapshotted at the same point of their write streams and uploaded too, all tagged `group`;
-   * `preHook` and `postHook` are shell commands run on the node around the snapshot.
+   * `preHook` and `postHook` are shell commands run on the node around the snapshot; `schedule` is
+   * the policy's schedule that made it (retention keeps the last N of each).
    */
   cloudsnap: z
     .strictObject({
@@ -230,6 +241,7 @@ export const OperationParams = {
       with: z.array(ResourceName).min(1).max(MAX_GROUP_VOLUMES).optional(),
       preHook: HookCommand.optional(),
       postHook: HookCommand.optional(),
+      schedule: ScheduleKind.optional(),
     })
     .refine((params) => params.with === undefined || params.group !== undefined, {
       message: "a cloudsnap of several volumes needs a group name",
@@ -246,6 +258,11 @@ export const OperationParams = {
     labels: Labels.optional(),
     nodeSelector: Labels.optional(),
   }),
+  /**
+   * The volume's scheduled cloudsnaps its policy no longer keeps, deleted under the volume's
+   * cloudsnap lease (one writer of its catalog); ones already gone are skipped.
+   */
+  "cloudsnap-retention": z.strictObject({ cloudsnaps: z.array(z.string().min(1).max(128)).min(1).max(1000) }),
 } satisfies Record<OperationKind, z.ZodType>;
 export type OperationParamsOf<K extends OperationKind> = z.infer<(typeof OperationParams)[K]>;
 

@@ -4,6 +4,7 @@ import { HealthStore } from "./health.js";
 import { LeaseStore } from "./leases.js";
 import { NodeStore } from "./nodes.js";
 import { OperationStore } from "./operations.js";
+import { PolicyStore } from "./policies.js";
 import { SnapshotStore } from "./snapshots.js";
 import { ensureStateTable } from "./table.js";
 import { StateTable } from "./table-client.js";
@@ -40,6 +41,7 @@ export class StateStore {
   readonly zones: ZoneStore;
   readonly health: HealthStore;
   readonly leases: LeaseStore;
+  readonly policies: PolicyStore;
   readonly tableName: string;
   private readonly client: DynamoDBClient;
   private readonly ownsClient: boolean;
@@ -60,6 +62,7 @@ export class StateStore {
     this.zones = new ZoneStore(table);
     this.health = new HealthStore(table);
     this.leases = new LeaseStore(table);
+    this.policies = new PolicyStore(table);
   }
 
   /** Creates the table if it is missing (local mode, tests); in AWS the CDK app owns it. */

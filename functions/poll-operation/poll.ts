@@ -15,6 +15,8 @@ export interface OperationStatus {
   error: string | null;
   bytesDone: number;
   bytesTotal: number;
+  /** What a succeeded operation made (the cloudsnap it uploaded, the volume it restored); {} until then. */
+  result: Record<string, unknown>;
 }
 
 /**
@@ -42,6 +44,7 @@ export async function pollOperation(
     error: record.error,
     bytesDone: record.progress?.bytesDone ?? 0,
     bytesTotal: record.progress?.bytesTotal ?? 0,
+    result: record.result ?? {},
   };
 }
 

@@ -7,6 +7,7 @@ import {
   type StrataEventEntry,
   strataEvent,
 } from "../../core/events.js";
+import { causeOf } from "../shared/errors.js";
 
 /** One volume's outcome, as the workflows' operation loop leaves it. */
 const VolumeOutcome = z.discriminatedUnion("outcome", [
@@ -82,15 +83,4 @@ export async function reportRecovery(
     failed: failed.length,
     complete: failed.length === 0 && error === undefined,
   };
-}
-
-/** A Lambda error's Cause is a JSON document ({errorMessage, errorType, trace}); its message reads best. */
-function causeOf(cause: string | undefined): string {
-  if (cause === undefined) return "no cause given";
-  try {
-    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
-    return typeof parsed.errorMessage === "string" ? parsed.errorMessage : cause;
-  } catch {
-    return cause;
-  }
 }

@@ -17,3 +17,14 @@ export class TransientError extends Error {
 export class RefusedError extends Error {
   override readonly name = WorkflowErrorName.refused;
 }
+
+/** A Lambda error's Cause is a JSON document ({errorMessage, errorType, trace}); its message reads best. */
+export function causeOf(cause: string | undefined): string {
+  if (cause === undefined) return "no cause given";
+  try {
+    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
+    return typeof parsed.errorMessage === "string" ? parsed.errorMessage : cause;
+  } catch {
+    return cause;
+  }
+}

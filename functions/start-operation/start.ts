@@ -1,3 +1,4 @@
+import { StrataError } from "../../core/errors.js";
 import { StartOperationRequest, StoreOperationService } from "../../core/operations.js";
 import { RecordNotFoundError } from "../../core/state/errors.js";
 import type { ClusterAccess } from "../shared/cluster.js";
@@ -29,7 +30,15 @@ export async function startOperation(
     const operation = await service.startOperation(request);
     return { operationId: operation.id, state: operation.state };
   } catch (error) {
-    if (error instanceof RecordNotFoundError) throw new RefusedError(error.message);
+    if (error instanceof RecordNotFoundError || isRefusal(error)) throw new RefusedError(error.message);
     throw error;
   }
+}
+
+/** A start the cluster refused as asked (a restore into a name in use): retrying cannot change it. */
+function isRefusal(error: unknown): error is StrataError {
+  return (
+    error instanceof StrataError &&
+    (error.code === "ALREADY_EXISTS" || error.code === "INVALID_ARGUMENT" || error.code === "NOT_FOUND")
+  );
 }

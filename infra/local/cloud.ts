@@ -4,6 +4,7 @@ import type { DescribeExecutionOutput } from "@aws-sdk/client-sfn";
 import { writeJsonAtomic } from "../../agent/durable-file.js";
 import { millisecondsFromEnv } from "../../core/env-settings.js";
 import { strataEventRules } from "../event-rules.js";
+import { strataSchedules } from "../schedules.js";
 import { strataWorkflows } from "../workflows.js";
 import { findBuilt, packageRoot } from "./agent-entry.js";
 import { awsEvent } from "./aws/aws-event.js";
@@ -20,10 +21,17 @@ export { EVENTS_FILE, workflowMachine };
 /** `<dir>/ec2.json`: the local cloud's instances and drives, so they outlive a restart. */
 export const EC2_FILE = "ec2.json";
 
+const DEFAULT_CLOUDSNAP_SCHEDULE_MS = 60_000;
+
 /** How the local cloud's schedules and waits run; shortened for tests and the demo. */
 export interface LocalCloudTiming {
   /** The health sweep's period (a minute in AWS). */
   healthSweepMs: number;
+  /**
+   * How often the cloudsnap workflow starts (infra/schedules.ts: a minute in AWS); absent, the
+   * default. Tests shorten it, or lengthen it to start the workflow themselves.
+   */
+  cloudsnapScheduleMs?: number;
   /** Every Wait state of the workflows waits at most this long. */
   waitCapMs: number;
   /** Every Retry waits at most this long between attempts. */
@@ -33,11 +41,17 @@ export interface LocalCloudTiming {
 /**
  * Local defaults: a sweep every 2 s, so a lost node is seen within the heartbeat timeout and a
  * beat; waits and retries of seconds, because everything here is on one machine. The environment
- * (STRATA_HEALTH_SWEEP_MS, STRATA_WORKFLOW_WAIT_CAP_MS, STRATA_WORKFLOW_RETRY_CAP_MS) changes them.
+ * (STRATA_HEALTH_SWEEP_MS, STRATA_CLOUDSNAP_SCHEDULE_MS, STRATA_WORKFLOW_WAIT_CAP_MS,
+ * STRATA_WORKFLOW_RETRY_CAP_MS) changes them. The cloudsnap schedule runs every minute, as in AWS.
  */
 export function localCloudTiming(env: NodeJS.ProcessEnv = process.env): LocalCloudTiming {
   return {
     healthSweepMs: millisecondsFromEnv("STRATA_HEALTH_SWEEP_MS", 2_000, env),
+    cloudsnapScheduleMs: millisecondsFromEnv(
+      "STRATA_CLOUDSNAP_SCHEDULE_MS",
+      DEFAULT_CLOUDSNAP_SCHEDULE_MS,
+      env,
+    ),
     waitCapMs: millisecondsFromEnv("STRATA_WORKFLOW_WAIT_CAP_MS", 2_000, env),
     retryCapMs: millisecondsFromEnv("STRATA_WORKFLOW_RETRY_CAP_MS", 1_000, env),
   };
@@ -73,6 +87,9 @@ export interface LocalCloudOptions {
 export class LocalCloud {
   private sweep: NodeJS.Timeout | undefined;
   private sweeping = false;
+  private cloudsnapSchedule: NodeJS.Timeout | undefined;
+  /** The execution the cloudsnap schedule started last, while it runs. */
+  private scheduledCloudsnaps: string | undefined;
   private saving: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -147,6 +164,10 @@ export class LocalCloud {
     cloud = new LocalCloud(options, ec2, bus, stepFunctions, functions, endpoints);
     cloud.save();
     cloud.sweep = setInterval(() => cloud?.runHealthSweep(), options.timing.healthSweepMs);
+    cloud.cloudsnapSchedule = setInterval(
+      () => cloud?.startScheduledCloudsnaps(),
+      options.timing.cloudsnapScheduleMs ?? DEFAULT_CLOUDSNAP_SCHEDULE_MS,
+    );
     return cloud;
   }
 
@@ -161,6 +182,7 @@ export class LocalCloud {
    */
   async stopAutomation(): Promise<void> {
     clearInterval(this.sweep);
+    clearInterval(this.cloudsnapSchedule);
     await this.stepFunctions.close();
     await this.bus.close();
   }
@@ -184,6 +206,31 @@ export class LocalCloud {
       .finally(() => {
         this.sweeping = false;
       });
+  }
+
+  /**
+   * What the cloudsnap schedule (infra/schedules.ts) does in AWS. A run still going when the next is
+   * due is left to finish instead (on one machine, overlapping runs only compete for it); in AWS they
+   * may overlap, which the workflow allows: a volume being uploaded is skipped.
+   */
+  private startScheduledCloudsnaps(): void {
+    const previous = this.scheduledCloudsnaps;
+    const stateMachineArn = this.stepFunctions.stateMachineArn(workflowMachine("cloudsnap"));
+    void (async () => {
+      if (previous !== undefined) {
+        const { status } = await this.stepFunctions.describeExecution({ executionArn: previous });
+        if (status === "RUNNING") return;
+      }
+      const schedule = strataSchedules.find((candidate) => candidate.workflow === "cloudsnap");
+      const started = await this.stepFunctions.startExecution({
+        stateMachineArn,
+        name: `scheduled-${new Date().toISOString().replace(/[-:.]/g, "")}`,
+        input: JSON.stringify(schedule?.input ?? {}),
+      });
+      this.scheduledCloudsnaps = started.executionArn;
+    })().catch((error: unknown) =>
+      this.options.report(`the cloudsnap schedule could not start its workflow: ${(error as Error).message}`),
+    );
   }
 
   private save(): void {

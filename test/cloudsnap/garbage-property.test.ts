@@ -1,8 +1,8 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
-import { manifestsPrefix, packsPrefix } from "../../agent/cloudsnap/layout.js";
 import type { CloudsnapRepository } from "../../agent/cloudsnap/repository.js";
+import { manifestsPrefix, packsPrefix } from "../../core/cloud/cloudsnap-layout.js";
 import { StrataError } from "../../core/errors.js";
 import { type HeldLease, underLease } from "../../core/state/leases.js";
 import type { StateStore } from "../../core/state/store.js";

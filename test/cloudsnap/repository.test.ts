@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
-import { catalogObject, manifestObject, packsPrefix } from "../../agent/cloudsnap/layout.js";
 import type { CloudsnapRepository } from "../../agent/cloudsnap/repository.js";
+import { catalogObject, manifestObject, packsPrefix } from "../../core/cloud/cloudsnap-layout.js";
 import {
   bucketPerSuite,
   keysUnder,

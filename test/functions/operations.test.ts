@@ -68,6 +68,7 @@ describe("polling an operation", () => {
       error: null,
       bytesDone: 0,
       bytesTotal: 0,
+      result: {},
     });
   });
 

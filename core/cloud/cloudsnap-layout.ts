@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { invalid } from "../../core/errors.js";
+import { invalid } from "../errors.js";
 
 /**
  * Where a cloudsnap repository keeps what, in one bucket. Everything of a volume lives under its

@@ -1,7 +1,7 @@
 import { z } from "zod";
-import { Cloudsnap } from "../../core/cloudsnaps.js";
-import type { CloudsnapBucket } from "./bucket.js";
-import { catalogObject } from "./layout.js";
+import { Cloudsnap } from "../cloudsnaps.js";
+import type { CloudsnapBucket } from "./cloudsnap-bucket.js";
+import { catalogObject } from "./cloudsnap-layout.js";
 
 /** What the catalog says of one cloudsnap: core/cloudsnaps.ts, as the API shows it. */
 export const CatalogEntry = Cloudsnap;

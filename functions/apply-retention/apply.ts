@@ -1,0 +1,52 @@
+import { z } from "zod";
+import type { CloudsnapCatalogs } from "../shared/cloudsnap-catalogs.js";
+import type { ClusterAccess } from "../shared/cluster.js";
+import { requestToken } from "../shared/request-tokens.js";
+import { startOperation } from "../start-operation/start.js";
+import { expiredCloudsnaps } from "./retention.js";
+
+export const ApplyRetentionInput = z.object({
+  volume: z.string().min(1),
+  volumeId: z.string().min(1),
+  /** The node that uploaded the cloudsnap: it deletes too. */
+  node: z.string().min(1),
+  policy: z.string().min(1),
+  /** The cloudsnap just uploaded: names the retention, so a retried task finds its operation. */
+  cloudsnap: z.string().min(1),
+});
+export type ApplyRetentionInput = z.infer<typeof ApplyRetentionInput>;
+
+export interface RetentionStarted {
+  /** The cloudsnaps the policy no longer keeps, oldest first per schedule. */
+  expired: string[];
+  /** The operation deleting them; null when there is nothing to delete. */
+  operationId: string | null;
+}
+
+/**
+ * Decides what the volume's policy no longer keeps, from its catalog, and starts the operation that
+ * deletes it. The deletion itself runs on an agent: deleting a cloudsnap rewrites the volume's
+ * catalog and collects its unreferenced packs, which must hold the volume's cloudsnap lease (one
+ * writer per catalog) and can take long (garbage collection reads every manifest left), and the
+ * cloudsnap engine (keys, packs) is the agents'. The Lambda only starts, polls and accounts.
+ */
+export async function applyRetention(
+  input: ApplyRetentionInput,
+  cluster: ClusterAccess,
+  catalogs: CloudsnapCatalogs,
+): Promise<RetentionStarted> {
+  const policy = await cluster.store.policies.get(input.policy);
+  const expired = expiredCloudsnaps(policy.schedules, await catalogs(input.volumeId));
+  if (expired.length === 0) return { expired, operationId: null };
+  const started = await startOperation(
+    {
+      kind: "cloudsnap-retention",
+      volume: input.volume,
+      node: input.node,
+      requestToken: requestToken("retention", input.cloudsnap),
+      params: { cloudsnaps: expired },
+    },
+    cluster,
+  );
+  return { expired, operationId: started.operationId };
+}

@@ -1,0 +1,303 @@
+import { readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  DescribeExecutionCommand,
+  type DescribeExecutionOutput,
+  GetExecutionHistoryCommand,
+  SFNClient,
+  StartExecutionCommand,
+} from "@aws-sdk/client-sfn";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OperationRunner } from "../../agent/operations/runner.js";
+import { CloudsnapBucket } from "../../core/cloud/cloudsnap-bucket.js";
+import { emptyCatalog, readCatalog, writeCatalog } from "../../core/cloud/cloudsnap-catalog.js";
+import { newCloudsnapId } from "../../core/cloud/cloudsnap-layout.js";
+import { cloudsnapS3Client } from "../../core/cloud/s3-client.js";
+import type { Cloudsnap } from "../../core/cloudsnaps.js";
+import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
+import { OperationParams } from "../../core/state/records.js";
+import type { StateStore } from "../../core/state/store.js";
+import { EVENTS_FILE, LocalCloud, workflowMachine } from "../../infra/local/cloud.js";
+import { type CloudsnapStorage, startCloudsnapStorage } from "../../infra/local/cloudsnap-storage.js";
+import { capturingLogger } from "../api/harness.js";
+import { prepareClusterDir } from "../cli/strata-process.js";
+import { nodeRecord } from "../core/fixtures.js";
+import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { eventually } from "../support/eventually.js";
+
+/**
+ * The cloudsnap and restore workflows from their ASL files, run by the local cloud with the
+ * Lambdas from their bundles, against dynalite and the local S3 server. The agent's part is played
+ * by an operation runner (the agents' own) with executors that write the volume's catalog in the
+ * bucket as the cloudsnap engine would, and fail where a test wants a failure; the engine itself is
+ * test/e2e/cloudsnap-automation.test.ts's.
+ */
+
+const CLUSTER = "cs-wf";
+let dir: string;
+let dynamoDb: LocalDynamoDb;
+let storage: CloudsnapStorage;
+let store: StateStore;
+let cloud: LocalCloud;
+let sfn: SFNClient;
+let runner: OperationRunner;
+let heartbeats: NodeJS.Timeout;
+let bucket: CloudsnapBucket;
+/** Volumes whose uploads fail, and how many uploads each has been asked for. */
+const failing = new Set<string>();
+const uploads = new Map<string, number>();
+
+beforeAll(async () => {
+  dir = await prepareClusterDir("strata-cs-wf-");
+  dynamoDb = await startDynamoDb();
+  store = await freshStore();
+  storage = await startCloudsnapStorage(dir);
+  Object.assign(process.env, storage.environment, {
+    POWERTOOLS_LOG_LEVEL: "SILENT",
+    STRATA_LAMBDA_LOG_LEVEL: "SILENT",
+  });
+  bucket = new CloudsnapBucket(cloudsnapS3Client({ fresh: true }), storage.bucket);
+  cloud = await LocalCloud.start({
+    dir,
+    clusterName: CLUSTER,
+    stateTable: store.tableName,
+    zones: ["local-a"],
+    // The tests start the workflows themselves.
+    timing: { healthSweepMs: 3_600_000, cloudsnapScheduleMs: 3_600_000, waitCapMs: 100, retryCapMs: 200 },
+    functionEnvironment: storage.environment,
+    report: () => {},
+    onDriveChange: () => {},
+  });
+  sfn = new SFNClient({ endpoint: cloud.environment.AWS_ENDPOINT_URL_SFN });
+  const now = new Date().toISOString();
+  await store.nodes.register(
+    nodeRecord("node-1", { zone: "local-a", lastHeartbeat: now, registeredAt: now }),
+  );
+  heartbeats = setInterval(() => void store.nodes.heartbeat("node-1", { freeBytes: 1024 ** 3 }), 500);
+  runner = new OperationRunner({
+    operations: store.operations,
+    node: "node-1",
+    log: capturingLogger().log,
+    pollIntervalMs: 50,
+    executors: {
+      cloudsnap: async (operation) => {
+        uploads.set(operation.volumeName, (uploads.get(operation.volumeName) ?? 0) + 1);
+        if (failing.has(operation.volumeName)) throw new Error("the bucket is unreachable");
+        const { schedule } = OperationParams.cloudsnap.parse(operation.params);
+        return { cloudsnap: (await appendCloudsnap(operation.volumeId, operation.volumeName, schedule)).id };
+      },
+      "cloudsnap-retention": async (operation) => {
+        const { cloudsnaps } = OperationParams["cloudsnap-retention"].parse(operation.params);
+        const catalog = await readCatalog(bucket, operation.volumeId);
+        const kept = catalog.cloudsnaps.filter((entry) => !cloudsnaps.includes(entry.id));
+        await writeCatalog(bucket, { ...catalog, cloudsnaps: kept });
+        return { deleted: cloudsnaps };
+      },
+      restore: async (operation) => {
+        await store.volumes.create({
+          id: operation.volumeId,
+          name: operation.volumeName,
+          sizeBytes: 4096,
+          replicationFactor: 1,
+        });
+        return { volume: operation.volumeName, volumeId: operation.volumeId };
+      },
+    },
+  });
+  runner.start();
+});
+
+afterAll(async () => {
+  clearInterval(heartbeats);
+  await runner?.stop();
+  sfn?.destroy();
+  await cloud?.close();
+  await storage?.close();
+  store?.close();
+  await dynamoDb?.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A cloudsnap entry at the end of the volume's catalog, as an upload writes it last. */
+async function appendCloudsnap(volumeId: string, volumeName: string, schedule?: Cloudsnap["schedule"]) {
+  const catalog = await readCatalog(bucket, volumeId).catch(() => emptyCatalog(volumeId));
+  const at = new Date(Math.max(Date.now(), Date.parse(catalog.cloudsnaps.at(-1)?.createdAt ?? "0") + 1));
+  const entry: Cloudsnap = {
+    id: newCloudsnapId(volumeId, at),
+    createdAt: at.toISOString(),
+    volumeName,
+    sizeBytes: 4096,
+    replicationFactor: 1,
+    snapshotId: `snapshot-${at.getTime()}`,
+    dataBytes: 0,
+    scannedBytes: 0,
+    uploadedBytes: 0,
+    chunks: 0,
+    newChunks: 0,
+    incremental: false,
+    ...(schedule === undefined ? {} : { schedule }),
+  };
+  await writeCatalog(bucket, { ...catalog, cloudsnaps: [...catalog.cloudsnaps, entry] });
+  return entry;
+}
+
+async function run(workflow: "cloudsnap" | "restore", name: string, input: object) {
+  const { executionArn } = await sfn.send(
+    new StartExecutionCommand({
+      stateMachineArn: cloud.stepFunctions.stateMachineArn(workflowMachine(workflow)),
+      name,
+      input: JSON.stringify(input),
+    }),
+  );
+  let execution: DescribeExecutionOutput | undefined;
+  await eventually(
+    async () => {
+      execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+      return execution.status !== "RUNNING";
+    },
+    `${name} to end`,
+    60_000,
+  );
+  const { events } = await sfn.send(new GetExecutionHistoryCommand({ executionArn, maxResults: 1000 }));
+  const states = (events ?? []).flatMap((event) => event.stateEnteredEventDetails?.name ?? []);
+  return { execution: execution!, states };
+}
+
+interface BusEvent {
+  "detail-type": string;
+  detail: Record<string, unknown>;
+}
+
+async function strataEvents(detailTypePrefix: string): Promise<BusEvent[]> {
+  const text = await readFile(join(dir, EVENTS_FILE), "utf8").catch(() => "");
+  return text
+    .split("\n")
+    .filter((line) => line !== "")
+    .map((line) => JSON.parse(line) as BusEvent)
+    .filter((event) => event["detail-type"].startsWith(detailTypePrefix));
+}
+
+describe("the cloudsnap workflow, from its ASL file", () => {
+  it("uploads each due volume, keeps `retain` of each schedule and every manual one, retries a failed volume once while the others go on", async () => {
+    const orders = await store.volumes.create({ name: "orders", sizeBytes: 4096, replicationFactor: 1 });
+    const ledger = await store.volumes.create({ name: "ledger", sizeBytes: 4096, replicationFactor: 1 });
+    await store.volumes.create({ name: "scratch", sizeBytes: 4096, replicationFactor: 1 });
+    await store.policies.create({ name: "minutely", schedules: { interval: { minutes: 1, retain: 2 } } });
+    for (const volume of [orders, ledger]) {
+      await store.policies.assign({ volumeId: volume.id, volumeName: volume.name, policy: "minutely" });
+    }
+    // orders has a manual cloudsnap and two scheduled ones from earlier minutes.
+    await appendCloudsnap(orders.id, "orders");
+    const earlier = [await appendCloudsnap(orders.id, "orders", "interval")];
+    earlier.push(await appendCloudsnap(orders.id, "orders", "interval"));
+    const catalog = await readCatalog(bucket, orders.id);
+    // Made before this minute's slot began, so the schedule is due now.
+    const old = (entry: Cloudsnap, minutes: number) => ({
+      ...entry,
+      createdAt: new Date(Date.now() - minutes * 60_000).toISOString(),
+    });
+    await writeCatalog(bucket, {
+      ...catalog,
+      cloudsnaps: [
+        old(catalog.cloudsnaps[0]!, 4),
+        old(catalog.cloudsnaps[1]!, 3),
+        old(catalog.cloudsnaps[2]!, 2),
+      ],
+    });
+    failing.add("ledger");
+
+    const { execution, states } = await run("cloudsnap", "scheduled-1", {});
+    expect(execution.status).toBe("SUCCEEDED");
+    for (const state of [
+      "FindDue",
+      "StartUpload",
+      "PollUpload",
+      "ApplyRetention",
+      "PollRetention",
+      "ReportCompleted",
+    ])
+      expect(states).toContain(state);
+    expect(states).toContain("UseSecondAttempt");
+
+    // orders: the new cloudsnap and the latest earlier one kept, the oldest scheduled one deleted,
+    // the manual one untouched.
+    const kept = await readCatalog(bucket, orders.id);
+    expect(kept.cloudsnaps.map((entry) => entry.schedule ?? "manual")).toEqual([
+      "manual",
+      "interval",
+      "interval",
+    ]);
+    expect(kept.cloudsnaps[1]!.id).toBe(earlier[1]!.id);
+    const completed = await strataEvents("Strata Cloudsnap Completed");
+    expect(completed.map((event) => event.detail)).toEqual([
+      expect.objectContaining({
+        clusterName: CLUSTER,
+        volume: "orders",
+        schedule: "interval",
+        cloudsnap: kept.cloudsnaps[2]!.id,
+        expired: [earlier[0]!.id],
+      }),
+    ]);
+    // ledger: two operations (the second under a new token), then one Failed event saying why.
+    expect(uploads.get("ledger")).toBe(2);
+    const ledgerOperations = (await store.operations.listByVolume(ledger.id)).filter(
+      (op) => op.kind === "cloudsnap",
+    );
+    expect(new Set(ledgerOperations.map((op) => op.requestToken)).size).toBe(2);
+    const failed = await strataEvents("Strata Cloudsnap Failed");
+    expect(failed.map((event) => event.detail)).toEqual([
+      expect.objectContaining({
+        volume: "ledger",
+        schedule: "interval",
+        reason: "the bucket is unreachable",
+      }),
+    ]);
+    expect(uploads.has("scratch")).toBe(false);
+
+    // A second run in the same minute finds nothing due: orders has this slot's cloudsnap.
+    failing.delete("ledger");
+    const uploadsBefore = uploads.get("orders");
+    await run("cloudsnap", "scheduled-2", {});
+    expect(uploads.get("orders")).toBe(uploadsBefore);
+  });
+});
+
+describe("the restore workflow, from its ASL file", () => {
+  it("restores a cloudsnap into a new volume and says so; refuses bad input, naming what is wrong", async () => {
+    const source = await store.volumes.create({ name: "source", sizeBytes: 4096, replicationFactor: 1 });
+    const cloudsnap = await appendCloudsnap(source.id, "source");
+
+    const restored = await run("restore", "restore-ok", { cloudsnap: cloudsnap.id, volume: "copy" });
+    expect(restored.execution.status).toBe("SUCCEEDED");
+    expect((await store.volumes.getByName("copy")).id).toEqual(expect.any(String));
+
+    const refused = await run("restore", "restore-taken", { cloudsnap: cloudsnap.id, volume: "copy" });
+    expect(refused.execution.status).toBe("FAILED");
+    expect(refused.execution.error).toBe("Strata.RestoreFailed");
+    expect(refused.states).not.toContain("StartRestore");
+    const misspelt = await run("restore", "restore-misspelt", { cloudsnap: cloudsnap.id, name: "other" });
+    expect(misspelt.execution.status).toBe("FAILED");
+
+    expect(
+      (await strataEvents("Strata Restore")).map((event) => [event["detail-type"], event.detail]),
+    ).toEqual([
+      ["Strata Restore Completed", expect.objectContaining({ volume: "copy", cloudsnap: cloudsnap.id })],
+      [
+        "Strata Restore Failed",
+        expect.objectContaining({
+          volume: "copy",
+          reason: 'Strata.Refused: volume "copy" already exists: restore into a new name',
+        }),
+      ],
+      [
+        "Strata Restore Failed",
+        expect.objectContaining({
+          volume: "(unknown)",
+          reason: expect.stringContaining(
+            'request.volume: Invalid input: expected string, received undefined; request: Unrecognized key: "name"',
+          ),
+        }),
+      ],
+    ]);
+  });
+});
