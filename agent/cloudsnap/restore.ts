@@ -1,5 +1,4 @@
 import type { CloudsnapBucket } from "../../core/cloud/cloudsnap-bucket.js";
-import { packObject } from "../../core/cloud/cloudsnap-layout.js";
 import { decodeChunk } from "./chunk-codec.js";
 import type { VolumeKeys } from "./keys.js";
 import type { ChunkLocation, Manifest } from "./manifest.js";
