@@ -25,10 +25,10 @@ export function unseal(sealed: Buffer, key: Buffer, associatedData: Buffer): Buf
     .setAAD(associatedData)
     .setAuthTag(sealed.subarray(sealed.length - GCM_TAG_BYTES));
   try {
-    return Buffer.concat([
-      decipher.update(sealed.subarray(GCM_NONCE_BYTES, sealed.length - GCM_TAG_BYTES)),
-      decipher.final(),
-    ]);
+    const plaintext = decipher.update(sealed.subarray(GCM_NONCE_BYTES, sealed.length - GCM_TAG_BYTES));
+    const rest = decipher.final();
+    // GCM is a stream mode: final() checks the tag and returns nothing, so no copy of a 1 MiB chunk.
+    return rest.length === 0 ? plaintext : Buffer.concat([plaintext, rest]);
   } catch {
     return undefined;
   }

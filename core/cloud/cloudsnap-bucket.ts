@@ -54,7 +54,10 @@ export class CloudsnapBucket {
         }),
       );
       if (response.Body === undefined) throw new Error("the response has no body");
-      return Buffer.from(await response.Body.transformToByteArray());
+      // The SDK gathers the body into a new array of its own: wrap it rather than copy it again
+      // (a restore reads 16 MiB ranges, and a second copy of each showed in its CPU and its GC).
+      const bytes = await response.Body.transformToByteArray();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     });
     if (range !== undefined && body.length !== range.length) {
       throw new Error(
