@@ -23,6 +23,7 @@ import { type ReplicaServer, startReplicaServer } from "./replication/server/ser
 import { MIN_SECRET_BYTES } from "./replication/wire/auth.js";
 import { VolumeCloudsnaps } from "./volumes/cloudsnaps.js";
 import { clusterTiming } from "./volumes/cluster-context.js";
+import { StorePolicies } from "./volumes/policies.js";
 import { ClusterVolumes } from "./volumes/service.js";
 
 const AGENT_VERSION = "0.1.0";
@@ -178,6 +179,7 @@ async function main(): Promise<void> {
     service: volumes,
     operations: operations.service,
     cloudsnaps,
+    policies: new StorePolicies(store),
     host: config.api.host,
     port: config.api.port,
     log,

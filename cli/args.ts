@@ -29,7 +29,7 @@ export function volumeSizeArg(text: string): number {
   return bytes;
 }
 
-export function nameArg(text: string, kind: "volume" | "snapshot" | "group"): string {
+export function nameArg(text: string, kind: "volume" | "snapshot" | "group" | "policy"): string {
   const checked = ResourceName.safeParse(text);
   if (!checked.success)
     throw usageError(`invalid ${kind} name "${text}": ${checked.error.issues[0]?.message}`);

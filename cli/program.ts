@@ -4,6 +4,7 @@ import { clusterCommand } from "./commands/cluster.js";
 import { eventsCommand } from "./commands/events.js";
 import { nodeCommand } from "./commands/node.js";
 import { operationCommand } from "./commands/operation.js";
+import { policyCommand } from "./commands/policy.js";
 import { snapshotCommand } from "./commands/snapshot.js";
 import { volumeCommand } from "./commands/volume.js";
 import { workflowCommand } from "./commands/workflow.js";
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   program.addCommand(snapshotCommand());
   program.addCommand(operationCommand());
   program.addCommand(cloudsnapCommand());
+  program.addCommand(policyCommand());
   program.addCommand(zoneCommand());
   program.addCommand(workflowCommand());
   program.addCommand(eventsCommand());

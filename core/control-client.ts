@@ -3,6 +3,13 @@ import { Cloudsnap, type CloudsnapService } from "./cloudsnaps.js";
 import { errorFromReply, StrataError } from "./errors.js";
 import { Attachment, type Labels, NodeStatus, Snapshot, Volume } from "./model.js";
 import { Operation, type OperationService, type StartOperation } from "./operations.js";
+import {
+  type AssignPolicyRequest,
+  type NewSchedulePolicy,
+  PolicyAssignment,
+  type PolicyService,
+  SchedulePolicy,
+} from "./schedule-policies.js";
 import type { CreateVolume, VolumeService } from "./volume-service.js";
 
 const VolumeList = z.object({ volumes: z.array(Volume) });
@@ -10,6 +17,8 @@ const SnapshotList = z.object({ snapshots: z.array(Snapshot) });
 const Health = z.object({ status: z.literal("ok") });
 const OperationList = z.object({ operations: z.array(Operation) });
 const CloudsnapList = z.object({ cloudsnaps: z.array(Cloudsnap) });
+const PolicyList = z.object({ policies: z.array(SchedulePolicy) });
+const AssignmentList = z.object({ assignments: z.array(PolicyAssignment) });
 
 type Method = "GET" | "POST" | "PATCH" | "DELETE";
 
@@ -32,7 +41,7 @@ const PROBE_TIMEOUT_MS = 10_000;
  * in-process. Answers are validated with the same schemas the agent serves; every failure is a
  * StrataError: the agent's own refusal as it sent it, UNAVAILABLE when the agent cannot be reached.
  */
-export class ControlClient implements VolumeService, OperationService, CloudsnapService {
+export class ControlClient implements VolumeService, OperationService, CloudsnapService, PolicyService {
   constructor(readonly baseUrl: string) {}
 
   async health(): Promise<void> {
@@ -124,6 +133,34 @@ export class ControlClient implements VolumeService, OperationService, Cloudsnap
     return this.call("DELETE", cloudsnapPath(id), Cloudsnap);
   }
 
+  async listPolicies(): Promise<SchedulePolicy[]> {
+    return (await this.call("GET", "/v1/policies", PolicyList)).policies;
+  }
+
+  getPolicy(name: string): Promise<SchedulePolicy> {
+    return this.call("GET", policyPath(name), SchedulePolicy);
+  }
+
+  createPolicy(policy: NewSchedulePolicy): Promise<SchedulePolicy> {
+    return this.call("POST", "/v1/policies", SchedulePolicy, { body: policy });
+  }
+
+  deletePolicy(name: string): Promise<void> {
+    return this.call("DELETE", policyPath(name), undefined);
+  }
+
+  async listAssignments(): Promise<PolicyAssignment[]> {
+    return (await this.call("GET", "/v1/policy-assignments", AssignmentList)).assignments;
+  }
+
+  assignPolicy(volume: string, request: AssignPolicyRequest): Promise<PolicyAssignment> {
+    return this.call("POST", `${volumePath(volume)}/policy`, PolicyAssignment, { body: request });
+  }
+
+  unassignPolicy(volume: string): Promise<void> {
+    return this.call("DELETE", `${volumePath(volume)}/policy`, undefined);
+  }
+
   /** Sends one request; `schema` undefined means the answer has no body (204). */
   private async call<S extends z.ZodType>(
     method: Method,
@@ -183,6 +220,7 @@ const snapshotPath = (volume: string, snapshot: string) =>
 
 const operationPath = (id: string) => `/v1/operations/${encodeURIComponent(id)}`;
 const cloudsnapPath = (id: string) => `/v1/cloudsnaps/${encodeURIComponent(id)}`;
+const policyPath = (name: string) => `/v1/policies/${encodeURIComponent(name)}`;
 
 /** The body as JSON, or undefined when it is not JSON (an error page from something else). */
 export function parseJson(text: string): unknown {

@@ -10,6 +10,12 @@ import {
   UpdateReplicationRequest,
 } from "../../core/model.js";
 import { type OperationService, StartOperationRequest } from "../../core/operations.js";
+import {
+  AssignPolicyRequest,
+  NewSchedulePolicy,
+  type PolicyService,
+  validated,
+} from "../../core/schedule-policies.js";
 import type { VolumeService } from "../../core/volume-service.js";
 import { registry } from "../metrics.js";
 import { badRequest } from "./faults.js";
@@ -27,6 +33,7 @@ export function controlRoutes(
   service: VolumeService,
   operations?: OperationService,
   cloudsnaps?: CloudsnapService,
+  policies?: PolicyService,
 ): Route[] {
   return [
     {
@@ -152,8 +159,63 @@ export function controlRoutes(
     },
     ...(operations === undefined ? [] : operationRoutes(operations)),
     ...(cloudsnaps === undefined ? [] : cloudsnapRoutes(cloudsnaps)),
+    ...(policies === undefined ? [] : policyRoutes(policies)),
   ];
 }
+
+/** Cloudsnap schedule policies, and the one each volume follows. */
+function policyRoutes(policies: PolicyService): Route[] {
+  return [
+    {
+      method: "GET",
+      pattern: "/v1/policies",
+      handle: async () => ok({ policies: await policies.listPolicies() }),
+    },
+    {
+      method: "POST",
+      pattern: "/v1/policies",
+      handle: async (context) => created(await policies.createPolicy(policyBody(await context.body()))),
+    },
+    {
+      method: "GET",
+      pattern: "/v1/policies/:policy",
+      handle: async (context) => ok(await policies.getPolicy(policyParam(context))),
+    },
+    {
+      method: "DELETE",
+      pattern: "/v1/policies/:policy",
+      handle: async (context) => {
+        await policies.deletePolicy(policyParam(context));
+        return noContent();
+      },
+    },
+    {
+      method: "GET",
+      pattern: "/v1/policy-assignments",
+      handle: async () => ok({ assignments: await policies.listAssignments() }),
+    },
+    {
+      method: "POST",
+      pattern: "/v1/volumes/:name/policy",
+      handle: async (context) => {
+        const volume = volumeParam(context);
+        const request = parseWith(AssignPolicyRequest, await context.body());
+        return ok(await policies.assignPolicy(volume, request));
+      },
+    },
+    {
+      method: "DELETE",
+      pattern: "/v1/volumes/:name/policy",
+      handle: async (context) => {
+        await policies.unassignPolicy(volumeParam(context));
+        return noContent();
+      },
+    },
+  ];
+}
+
+/** A policy's schedules are refused with one sentence per wrong field, as the store would. */
+const policyBody = (body: unknown) => validated(NewSchedulePolicy, body, "schedule policy");
 
 /** Cloudsnaps in the bucket; taking and restoring one are operations. */
 function cloudsnapRoutes(cloudsnaps: CloudsnapService): Route[] {
@@ -221,6 +283,7 @@ const noContent = (): Reply => ({ status: 204 });
 
 const volumeParam = (context: RouteContext) => nameParam(context, "name", "volume");
 const snapshotParam = (context: RouteContext) => nameParam(context, "snapshot", "snapshot");
+const policyParam = (context: RouteContext) => nameParam(context, "policy", "policy");
 /** Checked by the service, which says what a cloudsnap id looks like. */
 const cloudsnapParam = (context: RouteContext) => context.params["id"] ?? "";
 const operationParam = (context: RouteContext) =>

@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import type { CloudsnapService } from "../../core/cloudsnaps.js";
 import { errorReply } from "../../core/errors.js";
 import type { OperationService } from "../../core/operations.js";
+import type { PolicyService } from "../../core/schedule-policies.js";
 import type { VolumeService } from "../../core/volume-service.js";
 import type { Logger } from "../log.js";
 import { toFailure } from "./faults.js";
@@ -16,6 +17,8 @@ export interface ControlApiOptions {
   operations?: OperationService;
   /** Served under /v1/cloudsnaps (and a volume's cloudsnaps) when given. */
   cloudsnaps?: CloudsnapService;
+  /** Served under /v1/policies (and a volume's policy) when given. */
+  policies?: PolicyService;
   host: string;
   /** 0 picks a free port; the chosen one is in the returned url. */
   port: number;
@@ -31,7 +34,7 @@ export interface ControlApi {
 
 /** Serves the node agent's control API (JSON over plain HTTP) until closed. */
 export async function startControlApi(options: ControlApiOptions): Promise<ControlApi> {
-  const routes = controlRoutes(options.service, options.operations, options.cloudsnaps);
+  const routes = controlRoutes(options.service, options.operations, options.cloudsnaps, options.policies);
   const log = options.log.child({ component: "control-api" });
   const lifecycle = { closing: false };
   const server = createServer((request, response) => {

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Command } from "commander";
 import { labelArg, nameArg, replicationArg, volumeSizeArg } from "../args.js";
 import { contextOf } from "../context.js";
+import { usageError } from "../failures.js";
 import { formatSize } from "../format.js";
 import { print, warn } from "../output.js";
 import { followOperation } from "../progress.js";
@@ -12,6 +13,8 @@ interface CreateOptions {
   label?: Record<string, string>;
   repl: number;
   selector?: Record<string, string>;
+  policy?: string;
+  group?: string;
 }
 
 export function volumeCommand(): Command {
@@ -29,22 +32,68 @@ export function volumeCommand(): Command {
     .option("--label <key=value>", "label the volume (repeatable)", labelArg)
     .option("--repl <n>", "replicas on distinct nodes and zones: 1, 2 or 3", replicationArg, 1)
     .option("--selector <key=value>", "place replicas only on nodes with this label (repeatable)", labelArg)
+    .option("--policy <name>", "take cloudsnaps on this schedule policy's schedules (see `strata policy`)")
+    .option("--group <name>", "with --policy: record its cloudsnaps in this group")
     .action(async (name: string, options: CreateOptions, command: Command) => {
       const context = contextOf(command);
-      const created = await (await context.client()).createVolume({
+      const client = await context.client();
+      const assignment = assignmentOf(options.policy, options.group);
+      // Checked first, so a misspelt policy creates no volume.
+      if (assignment !== undefined) await client.getPolicy(assignment.policy);
+      const created = await client.createVolume({
         name: nameArg(name, "volume"),
         sizeBytes: options.size,
         labels: options.label ?? {},
         replicationFactor: options.repl,
         nodeSelector: options.selector ?? {},
       });
-      context.emit(created, (v) => {
+      const followed =
+        assignment === undefined ? undefined : await client.assignPolicy(created.name, assignment);
+      context.emit({ ...created, ...(followed ? { policy: followed.policy } : {}) }, (v) => {
         const placed =
           v.replicas.length > 1 ? `, replicas on ${v.replicas.map((r) => r.node).join(", ")}` : "";
-        print(`volume "${v.name}" created (${formatSize(v.sizeBytes)}${placed})`);
+        const scheduled = followed === undefined ? "" : `, cloudsnaps by policy "${followed.policy}"`;
+        print(`volume "${v.name}" created (${formatSize(v.sizeBytes)}${placed}${scheduled})`);
         for (const warning of v.warnings ?? []) warn(warning);
       });
     });
+
+  volume
+    .command("policy")
+    .description("give a volume a cloudsnap schedule policy (replacing its own), or with --none take it away")
+    .argument("<name>", "volume name")
+    .argument("[policy]", "policy name")
+    .option("--none", "the volume follows no policy: no more scheduled cloudsnaps (the ones made stay)")
+    .option("--group <name>", "record its scheduled cloudsnaps in this group")
+    .action(
+      async (
+        name: string,
+        policy: string | undefined,
+        options: { none?: boolean; group?: string },
+        command: Command,
+      ) => {
+        const context = contextOf(command);
+        const volumeName = nameArg(name, "volume");
+        if ((policy === undefined) === (options.none !== true)) {
+          throw usageError("give a policy name, or --none to take the volume's policy away");
+        }
+        const client = await context.client();
+        const assignment = assignmentOf(policy, options.group);
+        if (assignment === undefined) {
+          await client.unassignPolicy(volumeName);
+          context.emit({ volume: volumeName, policy: null }, () =>
+            print(`volume "${volumeName}" follows no policy`),
+          );
+          return;
+        }
+        const followed = await client.assignPolicy(volumeName, assignment);
+        context.emit(followed, (a) =>
+          print(
+            `volume "${a.volumeName}" follows policy "${a.policy}"${a.group === undefined ? "" : ` (group ${a.group})`}`,
+          ),
+        );
+      },
+    );
 
   volume
     .command("ha-update")
@@ -148,3 +197,19 @@ export function volumeCommand(): Command {
 }
 
 /** e.g. "node-3 resync 12 MiB / 40 MiB": the replicas being rebuilt or resynced now, if any. */
+
+/** The policy (and group) a volume is to follow, checked as arguments; undefined without a policy. */
+function assignmentOf(
+  policy: string | undefined,
+  group: string | undefined,
+): { policy: string; group?: string } | undefined {
+  if (policy === undefined) {
+    if (group !== undefined)
+      throw usageError("--group needs a policy: it names the group of scheduled cloudsnaps");
+    return undefined;
+  }
+  return {
+    policy: nameArg(policy, "policy"),
+    ...(group === undefined ? {} : { group: nameArg(group, "group") }),
+  };
+}

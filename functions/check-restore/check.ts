@@ -18,6 +18,8 @@ export const RestoreRequest = z.strictObject({
   volume: ResourceName,
   replicationFactor: ReplicationFactor.optional(),
   labels: Labels.optional(),
+  /** Its replicas go only to nodes carrying these labels, as with `volume create --selector`. */
+  nodeSelector: Labels.optional(),
 });
 export type RestoreRequest = z.infer<typeof RestoreRequest>;
 
@@ -30,7 +32,7 @@ export interface CheckedRestore {
     volume: string;
     node: string;
     requestToken: string;
-    params: { cloudsnap: string; replicationFactor?: number; labels?: Record<string, string> };
+    params: Omit<RestoreRequest, "volume">;
   };
 }
 
@@ -65,18 +67,14 @@ export async function checkRestore(
   }
   const node = liveNodeFor(await cluster.store.nodes.list(), cluster.liveness(), request.volume);
   if (node === undefined) throw new RefusedError("no node is live to run the restore");
-  const { cloudsnap, replicationFactor, labels } = request;
+  const { volume, ...params } = request;
   return {
     operation: {
       kind: "restore",
-      volume: request.volume,
+      volume,
       node,
       requestToken: requestToken("restore", input.execution),
-      params: {
-        cloudsnap,
-        ...(replicationFactor === undefined ? {} : { replicationFactor }),
-        ...(labels === undefined ? {} : { labels }),
-      },
+      params,
     },
   };
 }

@@ -8,7 +8,16 @@ import { checkRestore } from "../../functions/check-restore/check.js";
 import { findDueCloudsnaps } from "../../functions/find-due-cloudsnaps/find.js";
 import { dueSchedule, latestSlot } from "../../functions/find-due-cloudsnaps/schedule.js";
 import { freshStorePerTest } from "../core/state-harness.js";
-import { clusterOver, liveNode, NOW, registerAll, replica, staleNode, volumeWith } from "./support.js";
+import {
+  catalogEntry,
+  clusterOver,
+  liveNode,
+  NOW,
+  registerAll,
+  replica,
+  staleNode,
+  volumeWith,
+} from "./support.js";
 
 const at = (iso: string) => new Date(iso);
 const all: Schedules = {
@@ -109,21 +118,13 @@ describe("the cloudsnap workflow's tasks on a store", () => {
   );
   const catalogs = new Map<string, Cloudsnap[]>();
   const readCatalogs = async (volumeId: string) => catalogs.get(volumeId) ?? [];
-  const entry = (volumeId: string, stamp: string, schedule?: ScheduleKind): Cloudsnap => ({
-    id: `${volumeId}-${stamp}`,
-    createdAt: NOW.toISOString(),
-    volumeName: "v",
-    sizeBytes: 4096,
-    replicationFactor: 1,
-    snapshotId: "s",
-    dataBytes: 0,
-    scannedBytes: 0,
-    uploadedBytes: 0,
-    chunks: 0,
-    newChunks: 0,
-    incremental: false,
-    ...(schedule === undefined ? {} : { schedule }),
-  });
+  /** `stamp` as cloudsnap ids write it, e.g. 20300101T000100000Z. */
+  const entry = (volumeId: string, stamp: string, schedule?: ScheduleKind) =>
+    catalogEntry(
+      volumeId,
+      new Date(stamp.replace(/^(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)(\d{3})Z$/, "$1-$2-$3T$4:$5:$6.$7Z")),
+      schedule,
+    );
 
   it("finds each due volume once, on its attached node or a live replica holder, with a token per slot", async () => {
     await registerAll(store, [liveNode("node-1", "a"), liveNode("node-2", "b"), staleNode("node-3", "c")]);

@@ -1,4 +1,7 @@
+import { newCloudsnapId } from "../../core/cloud/cloudsnap-layout.js";
+import type { Cloudsnap } from "../../core/cloudsnaps.js";
 import type { Replica } from "../../core/model.js";
+import type { ScheduleKind } from "../../core/schedule-policies.js";
 import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
 import type { ClusterAccess } from "../../functions/shared/cluster.js";
@@ -63,3 +66,22 @@ export async function volumeWith(
 
 /** Step Functions execution names: 1-80 of letters, digits, '-' and '_'. */
 export const EXECUTION_NAME = /^[A-Za-z0-9_-]{1,80}$/;
+
+/** A catalog entry of an empty 4 KiB cloudsnap of `volumeId` taken at `at`, by `schedule` or by hand. */
+export function catalogEntry(volumeId: string, at: Date, schedule?: ScheduleKind): Cloudsnap {
+  return {
+    id: newCloudsnapId(volumeId, at),
+    createdAt: at.toISOString(),
+    volumeName: "v",
+    sizeBytes: 4096,
+    replicationFactor: 1,
+    snapshotId: `snapshot-${at.getTime()}`,
+    dataBytes: 0,
+    scannedBytes: 0,
+    uploadedBytes: 0,
+    chunks: 0,
+    newChunks: 0,
+    incremental: false,
+    ...(schedule === undefined ? {} : { schedule }),
+  };
+}

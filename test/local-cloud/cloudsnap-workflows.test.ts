@@ -11,7 +11,6 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OperationRunner } from "../../agent/operations/runner.js";
 import { CloudsnapBucket } from "../../core/cloud/cloudsnap-bucket.js";
 import { emptyCatalog, readCatalog, writeCatalog } from "../../core/cloud/cloudsnap-catalog.js";
-import { newCloudsnapId } from "../../core/cloud/cloudsnap-layout.js";
 import { cloudsnapS3Client } from "../../core/cloud/s3-client.js";
 import type { Cloudsnap } from "../../core/cloudsnaps.js";
 import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
@@ -23,6 +22,7 @@ import { capturingLogger } from "../api/harness.js";
 import { prepareClusterDir } from "../cli/strata-process.js";
 import { nodeRecord } from "../core/fixtures.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { catalogEntry } from "../functions/support.js";
 import { eventually } from "../support/eventually.js";
 
 /**
@@ -122,21 +122,7 @@ afterAll(async () => {
 async function appendCloudsnap(volumeId: string, volumeName: string, schedule?: Cloudsnap["schedule"]) {
   const catalog = await readCatalog(bucket, volumeId).catch(() => emptyCatalog(volumeId));
   const at = new Date(Math.max(Date.now(), Date.parse(catalog.cloudsnaps.at(-1)?.createdAt ?? "0") + 1));
-  const entry: Cloudsnap = {
-    id: newCloudsnapId(volumeId, at),
-    createdAt: at.toISOString(),
-    volumeName,
-    sizeBytes: 4096,
-    replicationFactor: 1,
-    snapshotId: `snapshot-${at.getTime()}`,
-    dataBytes: 0,
-    scannedBytes: 0,
-    uploadedBytes: 0,
-    chunks: 0,
-    newChunks: 0,
-    incremental: false,
-    ...(schedule === undefined ? {} : { schedule }),
-  };
+  const entry = { ...catalogEntry(volumeId, at, schedule), volumeName };
   await writeCatalog(bucket, { ...catalog, cloudsnaps: [...catalog.cloudsnaps, entry] });
   return entry;
 }

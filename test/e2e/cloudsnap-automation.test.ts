@@ -1,0 +1,146 @@
+import {
+  DescribeExecutionCommand,
+  type DescribeExecutionOutput,
+  SFNClient,
+  StartExecutionCommand,
+} from "@aws-sdk/client-sfn";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Cloudsnap } from "../../core/cloudsnaps.js";
+import type { Volume } from "../../core/model.js";
+import { LOCAL_ACCOUNT_ID, localRegion } from "../../infra/local/aws/identity.js";
+import { workflowMachine } from "../../infra/local/cloud-names.js";
+import { stateMachineArn } from "../../infra/local/step-functions/arns.js";
+import {
+  clusterCli,
+  clusterUp,
+  oneSentence,
+  prepareClusterDir,
+  type RunningCluster,
+  tearDownCluster,
+} from "../cli/strata-process.js";
+import { eventually } from "../support/eventually.js";
+import { run } from "../support/run.js";
+import { replicaDigests } from "./replica-digests.js";
+
+/**
+ * Scheduled cloudsnaps and the restore workflow on a real local cluster: the cloudsnap workflow
+ * runs from its timer (every 3 s here instead of every minute), real agents upload, and the
+ * restore workflow is started as an operator would, through the cluster's Step Functions endpoint.
+ */
+
+const MiB = 1024 * 1024;
+let dir: string;
+let cluster: RunningCluster | undefined;
+const strata = clusterCli(() => dir);
+
+beforeAll(async () => {
+  dir = await prepareClusterDir("strata-cs-auto-");
+  process.env.STRATA_CLOUDSNAP_SCHEDULE_MS = "3000";
+  cluster = await clusterUp(dir, ["--nodes", "2", "--zones", "2"]);
+}, 180_000);
+
+afterAll(async () => {
+  delete process.env.STRATA_CLOUDSNAP_SCHEDULE_MS;
+  await tearDownCluster(dir, cluster);
+}, 60_000);
+
+const cloudsnapsOf = async (volume: string) =>
+  (await strata.json<{ cloudsnaps: Cloudsnap[] }>("cloudsnap", "list", volume)).cloudsnaps;
+
+describe("scheduled cloudsnaps", () => {
+  let digest: string;
+  let kept: Cloudsnap;
+
+  it("refuses an impossible policy in one sentence naming the field", async () => {
+    const refused = await strata.cli("policy", "create", "bad", "--daily", "25:00", "--daily-retain", "2");
+    expect(refused.code).toBe(2);
+    expect(oneSentence(refused)).toBe(
+      'invalid schedule policy: daily.time must be a UTC time "HH:MM" from 00:00 to 23:59',
+    );
+    const none = await strata.cli("policy", "create", "empty");
+    expect(oneSentence(none)).toContain("a policy needs at least one schedule");
+  });
+
+  it("a volume following an interval policy gets cloudsnaps by itself, and retention keeps `retain` of them and every manual one", async () => {
+    await strata.json("policy", "create", "every-minute", "--interval", "1", "--retain", "1");
+    const policies = await strata.cli("policy", "list");
+    expect(policies.stdout).toMatch(/every-minute\s+every 1 min, keep 1/);
+
+    const volume = await strata.json<Volume>("volume", "create", "orders", "--size", "16MiB");
+    const { nbdUri } = await strata.json<{ nbdUri: string }>("volume", "attach", "orders");
+    await run("qemu-io", ["-f", "raw", nbdUri, "-c", `write -P 0x5a 0 ${3 * MiB}`]);
+    digest = [...new Set((await replicaDigests(dir, cluster!.file, volume)).values())][0]!;
+    const manual = await strata.json<Cloudsnap>("cloudsnap", "create", "orders", "--wait");
+    await strata.json("volume", "policy", "orders", "every-minute");
+
+    // The first scheduled one comes with the next run; the second with the next minute's slot,
+    // after which retention (retain 1) deletes the first.
+    let first: Cloudsnap | undefined;
+    await eventually(
+      async () => {
+        first = (await cloudsnapsOf("orders")).find((cloudsnap) => cloudsnap.schedule === "interval");
+        return first !== undefined;
+      },
+      "a scheduled cloudsnap",
+      30_000,
+    );
+    await eventually(
+      async () => {
+        const scheduled = (await cloudsnapsOf("orders")).filter(
+          (cloudsnap) => cloudsnap.schedule === "interval",
+        );
+        return scheduled.length === 1 && scheduled[0]!.id !== first!.id;
+      },
+      "the next minute's cloudsnap, and the first one deleted",
+      100_000,
+    );
+    const listed = await cloudsnapsOf("orders");
+    expect(listed[0]!.id).toBe(manual.id);
+    expect(listed.map((cloudsnap) => cloudsnap.schedule ?? "manual")).toEqual(["manual", "interval"]);
+    kept = listed[1]!;
+
+    const assigned = await strata.cli("policy", "delete", "every-minute");
+    expect(assigned.code).toBe(1);
+    expect(oneSentence(assigned)).toContain('policy "every-minute" is assigned to volume(s) "orders"');
+    await strata.json("volume", "policy", "orders", "--none");
+    await strata.json("policy", "delete", "every-minute");
+  }, 150_000);
+
+  it("the restore workflow, started through the Step Functions endpoint, restores it byte for byte", async () => {
+    const endpoint = cluster!.file.cloud?.endpoints["AWS_ENDPOINT_URL_SFN"];
+    expect(endpoint).toBeDefined();
+    const sfn = new SFNClient({
+      endpoint: endpoint!,
+      region: localRegion(),
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
+    try {
+      const { executionArn } = await sfn.send(
+        new StartExecutionCommand({
+          stateMachineArn: stateMachineArn(
+            { region: localRegion(), account: LOCAL_ACCOUNT_ID },
+            workflowMachine("restore"),
+          ),
+          name: "restore-orders",
+          input: JSON.stringify({ cloudsnap: kept.id, volume: "orders-restored", replicationFactor: 2 }),
+        }),
+      );
+      let execution: DescribeExecutionOutput | undefined;
+      await eventually(
+        async () => {
+          execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+          return execution.status !== "RUNNING";
+        },
+        "the restore workflow to end",
+        90_000,
+      );
+      expect(execution?.status).toBe("SUCCEEDED");
+    } finally {
+      sfn.destroy();
+    }
+    const restored = await strata.json<Volume>("volume", "inspect", "orders-restored");
+    expect(restored.replicas).toHaveLength(2);
+    const digests = new Set((await replicaDigests(dir, cluster!.file, restored)).values());
+    expect([...digests]).toEqual([digest]);
+  }, 120_000);
+});
