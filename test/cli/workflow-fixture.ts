@@ -67,6 +67,9 @@ export async function fixtureStepFunctions(): Promise<LocalStepFunctions> {
     stateMachines: [
       { name: "strata-node-loss", definition: await definition("recovery.asl.json") },
       { name: "strata-az-failure", definition: await definition("simple.asl.json") },
+      // `workflow list` reads every Strata workflow's executions, as the local cloud runs them all.
+      { name: "strata-cloudsnap", definition: await definition("simple.asl.json") },
+      { name: "strata-restore", definition: await definition("simple.asl.json") },
     ],
     functions: handlers(),
     region: REGION,
