@@ -1,10 +1,5 @@
 import { type CloudsnapBucket, MissingObjectError } from "../../core/cloud/cloudsnap-bucket.js";
-import {
-  type Catalog,
-  type CatalogEntry,
-  readCatalog,
-  writeCatalog,
-} from "../../core/cloud/cloudsnap-catalog.js";
+import { type CatalogEntry, readCatalog, writeCatalog } from "../../core/cloud/cloudsnap-catalog.js";
 import { manifestObject, newCloudsnapId, volumeOfCloudsnap } from "../../core/cloud/cloudsnap-layout.js";
 import { notFound } from "../../core/errors.js";
 import type { ScheduleKind } from "../../core/schedule-policies.js";
@@ -61,7 +56,7 @@ export class CloudsnapRepository {
   }
 
   async get(cloudsnapId: string): Promise<CatalogEntry> {
-    return (await this.find(cloudsnapId)).entry;
+    return this.find(cloudsnapId);
   }
 
   /**
@@ -125,7 +120,7 @@ export class CloudsnapRepository {
     write: (offset: number, data: Buffer) => Promise<void>,
     onProgress?: (progress: RestoreProgress) => void,
   ): Promise<RestoreProgress> {
-    const { entry } = await this.find(cloudsnapId);
+    const entry = await this.find(cloudsnapId);
     const volumeId = volumeOfCloudsnap(cloudsnapId);
     const keys = await loadVolumeKeys(this.bucket, volumeId, this.protector);
     const attempt = async () =>
@@ -149,14 +144,32 @@ export class CloudsnapRepository {
 
   /** Unlists a cloudsnap, then deletes its manifest; its chunks go with the next garbage collection. */
   async delete(cloudsnapId: string, lease: HeldLease): Promise<CatalogEntry> {
-    const { entry, catalog } = await this.find(cloudsnapId);
+    const [deleted] = await this.deleteListed(volumeOfCloudsnap(cloudsnapId), [cloudsnapId], lease);
+    if (deleted === undefined) throw this.notListed(cloudsnapId);
+    return deleted;
+  }
+
+  /**
+   * Unlists those of `cloudsnapIds` (all of the volume's) its catalog still lists, in one catalog
+   * write, then deletes their manifests in one request; ones already gone are skipped, so a retried
+   * retention deletes nothing more.
+   */
+  async deleteListed(
+    volumeId: string,
+    cloudsnapIds: readonly string[],
+    lease: HeldLease,
+  ): Promise<CatalogEntry[]> {
+    const catalog = await readCatalog(this.bucket, volumeId);
+    const doomed = new Set(cloudsnapIds);
+    const deleted = catalog.cloudsnaps.filter((cloudsnap) => doomed.has(cloudsnap.id));
+    if (deleted.length === 0) return [];
     await lease.confirm();
     await writeCatalog(this.bucket, {
       ...catalog,
-      cloudsnaps: catalog.cloudsnaps.filter((cloudsnap) => cloudsnap.id !== cloudsnapId),
+      cloudsnaps: catalog.cloudsnaps.filter((cloudsnap) => !doomed.has(cloudsnap.id)),
     });
-    await this.bucket.delete([manifestObject(catalog.volumeId, cloudsnapId)]);
-    return entry;
+    await this.bucket.delete(deleted.map((cloudsnap) => manifestObject(volumeId, cloudsnap.id)));
+    return deleted;
   }
 
   /** Frees what no listed cloudsnap of the volume needs any more (garbage.ts). */
@@ -184,13 +197,15 @@ export class CloudsnapRepository {
     return openManifest(await this.bucket.get(key), { volumeId, cloudsnapId }, keys, this.bucket.where(key));
   }
 
-  private async find(cloudsnapId: string): Promise<{ entry: CatalogEntry; catalog: Catalog }> {
+  private async find(cloudsnapId: string): Promise<CatalogEntry> {
     const volumeId = volumeOfCloudsnap(cloudsnapId);
     const catalog = await readCatalog(this.bucket, volumeId);
     const entry = catalog.cloudsnaps.find((cloudsnap) => cloudsnap.id === cloudsnapId);
-    if (entry === undefined) {
-      throw notFound(`cloudsnap ${cloudsnapId} (in s3://${this.bucket.name})`);
-    }
-    return { entry, catalog };
+    if (entry === undefined) throw this.notListed(cloudsnapId);
+    return entry;
+  }
+
+  private notListed(cloudsnapId: string) {
+    return notFound(`cloudsnap ${cloudsnapId} (in s3://${this.bucket.name})`);
   }
 }

@@ -118,12 +118,12 @@ export class VolumeCloudsnaps implements CloudsnapService {
           // Neither this volume nor those not uploaded yet keep their new snapshot: the next
           // cloudsnap of each reads from its previous base.
           for (let left = i; left < volumes.length; left++)
-            await this.dropSnapshot(volumes[left]!.name, volumes[left]!.id, snapshots[left]!.id);
+            await this.dropSnapshots(volumes[left]!, [snapshots[left]!.id]);
           throw error;
         }
         // Its data is in the bucket, and the new cloudsnap's snapshot is the next one's base.
         const base = latest[i];
-        if (base !== undefined) await this.dropSnapshot(volume.name, volume.id, base.snapshotId);
+        if (base !== undefined) await this.dropSnapshots(volume, [base.snapshotId]);
         this.log.info(
           { volume: volume.name, cloudsnap: entries[i]!.id, uploadedBytes: entries[i]!.uploadedBytes },
           "cloudsnap taken",
@@ -183,11 +183,12 @@ export class VolumeCloudsnaps implements CloudsnapService {
         ),
       );
     const since = latest?.snapshotId;
-    if (since === undefined || !(await this.hasSnapshot(volume.id, since))) return read(undefined);
+    if (since === undefined) return read(undefined);
     try {
       return await read(since);
     } catch (error) {
-      // No in-sync replica has the base any more (each was rebuilt since): read everything.
+      // No in-sync replica has the base any more (deleted by hand, or each replica rebuilt since):
+      // read everything.
       if (!(error instanceof UnknownSnapshotError)) throw error;
       this.log.warn(
         { volume: volume.name, since },
@@ -197,20 +198,25 @@ export class VolumeCloudsnaps implements CloudsnapService {
     }
   }
 
-  private async hasSnapshot(volumeId: string, snapshotId: string): Promise<boolean> {
-    return (await this.store.snapshots.list(volumeId)).some((snapshot) => snapshot.id === snapshotId);
-  }
-
-  /** Deletes a cloudsnap's snapshot if it is still there; a failure is logged, not thrown (it is only space). */
-  private async dropSnapshot(volumeName: string, volumeId: string, snapshotId: string): Promise<void> {
-    const found = (await this.store.snapshots.list(volumeId)).find((snapshot) => snapshot.id === snapshotId);
-    if (found === undefined) return;
-    await this.volumes.deleteSnapshot(volumeName, found.name).catch((error: unknown) => {
-      this.log.warn(
-        { err: error, volume: volumeName, snapshot: found.name },
-        "a cloudsnap's snapshot was left",
-      );
-    });
+  /**
+   * Deletes those of a volume's cloudsnap snapshots still there (one listing for all); a failure
+   * is logged, not thrown (it is only space).
+   */
+  private async dropSnapshots(
+    volume: { id: string; name: string },
+    snapshotIds: readonly string[],
+  ): Promise<void> {
+    if (snapshotIds.length === 0) return;
+    const wanted = new Set(snapshotIds);
+    for (const found of await this.store.snapshots.list(volume.id)) {
+      if (!wanted.has(found.id)) continue;
+      await this.volumes.deleteSnapshot(volume.name, found.name).catch((error: unknown) => {
+        this.log.warn(
+          { err: error, volume: volume.name, snapshot: found.name },
+          "a cloudsnap's snapshot was left",
+        );
+      });
+    }
   }
 
   /**
@@ -265,10 +271,10 @@ export class VolumeCloudsnaps implements CloudsnapService {
    * then reads the volume in full (dedupe keeps the upload to what the bucket lacks).
    */
   async deleteCloudsnap(cloudsnapId: string): Promise<CatalogEntry> {
-    const [deleted] = await this.deleteOfVolume(volumeOfCloudsnap(cloudsnapId), [cloudsnapId], {
-      holder: `${this.nodeId}/delete-${randomUUID()}`,
-      skipMissing: false,
-    });
+    const holder = `${this.nodeId}/delete-${randomUUID()}`;
+    const [deleted] = await this.deleteOfVolume(volumeOfCloudsnap(cloudsnapId), holder, async (held) => [
+      await this.repository().delete(cloudsnapId, held),
+    ]);
     return deleted!;
   }
 
@@ -284,32 +290,33 @@ export class VolumeCloudsnaps implements CloudsnapService {
   ): Promise<CatalogEntry[]> {
     const foreign = cloudsnapIds.find((id) => volumeOfCloudsnap(id) !== volumeId);
     if (foreign !== undefined) throw invalid(`cloudsnap ${foreign} is not one of volume ${volumeId}'s`);
-    return this.deleteOfVolume(volumeId, cloudsnapIds, { holder, skipMissing: true });
+    return this.deleteOfVolume(volumeId, holder, (held) =>
+      this.repository().deleteListed(volumeId, cloudsnapIds, held),
+    );
   }
 
+  /** Under the volume's lease: `unlist` cloudsnaps, collect garbage, drop their snapshots. */
   private async deleteOfVolume(
     volumeId: string,
-    cloudsnapIds: readonly string[],
-    options: { holder: string; skipMissing: boolean },
+    holder: string,
+    unlist: (held: HeldLease) => Promise<CatalogEntry[]>,
   ): Promise<CatalogEntry[]> {
     const repository = this.repository();
-    const lease = { name: leaseName(volumeId), holder: options.holder, ttlMs: CLOUDSNAP_LEASE_MS };
+    const lease = { name: leaseName(volumeId), holder, ttlMs: CLOUDSNAP_LEASE_MS };
     return underLease(this.store.leases, lease, async (held) => {
-      const listed = new Set((await repository.list(volumeId)).map((entry) => entry.id));
-      const deleted: CatalogEntry[] = [];
-      for (const id of cloudsnapIds) {
-        if (options.skipMissing && !listed.has(id)) continue;
-        deleted.push(await repository.delete(id, held));
-      }
+      const deleted = await unlist(held);
       await repository.collectGarbage(volumeId, held);
       const volume = await this.store.volumes.get(volumeId).catch((error: unknown) => {
         if (error instanceof RecordNotFoundError) return undefined;
         throw error;
       });
-      for (const entry of deleted) {
-        if (volume !== undefined) await this.dropSnapshot(volume.name, volumeId, entry.snapshotId);
-        this.log.info({ cloudsnap: entry.id }, "cloudsnap deleted");
+      if (volume !== undefined) {
+        await this.dropSnapshots(
+          volume,
+          deleted.map((entry) => entry.snapshotId),
+        );
       }
+      for (const entry of deleted) this.log.info({ cloudsnap: entry.id }, "cloudsnap deleted");
       return deleted;
     });
   }
