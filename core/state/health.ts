@@ -22,12 +22,19 @@ export class HealthStore {
 
   /**
    * Records `offline` for `subject` if it differs from the verdict stored; true when this call made
-   * the change (conditional: of two sweeps recording one change, one makes it).
+   * the change (conditional: of two sweeps recording one change, one makes it). `observedAt` is when
+   * the verdict was reached: a zone's verdict is judged again against its `since`, which must be the
+   * clock the first judgement used, not the later moment the write happened to land.
    */
-  async change(subject: string, offline: boolean, reason: string): Promise<boolean> {
+  async change(
+    subject: string,
+    offline: boolean,
+    reason: string,
+    observedAt: string = this.table.now(),
+  ): Promise<boolean> {
     const verdict = validateInput(
       HealthVerdict,
-      { subject, offline, reason, since: this.table.now() },
+      { subject, offline, reason, since: observedAt },
       "health verdict",
     );
     try {

@@ -90,7 +90,7 @@ export async function sweepHealth(
 
   if (events.length > 0) await publish(events);
   for (const { subject, offline, reason } of changes)
-    await cluster.store.health.change(subject, offline, reason);
+    await cluster.store.health.change(subject, offline, reason, observedAt);
   return { offlineNodes, offlineZones, events };
 }
 

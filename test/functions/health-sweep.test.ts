@@ -204,6 +204,30 @@ describe("the health sweep", () => {
     expect(detailOf(zoneEvent)).toMatchObject({ zone: "b", stoppedCleanly: false });
   });
 
+  it("keeps a zone offline when its verdict is recorded late: the next sweep counts the nodes the first one did", async () => {
+    await sweep();
+    await timePasses(15_000, "node-a1", "node-b2", "node-c1");
+    await sweep();
+    // node-b1 was found offline just inside the settle window (30 s) before node-b2 stops.
+    await timePasses(29_500, "node-a1", "node-b2", "node-c1");
+    await store.nodes.setState("node-b2", "down");
+    // The bus answers slowly: the verdicts are written a second after the sweep reached them.
+    const slow = await sweepHealth(
+      clusterOver(store, () => now),
+      async (entries) => {
+        published.push(entries);
+        now = new Date(now.getTime() + 1000);
+      },
+    );
+    expect(slow.offlineZones).toEqual(["b"]);
+    published = [];
+
+    const result = await sweep();
+
+    expect(result.offlineZones).toEqual(["b"]);
+    expect(published).toEqual([]);
+  });
+
   it("puts the events again on the next sweep when recording the verdicts was cut short", async () => {
     await sweep();
     await minutePasses("node-b1", "node-b2", "node-c1");
