@@ -8,14 +8,13 @@ import {
   type StrataEventEntry,
   strataEvent,
 } from "../../core/events.js";
-import { causeOf } from "../shared/errors.js";
+import { describeTaskError, TaskError } from "../shared/errors.js";
 
 /**
  * What the workflows leave in their state by the time they report: the Map item of a scheduled
  * cloudsnap or the restore's input, with the results of the states that ran. Read loosely, as any
  * of them may be missing (a restore refused before it started has only its input, if even that).
  */
-const TaskError = z.object({ Error: z.string(), Cause: z.string().optional() });
 const Status = z.object({
   error: z.string().nullable().optional(),
   result: z.record(z.string(), z.unknown()).optional(),
@@ -110,14 +109,12 @@ export async function reportCloudsnap(
 
 /** A task's error (its Catch output) says most; else the failed operation's own error. */
 function whyFailed(subject: Subject): string {
-  if (subject.error !== undefined) return `${subject.error.Error}: ${causeOf(subject.error.Cause)}`;
+  if (subject.error !== undefined) return describeTaskError(subject.error);
   return subject.status?.error ?? "the operation did not succeed";
 }
 
 function whyRetentionFailed(subject: Subject): string | undefined {
-  if (subject.retentionError !== undefined) {
-    return `${subject.retentionError.Error}: ${causeOf(subject.retentionError.Cause)}`;
-  }
+  if (subject.retentionError !== undefined) return describeTaskError(subject.retentionError);
   const status = subject.retentionStatus;
   if (status === undefined || status.state === "succeeded") return undefined;
   return status.error ?? `the retention operation ended ${status.state}`;

@@ -118,13 +118,15 @@ export async function take(
   );
 }
 
-/** Restores a cloudsnap into memory. */
+/** Restores a cloudsnap into memory; `writes` are the requests the target got, as [offset, length]. */
 export async function restored(repo: CloudsnapRepository, cloudsnapId: string, sizeBytes: number) {
   const target = Buffer.alloc(sizeBytes);
+  const writes: [number, number][] = [];
   const progress = await repo.restore(cloudsnapId, async (offset, data) => {
+    writes.push([offset, data.length]);
     data.copy(target, offset);
   });
-  return { target, progress };
+  return { target, progress, writes };
 }
 
 export async function keysUnder(bucket: CloudsnapBucket, prefix: string): Promise<string[]> {
