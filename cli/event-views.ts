@@ -37,6 +37,22 @@ const SUMMARIES: Record<string, (detail: Detail) => string | undefined> = {
     );
   },
   [StrataDetailType.recoveryFinished]: recoveryFinished,
+  [StrataDetailType.cloudsnapCompleted]: (d) => {
+    const expired = d.list("expired")?.length ?? 0;
+    const retention = d.text("retentionError");
+    return join(
+      d.text("volume"),
+      ": ",
+      d.text("cloudsnap"),
+      ` (${d.text("schedule") ?? "by hand"})`,
+      retention === undefined ? `, ${expired} expired` : `; retention stopped: ${retention}`,
+    );
+  },
+  [StrataDetailType.cloudsnapFailed]: (d) =>
+    join(d.text("volume"), ` (${d.text("schedule") ?? "by hand"}): `, d.text("reason")),
+  [StrataDetailType.restoreCompleted]: (d) => join(d.text("volume"), " from ", d.text("cloudsnap")),
+  [StrataDetailType.restoreFailed]: (d) =>
+    join(d.text("volume"), " from ", d.text("cloudsnap"), ": ", d.text("reason")),
   "EC2 Instance State-change Notification": (d) => join(d.text("instance-id"), " ", d.text("state")),
   "EC2 Spot Instance Interruption Warning": (d) =>
     join(d.text("instance-id"), ": spot interruption, ", d.text("instance-action")),
