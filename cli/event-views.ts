@@ -1,5 +1,5 @@
 import { StrataDetailType } from "../core/events.js";
-import { formatSize } from "../core/units.js";
+import { formatSize, parseDuration } from "../core/units.js";
 import { usageError } from "./failures.js";
 import { type Cell, formatTable } from "./output.js";
 import { formatClock } from "./workflow-views.js";
@@ -178,12 +178,10 @@ const followLine = (cells: string[]) =>
     .join("   ")
     .trimEnd();
 
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /** `--since 10m`: 30s, 10m, 2h, 1d, or an ISO 8601 time; the earliest time to show, in ms. */
 export function sinceArg(text: string, now = Date.now()): number {
-  const relative = /^(\d+)([smhd])$/.exec(text.trim());
-  if (relative) return now - Number(relative[1]) * UNITS[relative[2]!]!;
+  const relative = parseDuration(text);
+  if (relative !== undefined) return now - relative;
   const absolute = Date.parse(text);
   if (/^\d{4}-\d\d-\d\d/.test(text) && !Number.isNaN(absolute)) return absolute;
   throw usageError(`invalid --since "${text}": use a duration like 30s, 10m, 2h or 1d, or an ISO 8601 time`);

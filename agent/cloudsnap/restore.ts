@@ -1,8 +1,9 @@
 import type { CloudsnapBucket } from "../../core/cloud/cloudsnap-bucket.js";
+import { eachConcurrently } from "../../core/concurrency.js";
 import { decodeChunk } from "./chunk-codec.js";
 import type { VolumeKeys } from "./keys.js";
 import type { ChunkLocation, Manifest } from "./manifest.js";
-import { eachConcurrently, placeOf, planPackReads, readPack } from "./pack-reads.js";
+import { placeOf, planPackReads, readPack } from "./pack-reads.js";
 
 /** Ranges fetched, decrypted and written at once. */
 const FETCH_CONCURRENCY = 4;

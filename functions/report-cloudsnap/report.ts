@@ -4,6 +4,8 @@ import {
   type CloudsnapFailedDetail,
   type RestoreCompletedDetail,
   type RestoreFailedDetail,
+  type SnapshotCompletedDetail,
+  type SnapshotFailedDetail,
   StrataDetailType,
   type StrataEventEntry,
   strataEvent,
@@ -20,6 +22,7 @@ const Status = z.object({
   result: z.record(z.string(), z.unknown()).optional(),
 });
 const Subject = z.object({
+  copy: z.unknown().optional(),
   volume: z.unknown().optional(),
   cloudsnap: z.unknown().optional(),
   schedule: z.unknown().optional(),
@@ -47,11 +50,13 @@ export interface CloudsnapReport {
   volume: string;
   outcome: "completed" | "failed";
   cloudsnap?: string;
+  snapshot?: string;
 }
 
 /**
- * Puts one "Strata Cloudsnap Completed/Failed" or "Strata Restore Completed/Failed" event, saying
- * what was made, what retention deleted, or why it failed in the words of the error that stopped it.
+ * Puts one "Strata Cloudsnap Completed/Failed", "Strata Snapshot Completed/Failed" (a scheduled
+ * snapshot) or "Strata Restore Completed/Failed" event, saying what was made, what retention
+ * deleted, or why it failed in the words of the error that stopped it.
  */
 export async function reportCloudsnap(
   input: ReportCloudsnapInput,
@@ -65,6 +70,9 @@ export async function reportCloudsnap(
   if (input.workflow === "cloudsnap") {
     const schedule = text(subject.schedule);
     const scheduled = schedule === undefined ? {} : { schedule };
+    if (subject.copy === "snapshot") {
+      return reportSnapshot(input.outcome, subject, { ...common, ...scheduled }, publish);
+    }
     if (input.outcome === "completed" && made !== undefined) {
       const retentionError = whyRetentionFailed(subject);
       await publish([
@@ -106,6 +114,42 @@ export async function reportCloudsnap(
   ]);
   return { volume, outcome: "failed", cloudsnap };
 }
+
+/** A scheduled snapshot's event: its operation took the snapshot and applied retention both. */
+async function reportSnapshot(
+  outcome: CloudsnapReport["outcome"],
+  subject: Subject,
+  common: { clusterName: string; execution: string; volume: string; schedule?: string },
+  publish: (events: StrataEventEntry[]) => Promise<unknown>,
+): Promise<CloudsnapReport> {
+  const result = ScheduledSnapshotResult.safeParse(subject.status?.result);
+  if (outcome === "completed" && result.success) {
+    const { snapshot, volumes, deleted } = result.data;
+    await publish([
+      strataEvent(StrataDetailType.snapshotCompleted, {
+        ...common,
+        volumes,
+        snapshot,
+        expired: deleted,
+      } satisfies SnapshotCompletedDetail),
+    ]);
+    return { volume: common.volume, outcome: "completed", snapshot };
+  }
+  await publish([
+    strataEvent(StrataDetailType.snapshotFailed, {
+      ...common,
+      reason: whyFailed(subject),
+    } satisfies SnapshotFailedDetail),
+  ]);
+  return { volume: common.volume, outcome: "failed" };
+}
+
+/** What a scheduled-snapshot operation returns (agent/volumes/scheduled-snapshots.ts). */
+const ScheduledSnapshotResult = z.object({
+  snapshot: z.string(),
+  volumes: z.array(z.string()),
+  deleted: z.array(z.string()),
+});
 
 /** A task's error (its Catch output) says most; else the failed operation's own error. */
 function whyFailed(subject: Subject): string {
