@@ -48,8 +48,17 @@ const SUMMARIES: Record<string, (detail: Detail) => string | undefined> = {
       retention === undefined ? `, ${expired} expired` : `; retention stopped: ${retention}`,
     );
   },
-  [StrataDetailType.cloudsnapFailed]: (d) =>
-    join(d.text("volume"), ` (${d.text("schedule") ?? "by hand"}): `, d.text("reason")),
+  [StrataDetailType.cloudsnapFailed]: scheduledFailure,
+  [StrataDetailType.snapshotCompleted]: (d) => {
+    const volumes = d.list("volumes")?.filter((volume) => typeof volume === "string") ?? [];
+    return join(
+      volumes.length > 0 ? volumes.join(", ") : d.text("volume"),
+      ": snapshot ",
+      d.text("snapshot"),
+      `, ${d.list("expired")?.length ?? 0} expired`,
+    );
+  },
+  [StrataDetailType.snapshotFailed]: scheduledFailure,
   [StrataDetailType.restoreCompleted]: (d) => join(d.text("volume"), " from ", d.text("cloudsnap")),
   [StrataDetailType.restoreFailed]: (d) =>
     join(d.text("volume"), " from ", d.text("cloudsnap"), ": ", d.text("reason")),
@@ -64,6 +73,11 @@ const SUMMARIES: Record<string, (detail: Detail) => string | undefined> = {
     join(d.text("service"), " ", d.text("eventTypeCategory"), ` ${d.text("statusCode") ?? ""}`.trimEnd()) +
     (d.text("availabilityZone") === undefined ? "" : ` in ${d.text("availabilityZone")}`),
 };
+
+/** e.g. "pg-data (daily): the pre-hook failed". */
+function scheduledFailure(d: Detail): string | undefined {
+  return join(d.text("volume"), ` (${d.text("schedule") ?? "by hand"}): `, d.text("reason"));
+}
 
 /** e.g. "node-2 (local-b): no heartbeat for 12s". */
 function nodeHealth(d: Detail): string | undefined {

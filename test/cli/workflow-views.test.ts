@@ -541,6 +541,12 @@ describe("event summaries", () => {
         }),
       ),
     ).toBe("pg-data (daily): hook failed");
+    const snapshot = { ...common, volumes: ["pg-data", "pg-wal"], snapshot: "daily-20261203T0200Z" };
+    expect(
+      summarizeEvent(
+        busEvent("strata", "Strata Snapshot Completed", { ...snapshot, expired: ["pg-data@daily-x"] }),
+      ),
+    ).toBe("pg-data, pg-wal: snapshot daily-20261203T0200Z, 1 expired");
     const restore = { ...common, volume: "pg-copy", cloudsnap: id };
     expect(summarizeEvent(busEvent("strata", "Strata Restore Completed", restore))).toBe(
       `pg-copy from ${id}`,
