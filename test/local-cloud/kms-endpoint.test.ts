@@ -1,3 +1,6 @@
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   CreateAliasCommand,
   CreateKeyCommand,
@@ -284,5 +287,60 @@ describe("GenerateDataKey", () => {
       const refused = await refusal(kms.send(new GenerateDataKeyCommand({ KeyId: key.KeyId, ...size })));
       expect(refused.name).toBe("ValidationException");
     }
+  });
+});
+
+describe("the keys saved to a file", () => {
+  it("decrypt after a restart what they encrypted before, with their aliases and states, and only the owner reads them", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "strata-kms-"));
+    const file = join(dir, "kms.json");
+    let changes = 0;
+    const first = await LocalKms.load(file, "local", () => changes++);
+    const before = await startAwsEndpoint(kmsProtocol(first));
+    const client = new KMSClient({ ...CLIENT_CONFIG, endpoint: before.url });
+    try {
+      const { KeyMetadata } = await client.send(new CreateKeyCommand({ Description: "kept" }));
+      const disabled = (await client.send(new CreateKeyCommand({}))).KeyMetadata!;
+      await client.send(new CreateAliasCommand({ AliasName: "alias/kept", TargetKeyId: KeyMetadata!.KeyId }));
+      await client.send(new DisableKeyCommand({ KeyId: disabled.KeyId }));
+      expect(changes).toBe(4);
+      const { CiphertextBlob } = await client.send(
+        new EncryptCommand({ KeyId: "alias/kept", Plaintext: plaintext, EncryptionContext: context }),
+      );
+      await first.saveTo(file);
+      await before.close();
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+
+      const again = await startAwsEndpoint(kmsProtocol(await LocalKms.load(file, "elsewhere")));
+      const restarted = new KMSClient({ ...CLIENT_CONFIG, endpoint: again.url });
+      try {
+        const opened = await restarted.send(
+          new DecryptCommand({ CiphertextBlob, EncryptionContext: context, KeyId: "alias/kept" }),
+        );
+        expect(Buffer.from(opened.Plaintext!).equals(plaintext)).toBe(true);
+        // The region of the saved keys, not the one asked for: their ARNs are in key files.
+        expect(opened.KeyId).toBe(KeyMetadata!.Arn);
+        const described = await restarted.send(new DescribeKeyCommand({ KeyId: disabled.Arn }));
+        expect(described.KeyMetadata).toMatchObject({
+          KeyState: "Disabled",
+          CreationDate: disabled.CreationDate,
+        });
+      } finally {
+        restarted.destroy();
+        await again.close();
+      }
+
+      await writeFile(file, JSON.stringify({ version: 1, keys: "none" }));
+      await expect(LocalKms.load(file)).rejects.toThrow(`${file} is not a local KMS's keys`);
+      expect(JSON.parse(await readFile(file, "utf8"))).toEqual({ version: 1, keys: "none" });
+    } finally {
+      client.destroy();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("are none when there is no file yet", async () => {
+    const kms = await LocalKms.load(join(tmpdir(), `strata-kms-none-${process.pid}.json`), "local");
+    expect(() => kms.describeKey({ KeyId: "alias/anything" })).toThrow("is not found");
   });
 });

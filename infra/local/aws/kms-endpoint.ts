@@ -1,6 +1,9 @@
 import { randomBytes, randomUUID } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import type { KeyMetadata } from "@aws-sdk/client-kms";
+import { z } from "zod";
 import { seal, unseal } from "../../../agent/cloudsnap/sealing.js";
+import { replaceFileAtomic } from "../../../agent/durable-file.js";
 import type { AwsProtocolHandler } from "./http.js";
 import { LOCAL_ACCOUNT_ID, localRegion } from "./identity.js";
 import { jsonProtocol } from "./json-protocol.js";
@@ -15,8 +18,8 @@ import { AwsServiceError } from "./service-error.js";
  *
  *   version (1) | key id (36, ASCII) | nonce (12) | ciphertext | tag (16)
  *
- * Keys live in memory, for the life of the endpoint: enough for tests and a local cluster whose
- * cloudsnaps default to passphrase protection.
+ * Keys live in memory; a local cluster keeps them in a file of its directory (saveTo, load), as it
+ * keeps its passphrase, so a restarted cluster still unwraps what its keys wrapped.
  */
 
 interface LocalKey {
@@ -39,14 +42,80 @@ const ALIAS_PREFIX = "alias/";
 const RESERVED_ALIAS_PREFIX = "alias/aws/";
 const ALIAS_NAME = /^[a-zA-Z0-9:/_-]{1,256}$/;
 
+/** What saveTo writes and load reads back: the keys' material included, so the file is the keys. */
+const LocalKmsSnapshot = z.object({
+  version: z.literal(1),
+  region: z.string(),
+  keys: z.array(
+    z.object({
+      id: z.uuid(),
+      material: z.base64(),
+      enabled: z.boolean(),
+      description: z.string(),
+      created: z.iso.datetime(),
+    }),
+  ),
+  aliases: z.record(z.string(), z.uuid()),
+});
+
 export class LocalKms {
   private readonly keys = new Map<string, LocalKey>();
   /** Alias name (alias/...) → key id. */
   private readonly aliases = new Map<string, string>();
   private readonly arnPrefix: string;
 
-  constructor(region = localRegion()) {
+  /** `onChange` is told of every new key, alias and enabled state, to save them. */
+  constructor(
+    private readonly region = localRegion(),
+    private readonly onChange: () => void = () => {},
+  ) {
     this.arnPrefix = `arn:aws:kms:${region}:${LOCAL_ACCOUNT_ID}:`;
+  }
+
+  /** The keys saved in `path`, or none when there is no such file. */
+  static async load(path: string, region = localRegion(), onChange?: () => void): Promise<LocalKms> {
+    let text: string;
+    try {
+      text = await readFile(path, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return new LocalKms(region, onChange);
+      throw error;
+    }
+    const parsed = LocalKmsSnapshot.safeParse(JSON.parse(text));
+    if (!parsed.success) throw new Error(`${path} is not a local KMS's keys: ${parsed.error.message}`);
+    const saved = parsed.data;
+    const kms = new LocalKms(saved.region, onChange);
+    for (const key of saved.keys)
+      kms.keys.set(key.id, {
+        id: key.id,
+        arn: `${kms.arnPrefix}key/${key.id}`,
+        material: Buffer.from(key.material, "base64"),
+        enabled: key.enabled,
+        description: key.description,
+        created: new Date(key.created),
+      });
+    for (const [alias, id] of Object.entries(saved.aliases)) kms.aliases.set(alias, id);
+    return kms;
+  }
+
+  /** Writes the keys to `path`, readable by this user only: they unwrap every data key they wrapped. */
+  async saveTo(path: string): Promise<void> {
+    const snapshot: z.infer<typeof LocalKmsSnapshot> = {
+      version: 1,
+      region: this.region,
+      keys: [...this.keys.values()].map((key) => ({
+        id: key.id,
+        material: key.material.toString("base64"),
+        enabled: key.enabled,
+        description: key.description,
+        created: key.created.toISOString(),
+      })),
+      aliases: Object.fromEntries(this.aliases),
+    };
+    await replaceFileAtomic(path, async (file) => {
+      await file.chmod(0o600);
+      await file.writeFile(`${JSON.stringify(snapshot, null, 2)}\n`);
+    });
   }
 
   createKey(input: Record<string, unknown>): { KeyMetadata: KeyMetadata } {
@@ -74,6 +143,7 @@ export class LocalKms {
       created: new Date(),
     };
     this.keys.set(id, key);
+    this.onChange();
     return { KeyMetadata: metadata(key) };
   }
 
@@ -99,6 +169,7 @@ export class LocalKms {
         `An alias with the name ${this.arnPrefix}${name} already exists`,
       );
     this.aliases.set(name, target.id);
+    this.onChange();
     return {};
   }
 
@@ -107,12 +178,16 @@ export class LocalKms {
   }
 
   disableKey(input: Record<string, unknown>): Record<string, never> {
-    this.keyByIdOrArn(requiredString(input, "KeyId")).enabled = false;
-    return {};
+    return this.setEnabled(input, false);
   }
 
   enableKey(input: Record<string, unknown>): Record<string, never> {
-    this.keyByIdOrArn(requiredString(input, "KeyId")).enabled = true;
+    return this.setEnabled(input, true);
+  }
+
+  private setEnabled(input: Record<string, unknown>, enabled: boolean): Record<string, never> {
+    this.keyByIdOrArn(requiredString(input, "KeyId")).enabled = enabled;
+    this.onChange();
     return {};
   }
 
