@@ -98,7 +98,7 @@ export class KmsProtector implements KeyProtector<"kms"> {
 }
 
 /** What KMS's refusal means for the key file, in one sentence naming the file and the key. */
-export function kmsFailure(error: unknown, doing: string, keyId: string, file: KeyFile): StrataError {
+function kmsFailure(error: unknown, doing: string, keyId: string, file: KeyFile): StrataError {
   const key = `the KMS key ${keyId}`;
   if (!(error instanceof KMSServiceException)) {
     // No answer from KMS at all: no route, no credentials, a connection dropped on every attempt.

@@ -70,11 +70,11 @@ export class VolumeKeyProtection {
     return new VolumeKeyProtection("passphrase", { passphrase: new PassphraseProtector(passphrase) });
   }
 
-  protect(dataKey: Buffer, file: KeyFile): Promise<KeyProtection> {
+  async protect(dataKey: Buffer, file: KeyFile): Promise<KeyProtection> {
     return this.protectors[this.protectWith]!.protect(dataKey, file);
   }
 
-  recover(protection: KeyProtection, file: KeyFile): Promise<Buffer> {
+  async recover(protection: KeyProtection, file: KeyFile): Promise<Buffer> {
     switch (protection.kind) {
       case "passphrase": {
         const { passphrase } = this.protectors;

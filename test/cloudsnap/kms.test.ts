@@ -14,6 +14,7 @@ import { dataKeyContext, KmsProtector } from "../../agent/cloudsnap/kms-protecto
 import { CloudsnapRepository } from "../../agent/cloudsnap/repository.js";
 import { VolumeKeyProtection } from "../../agent/cloudsnap/volume-key.js";
 import { catalogObject, keyObject } from "../../core/cloud/cloudsnap-layout.js";
+import { checkKmsKeyId, kmsKeyRegion } from "../../core/cloud/kms-client.js";
 import { LOCAL_CREDENTIALS } from "../../core/local-aws-environment.js";
 import { type AwsEndpoint, type AwsProtocolHandler, startAwsEndpoint } from "../../infra/local/aws/http.js";
 import { kmsProtocol, LocalKms } from "../../infra/local/aws/kms-endpoint.js";
@@ -248,6 +249,13 @@ describe("cloudsnaps with data keys wrapped by KMS", () => {
     expect((await failedRestore(withKms(), local.cloudsnap.id)).message).toBe(
       `no cloudsnap passphrase: set STRATA_CLOUDSNAP_PASSPHRASE, or STRATA_CLOUDSNAP_PASSPHRASE_FILE to a file holding it (the key file ${where(local.volume.id)})`,
     );
+    const kmsOnly = new CloudsnapRepository(
+      storage.bucket,
+      new VolumeKeyProtection("kms", { kms: new KmsProtector(ALIAS) }),
+    );
+    expect((await failedRestore(kmsOnly, local.cloudsnap.id)).message).toBe(
+      `the key file ${where(local.volume.id)} is protected by a passphrase, and none is configured: set STRATA_CLOUDSNAP_PASSPHRASE, or STRATA_CLOUDSNAP_PASSPHRASE_FILE to a file holding it`,
+    );
   });
 
   it("refuse a KMS key id of the wrong form, and one KMS does not know, writing nothing", async () => {
@@ -260,6 +268,24 @@ describe("cloudsnaps with data keys wrapped by KMS", () => {
       `the KMS key alias/missing, needed to wrap the data key of ${where(volume.id)}, does not exist in this account and region (NotFoundException: Alias arn:aws:kms:local:000000000000:alias/missing is not found.)`,
     );
     expect(await storage.bucket.getIfExists(keyObject(volume.id))).toBeUndefined();
+  });
+});
+
+describe("a configured KMS key id", () => {
+  it("is any form KMS takes, and a key in another region is asked of KMS there", () => {
+    const id = "1234abcd-12ab-34cd-56ef-1234567890ab";
+    for (const form of [
+      id,
+      "mrk-1234abcd12ab34cd56ef1234567890ab",
+      "alias/strata/cloudsnaps",
+      `arn:aws:kms:eu-west-1:111122223333:key/${id}`,
+      "arn:aws-cn:kms:cn-north-1:111122223333:alias/strata",
+    ])
+      expect(checkKmsKeyId(form)).toBe(form);
+    for (const wrong of ["1234ABCD", "strata", `arn:aws:kms:eu-west-1:111122223333:key/strata`, "alias/"])
+      expect(() => checkKmsKeyId(wrong)).toThrow(`STRATA_CLOUDSNAP_KMS_KEY_ID is "${wrong}"`);
+    expect(kmsKeyRegion(`arn:aws:kms:eu-west-1:111122223333:key/${id}`)).toBe("eu-west-1");
+    expect(kmsKeyRegion("alias/strata")).toBeUndefined();
   });
 });
 
