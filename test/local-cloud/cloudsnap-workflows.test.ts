@@ -1,5 +1,6 @@
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
 import {
   DescribeExecutionCommand,
   type DescribeExecutionOutput,
@@ -17,7 +18,7 @@ import { scheduledSnapshotName } from "../../core/schedule-policies.js";
 import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import { OperationParams } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
-import { EVENTS_FILE, LocalCloud, workflowMachine } from "../../infra/local/cloud.js";
+import { EVENTS_FILE, KMS_FILE, LocalCloud, workflowMachine } from "../../infra/local/cloud.js";
 import { type CloudsnapStorage, startCloudsnapStorage } from "../../infra/local/cloudsnap-storage.js";
 import { capturingLogger } from "../api/harness.js";
 import { prepareClusterDir } from "../cli/strata-process.js";
@@ -394,5 +395,16 @@ describe("snapshot schedules in the cloudsnap workflow, from its ASL file", () =
     await run("cloudsnap", "snapshots-2", {});
     expect(await snapshotNames("solo")).toEqual(["before-upgrade", oneDay, taken].sort());
     expect(await strataEvents("Strata Snapshot")).toHaveLength(2);
+  });
+});
+
+describe("the local cloud's KMS", () => {
+  it("keeps the keys made through its endpoint in the cluster directory, for cloudsnaps a restarted cluster restores", async () => {
+    const kms = new KMSClient({ endpoint: cloud.environment.AWS_ENDPOINT_URL_KMS });
+    const { KeyMetadata } = await kms.send(new CreateKeyCommand({ Description: "cloudsnaps" }));
+    kms.destroy();
+    const saved = async () =>
+      (await readFile(join(dir, KMS_FILE), "utf8").catch(() => "")).includes(KeyMetadata!.KeyId!);
+    await eventually(saved, `${KMS_FILE} holding key ${KeyMetadata!.KeyId}`);
   });
 });
