@@ -113,7 +113,11 @@ export class StrataLambdas extends Construct {
         STRATA_STATE_TABLE: props.tableName,
         STRATA_CLUSTER_NAME: props.clusterName,
         STRATA_EVENT_BUS: props.eventBusName,
-        STRATA_CLOUDSNAP_BUCKET: props.bucketName,
+        // Minified bundles: errors are reported at their TypeScript lines.
+        NODE_OPTIONS: "--enable-source-maps",
+        ...(grantsOf(definition.name).some((grant) => grant.kind === "cloudsnap-catalogs")
+          ? { STRATA_CLOUDSNAP_BUCKET: props.bucketName }
+          : {}),
         ...(definition.name === "health-sweep"
           ? { STRATA_SWEEPS_PER_INVOCATION: String(SWEEPS_PER_INVOCATION) }
           : {}),

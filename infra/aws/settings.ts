@@ -96,16 +96,23 @@ const Context = z.object({
     .refine((name) => !name.includes(".."), "an S3 bucket name without two dots in a row")
     .optional(),
   schedules: ObjectValue.pipe(
-    z.record(
-      z.string().refine((name) => scheduleNames.has(name), {
-        message: `a schedule of infra/schedules.ts (${[...scheduleNames].join(", ")})`,
+    z
+      .record(z.string(), z.string().regex(SCHEDULE_EXPRESSION, "rate(N minutes), cron(...) or at(...)"))
+      .superRefine((schedules, context) => {
+        for (const name of Object.keys(schedules))
+          if (!scheduleNames.has(name))
+            context.addIssue({
+              code: "custom",
+              path: [name],
+              message: `a schedule of infra/schedules.ts (${[...scheduleNames].join(", ")})`,
+            });
       }),
-      z.string().regex(SCHEDULE_EXPRESSION, "rate(N minutes), cron(...) or at(...)"),
-    ),
   ),
   alarmEmail: z.email("an email address").optional(),
   logLevel: z.enum(["DEBUG", "INFO", "WARN", "ERROR"]),
 });
+
+const OPTIONAL_KEYS = new Set<string>(["bucketName", "alarmEmail"]);
 
 const DEFAULTS = {
   prefix: "strata",
@@ -123,13 +130,14 @@ export function deploymentSettings(context: (key: string) => unknown): Deploymen
   for (const key of CONTEXT_KEYS) {
     const value = context(key);
     // An empty `-c bucketName=` means "not given", as leaving the key out does.
-    if (value !== undefined && value !== "") given[key] = value;
+    if (value === undefined || (value === "" && OPTIONAL_KEYS.has(key))) continue;
+    given[key] = value;
   }
   const parsed = Context.safeParse(given);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => {
       const key = issue.path.map(String).join(".");
-      return `${key}: ${issue.message} (got ${JSON.stringify(valueAt(given, issue.path))})`;
+      return `${key}: ${issue.message} (got ${JSON.stringify(given[String(issue.path[0])])})`;
     });
     throw new Error(`the CDK context is invalid: ${problems.join("; ")}`);
   }
@@ -139,13 +147,4 @@ export function deploymentSettings(context: (key: string) => unknown): Deploymen
     ...(bucketName === undefined ? {} : { bucketName }),
     ...(alarmEmail === undefined ? {} : { alarmEmail }),
   };
-}
-
-function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
-  let at = value;
-  for (const part of path) {
-    if (at === null || typeof at !== "object") return undefined;
-    at = (at as Record<PropertyKey, unknown>)[part];
-  }
-  return at;
 }
