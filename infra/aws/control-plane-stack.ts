@@ -78,6 +78,7 @@ export class ControlPlaneStack extends Stack {
       prefix: settings.prefix,
       clusterName: settings.clusterName,
       logLevel: settings.logLevel,
+      sweepsPerMinute: settings.sweepsPerMinute,
       tableName: this.table.tableName,
       bucketName: this.bucket.bucketName,
       eventBusName: this.eventBus.eventBusName,

@@ -24,6 +24,12 @@ export interface DeploymentSettings {
   alarmEmail?: string;
   /** The Lambdas' Powertools log level. */
   logLevel: "DEBUG" | "INFO" | "WARN" | "ERROR";
+  /**
+   * How many times the health sweep sweeps within each minute's invocation
+   * (functions/health-sweep/minute.ts): 12 sees a lost heartbeat within 5 s of its timeout, and
+   * keeps the function running all minute; 1 sweeps once and returns, seeing it within a minute.
+   */
+  sweepsPerMinute: number;
 }
 
 /** The context keys read, each under its own name. */
@@ -36,6 +42,7 @@ export const CONTEXT_KEYS = [
   "schedules",
   "alarmEmail",
   "logLevel",
+  "sweepsPerMinute",
 ] as const;
 
 /** EKS: 1-100 characters, a letter or digit first, then letters, digits, hyphens and underscores. */
@@ -110,6 +117,8 @@ const Context = z.object({
   ),
   alarmEmail: z.email("an email address").optional(),
   logLevel: z.enum(["DEBUG", "INFO", "WARN", "ERROR"]),
+  // The function's own limits (functions/shared/settings.ts); a number given as -c text is read as one.
+  sweepsPerMinute: z.coerce.number().int("a whole number of sweeps from 1 to 60").min(1).max(60),
 });
 
 const OPTIONAL_KEYS = new Set<string>(["bucketName", "alarmEmail"]);
@@ -119,6 +128,7 @@ const DEFAULTS = {
   zones: [],
   schedules: {},
   logLevel: "INFO",
+  sweepsPerMinute: 12,
 } as const;
 
 /**

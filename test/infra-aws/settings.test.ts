@@ -19,6 +19,7 @@ describe("the deployment's settings from the CDK context", () => {
       prefix: "strata",
       schedules: {},
       logLevel: "INFO",
+      sweepsPerMinute: 12,
     });
   });
 
@@ -31,6 +32,7 @@ describe("the deployment's settings from the CDK context", () => {
         schedules: '{"cloudsnaps":"rate(5 minutes)"}',
         bucketName: "prod-eu-cloudsnaps",
         alarmEmail: "storage@example.com",
+        sweepsPerMinute: "1",
       }),
     );
     expect(settings).toMatchObject({
@@ -40,6 +42,7 @@ describe("the deployment's settings from the CDK context", () => {
       schedules: { cloudsnaps: "rate(5 minutes)" },
       bucketName: "prod-eu-cloudsnaps",
       alarmEmail: "storage@example.com",
+      sweepsPerMinute: 1,
     });
   });
 
@@ -63,6 +66,7 @@ describe("the deployment's settings from the CDK context", () => {
     [{ alarmEmail: "storage" }, /alarmEmail: an email address/],
     [{ prefix: "Strata_prod" }, /prefix: lower-case letters, digits and hyphens/],
     [{ logLevel: "TRACE" }, /logLevel: /],
+    [{ sweepsPerMinute: "61" }, /sweepsPerMinute: .* \(got "61"\)/],
   ])("refuses %j, naming the key and what it should be", (overrides, message) => {
     expect(() => deploymentSettings(withContext(overrides))).toThrow(message);
   });

@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { stateTableDefinition } from "../../core/state/table.js";
 import { PROJECT_ROOT } from "../../infra/aws/app.js";
 import { DESCRIBE_ONLY_STAR } from "../../infra/aws/function-roles.js";
-import { FUNCTION_RUNTIME, SWEEPS_PER_INVOCATION } from "../../infra/aws/lambdas.js";
+import { FUNCTION_RUNTIME } from "../../infra/aws/lambdas.js";
 import { placeholdersIn } from "../../infra/aws/state-machines.js";
 import { strataEventRules } from "../../infra/event-rules.js";
 import { substitute } from "../../infra/local/step-functions/definitions.js";
@@ -173,7 +173,7 @@ describe("the Lambdas", () => {
     });
     for (const reader of ["find-due-cloudsnaps", "apply-retention", "check-restore"])
       expect(env(reader).STRATA_CLOUDSNAP_BUCKET).toEqual({ Ref: idOf(stack.bucket) });
-    expect(env("health-sweep").STRATA_SWEEPS_PER_INVOCATION).toBe(String(SWEEPS_PER_INVOCATION));
+    expect(env("health-sweep").STRATA_SWEEPS_PER_INVOCATION).toBe("12");
     // It sweeps through a whole minute: the timeout leaves room for the last sweep.
     expect(functions[idOf(stack.lambdas.functions.get("health-sweep")!)]!.Properties.Timeout).toBeGreaterThan(
       60,
