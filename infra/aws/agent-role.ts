@@ -6,6 +6,11 @@ import { PolicyStatement, Role, ServicePrincipal, SessionTagsPrincipal } from "a
 import type { Key } from "aws-cdk-lib/aws-kms";
 import type { Bucket } from "aws-cdk-lib/aws-s3";
 import { Construct } from "constructs";
+import {
+  KMS_CONTEXT_PURPOSE,
+  KMS_CONTEXT_VOLUME,
+  KMS_DATA_KEY_PURPOSE,
+} from "../../agent/cloudsnap/kms-protector.js";
 import { DriveTag } from "../../core/drive-sets.js";
 import { TABLE_READ_ACTIONS, TABLE_WRITE_ACTIONS, viaS3 } from "./function-roles.js";
 import { allow, type ReasonedStatement } from "./reasoned-statements.js";
@@ -13,12 +18,6 @@ import { allow, type ReasonedStatement } from "./reasoned-statements.js";
 /** Where the agent DaemonSet runs (deploy/kubernetes/), agreed with its manifest. */
 export const AGENT_NAMESPACE = "strata-system";
 export const AGENT_SERVICE_ACCOUNT = "strata-agent";
-
-/**
- * The encryption context key naming the volume whose data key KMS wraps: a key file copied to
- * another volume's place cannot be unwrapped there.
- */
-export const CLOUDSNAP_KEY_CONTEXT = "strata:volume";
 
 export interface AgentPodRoleProps {
   clusterName: string;
@@ -97,15 +96,21 @@ function agentStatements(stack: Stack, props: AgentPodRoleProps): ReasonedStatem
         conditions: { StringEquals: { "kms:ViaService": viaS3(stack) } },
       }),
     ),
-    // Each volume's data key, wrapped for that volume only.
+    // Each volume's data key (agent/cloudsnap/kms-protector.ts), wrapped for that volume only: the
+    // context must name a volume and the purpose, and nothing else.
     scoped(
       new PolicyStatement({
         actions: ["kms:Encrypt", "kms:Decrypt"],
         resources: [props.key.keyArn],
-        conditions: { Null: { [`kms:EncryptionContext:${CLOUDSNAP_KEY_CONTEXT}`]: "false" } },
+        conditions: {
+          StringEquals: { [`kms:EncryptionContext:${KMS_CONTEXT_PURPOSE}`]: KMS_DATA_KEY_PURPOSE },
+          Null: { [`kms:EncryptionContext:${KMS_CONTEXT_VOLUME}`]: "false" },
+          "ForAllValues:StringEquals": {
+            "kms:EncryptionContextKeys": [KMS_CONTEXT_VOLUME, KMS_CONTEXT_PURPOSE],
+          },
+        },
       }),
     ),
-    scoped(new PolicyStatement({ actions: ["kms:DescribeKey"], resources: [props.key.keyArn] })),
     scoped(new PolicyStatement({ actions: ["events:PutEvents"], resources: [props.eventBus.eventBusArn] })),
     {
       statement: new PolicyStatement({ actions: ["ec2:DescribeVolumes"], resources: ["*"] }),

@@ -531,11 +531,15 @@ describe("the agent pods' role", () => {
       "Fn::GetAtt": [idOf(stack.eventBus), "Arn"],
     });
     const keyArn = { "Fn::GetAtt": [idOf(stack.key), "Arn"] };
-    for (const action of ["kms:Encrypt", "kms:DescribeKey", "kms:GenerateDataKey"])
+    for (const action of ["kms:Encrypt", "kms:GenerateDataKey"])
       expect(byAction(action)[0]!.Resource, action).toEqual(keyArn);
+    // The context agent/cloudsnap/kms-protector.ts wraps each data key under, and nothing else.
     expect(byAction("kms:Encrypt")[0]!.Condition).toEqual({
+      StringEquals: { "kms:EncryptionContext:strata:purpose": "cloudsnap-data-key" },
       Null: { "kms:EncryptionContext:strata:volume": "false" },
+      "ForAllValues:StringEquals": { "kms:EncryptionContextKeys": ["strata:volume", "strata:purpose"] },
     });
+    expect(actions).not.toContain("kms:DescribeKey");
     expect(byAction("ec2:DescribeVolumes")[0]!.Resource).toBe("*");
     expect(byAction("ec2:CreateTags")[0]!.Condition).toEqual({
       StringEquals: { "aws:ResourceTag/strata:cluster": "strata" },
