@@ -171,19 +171,20 @@ describe("the cloudsnap workflow, from its ASL file", () => {
     const orders = await store.volumes.create({ name: "orders", sizeBytes: 4096, replicationFactor: 1 });
     const ledger = await store.volumes.create({ name: "ledger", sizeBytes: 4096, replicationFactor: 1 });
     await store.volumes.create({ name: "scratch", sizeBytes: 4096, replicationFactor: 1 });
-    await store.policies.create({ name: "minutely", schedules: { interval: { minutes: 1, retain: 2 } } });
+    // Daily at midnight: the two runs below share a slot unless they straddle midnight UTC.
+    await store.policies.create({ name: "nightly", schedules: { daily: { time: "00:00", retain: 2 } } });
     for (const volume of [orders, ledger]) {
-      await store.policies.assign({ volumeId: volume.id, volumeName: volume.name, policy: "minutely" });
+      await store.policies.assign({ volumeId: volume.id, volumeName: volume.name, policy: "nightly" });
     }
-    // orders has a manual cloudsnap and two scheduled ones from earlier minutes.
+    // orders has a manual cloudsnap and two scheduled ones from earlier days.
     await appendCloudsnap(orders.id, "orders");
-    const earlier = [await appendCloudsnap(orders.id, "orders", "interval")];
-    earlier.push(await appendCloudsnap(orders.id, "orders", "interval"));
+    const earlier = [await appendCloudsnap(orders.id, "orders", "daily")];
+    earlier.push(await appendCloudsnap(orders.id, "orders", "daily"));
     const catalog = await readCatalog(bucket, orders.id);
-    // Made before this minute's slot began, so the schedule is due now.
-    const old = (entry: Cloudsnap, minutes: number) => ({
+    // Made before today's slot began, so the schedule is due now.
+    const old = (entry: Cloudsnap, days: number) => ({
       ...entry,
-      createdAt: new Date(Date.now() - minutes * 60_000).toISOString(),
+      createdAt: new Date(Date.now() - days * 86_400_000).toISOString(),
     });
     await writeCatalog(bucket, {
       ...catalog,
@@ -213,8 +214,8 @@ describe("the cloudsnap workflow, from its ASL file", () => {
     const kept = await readCatalog(bucket, orders.id);
     expect(kept.cloudsnaps.map((entry) => entry.schedule ?? "manual")).toEqual([
       "manual",
-      "interval",
-      "interval",
+      "daily",
+      "daily",
     ]);
     expect(kept.cloudsnaps[1]!.id).toBe(earlier[1]!.id);
     const completed = await strataEvents("Strata Cloudsnap Completed");
@@ -222,7 +223,7 @@ describe("the cloudsnap workflow, from its ASL file", () => {
       expect.objectContaining({
         clusterName: CLUSTER,
         volume: "orders",
-        schedule: "interval",
+        schedule: "daily",
         cloudsnap: kept.cloudsnaps[2]!.id,
         expired: [earlier[0]!.id],
       }),
@@ -237,13 +238,13 @@ describe("the cloudsnap workflow, from its ASL file", () => {
     expect(failed.map((event) => event.detail)).toEqual([
       expect.objectContaining({
         volume: "ledger",
-        schedule: "interval",
+        schedule: "daily",
         reason: "the bucket is unreachable",
       }),
     ]);
     expect(uploads.has("scratch")).toBe(false);
 
-    // A second run in the same minute finds nothing due: orders has this slot's cloudsnap.
+    // A second run the same day finds nothing due: orders has this slot's cloudsnap.
     failing.delete("ledger");
     const uploadsBefore = uploads.get("orders");
     await run("cloudsnap", "scheduled-2", {});
