@@ -1,5 +1,6 @@
 import {
   AttachVolumeCommand,
+  CreateTagsCommand,
   DescribeInstancesCommand,
   DescribeVolumesCommand,
   DetachVolumeCommand,
@@ -300,6 +301,41 @@ describe("TerminateInstances", () => {
     );
     expect(unknown.name).toBe("InvalidInstanceID.NotFound");
     expect(cloud.world.instance(instance.id).state).toBe("running");
+  });
+});
+
+describe("CreateTags", () => {
+  it("tags volumes and instances, a tag already there taking the new value", async () => {
+    const { instance, drive } = node("local-a");
+    await ec2.send(
+      new CreateTagsCommand({
+        Resources: [drive.id, instance.id],
+        Tags: [
+          { Key: "strata:drive-set", Value: "node-7" },
+          { Key: "strata:test-run", Value: "retagged" },
+        ],
+      }),
+    );
+    for (const tags of [cloud.world.volume(drive.id).tags, cloud.world.instance(instance.id).tags])
+      expect(tags).toMatchObject({ "strata:drive-set": "node-7", "strata:test-run": "retagged" });
+    const found = await ec2.send(
+      new DescribeVolumesCommand({ Filters: [{ Name: "tag:strata:drive-set", Values: ["node-7"] }] }),
+    );
+    expect(found.Volumes?.map((v) => v.VolumeId)).toEqual([drive.id]);
+  });
+
+  it("tags nothing when one resource does not exist", async () => {
+    const { drive } = node("local-a");
+    const unknown = await refusal(
+      ec2.send(
+        new CreateTagsCommand({
+          Resources: [drive.id, "vol-0123456789abcdef0"],
+          Tags: [{ Key: "strata:drive-set", Value: "node-8" }],
+        }),
+      ),
+    );
+    expect(unknown.name).toBe("InvalidVolume.NotFound");
+    expect(cloud.world.volume(drive.id).tags["strata:drive-set"]).toBeUndefined();
   });
 });
 

@@ -448,6 +448,15 @@ export class LocalEc2 {
     return { ...attachment, state: "detaching" };
   }
 
+  /**
+   * EC2's CreateTags on instances and volumes: every id must exist or nothing is tagged; a tag
+   * already there takes the new value. A drive set's agent names its new drives this way.
+   */
+  createTags(resourceIds: string[], tags: Record<string, string>): void {
+    const resources = resourceIds.map((id) => (id.startsWith("vol-") ? this.volume(id) : this.instance(id)));
+    for (const resource of resources) Object.assign(resource.tags, tags);
+  }
+
   // --- Auto Scaling lifecycle actions ---
 
   /**
