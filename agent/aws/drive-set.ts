@@ -31,7 +31,7 @@ export interface ClaimedDriveSet {
   /** The drive set's id, which is the node's id. */
   nodeId: string;
   zone: string;
-  dataDir: string;
+  /** Each mounted at <root>/drive-sets/<id>/drives/<volume id>. */
   drives: DriveSpec[];
   volumeIds: string[];
 }
@@ -49,10 +49,9 @@ export async function claimDriveSet(claim: DriveSetClaim): Promise<ClaimedDriveS
   const zones = new Set(volumes.map((volume) => volume.AvailabilityZone));
   const zone = volumes[0]!.AvailabilityZone!;
   if (zones.size > 1) throw new Error(`the drives of instance ${claim.instanceId} are in several zones`);
-  const dataDir = join(claim.root, "drive-sets", nodeId);
   const drives: DriveSpec[] = [];
   for (const volume of volumes) {
-    const path = join(dataDir, "drives", volume.VolumeId!);
+    const path = join(claim.root, "drive-sets", nodeId, "drives", volume.VolumeId!);
     await prepareDrive(
       claim,
       { cluster: claim.clusterName, driveSet: nodeId, volumeId: volume.VolumeId! },
@@ -62,7 +61,7 @@ export async function claimDriveSet(claim: DriveSetClaim): Promise<ClaimedDriveS
   }
   const volumeIds = volumes.map((volume) => volume.VolumeId!);
   claim.log.info({ nodeId, zone, instanceId: claim.instanceId, volumeIds }, "drive set ready");
-  return { nodeId, zone, dataDir, drives, volumeIds };
+  return { nodeId, zone, drives, volumeIds };
 }
 
 async function attachedDrives(claim: DriveSetClaim): Promise<Volume[]> {
@@ -76,11 +75,20 @@ async function attachedDrives(claim: DriveSetClaim): Promise<Volume[]> {
       ],
     },
   );
-  for await (const page of pages) volumes.push(...(page.Volumes ?? []));
+  for await (const page of pages)
+    for (const volume of page.Volumes ?? []) {
+      // A launch template's volume tags go on every volume it makes, the root volume too: a drive
+      // is one made to outlive its instance, so that a replacement can take it.
+      const attachment = volume.Attachments?.find((a) => a.InstanceId === claim.instanceId);
+      if (attachment?.DeleteOnTermination === true)
+        claim.log.info({ volumeId: volume.VolumeId }, "not a drive: deleted with its instance");
+      else volumes.push(volume);
+    }
   if (volumes.length === 0)
     throw new Error(
-      `no EBS volume tagged ${DriveTag.cluster}=${claim.clusterName} is attached to instance ${claim.instanceId}: ` +
-        "give the node group's launch template a data volume with that tag (deploy/kubernetes/README.md)",
+      `no EBS volume tagged ${DriveTag.cluster}=${claim.clusterName} and kept when its instance terminates ` +
+        `(DeleteOnTermination false) is attached to instance ${claim.instanceId}: give the node group's ` +
+        "launch template such a data volume (deploy/kubernetes/README.md)",
     );
   // One order on every start, so a drive set's drives are listed (and mounted) alike each time.
   return volumes.sort((a, b) => a.VolumeId!.localeCompare(b.VolumeId!));

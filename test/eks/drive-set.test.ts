@@ -81,8 +81,7 @@ describe("claiming an instance's drive set", () => {
     expect(node.nodeId).toMatch(/^node-[0-9a-f]{10}$/);
     expect(node.zone).toBe("local-a");
     expect(node.volumeIds).toEqual([volumeId]);
-    expect(node.dataDir).toBe(join(drives.dir, "drive-sets", node.nodeId));
-    expect(node.drives).toEqual([{ path: join(node.dataDir, "drives", volumeId) }]);
+    expect(node.drives).toEqual([{ path: join(drives.dir, "drive-sets", node.nodeId, "drives", volumeId) }]);
     expect(cloud.world.volume(volumeId).tags[DriveTag.driveSet]).toBe(node.nodeId);
     expect(await blkid(device)).toMatch(/^TYPE=ext4$/m);
     expect(LoopDrives.mountPointOf(device)).toBe(node.drives[0]!.path);
@@ -130,7 +129,9 @@ describe("claiming an instance's drive set", () => {
     expect(grown.nodeId).toBe(first.nodeId);
     expect(grown.volumeIds).toEqual([tagged.volumeId, added.volumeId].sort());
     expect(cloud.world.volume(added.volumeId).tags[DriveTag.driveSet]).toBe(first.nodeId);
-    expect(LoopDrives.mountPointOf(added.device)).toBe(join(first.dataDir, "drives", added.volumeId));
+    expect(LoopDrives.mountPointOf(added.device)).toBe(
+      join(drives.dir, "drive-sets", first.nodeId, "drives", added.volumeId),
+    );
   });
 
   it("refuses drives of two drive sets on one instance, naming both", async () => {
@@ -202,8 +203,27 @@ describe("claiming an instance's drive set", () => {
       attachTo: { instanceId: instance.id },
     });
     expect(await refusal(claim())).toContain(
-      `no EBS volume tagged ${DriveTag.cluster}=${CLUSTER} is attached to instance ${instance.id}`,
+      `no EBS volume tagged ${DriveTag.cluster}=${CLUSTER} and kept when its instance terminates ` +
+        `(DeleteOnTermination false) is attached to instance ${instance.id}`,
     );
+  });
+
+  it("leaves out the root volume the launch template tagged too: it is deleted with its instance", async () => {
+    const root = cloud.world.createVolume({
+      zone: "local-a",
+      sizeBytes: 64 * MiB,
+      tags: { [DriveTag.cluster]: CLUSTER },
+      attachTo: { instanceId: instance.id, device: "/dev/xvda", deleteOnTermination: true },
+    });
+    const rootDevice = await drives.add(root.id);
+    await run("mkfs.ext4", ["-q", "-L", "cloudimg-rootfs", rootDevice]);
+    const { volumeId } = await attachDrive();
+
+    const node = await claim();
+
+    expect(node.volumeIds).toEqual([volumeId]);
+    expect(cloud.world.volume(root.id).tags[DriveTag.driveSet]).toBeUndefined();
+    expect(LoopDrives.mountPointOf(rootDevice)).toBeUndefined();
   });
 
   it("names the volume whose device link is missing", async () => {

@@ -294,6 +294,24 @@ describe("TerminateInstances", () => {
     expect(again.TerminatingInstances?.[0]?.PreviousState?.Name).toBe("terminated");
   });
 
+  it("deletes the volumes made to go with the instance, a root volume's way", async () => {
+    const { instance, drive } = node("local-c");
+    const root = cloud.world.createVolume({
+      zone: "local-c",
+      sizeBytes: 64 * 1024 ** 2,
+      tags: { ...tag },
+      attachTo: { instanceId: instance.id, device: "/dev/xvda", deleteOnTermination: true },
+    });
+    const described = await ec2.send(new DescribeVolumesCommand({ VolumeIds: [root.id, drive.id] }));
+    const deleteOnTermination = Object.fromEntries(
+      described.Volumes!.map((v) => [v.VolumeId, v.Attachments?.[0]?.DeleteOnTermination]),
+    );
+    expect(deleteOnTermination).toEqual({ [root.id]: true, [drive.id]: false });
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [instance.id] }));
+    const left = await ec2.send(new DescribeVolumesCommand({ Filters: [runFilter()] }));
+    expect(left.Volumes?.map((v) => v.VolumeId)).toEqual([drive.id]);
+  });
+
   it("refuses the whole call when one id is unknown", async () => {
     const { instance } = node("local-c");
     const unknown = await refusal(

@@ -272,7 +272,7 @@ function instanceXml(world: LocalEc2, instance: LocalInstance): XmlObject {
         volumeId: volume.id,
         status: volume.attachment!.state,
         attachTime: new Date(volume.attachment!.attachTime),
-        deleteOnTermination: false,
+        deleteOnTermination: volume.attachment!.deleteOnTermination ?? false,
       },
     })),
     tagSet: tagSetXml(instance.tags),
@@ -296,7 +296,7 @@ function volumeXml(volume: LocalVolume): XmlObject {
             device: attachment.device,
             status: attachment.state,
             attachTime: new Date(attachment.attachTime),
-            deleteOnTermination: false,
+            deleteOnTermination: attachment.deleteOnTermination ?? false,
           },
         ]
       : [],

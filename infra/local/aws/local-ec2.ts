@@ -62,6 +62,11 @@ export interface VolumeAttachment {
   state: AttachmentState;
   /** Epoch milliseconds. */
   attachTime: number;
+  /**
+   * Deleted when its instance terminates, as a launch template's root volume is; absent, false, as
+   * AttachVolume always leaves it (and drives are made: they outlive their instance).
+   */
+  deleteOnTermination?: boolean;
 }
 
 export interface LocalVolume {
@@ -358,7 +363,7 @@ export class LocalEc2 {
     zone: string;
     sizeBytes: number;
     tags?: Record<string, string>;
-    attachTo?: { instanceId: string; device?: string };
+    attachTo?: { instanceId: string; device?: string; deleteOnTermination?: boolean };
   }): LocalVolume {
     const volume: LocalVolume = {
       id: hexId("vol"),
@@ -374,6 +379,7 @@ export class LocalEc2 {
         instanceId: spec.attachTo.instanceId,
         device: spec.attachTo.device ?? this.freeDevice(spec.attachTo.instanceId),
       });
+    if (spec.attachTo?.deleteOnTermination) volume.attachment!.deleteOnTermination = true;
     return this.volume(volume.id);
   }
 
@@ -588,11 +594,18 @@ export class LocalEc2 {
       if (action.instanceId === instanceId) this.forget(action.token);
   }
 
-  /** shutting-down, then terminated; its drives are detached (they outlive it, as data volumes do). */
+  /**
+   * shutting-down, then terminated; its drives are detached (they outlive it, as data volumes do),
+   * and the volumes made to be deleted with it are.
+   */
   private shutDown(instance: LocalInstance) {
     if (instance.state !== "shutting-down") this.changeState(instance, "shutting-down");
     for (const volume of this.volumes())
-      if (volume.attachment?.instanceId === instance.id) this.detachVolume({ volumeId: volume.id });
+      if (volume.attachment?.instanceId === instance.id) {
+        const deleted = volume.attachment.deleteOnTermination === true;
+        this.detachVolume({ volumeId: volume.id });
+        if (deleted) this.volumeMap.delete(volume.id);
+      }
     delete instance.lifecycleState;
     this.changeState(instance, "terminated");
   }
@@ -683,6 +696,7 @@ export const LocalEc2Snapshot = z.object({
           device: z.string(),
           state: z.enum(["attaching", "attached", "detaching", "detached"]),
           attachTime: z.number(),
+          deleteOnTermination: z.boolean().optional(),
         })
         .optional(),
     }),
