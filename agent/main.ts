@@ -128,7 +128,9 @@ function reachableAddress({ host, port }: { host: string; port: number }): strin
 
 async function main(): Promise<void> {
   const options = parseCommandLine();
-  const config = options.ec2Drives ? { ...options, ...(await ec2Node(options.dataDir, log)) } : options;
+  const config = options.ec2Drives
+    ? { ...options, ...(await ec2Node({ root: options.dataDir, stateTable: options.stateTable, log })) }
+    : options;
   await mkdir(config.dataDir, { recursive: true });
   const pool = await Pool.open(config.drives);
   const replicas = await ReplicaHost.open(pool, log);

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { CreateTagsCommand, type EC2Client, paginateDescribeVolumes, type Volume } from "@aws-sdk/client-ec2";
 import { DriveTag } from "../../core/drive-sets.js";
 import type { Logger } from "../log.js";
@@ -24,7 +25,18 @@ export interface DriveSetClaim {
   /** The agent's --data-dir: drive sets live under <root>/drive-sets/<id>. */
   root: string;
   log: Logger;
+  /**
+   * Takes this instance for a new node before its drives are named, unless a lost node's recovery
+   * took it first as that node's replacement; resolves with the node the instance is taken for.
+   * Without it (an agent with no state table), nothing else can claim the instance.
+   */
+  takeInstance?: (nodeId: string) => Promise<string>;
+  /** How long, and how often, to look for the drives of the lost node this instance replaces. */
+  moveWait?: { timeoutMs: number; intervalMs: number };
 }
+
+/** move-drives attaches a lost node's drives within seconds of claiming its replacement. */
+const DEFAULT_MOVE_WAIT = { timeoutMs: 5 * 60_000, intervalMs: 5_000 };
 
 /** The node an instance's drives make it: what the agent serves as. */
 export interface ClaimedDriveSet {
@@ -39,13 +51,20 @@ export interface ClaimedDriveSet {
 /**
  * Finds the drive set on this instance (DESIGN.md, Drive sets): the EBS volumes attached to it and
  * tagged with the cluster, by EC2's own records rather than by device names. Drives with no drive
- * set yet (new ones, from the node group's launch template) are named: a new node, or more drives
- * for the node the others already make. Each drive is formatted if it is blank, mounted under
- * <root>/drive-sets/<id>/drives/<volume id>, and checked to be this drive set's.
+ * set yet (new ones, from the node group's launch template) are named: more drives for the node the
+ * others already make, the lost node this instance replaces, or else a new node. Each drive is
+ * formatted if it is blank, mounted under <root>/drive-sets/<id>/drives/<volume id>, and checked to
+ * be this drive set's.
  */
 export async function claimDriveSet(claim: DriveSetClaim): Promise<ClaimedDriveSet> {
-  const volumes = await attachedDrives(claim);
-  const nodeId = await nameDriveSet(claim, volumes);
+  let volumes = await attachedDrives(claim);
+  let nodeId = driveSetOn(claim, volumes);
+  if (nodeId === undefined) {
+    const fresh = `node-${randomBytes(5).toString("hex")}`;
+    nodeId = claim.takeInstance === undefined ? fresh : await claim.takeInstance(fresh);
+    if (nodeId !== fresh) volumes = await awaitMovedDrives(claim, nodeId);
+  }
+  await nameNewDrives(claim, volumes, nodeId);
   const zones = new Set(volumes.map((volume) => volume.AvailabilityZone));
   const zone = volumes[0]!.AvailabilityZone!;
   if (zones.size > 1) throw new Error(`the drives of instance ${claim.instanceId} are in several zones`);
@@ -94,29 +113,60 @@ async function attachedDrives(claim: DriveSetClaim): Promise<Volume[]> {
   return volumes.sort((a, b) => a.VolumeId!.localeCompare(b.VolumeId!));
 }
 
-/** The drive set's id: the one its tagged drives carry, else a new one, tagged on every drive without. */
-async function nameDriveSet(claim: DriveSetClaim, volumes: Volume[]): Promise<string> {
-  const setOf = (volume: Volume) => volume.Tags?.find((tag) => tag.Key === DriveTag.driveSet)?.Value;
-  const sets = new Set(volumes.map(setOf).filter((set): set is string => set !== undefined && set !== ""));
+const driveSetOf = (volume: Volume) =>
+  volume.Tags?.find((tag) => tag.Key === DriveTag.driveSet)?.Value || undefined;
+
+/** The drive set the instance's drives name, if any; refused when they name more than one. */
+function driveSetOn(claim: DriveSetClaim, volumes: Volume[]): string | undefined {
+  const sets = new Set(volumes.map(driveSetOf).filter((set) => set !== undefined));
   if (sets.size > 1) {
-    const which = volumes.map((volume) => `${volume.VolumeId} (${setOf(volume) ?? "none"})`).join(", ");
+    const which = volumes.map((volume) => `${volume.VolumeId} (${driveSetOf(volume) ?? "none"})`).join(", ");
     throw new Error(
       `instance ${claim.instanceId} holds drives of ${sets.size} drive sets (${which}): one instance serves ` +
         `one node; detach the drives of all but one ${DriveTag.driveSet}`,
     );
   }
-  const nodeId = [...sets][0] ?? `node-${randomBytes(5).toString("hex")}`;
-  const unnamed = volumes.filter((volume) => !setOf(volume)).map((volume) => volume.VolumeId!);
-  if (unnamed.length > 0) {
-    await claim.ec2.send(
-      new CreateTagsCommand({ Resources: unnamed, Tags: [{ Key: DriveTag.driveSet, Value: nodeId }] }),
-    );
-    claim.log.info(
-      { nodeId, volumeIds: unnamed },
-      sets.size === 0 ? "new drive set named" : "drives joined the drive set",
-    );
+  return [...sets][0];
+}
+
+/**
+ * A lost node's recovery took this instance as that node's replacement before this agent could take
+ * it for a new node: the lost node's drives are on their way (move-drives attaches them right after
+ * its claim). Its drives are waited for; the instance's own new drives then join that node.
+ */
+async function awaitMovedDrives(claim: DriveSetClaim, nodeId: string): Promise<Volume[]> {
+  const { timeoutMs, intervalMs } = claim.moveWait ?? DEFAULT_MOVE_WAIT;
+  claim.log.info(
+    { nodeId, instanceId: claim.instanceId },
+    "this instance replaces a lost node: waiting for its drives",
+  );
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const volumes = await attachedDrives(claim);
+    if (driveSetOn(claim, volumes) === nodeId) return volumes;
+    if (Date.now() >= deadline)
+      throw new Error(
+        `instance ${claim.instanceId} is the replacement of lost node ${nodeId}, but that node's drives were not ` +
+          `attached within ${timeoutMs / 1000} s: the agent looks again on its next start`,
+      );
+    await sleep(intervalMs);
   }
-  return nodeId;
+}
+
+/** Tags the drives that name no drive set yet as drives of `nodeId`. */
+async function nameNewDrives(claim: DriveSetClaim, volumes: Volume[], nodeId: string): Promise<void> {
+  const unnamed = volumes
+    .filter((volume) => driveSetOf(volume) === undefined)
+    .map((volume) => volume.VolumeId!);
+  if (unnamed.length === 0) return;
+  await claim.ec2.send(
+    new CreateTagsCommand({ Resources: unnamed, Tags: [{ Key: DriveTag.driveSet, Value: nodeId }] }),
+  );
+  const joined = unnamed.length < volumes.length;
+  claim.log.info(
+    { nodeId, volumeIds: unnamed },
+    joined ? "drives joined the drive set" : "new drive set named",
+  );
 }
 
 /**

@@ -3,15 +3,21 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { EC2Client } from "@aws-sdk/client-ec2";
+import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { DRIVE_MARKER } from "../../agent/aws/drive-devices.js";
 import { type ClaimedDriveSet, claimDriveSet } from "../../agent/aws/drive-set.js";
-import { ec2Node } from "../../agent/aws/startup.js";
-import { log as agentLog } from "../../agent/log.js";
+import { ec2Node, takeInstance } from "../../agent/aws/startup.js";
+import { log as agentLog, type Logger } from "../../agent/log.js";
 import { DriveTag } from "../../core/drive-sets.js";
+import { localAwsEnvironment } from "../../core/local-aws-environment.js";
+import { type LocalDynamoDb, startLocalDynamoDb } from "../../core/state/local-dynamodb.js";
+import { StateStore } from "../../core/state/store.js";
+import { claimReplacement, replacementHolder } from "../../functions/shared/replacement-claims.js";
 import { startInstanceMetadata } from "../../infra/local/aws/instance-metadata-endpoint.js";
 import type { LocalInstance } from "../../infra/local/aws/local-ec2.js";
 import { CLIENT_CONFIG, type LocalCloud, startLocalCloud } from "../local-cloud/aws-harness.js";
+import { eventually } from "../support/eventually.js";
 import { run } from "../support/run.js";
 import { LoopDrives } from "./loop-drives.js";
 
@@ -239,6 +245,82 @@ describe("claiming an instance's drive set", () => {
   });
 });
 
+describe("a new instance that a lost node's recovery may take as its replacement", () => {
+  let dynamoDb: LocalDynamoDb;
+  let store: StateStore;
+
+  beforeAll(async () => {
+    dynamoDb = await startLocalDynamoDb();
+    Object.assign(process.env, localAwsEnvironment(dynamoDb.endpoint));
+    store = new StateStore({ tableName: "strata-eks-claims" });
+    await store.ensureTable();
+  });
+
+  afterAll(async () => {
+    store?.close();
+    await dynamoDb?.close();
+  });
+
+  const claimTaking = (
+    options: { log?: Logger; moveWait?: { timeoutMs: number; intervalMs: number } } = {},
+  ) =>
+    claimDriveSet({
+      ec2,
+      clusterName: CLUSTER,
+      instanceId: instance.id,
+      byIdDir: drives.byIdDir,
+      root: drives.dir,
+      log: options.log ?? log,
+      takeInstance: (nodeId) => takeInstance(store.leases, instance.id, nodeId),
+      ...(options.moveWait ? { moveWait: options.moveWait } : {}),
+    });
+
+  it("is taken for its new node first, so no recovery moves another node's drives onto it", async () => {
+    await attachDrive();
+    const node = await claimTaking();
+    expect(await replacementHolder(store.leases, instance.id)).toBe(node.nodeId);
+    await expect(claimReplacement(store.leases, instance.id, "node-lost")).rejects.toThrow(
+      `instance ${instance.id} is the replacement of ${node.nodeId} already`,
+    );
+  });
+
+  it("taken by a recovery first, waits for the lost node's drives and serves that node, its new drive joining", async () => {
+    await claimReplacement(store.leases, instance.id, "node-lost");
+    const fresh = await attachDrive();
+    const lost = cloud.world.createVolume({
+      zone: "local-a",
+      sizeBytes: 64 * MiB,
+      tags: { [DriveTag.cluster]: CLUSTER, [DriveTag.driveSet]: "node-lost" },
+    });
+    await drives.add(lost.id);
+    const said: string[] = [];
+    const listening = pino({ level: "info" }, { write: (line: string) => void said.push(line) });
+
+    const claimed = claimTaking({ log: listening, moveWait: { timeoutMs: 60_000, intervalMs: 50 } });
+    await eventually(
+      async () => said.some((line) => line.includes("waiting for its drives")),
+      "the agent to wait",
+    );
+    // What move-drives does once it has claimed the replacement.
+    cloud.world.attachVolume({ volumeId: lost.id, instanceId: instance.id, device: "/dev/xvdg" });
+    const node = await claimed;
+
+    expect(node.nodeId).toBe("node-lost");
+    expect(node.volumeIds).toEqual([fresh.volumeId, lost.id].sort());
+    expect(cloud.world.volume(fresh.volumeId).tags[DriveTag.driveSet]).toBe("node-lost");
+  });
+
+  it("says which lost node it waited for when that node's drives do not come", async () => {
+    await claimReplacement(store.leases, instance.id, "node-gone");
+    await attachDrive();
+    const message = await refusal(claimTaking({ moveWait: { timeoutMs: 100, intervalMs: 20 } }));
+    expect(message).toBe(
+      `instance ${instance.id} is the replacement of lost node node-gone, but that node's drives were not ` +
+        "attached within 0.1 s: the agent looks again on its next start",
+    );
+  });
+});
+
 describe("an agent's start on EC2", () => {
   it("learns its instance from the instance metadata service and claims that instance's drives", async () => {
     const { volumeId } = await attachDrive();
@@ -251,7 +333,7 @@ describe("an agent's start on EC2", () => {
     };
     let node: ClaimedDriveSet & { instanceId: string };
     try {
-      node = await ec2Node(drives.dir, log, env);
+      node = await ec2Node({ root: drives.dir, stateTable: null, log }, env);
     } finally {
       await metadata.close();
     }
@@ -260,16 +342,19 @@ describe("an agent's start on EC2", () => {
   });
 
   it("is refused without the cluster's name, or without a metadata service to ask", async () => {
-    expect(await refusal(ec2Node(drives.dir, log, {}))).toBe(
+    expect(await refusal(ec2Node({ root: drives.dir, stateTable: null, log }, {}))).toBe(
       "--ec2-drives needs STRATA_CLUSTER_NAME: the cluster whose drives this instance holds",
     );
     const metadata = await startInstanceMetadata(cloud.world, instance.id);
     await metadata.close();
     const message = await refusal(
-      ec2Node(drives.dir, log, {
-        STRATA_CLUSTER_NAME: CLUSTER,
-        AWS_EC2_METADATA_SERVICE_ENDPOINT: metadata.url,
-      }),
+      ec2Node(
+        { root: drives.dir, stateTable: null, log },
+        {
+          STRATA_CLUSTER_NAME: CLUSTER,
+          AWS_EC2_METADATA_SERVICE_ENDPOINT: metadata.url,
+        },
+      ),
     );
     expect(message).toContain(
       `cannot read this instance's id from the instance metadata service at ${metadata.url}`,

@@ -7,6 +7,7 @@ import { DriveTag } from "../../core/drive-sets.js";
 import { localAwsEnvironment } from "../../core/local-aws-environment.js";
 import { type LocalDynamoDb, startLocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import { StateStore } from "../../core/state/store.js";
+import { replacementHolder } from "../../functions/shared/replacement-claims.js";
 import { startInstanceMetadata } from "../../infra/local/aws/instance-metadata-endpoint.js";
 import { type LocalCloud, startLocalCloud } from "../local-cloud/aws-harness.js";
 import { AgentProcess } from "../support/agent-process.js";
@@ -81,6 +82,20 @@ describe("the agent image's bundle, alone", () => {
 });
 
 describe("the agent image's bundle, as the DaemonSet starts it", () => {
+  it("refuses a node id, zone or drive given with --ec2-drives, which finds them itself", async () => {
+    const refused = run(process.execPath, [
+      join(app, "agent.mjs"),
+      "--data-dir",
+      app,
+      "--ec2-drives",
+      "--zone",
+      "a",
+    ]);
+    await expect(refused).rejects.toThrow(
+      "strata-agent: --ec2-drives finds the node id, zone and drives itself: leave out --node-id, --zone and --drive",
+    );
+  });
+
   const CLUSTER = "strata-image-test";
   let cloud: LocalCloud;
   let dynamoDb: LocalDynamoDb;
@@ -167,6 +182,8 @@ describe("the agent image's bundle, as the DaemonSet starts it", () => {
         throw new Error(`${error.message}; the agent said: ${agent.stderr}`);
       });
       expect((await store.nodes.get(nodeId)).instanceId).toBe(instance.id);
+      // Taken for this node before it was named: no lost node's recovery moves its drives here.
+      expect(await replacementHolder(store.leases, instance.id)).toBe(nodeId);
 
       await writeAndReadBack(await agent.createAttachedVolume("on-ebs", 32 * MiB));
       // The replica's files are on the drive: the mounted filesystem holds more than its marker.
