@@ -51,6 +51,8 @@ export async function ec2Node(
         ? {}
         : { takeInstance: (nodeId) => takeInstance(store.leases, instanceId, nodeId) }),
     });
+    // Every later line of the agent's log names the node, as STRATA_NODE_ID makes it do locally.
+    options.log.setBindings({ node: driveSet.nodeId });
     return { ...driveSet, instanceId };
   } finally {
     ec2.destroy();
