@@ -24,7 +24,7 @@ import { pino } from "pino";
 import { DEFAULT_PACK_OPTIONS } from "../agent/cloudsnap/pack-writer.js";
 import { CloudsnapRepository } from "../agent/cloudsnap/repository.js";
 import { CHUNK_BYTES, type UploadSource } from "../agent/cloudsnap/upload.js";
-import { PassphraseProtector } from "../agent/cloudsnap/volume-key.js";
+import { VolumeKeyProtection } from "../agent/cloudsnap/volume-key.js";
 import { Drive } from "../agent/pool.js";
 import { Replica } from "../agent/store/replica.js";
 import { CloudsnapBucket } from "../core/cloud/cloudsnap-bucket.js";
@@ -221,7 +221,7 @@ class Bench {
     this.bucket = new CloudsnapBucket(client, s3.bucket);
     this.repository = new CloudsnapRepository(
       this.bucket,
-      new PassphraseProtector(async () => "bench passphrase"),
+      VolumeKeyProtection.passphraseOnly(async () => "bench passphrase"),
     );
     this.drive = new Drive(dir, Number.MAX_SAFE_INTEGER);
   }

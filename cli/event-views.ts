@@ -1,5 +1,5 @@
 import { StrataDetailType } from "../core/events.js";
-import { formatSize } from "../core/units.js";
+import { formatSize, parseDuration } from "../core/units.js";
 import { usageError } from "./failures.js";
 import { type Cell, formatTable } from "./output.js";
 import { formatClock } from "./workflow-views.js";
@@ -37,6 +37,31 @@ const SUMMARIES: Record<string, (detail: Detail) => string | undefined> = {
     );
   },
   [StrataDetailType.recoveryFinished]: recoveryFinished,
+  [StrataDetailType.cloudsnapCompleted]: (d) => {
+    const expired = d.list("expired")?.length ?? 0;
+    const retention = d.text("retentionError");
+    return join(
+      d.text("volume"),
+      ": ",
+      d.text("cloudsnap"),
+      ` (${d.text("schedule") ?? "by hand"})`,
+      retention === undefined ? `, ${expired} expired` : `; retention stopped: ${retention}`,
+    );
+  },
+  [StrataDetailType.cloudsnapFailed]: scheduledFailure,
+  [StrataDetailType.snapshotCompleted]: (d) => {
+    const volumes = d.list("volumes")?.filter((volume) => typeof volume === "string") ?? [];
+    return join(
+      volumes.length > 0 ? volumes.join(", ") : d.text("volume"),
+      ": snapshot ",
+      d.text("snapshot"),
+      `, ${d.list("expired")?.length ?? 0} expired`,
+    );
+  },
+  [StrataDetailType.snapshotFailed]: scheduledFailure,
+  [StrataDetailType.restoreCompleted]: (d) => join(d.text("volume"), " from ", d.text("cloudsnap")),
+  [StrataDetailType.restoreFailed]: (d) =>
+    join(d.text("volume"), " from ", d.text("cloudsnap"), ": ", d.text("reason")),
   "EC2 Instance State-change Notification": (d) => join(d.text("instance-id"), " ", d.text("state")),
   "EC2 Spot Instance Interruption Warning": (d) =>
     join(d.text("instance-id"), ": spot interruption, ", d.text("instance-action")),
@@ -48,6 +73,11 @@ const SUMMARIES: Record<string, (detail: Detail) => string | undefined> = {
     join(d.text("service"), " ", d.text("eventTypeCategory"), ` ${d.text("statusCode") ?? ""}`.trimEnd()) +
     (d.text("availabilityZone") === undefined ? "" : ` in ${d.text("availabilityZone")}`),
 };
+
+/** e.g. "pg-data (daily): the pre-hook failed". */
+function scheduledFailure(d: Detail): string | undefined {
+  return join(d.text("volume"), ` (${d.text("schedule") ?? "by hand"}): `, d.text("reason"));
+}
 
 /** e.g. "node-2 (local-b): no heartbeat for 12s". */
 function nodeHealth(d: Detail): string | undefined {
@@ -162,12 +192,10 @@ const followLine = (cells: string[]) =>
     .join("   ")
     .trimEnd();
 
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
 /** `--since 10m`: 30s, 10m, 2h, 1d, or an ISO 8601 time; the earliest time to show, in ms. */
 export function sinceArg(text: string, now = Date.now()): number {
-  const relative = /^(\d+)([smhd])$/.exec(text.trim());
-  if (relative) return now - Number(relative[1]) * UNITS[relative[2]!]!;
+  const relative = parseDuration(text);
+  if (relative !== undefined) return now - relative;
   const absolute = Date.parse(text);
   if (/^\d{4}-\d\d-\d\d/.test(text) && !Number.isNaN(absolute)) return absolute;
   throw usageError(`invalid --since "${text}": use a duration like 30s, 10m, 2h or 1d, or an ISO 8601 time`);

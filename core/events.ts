@@ -16,6 +16,8 @@ export const StrataDetailType = {
   recoveryFinished: "Strata Recovery Finished",
   cloudsnapCompleted: "Strata Cloudsnap Completed",
   cloudsnapFailed: "Strata Cloudsnap Failed",
+  snapshotCompleted: "Strata Snapshot Completed",
+  snapshotFailed: "Strata Snapshot Failed",
   restoreCompleted: "Strata Restore Completed",
   restoreFailed: "Strata Restore Failed",
 } as const;
@@ -111,6 +113,23 @@ export const CloudsnapFailedDetail = z.object({
   reason: z.string(),
 });
 export type CloudsnapFailedDetail = z.infer<typeof CloudsnapFailedDetail>;
+
+/** A policy's snapshot schedule took `snapshot` of `volumes` (a group, together), then deleted `expired`. */
+export const SnapshotCompletedDetail = z.object({
+  clusterName: z.string().min(1),
+  execution: z.string().min(1),
+  volume: z.string(),
+  volumes: z.array(z.string()),
+  snapshot: z.string(),
+  schedule: z.string().optional(),
+  /** `volume@snapshot` of each snapshot retention deleted. */
+  expired: z.array(z.string()),
+});
+export type SnapshotCompletedDetail = z.infer<typeof SnapshotCompletedDetail>;
+
+/** A scheduled snapshot that failed twice; nothing was deleted (retention runs after the snapshot). */
+export const SnapshotFailedDetail = CloudsnapFailedDetail;
+export type SnapshotFailedDetail = CloudsnapFailedDetail;
 
 /** The restore workflow made `volume` from `cloudsnap`. */
 export const RestoreCompletedDetail = z.object({

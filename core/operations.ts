@@ -119,7 +119,7 @@ export class StoreOperationService implements OperationService {
   async startOperation(request: StartOperation): Promise<Operation> {
     const volume =
       request.kind === "restore"
-        ? await this.newVolume(request.volume)
+        ? await this.newVolume(request.volume, request.requestToken)
         : await this.store.volumes.getByName(request.volume);
     const node = request.node ?? this.options.node;
     // Refused here rather than left pending forever for a node that does not exist.
@@ -138,17 +138,22 @@ export class StoreOperationService implements OperationService {
 
   /**
    * A restore's volume is the one it makes: its name must be free now (checked again when it is
-   * made), and its id is chosen here, so the operation lists under the volume it becomes.
+   * made), and its id is chosen here, so the operation lists under the volume it becomes. A start
+   * repeated with its request token (a workflow's task retried after its reply was lost) gets the
+   * id the first start chose, and the volume that restore made already is its own, not a conflict.
    */
-  private async newVolume(name: string): Promise<{ id: string; name: string }> {
-    const existing = await this.store.volumes.getByName(name).catch((error: unknown) => {
-      if (error instanceof RecordNotFoundError) return undefined;
-      throw error;
-    });
-    if (existing !== undefined) {
+  private async newVolume(name: string, requestToken: string): Promise<{ id: string; name: string }> {
+    const [earlier, existing] = await Promise.all([
+      this.store.operations.tokenOf(requestToken),
+      this.store.volumes.getByName(name).catch((error: unknown) => {
+        if (error instanceof RecordNotFoundError) return undefined;
+        throw error;
+      }),
+    ]);
+    if (existing !== undefined && existing.id !== earlier?.volumeId) {
       throw new StrataError("ALREADY_EXISTS", `volume "${name}" already exists: restore into a new name`);
     }
-    return { id: randomUUID(), name };
+    return { id: earlier?.volumeId ?? randomUUID(), name };
   }
 
   async cancelOperation(id: string): Promise<Operation> {

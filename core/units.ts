@@ -52,3 +52,22 @@ export function formatSize(bytes: number): string {
   const text = Number.isInteger(value) ? String(value) : value.toFixed(1).replace(/\.0$/, "");
   return `${text} ${FORMAT_UNITS[unit]}`;
 }
+
+const DURATION_UNITS: Record<string, number> = {
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 7 * 86_400_000,
+};
+
+/**
+ * Parses a whole number and one unit, "30s", "10m", "12h", "7d", "2w", into milliseconds;
+ * undefined when the text is not one, so each caller says what it expected in its own words.
+ */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+)([smhdw])$/.exec(text.trim());
+  if (match === null) return undefined;
+  const ms = Number(match[1]) * DURATION_UNITS[match[2]!]!;
+  return Number.isSafeInteger(ms) ? ms : undefined;
+}

@@ -30,6 +30,9 @@ const STRATA = join(ROOT, "bin", "strata.mjs");
 const DEMO_ENV = {
   ...FAST_RECOVERY_ENV,
   STRATA_REPLACEMENT_WAIT_MS: "20000",
+  // The cloudsnap workflow starts every 5 s instead of every minute; a policy's finest schedule is
+  // still a minute, so the demo waits for the schedule's slots as a user would.
+  STRATA_CLOUDSNAP_SCHEDULE_MS: "5000",
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
 };
 
@@ -184,8 +187,8 @@ async function main(): Promise<void> {
     await verify();
 
     const source = VOLUMES[0]!;
-    say(`Cloudsnaps: ${source.name} backed up to the bucket, then restored on a second cluster`);
-    await cloudsnapsElsewhere(dir, cluster, json, uris.get(source.name)!, source);
+    say(`Scheduled cloudsnaps: ${source.name} backed up by its policy, then restored on a second cluster`);
+    await cloudsnapsElsewhere(dir, cluster, strata, json, uris.get(source.name)!, source);
 
     say("Summary");
     printSummary(phases);
@@ -272,6 +275,8 @@ async function phase(
 /** What the demo reads of a cloudsnap (core/cloudsnaps.ts has all of it). */
 interface CloudsnapSummary {
   id: string;
+  createdAt: string;
+  schedule?: string;
   incremental: boolean;
   dataBytes: number;
   scannedBytes: number;
@@ -280,26 +285,59 @@ interface CloudsnapSummary {
   newChunks: number;
 }
 
+/** A minute-slot schedule plus the upload: the longest the demo waits for one scheduled cloudsnap. */
+const SCHEDULED_CLOUDSNAP_WAIT_MS = 150_000;
+
 /**
- * A full cloudsnap of `volume`, more writes, an incremental one; then a second cluster that shares
- * only the bucket and the passphrase lists them and restores the latest into a new volume, whose
- * checksum must be the source's.
+ * The volume follows a policy of a cloudsnap every minute keeping one: the cloudsnap workflow takes a
+ * full one, more is written, the next slot takes an incremental and retention deletes the first.
+ * Then a second cluster that shares only the bucket and the passphrase lists the volume's
+ * cloudsnaps and restores the latest into a new volume, whose checksum must be the source's.
  */
 async function cloudsnapsElsewhere(
   dir: string,
   cluster: RunningCluster,
+  strata: (...args: string[]) => Promise<string>,
   json: <T>(...args: string[]) => Promise<T>,
   uri: string,
   volume: DemoVolume,
 ): Promise<void> {
   const describe = (c: CloudsnapSummary) =>
-    `${c.incremental ? "incremental" : "full"} ${c.id}: read ${formatSize(c.scannedBytes)}, uploaded ${formatSize(c.uploadedBytes)} (${c.newChunks} new of ${c.chunks} chunks)`;
-  note(describe(await json<CloudsnapSummary>("cloudsnap", "create", volume.name, "--wait")));
+    `${c.incremental ? "incremental" : "full"} ${c.id} (${c.schedule ?? "by hand"}): read ${formatSize(c.scannedBytes)}, uploaded ${formatSize(c.uploadedBytes)} (${c.newChunks} new of ${c.chunks} chunks)`;
+  const listed = async () =>
+    (await json<{ cloudsnaps: CloudsnapSummary[] }>("cloudsnap", "list", volume.name)).cloudsnaps;
+  /** The first scheduled cloudsnap taken after `after` (its snapshot holds everything written before). */
+  const scheduledAfter = async (after: number) => {
+    const deadline = Date.now() + SCHEDULED_CLOUDSNAP_WAIT_MS;
+    for (;;) {
+      const found = (await listed()).find((c) => c.schedule !== undefined && Date.parse(c.createdAt) > after);
+      if (found !== undefined) return found;
+      if (Date.now() > deadline) throw new Error(`no scheduled cloudsnap of ${volume.name} came`);
+      await sleep(2000);
+    }
+  };
+
+  await strata("policy", "create", "every-minute", "--interval", "1", "--retain", "1");
+  await strata("volume", "policy", volume.name, "every-minute");
+  note(
+    `policy every-minute (a cloudsnap every minute, keep 1) assigned to ${volume.name}; waiting for its slot`,
+  );
+  const first = await scheduledAfter(0);
+  note(describe(first));
   await run("qemu-io", ["-f", "raw", uri, "-c", `write -P 0x5a ${volume.sizeBytes / 2} ${4 * MiB}`]);
-  note(`4 MiB written to ${volume.name}`);
+  const written = Date.now();
+  note(`4 MiB written to ${volume.name}; waiting for the next slot`);
   const sum = await volumeSum(uri, volume.sizeBytes);
-  const latest = await json<CloudsnapSummary>("cloudsnap", "create", volume.name, "--wait");
+  const latest = await scheduledAfter(written);
   note(describe(latest));
+  const deadline = Date.now() + SCHEDULED_CLOUDSNAP_WAIT_MS;
+  while ((await listed()).some((c) => c.id === first.id)) {
+    if (Date.now() > deadline) throw new Error(`retention did not delete ${first.id}`);
+    await sleep(2000);
+  }
+  note(`retention (keep 1) deleted ${first.id}; ${latest.id} restores on its own`);
+  // Nothing more is taken while the second cluster restores.
+  await strata("volume", "policy", volume.name, "--none");
 
   const otherDir = await mkdtemp(join(tmpdir(), "strata-demo-elsewhere-"));
   const other = await clusterUp(otherDir, [

@@ -1,9 +1,10 @@
 import type { CloudsnapBucket } from "../../core/cloud/cloudsnap-bucket.js";
 import { manifestObject, manifestsPrefix, packsPrefix } from "../../core/cloud/cloudsnap-layout.js";
+import { eachConcurrently } from "../../core/concurrency.js";
 import type { HeldLease } from "../../core/state/leases.js";
 import type { VolumeKeys } from "./keys.js";
 import { type ChunkLocation, type Manifest, openManifest, sealManifest } from "./manifest.js";
-import { eachConcurrently, placeOf, planPackReads, readPack } from "./pack-reads.js";
+import { placeOf, planPackReads, readPack } from "./pack-reads.js";
 import { DEFAULT_PACK_OPTIONS, PackWriter } from "./pack-writer.js";
 
 /**

@@ -55,19 +55,6 @@ export function planPackReads<T extends { location: ChunkLocation }>(chunks: Ite
   return reads;
 }
 
-/** Runs `work` over `items`, `concurrency` at a time, in order of start; the first failure fails it. */
-export async function eachConcurrently<T>(
-  items: readonly T[],
-  concurrency: number,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await work(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-}
-
 /** Reads one planned range; each chunk comes with its sealed bytes and the object they are in. */
 export async function readPack<T extends { location: ChunkLocation }>(
   bucket: CloudsnapBucket,

@@ -10,7 +10,7 @@ import { type Manifest, openManifest } from "./manifest.js";
 import type { PackWriterOptions } from "./pack-writer.js";
 import { type RestoreProgress, restoreCloudsnap } from "./restore.js";
 import { type UploadProgress, type UploadSource, uploadCloudsnap } from "./upload.js";
-import { ensureVolumeKeys, type KeyProtector, loadVolumeKeys } from "./volume-key.js";
+import { ensureVolumeKeys, loadVolumeKeys, type VolumeKeyProtection } from "./volume-key.js";
 
 export interface TakeCloudsnap {
   volumeId: string;
@@ -41,7 +41,7 @@ export interface TakeCloudsnap {
 export class CloudsnapRepository {
   constructor(
     readonly bucket: CloudsnapBucket,
-    private readonly protector: KeyProtector,
+    private readonly keyProtection: VolumeKeyProtection,
     private readonly packs?: PackWriterOptions,
   ) {}
 
@@ -66,7 +66,7 @@ export class CloudsnapRepository {
    */
   async take(request: TakeCloudsnap, lease: HeldLease): Promise<CatalogEntry> {
     const { volumeId } = request;
-    const keys = await ensureVolumeKeys(this.bucket, volumeId, this.protector);
+    const keys = await ensureVolumeKeys(this.bucket, volumeId, this.keyProtection);
     const catalog = await readCatalog(this.bucket, volumeId);
     const latest = catalog.cloudsnaps.at(-1);
     const { source, since } = request;
@@ -122,7 +122,7 @@ export class CloudsnapRepository {
   ): Promise<RestoreProgress> {
     const entry = await this.find(cloudsnapId);
     const volumeId = volumeOfCloudsnap(cloudsnapId);
-    const keys = await loadVolumeKeys(this.bucket, volumeId, this.protector);
+    const keys = await loadVolumeKeys(this.bucket, volumeId, this.keyProtection);
     const attempt = async () =>
       restoreCloudsnap({
         bucket: this.bucket,
@@ -186,7 +186,7 @@ export class CloudsnapRepository {
       keys:
         catalog.cloudsnaps.length === 0
           ? undefined
-          : await loadVolumeKeys(this.bucket, volumeId, this.protector),
+          : await loadVolumeKeys(this.bucket, volumeId, this.keyProtection),
       lease,
       ...options,
     });

@@ -1,11 +1,19 @@
 import type { CloudsnapBucket } from "../../core/cloud/cloudsnap-bucket.js";
+import { eachConcurrently } from "../../core/concurrency.js";
 import { decodeChunk } from "./chunk-codec.js";
 import type { VolumeKeys } from "./keys.js";
 import type { ChunkLocation, Manifest } from "./manifest.js";
-import { eachConcurrently, placeOf, planPackReads, readPack } from "./pack-reads.js";
+import { placeOf, planPackReads, readPack } from "./pack-reads.js";
 
 /** Ranges fetched, decrypted and written at once. */
 const FETCH_CONCURRENCY = 4;
+/**
+ * Neighbouring chunks of a fetched range are written as one request up to this size: each write of
+ * a new volume goes to every replica, and at 1 MiB per request the replicas' round trips, not the
+ * bytes, set the restore's pace. Bounded, because a range of well-compressed chunks inflates to far
+ * more than the range.
+ */
+const WRITE_BYTES = 8 * 1024 * 1024;
 
 export interface RestoreProgress {
   /** Plaintext bytes written. */
@@ -56,6 +64,9 @@ export async function restoreCloudsnap(request: RestoreRequest): Promise<Restore
   await eachConcurrently(planPackReads(stored.values()), FETCH_CONCURRENCY, async (read) => {
     const chunks = await readPack(bucket, manifest.volumeId, read);
     progress.requests++;
+    const writes = new CoalescedWrites(request.write);
+    // Upload workers interleave a pack's chunks; in volume order, neighbours join into one write.
+    chunks.sort((a, b) => a.chunk.indexes[0]! - b.chunk.indexes[0]!);
     for (const { chunk, sealed, where } of chunks) {
       const plaintext = await decodeChunk(chunk.location.id, sealed, keys, where);
       for (const index of chunk.indexes) {
@@ -64,14 +75,40 @@ export async function restoreCloudsnap(request: RestoreRequest): Promise<Restore
             `chunk ${chunk.location.id} in ${where} holds ${plaintext.length} bytes, more than chunk ${index} of the volume`,
           );
         }
-        await request.write(index * manifest.chunkBytes, plaintext);
+        await writes.add(index * manifest.chunkBytes, plaintext);
         progress.restoredBytes += plaintext.length;
         progress.chunks++;
       }
     }
+    await writes.flush();
     request.onProgress?.(progress);
   });
   return progress;
+}
+
+/** Joins writes that continue one another into requests of up to WRITE_BYTES. */
+class CoalescedWrites {
+  private pending: Buffer[] = [];
+  private offset = 0;
+  private bytes = 0;
+
+  constructor(private readonly write: RestoreRequest["write"]) {}
+
+  async add(offset: number, data: Buffer): Promise<void> {
+    if (offset !== this.offset + this.bytes || this.bytes + data.length > WRITE_BYTES) await this.flush();
+    if (this.pending.length === 0) this.offset = offset;
+    this.pending.push(data);
+    this.bytes += data.length;
+  }
+
+  async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.bytes);
+    const offset = this.offset;
+    this.pending = [];
+    this.bytes = 0;
+    await this.write(offset, data);
+  }
 }
 
 /** How many bytes of the volume chunk `index` covers (the last one may be short). */

@@ -2,6 +2,7 @@ import { OperationParams } from "../../core/state/records.js";
 import type { Rebuild } from "../replication/coordinator/rebuild.js";
 import type { VolumeCloudsnaps } from "../volumes/cloudsnaps.js";
 import type { CopyObserver } from "../volumes/reconciler.js";
+import { takeScheduledSnapshot } from "../volumes/scheduled-snapshots.js";
 import type { ClusterVolumes } from "../volumes/service.js";
 import type { OperationContext, OperationExecutors } from "./runner.js";
 
@@ -105,6 +106,10 @@ export function volumeExecutors(
         `${nodeId}/${operation.id}`,
       );
       return { deleted: deleted.map((entry) => entry.id) };
+    },
+    "scheduled-snapshot": async (operation) => {
+      const params = OperationParams["scheduled-snapshot"].parse(operation.params);
+      return { ...(await takeScheduledSnapshot(volumes, operation.volumeName, params)) };
     },
   };
 }

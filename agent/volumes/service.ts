@@ -226,6 +226,9 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
       // The record goes first: once it is gone no coordinator can attach, and leftover replicas
       // are unreachable garbage rather than a half-deleted volume.
       await this.store.volumes.delete(record.id, record.epoch);
+      // Its policy goes with it: an assignment left behind would keep `policy delete` refused for a
+      // volume nobody can see (the cloudsnap workflow drops any a crash here leaves).
+      await this.store.policies.unassign(record.id);
       const nodes = await this.cluster.nodes();
       const results = await Promise.allSettled(
         record.replicas.map((replica) => {

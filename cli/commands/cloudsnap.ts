@@ -7,6 +7,8 @@ import { contextOf } from "../context.js";
 import { formatSize } from "../format.js";
 import { print, warn } from "../output.js";
 import { followOperation, withProgress } from "../progress.js";
+import { followRestoreWorkflow, restoreExecutionName } from "../restore-workflow.js";
+import { withWorkflows } from "./workflow.js";
 
 const WAIT_OPTION = ["--wait", "follow the operation until it ends, with its progress"] as const;
 
@@ -124,6 +126,10 @@ export function cloudsnapCommand(): Command {
       "place its replicas only on nodes with this label (repeatable)",
       labelArg,
     )
+    .option(
+      "--workflow",
+      "run it as the restore workflow (Step Functions), which also puts a Strata Restore Completed or Failed event",
+    )
     .option(...WAIT_OPTION)
     .action(
       async (
@@ -133,6 +139,7 @@ export function cloudsnapCommand(): Command {
           repl?: number;
           label?: Record<string, string>;
           selector?: Record<string, string>;
+          workflow?: boolean;
           wait?: boolean;
         },
         command: Command,
@@ -140,27 +147,47 @@ export function cloudsnapCommand(): Command {
         const context = contextOf(command);
         const client = await context.client();
         const target = nameArg(options.to, "volume");
+        const restoreParams = {
+          ...(options.repl === undefined ? {} : { replicationFactor: options.repl }),
+          ...(options.label === undefined ? {} : { labels: options.label }),
+          ...(options.selector === undefined ? {} : { nodeSelector: options.selector }),
+        };
+        const restored = async (warnings: readonly string[] = []) => {
+          const volume = await client.getVolume(target);
+          context.emit(volume, (v) => {
+            print(`volume "${v.name}" restored from cloudsnap ${id} (${v.replicas.length} replicas)`);
+            for (const warning of warnings) warn(warning);
+          });
+        };
+        if (options.workflow === true) {
+          const request = { cloudsnap: id, volume: target, ...restoreParams };
+          const startedAt = new Date();
+          const name = restoreExecutionName(target, startedAt);
+          await withWorkflows(context.dir, async (source) => {
+            const executionArn = await source.start("restore", name, request);
+            if (options.wait === true) {
+              await followRestoreWorkflow(source, client, executionArn, request, startedAt);
+              return restored();
+            }
+            context.emit({ execution: name, executionArn }, () =>
+              print(
+                `restore workflow started: execution ${name} (follow it with \`strata workflow show ${name}\`)`,
+              ),
+            );
+          });
+          return;
+        }
         const started = await client.startOperation({
           kind: "restore",
           volume: target,
           requestToken: `restore-${target}-${randomUUID()}`,
-          params: {
-            cloudsnap: id,
-            ...(options.repl === undefined ? {} : { replicationFactor: options.repl }),
-            ...(options.label === undefined ? {} : { labels: options.label }),
-            ...(options.selector === undefined ? {} : { nodeSelector: options.selector }),
-          },
+          params: { cloudsnap: id, ...restoreParams },
         });
         if (options.wait !== true) {
           context.emit(started, (op) => print(startedLine(op)));
           return;
         }
-        const ended = await followOperation(client, started.id);
-        const restored = await client.getVolume(target);
-        context.emit(restored, (v) => {
-          print(`volume "${v.name}" restored from cloudsnap ${id} (${v.replicas.length} replicas)`);
-          for (const warning of ended.warnings ?? []) warn(warning);
-        });
+        await restored((await followOperation(client, started.id)).warnings);
       },
     );
 

@@ -1,51 +1,115 @@
 import { Command } from "commander";
-import { Schedules, validated } from "../../core/schedule-policies.js";
+import { NewSchedulePolicy, type ScheduleKind } from "../../core/schedule-policies.js";
+import { validateInput } from "../../core/state/table-client.js";
+import { parseDuration } from "../../core/units.js";
 import { nameArg } from "../args.js";
 import { contextOf } from "../context.js";
 import { usageError } from "../failures.js";
 import { print } from "../output.js";
 import { policyDescription, policyTable } from "../policy-views.js";
 
-interface CreateOptions {
-  interval?: string;
-  retain?: string;
-  daily?: string;
-  dailyRetain?: string;
-  weekly?: string;
-  weeklyRetain?: string;
-  monthly?: string;
-  monthlyRetain?: string;
-}
+/** Every option of `policy create`, by its camel-cased name (`--snapshot-daily-retain` → snapshotDailyRetain). */
+type CreateOptions = Record<string, string | undefined>;
 
-/** Cloudsnap schedule policies: what the cloudsnap workflow takes, and how many it keeps. */
+/** What schedules the options make: cloudsnaps (`--daily`), or local snapshots (`--snapshot-daily`). */
+const COPIES = [
+  { prefix: "", field: "schedules", what: "cloudsnap" },
+  { prefix: "snapshot-", field: "snapshots", what: "snapshot" },
+] as const;
+type Copies = (typeof COPIES)[number];
+
+/**
+ * Each kind's option, its value's form, and how that value becomes the schedule's fields. The
+ * interval's retention options are `--retain` and `--max-age` (the first schedule policies had);
+ * the others' are named after their schedule, e.g. `--daily-retain`.
+ */
+const KINDS: readonly {
+  kind: ScheduleKind;
+  value: string;
+  help: string;
+  retention: string;
+  fields: (value: string, option: string) => Record<string, unknown>;
+}[] = [
+  {
+    kind: "interval",
+    value: "<every>",
+    help: "every N minutes, e.g. 15m, 1h or 15 (aligned to the hour)",
+    retention: "",
+    fields: (value, option) => ({ minutes: intervalMinutes(value, option) }),
+  },
+  {
+    kind: "daily",
+    value: "<HH:MM>",
+    help: "every day at this time",
+    retention: "daily-",
+    fields: (time) => ({ time }),
+  },
+  {
+    kind: "weekly",
+    value: "<day@HH:MM>",
+    help: "every week, e.g. sunday@03:00",
+    retention: "weekly-",
+    fields: (value, option) => dayAndTime(value, option, "a weekday and a time, e.g. sunday@03:00"),
+  },
+  {
+    kind: "monthly",
+    value: "<date@HH:MM>",
+    help: "every month on day 1-28, e.g. 1@04:00",
+    retention: "monthly-",
+    fields: (value, option) => {
+      const { day, time } = dayAndTime(value, option, "a day 1-28 and a time, e.g. 1@04:00");
+      return { date: Number(day), time };
+    },
+  },
+  {
+    kind: "cron",
+    value: "<expression>",
+    help: 'on a 5-field cron expression in UTC, e.g. "0 */6 * * *"',
+    retention: "cron-",
+    fields: (expression) => ({ expression }),
+  },
+];
+
+const scheduleOption = (copies: Copies, kind: ScheduleKind) =>
+  kind === "interval" ? `--${copies.prefix}interval` : `--${copies.prefix}${kind}`;
+const retainOption = (copies: Copies, retention: string) => `--${copies.prefix}${retention}retain`;
+const maxAgeOption = (copies: Copies, retention: string) => `--${copies.prefix}${retention}max-age`;
+
+/** `--snapshot-daily-max-age` → snapshotDailyMaxAge, as commander names it. */
+const camel = (option: string) =>
+  option.slice(2).replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
+
+/** Schedule policies: when volumes get cloudsnaps and local snapshots, and how long each schedule keeps them. */
 export function policyCommand(): Command {
   const policy = new Command("policy")
     .alias("policies")
     .description(
-      "cloudsnap schedule policies: when volumes get cloudsnaps, and how many each schedule keeps",
+      "schedule policies: when volumes get cloudsnaps and snapshots, and how long each schedule keeps them",
     );
 
-  policy
+  const create = policy
     .command("create")
-    .description("create a schedule policy (times in UTC); volumes follow it with `volume policy`")
-    .argument("<name>", "policy name")
-    .option("--interval <minutes>", "a cloudsnap every N minutes (aligned to the hour)")
-    .option("--retain <n>", "how many of the interval's cloudsnaps to keep")
-    .option("--daily <HH:MM>", "a cloudsnap every day at this time")
-    .option("--daily-retain <n>", "how many daily cloudsnaps to keep")
-    .option("--weekly <day@HH:MM>", "a cloudsnap every week, e.g. sunday@03:00")
-    .option("--weekly-retain <n>", "how many weekly cloudsnaps to keep")
-    .option("--monthly <date@HH:MM>", "a cloudsnap every month on day 1-28, e.g. 1@04:00")
-    .option("--monthly-retain <n>", "how many monthly cloudsnaps to keep")
-    .action(async (name: string, options: CreateOptions, command: Command) => {
-      const context = contextOf(command);
-      const schedules = schedulesOf(options);
-      const created = await (await context.client()).createPolicy({
-        name: nameArg(name, "policy"),
-        schedules,
-      });
-      context.emit(created, (p) => print(`policy "${p.name}" created`));
-    });
+    .description(
+      "create a schedule policy (times in UTC); volumes follow it with `volume policy` or `volume create --policy`",
+    )
+    .argument("<name>", "policy name");
+  for (const copies of COPIES) {
+    for (const { kind, value, help, retention } of KINDS) {
+      create
+        .option(`${scheduleOption(copies, kind)} ${value}`, `a ${copies.what} ${help}`)
+        .option(`${retainOption(copies, retention)} <n>`, `how many of its ${copies.what}s to keep`)
+        .option(
+          `${maxAgeOption(copies, retention)} <age>`,
+          `how long to keep its ${copies.what}s, e.g. 30m, 12h, 7d or 2w (the newest stays)`,
+        );
+    }
+  }
+  create.action(async (name: string, options: CreateOptions, command: Command) => {
+    const context = contextOf(command);
+    const request = policyOf(nameArg(name, "policy"), options);
+    const created = await (await context.client()).createPolicy(request);
+    context.emit(created, (p) => print(`policy "${p.name}" created`));
+  });
 
   policy
     .command("list")
@@ -59,7 +123,7 @@ export function policyCommand(): Command {
 
   policy
     .command("show")
-    .description("describe a policy and the volumes that follow it")
+    .description("describe a policy's schedules and the volumes that follow it")
     .argument("<name>", "policy name")
     .action(async (name: string, _options: object, command: Command) => {
       const context = contextOf(command);
@@ -74,7 +138,7 @@ export function policyCommand(): Command {
   policy
     .command("delete")
     .alias("rm")
-    .description("delete a policy no volume follows (its cloudsnaps stay)")
+    .description("delete a policy no volume follows (its cloudsnaps and snapshots stay)")
     .argument("<name>", "policy name")
     .action(async (name: string, _options: object, command: Command) => {
       const context = contextOf(command);
@@ -86,49 +150,62 @@ export function policyCommand(): Command {
 }
 
 /**
- * The schedules the options describe, checked as the store checks them, so an impossible one is a
- * usage error (exit 2) naming the option's field, e.g. `schedules.daily.time must be a UTC time`.
+ * The policy the options describe, checked as the store checks it, so an impossible one is a usage
+ * error (exit 2) naming the field, e.g. `schedules.daily.time must be a UTC time`, before anything
+ * is sent. A retention option without its schedule, or a schedule without retention, is refused too.
  */
-function schedulesOf(options: CreateOptions): Schedules {
-  const retain = (value: string | undefined, option: string, schedule: string) => {
-    if (value === undefined)
-      throw usageError(`${schedule} needs ${option} N: how many of its cloudsnaps to keep`);
-    return Number(value);
-  };
-  const dayAndTime = (value: string, option: string, example: string) => {
-    const [day, time, extra] = value.split("@");
-    if (day === undefined || time === undefined || extra !== undefined)
-      throw usageError(`invalid ${option} "${value}": expected ${example}`);
-    return { day, time };
-  };
-  const requested: Record<string, object> = {};
-  if (options.interval !== undefined) {
-    requested["interval"] = {
-      minutes: Number(options.interval),
-      retain: retain(options.retain, "--retain", "--interval"),
-    };
-  }
-  if (options.daily !== undefined) {
-    requested["daily"] = {
-      time: options.daily,
-      retain: retain(options.dailyRetain, "--daily-retain", "--daily"),
-    };
-  }
-  if (options.weekly !== undefined) {
-    const { day, time } = dayAndTime(options.weekly, "--weekly", "a weekday and a time, e.g. sunday@03:00");
-    requested["weekly"] = { day, time, retain: retain(options.weeklyRetain, "--weekly-retain", "--weekly") };
-  }
-  if (options.monthly !== undefined) {
-    const { day, time } = dayAndTime(options.monthly, "--monthly", "a day 1-28 and a time, e.g. 1@04:00");
-    requested["monthly"] = {
-      date: Number(day),
-      time,
-      retain: retain(options.monthlyRetain, "--monthly-retain", "--monthly"),
-    };
+export function policyOf(name: string, options: CreateOptions): NewSchedulePolicy {
+  const request: Record<string, unknown> = { name };
+  for (const copies of COPIES) {
+    const schedules: Record<string, unknown> = {};
+    for (const { kind, retention, fields } of KINDS) {
+      const option = scheduleOption(copies, kind);
+      const [retain, maxAge] = [retainOption(copies, retention), maxAgeOption(copies, retention)];
+      const value = options[camel(option)];
+      const kept = { retain: options[camel(retain)], maxAge: options[camel(maxAge)] };
+      if (value === undefined) {
+        const stray = kept.retain === undefined ? maxAge : retain;
+        if (kept.retain !== undefined || kept.maxAge !== undefined)
+          throw usageError(
+            `${stray} needs ${option}: it says how long that schedule keeps its ${copies.what}s`,
+          );
+        continue;
+      }
+      if (kept.retain === undefined && kept.maxAge === undefined) {
+        throw usageError(
+          `${option} needs ${retain} N or ${maxAge} AGE (or both): how many of its ${copies.what}s to keep, or for how long`,
+        );
+      }
+      schedules[kind] = {
+        ...fields(value, option),
+        ...(kept.retain === undefined ? {} : { retain: Number(kept.retain) }),
+        ...(kept.maxAge === undefined ? {} : { maxAge: kept.maxAge }),
+      };
+    }
+    if (Object.keys(schedules).length > 0) request[copies.field] = schedules;
   }
   try {
-    return validated(Schedules, requested, "schedule policy");
+    return validateInput(NewSchedulePolicy, request, "schedule policy");
   } catch (error) {
     throw usageError((error as Error).message);
   }
+}
+
+/** "15m", "2h", "1d" or a bare number of minutes, as whole minutes. */
+function intervalMinutes(value: string, option: string): number {
+  if (/^\d+$/.test(value)) return Number(value);
+  const ms = /^\d+[mhdw]$/.test(value) ? parseDuration(value) : undefined;
+  if (ms === undefined) {
+    throw usageError(
+      `invalid ${option} "${value}": use a duration like 15m, 2h or 1d, or a number of minutes`,
+    );
+  }
+  return ms / 60_000;
+}
+
+function dayAndTime(value: string, option: string, example: string): { day: string; time: string } {
+  const [day, time, extra] = value.split("@");
+  if (day === undefined || time === undefined || extra !== undefined)
+    throw usageError(`invalid ${option} "${value}": expected ${example}`);
+  return { day, time };
 }

@@ -32,8 +32,14 @@ export function volumeCommand(): Command {
     .option("--label <key=value>", "label the volume (repeatable)", labelArg)
     .option("--repl <n>", "replicas on distinct nodes and zones: 1, 2 or 3", replicationArg, 1)
     .option("--selector <key=value>", "place replicas only on nodes with this label (repeatable)", labelArg)
-    .option("--policy <name>", "take cloudsnaps on this schedule policy's schedules (see `strata policy`)")
-    .option("--group <name>", "with --policy: record its cloudsnaps in this group")
+    .option(
+      "--policy <name>",
+      "take cloudsnaps and snapshots on this schedule policy's schedules (see `strata policy`)",
+    )
+    .option(
+      "--group <name>",
+      "with --policy: its scheduled snapshots are taken together with the group's other volumes, its cloudsnaps tagged with it",
+    )
     .action(async (name: string, options: CreateOptions, command: Command) => {
       const context = contextOf(command);
       const client = await context.client();
@@ -60,11 +66,17 @@ export function volumeCommand(): Command {
 
   volume
     .command("policy")
-    .description("give a volume a cloudsnap schedule policy (replacing its own), or with --none take it away")
+    .description("give a volume a schedule policy (replacing its own), or with --none take it away")
     .argument("<name>", "volume name")
     .argument("[policy]", "policy name")
-    .option("--none", "the volume follows no policy: no more scheduled cloudsnaps (the ones made stay)")
-    .option("--group <name>", "record its scheduled cloudsnaps in this group")
+    .option(
+      "--none",
+      "the volume follows no policy: no more scheduled cloudsnaps or snapshots (the ones made stay)",
+    )
+    .option(
+      "--group <name>",
+      "its scheduled snapshots are taken together with the group's other volumes, its cloudsnaps tagged with it",
+    )
     .action(
       async (
         name: string,

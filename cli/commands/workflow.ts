@@ -9,6 +9,7 @@ import {
   InvalidArn,
   ListExecutionsCommand,
   SFNClient,
+  StartExecutionCommand,
   StateMachineDoesNotExist,
 } from "@aws-sdk/client-sfn";
 import { Command, Option } from "commander";
@@ -87,10 +88,12 @@ export interface WorkflowSource {
   /** The execution with this ARN, or this name in either workflow; refused when not exactly one. */
   find(nameOrArn: string): Promise<DescribeExecutionOutput>;
   history(executionArn: string): Promise<HistoryEvent[]>;
+  /** Starts an execution of `workflow`; its ARN. */
+  start(workflow: WorkflowName, name: string, input: object): Promise<string>;
   close(): void;
 }
 
-async function withWorkflows<T>(dir: string, use: (source: WorkflowSource) => Promise<T>): Promise<T> {
+export async function withWorkflows<T>(dir: string, use: (source: WorkflowSource) => Promise<T>): Promise<T> {
   const source = await stepFunctions(dir);
   try {
     return await use(source);
@@ -208,6 +211,19 @@ export function workflowSource(endpoint: string, region: string): WorkflowSource
         nextToken = page.nextToken;
       } while (nextToken);
       return events;
+    },
+
+    async start(workflow, name, input) {
+      const started = await call(() =>
+        client.send(
+          new StartExecutionCommand({
+            stateMachineArn: machineArn(workflow),
+            name,
+            input: JSON.stringify(input),
+          }),
+        ),
+      );
+      return started.executionArn!;
     },
 
     close: () => client.destroy(),

@@ -237,6 +237,11 @@ export class OperationStore {
     throw conflict(`operation ${operationId} cannot be cancelled: it has ${operation.state} already`);
   }
 
+  /** What the start that took `requestToken` recorded, while the token lives. */
+  tokenOf(requestToken: string): Promise<OperationTokenRecord | undefined> {
+    return this.table.get(operationTokenKey(requestToken), OperationTokenRecord, "operation token");
+  }
+
   private find(operationId: string): Promise<OperationRecord | undefined> {
     return this.table.get(operationKey(operationId), OperationRecord, "operation");
   }
@@ -254,7 +259,7 @@ export class OperationStore {
     };
     const key = operationTokenKey(token.requestToken);
     if (await this.put(key, token, "attribute_not_exists(pk)")) return token;
-    const taken = await this.table.get(key, OperationTokenRecord, "operation token");
+    const taken = await this.tokenOf(token.requestToken);
     // Expired and deleted by TTL between the two requests: take it again.
     if (taken === undefined) return this.takeToken(operation);
     const same = taken.kind === token.kind && taken.volumeId === token.volumeId && taken.node === token.node;

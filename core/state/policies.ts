@@ -1,6 +1,6 @@
 import { DeleteCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { conflict } from "../errors.js";
-import { NewSchedulePolicy, validated } from "../schedule-policies.js";
+import { NewSchedulePolicy } from "../schedule-policies.js";
 import { RecordExistsError, RecordNotFoundError } from "./errors.js";
 import { POLICIES_PARTITION, POLICY_ASSIGNMENTS_PARTITION, policyAssignmentKey, policyKey } from "./keys.js";
 import { PolicyAssignmentRecord, SchedulePolicyRecord } from "./records.js";
@@ -24,9 +24,10 @@ export interface NewAssignment {
 export class PolicyStore {
   constructor(private readonly table: StateTable) {}
 
+  /** The one place a policy is checked: the API hands the request body here as it came. */
   async create(request: NewSchedulePolicy): Promise<SchedulePolicyRecord> {
     const policy = {
-      ...validated(NewSchedulePolicy, request, "schedule policy"),
+      ...validateInput(NewSchedulePolicy, request, "schedule policy"),
       createdAt: this.table.now(),
     };
     try {

@@ -180,6 +180,8 @@ function distinct(values: readonly string[]): boolean {
 
 /** Volumes snapshotted together at most: their I/O is held while each is snapshotted. */
 export const MAX_GROUP_VOLUMES = 16;
+/** Copies one retention operation deletes at most; the rest go with the next one. */
+export const MAX_EXPIRED_PER_OPERATION = 1000;
 const HookCommand = z.string().min(1).max(4096);
 
 /** Long work a node runs for a volume (DESIGN.md, Operations). */
@@ -195,6 +197,7 @@ export const OperationKind = z.enum([
   "cloudsnap",
   "restore",
   "cloudsnap-retention",
+  "scheduled-snapshot",
 ]);
 export type OperationKind = z.infer<typeof OperationKind>;
 
@@ -262,7 +265,28 @@ export const OperationParams = {
    * The volume's scheduled cloudsnaps its policy no longer keeps, deleted under the volume's
    * cloudsnap lease (one writer of its catalog); ones already gone are skipped.
    */
-  "cloudsnap-retention": z.strictObject({ cloudsnaps: z.array(z.string().min(1).max(128)).min(1).max(1000) }),
+  "cloudsnap-retention": z.strictObject({
+    cloudsnaps: z.array(z.string().min(1).max(128)).min(1).max(MAX_EXPIRED_PER_OPERATION),
+  }),
+  /**
+   * A policy's snapshot schedule at work: the snapshot `snapshot` of the volume (with `with`, of its
+   * group's other volumes too, at one point of their write streams), then the deletion of the
+   * `expire`d snapshots the policy no longer keeps. A snapshot is instant (no data moves), so one
+   * operation does both; taking comes first, so a failed take deletes nothing.
+   */
+  "scheduled-snapshot": z.strictObject({
+    snapshot: ResourceName,
+    schedule: ScheduleKind,
+    with: z
+      .array(ResourceName)
+      .min(1)
+      .max(MAX_GROUP_VOLUMES - 1)
+      .optional(),
+    expire: z
+      .array(z.strictObject({ volume: ResourceName, snapshot: ResourceName }))
+      .max(MAX_EXPIRED_PER_OPERATION)
+      .optional(),
+  }),
 } satisfies Record<OperationKind, z.ZodType>;
 export type OperationParamsOf<K extends OperationKind> = z.infer<(typeof OperationParams)[K]>;
 

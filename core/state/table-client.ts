@@ -55,11 +55,19 @@ export function isConditionFailure(error: unknown): boolean {
   return error instanceof ConditionalCheckFailedException;
 }
 
-/** Validates what a caller asks to write; a bad request is the caller's mistake (INVALID_ARGUMENT). */
+/**
+ * Validates what a caller asks to write; a bad request is the caller's mistake (INVALID_ARGUMENT),
+ * told in one sentence naming each field that is wrong and why, e.g.
+ * `invalid schedule policy: schedules.interval.minutes must be at least 1 minute`.
+ */
 export function validateInput<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
   const result = schema.safeParse(value);
-  if (!result.success) throw invalid(`invalid ${what}: ${z.prettifyError(result.error)}`);
-  return result.data;
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const field = issue.path.map(String).join(".");
+    return field === "" ? issue.message : `${field} ${issue.message}`;
+  });
+  throw invalid(`invalid ${what}: ${problems.join("; ")}`);
 }
 
 /** A stored item that does not parse was written by a broken or incompatible writer: say which. */

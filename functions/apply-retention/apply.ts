@@ -1,9 +1,10 @@
 import { z } from "zod";
+import { MAX_EXPIRED_PER_OPERATION } from "../../core/state/records.js";
 import type { CloudsnapCatalogs } from "../shared/cloudsnap-catalogs.js";
 import type { ClusterAccess } from "../shared/cluster.js";
 import { requestToken } from "../shared/request-tokens.js";
 import { startOperation } from "../start-operation/start.js";
-import { expiredCloudsnaps } from "./retention.js";
+import { expiredCopies } from "./retention.js";
 
 export const ApplyRetentionInput = z.object({
   volume: z.string().min(1),
@@ -13,11 +14,16 @@ export const ApplyRetentionInput = z.object({
   policy: z.string().min(1),
   /** The cloudsnap just uploaded: names the retention, so a retried task finds its operation. */
   cloudsnap: z.string().min(1),
+  /**
+   * The execution's start ($$.Execution.StartTime): what maxAge is measured from, so a retried task
+   * finds the same cloudsnaps expired.
+   */
+  at: z.iso.datetime({ offset: true }),
 });
 export type ApplyRetentionInput = z.infer<typeof ApplyRetentionInput>;
 
 export interface RetentionStarted {
-  /** The cloudsnaps the policy no longer keeps, oldest first per schedule. */
+  /** The cloudsnaps the policy no longer keeps, oldest first per schedule (at most 1000: the rest go next time). */
   expired: string[];
   /** The operation deleting them; null when there is nothing to delete. */
   operationId: string | null;
@@ -35,8 +41,14 @@ export async function applyRetention(
   cluster: ClusterAccess,
   catalogs: CloudsnapCatalogs,
 ): Promise<RetentionStarted> {
-  const policy = await cluster.store.policies.get(input.policy);
-  const expired = expiredCloudsnaps(policy.schedules, await catalogs(input.volumeId));
+  const { schedules } = await cluster.store.policies.get(input.policy);
+  const expired =
+    schedules === undefined
+      ? []
+      : expiredCopies(schedules, await catalogs(input.volumeId), new Date(input.at)).slice(
+          0,
+          MAX_EXPIRED_PER_OPERATION,
+        );
   if (expired.length === 0) return { expired, operationId: null };
   const started = await startOperation(
     {

@@ -63,11 +63,9 @@ async function checkStillLost(
   input: z.infer<typeof StillLostCheck>,
   cluster: ClusterAccess,
 ): Promise<NodeCheck> {
-  const liveness = cluster.liveness();
-  const node = (await cluster.store.nodes.list()).find((candidate) => candidate.id === input.nodeId);
-  const down = node === undefined ? "not registered" : whyDown(node, liveness);
+  const { down, now } = await lookUp(input.nodeId, cluster);
   if (down === undefined) return { status: "back", detail: `${input.nodeId} serves again` };
-  return graceVerdict(`${input.nodeId} is still ${down}`, input.graceUntil, liveness.now);
+  return graceVerdict(`${input.nodeId} is still ${down}`, input.graceUntil, now);
 }
 
 /** Back when the health sweep's majority rule no longer calls the zone offline; lost after the grace. */
@@ -84,23 +82,29 @@ async function checkZoneStillLost(
   return graceVerdict(`zone ${input.zone} is still offline: ${down}`, input.graceUntil, liveness.now);
 }
 
-const graceVerdict = (detail: string, graceUntil: string, now: Date): NodeCheck =>
-  now.getTime() > Date.parse(graceUntil) ? { status: "gave-up", detail } : { status: "waiting", detail };
+/** Not back: waiting until `until`, given up after it. */
+const graceVerdict = (detail: string, until: string, now: Date): NodeCheck =>
+  now.getTime() > Date.parse(until) ? { status: "gave-up", detail } : { status: "waiting", detail };
+
+/** The node's record and why it is down (undefined: it serves), at the liveness clock's now. */
+async function lookUp(nodeId: string, cluster: ClusterAccess) {
+  const liveness = cluster.liveness();
+  const node = (await cluster.store.nodes.list()).find((candidate) => candidate.id === nodeId);
+  const down = node === undefined ? "not registered" : whyDown(node, liveness);
+  return { node, down, now: liveness.now };
+}
 
 /** Back when its record names the instance its drives moved to, with a fresh heartbeat. */
 async function checkReturned(
   input: z.infer<typeof ReturnedCheck>,
   cluster: ClusterAccess,
 ): Promise<NodeCheck> {
-  const liveness = cluster.liveness();
-  const node = (await cluster.store.nodes.list()).find((candidate) => candidate.id === input.nodeId);
-  const down = node === undefined ? "not registered" : whyDown(node, liveness);
+  const { node, down, now } = await lookUp(input.nodeId, cluster);
   // Only a registration writes instanceId, so the new instance's id in the record is the node's new
   // life (no clock comparison: the agent's clock and the workflow's need not agree).
   if (node?.instanceId === input.instanceId && down === undefined) {
     return { status: "back", detail: `${input.nodeId} serves from ${input.instanceId}` };
   }
   const waiting = `${input.nodeId} is not serving from ${input.instanceId} yet (${down ?? `on ${node?.instanceId ?? "no instance"}`})`;
-  if (liveness.now.getTime() > Date.parse(input.deadline)) return { status: "gave-up", detail: waiting };
-  return { status: "waiting", detail: waiting };
+  return graceVerdict(waiting, input.deadline, now);
 }

@@ -1,5 +1,5 @@
-import type { Cloudsnap } from "../../core/cloudsnaps.js";
 import {
+  cronSchedule,
   SCHEDULE_KINDS_COARSEST_FIRST,
   type ScheduleKind,
   type Schedules,
@@ -9,14 +9,17 @@ import {
 const MINUTE_MS = 60_000;
 
 /**
- * The start of the schedule's latest slot at or before `now`: the moment its latest cloudsnap was
- * due; undefined when the policy has no such schedule. Interval slots are aligned to the Unix epoch
- * (a 60-minute schedule fires on the hour UTC), so every run of the workflow within one slot
- * computes the same slot, whichever minute it runs in.
+ * The start of the schedule's latest slot at or before `now`: the moment its latest copy was due;
+ * undefined when the policy has no such schedule. Interval slots are aligned to the Unix epoch
+ * (a 60-minute schedule fires on the hour UTC), a cron schedule's are its fire times, so every run
+ * of the workflow within one slot computes the same slot, whichever minute it runs in.
  */
 export function latestSlot(schedules: Schedules, kind: ScheduleKind, now: Date): Date | undefined {
-  const { interval, daily, weekly, monthly } = schedules;
+  const { interval, daily, weekly, monthly, cron } = schedules;
   switch (kind) {
+    case "cron":
+      // previousRuns counts only fire times before its reference: 1 ms on makes `now` itself one.
+      return cron && cronSchedule(cron.expression).previousRuns(1, new Date(now.getTime() + 1))[0];
     case "interval":
       return (
         interval &&
@@ -68,25 +71,33 @@ function hoursAndMinutes(time: string): [number, number] {
 
 export interface DueSchedule {
   schedule: ScheduleKind;
-  /** The slot the cloudsnap is for: its request token, so every run in the slot finds one operation. */
+  /** The slot the copy is for: its request token, so every run in the slot finds one operation. */
   slot: Date;
 }
 
+/** A cloudsnap or a snapshot, as schedules and retention see it: when, and which schedule made it. */
+export interface ScheduledCopy {
+  createdAt: string;
+  /** Absent for one taken by hand. */
+  schedule?: ScheduleKind | undefined;
+}
+
 /**
- * The schedule a volume's next cloudsnap is for, or undefined when none is due: a schedule is due
- * when the volume has no cloudsnap of it taken since its latest slot began. When several are due at
- * once, the coarsest goes first (its cloudsnap is kept longest); the others are found due again by
- * the next run, a minute later, rather than uploading one volume twice at once.
+ * The schedule a volume's next copy (cloudsnap or snapshot, `copies` oldest first) is for, or
+ * undefined when none is due: a schedule is due when the volume has no copy of it taken since its
+ * latest slot began, so slots missed while the cluster was down give one copy, not one per slot.
+ * When several are due at once, the coarsest goes first (its copy is kept longest); the others are
+ * found due again by the next run, a minute later, rather than copying one volume twice at once.
  */
 export function dueSchedule(
   schedules: Schedules,
-  cloudsnaps: readonly Pick<Cloudsnap, "createdAt" | "schedule">[],
+  copies: readonly ScheduledCopy[],
   now: Date,
 ): DueSchedule | undefined {
   for (const kind of SCHEDULE_KINDS_COARSEST_FIRST) {
     const slot = latestSlot(schedules, kind, now);
     if (slot === undefined) continue;
-    const latest = cloudsnaps.findLast((cloudsnap) => cloudsnap.schedule === kind);
+    const latest = copies.findLast((copy) => copy.schedule === kind);
     if (latest === undefined || Date.parse(latest.createdAt) < slot.getTime())
       return { schedule: kind, slot };
   }

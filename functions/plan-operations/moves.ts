@@ -1,9 +1,10 @@
 import { countReplicas, placeAdditionalReplica } from "../../core/placement.js";
 import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
 import type { ClusterAccess } from "../shared/cluster.js";
+import { liveNodes } from "../shared/nodes.js";
 import { requestToken } from "../shared/request-tokens.js";
 import type { OperationPlan } from "./planned.js";
-import { liveNodes, noRunnerReason, runnerFor } from "./runner.js";
+import { noRunnerReason, runnerFor } from "./runner.js";
 
 export interface MoveRequest {
   /** The workflow execution's name: the request tokens derive from it. */

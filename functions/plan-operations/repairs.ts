@@ -1,8 +1,9 @@
 import { z } from "zod";
 import type { ClusterAccess } from "../shared/cluster.js";
+import { liveNodes } from "../shared/nodes.js";
 import { requestToken } from "../shared/request-tokens.js";
 import type { OperationPlan } from "./planned.js";
-import { liveNodes, noRunnerReason, runnerFor } from "./runner.js";
+import { noRunnerReason, runnerFor } from "./runner.js";
 
 export const PlanRepairsInput = z.object({
   purpose: z.literal("repair"),

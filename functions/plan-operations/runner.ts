@@ -1,18 +1,4 @@
-import { type LivenessClock, whyDown } from "../../core/liveness.js";
 import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
-
-/** The nodes that can run a volume's operation now: up with a fresh heartbeat, and not excluded. */
-export function liveNodes(
-  nodes: readonly NodeRecord[],
-  liveness: LivenessClock,
-  excluded: ReadonlySet<string> = new Set(),
-): Set<string> {
-  return new Set(
-    nodes
-      .filter((node) => !excluded.has(node.id) && whyDown(node, liveness) === undefined)
-      .map((node) => node.id),
-  );
-}
 
 /**
  * Where a change of `volume` runs: on the node it is attached to when that node is alive (its

@@ -4,23 +4,25 @@ import {
   type CloudsnapFailedDetail,
   type RestoreCompletedDetail,
   type RestoreFailedDetail,
+  type SnapshotCompletedDetail,
+  type SnapshotFailedDetail,
   StrataDetailType,
   type StrataEventEntry,
   strataEvent,
 } from "../../core/events.js";
-import { causeOf } from "../shared/errors.js";
+import { describeTaskError, TaskError } from "../shared/errors.js";
 
 /**
  * What the workflows leave in their state by the time they report: the Map item of a scheduled
  * cloudsnap or the restore's input, with the results of the states that ran. Read loosely, as any
  * of them may be missing (a restore refused before it started has only its input, if even that).
  */
-const TaskError = z.object({ Error: z.string(), Cause: z.string().optional() });
 const Status = z.object({
   error: z.string().nullable().optional(),
   result: z.record(z.string(), z.unknown()).optional(),
 });
 const Subject = z.object({
+  copy: z.unknown().optional(),
   volume: z.unknown().optional(),
   cloudsnap: z.unknown().optional(),
   schedule: z.unknown().optional(),
@@ -48,11 +50,13 @@ export interface CloudsnapReport {
   volume: string;
   outcome: "completed" | "failed";
   cloudsnap?: string;
+  snapshot?: string;
 }
 
 /**
- * Puts one "Strata Cloudsnap Completed/Failed" or "Strata Restore Completed/Failed" event, saying
- * what was made, what retention deleted, or why it failed in the words of the error that stopped it.
+ * Puts one "Strata Cloudsnap Completed/Failed", "Strata Snapshot Completed/Failed" (a scheduled
+ * snapshot) or "Strata Restore Completed/Failed" event, saying what was made, what retention
+ * deleted, or why it failed in the words of the error that stopped it.
  */
 export async function reportCloudsnap(
   input: ReportCloudsnapInput,
@@ -66,6 +70,9 @@ export async function reportCloudsnap(
   if (input.workflow === "cloudsnap") {
     const schedule = text(subject.schedule);
     const scheduled = schedule === undefined ? {} : { schedule };
+    if (subject.copy === "snapshot") {
+      return reportSnapshot(input.outcome, subject, { ...common, ...scheduled }, publish);
+    }
     if (input.outcome === "completed" && made !== undefined) {
       const retentionError = whyRetentionFailed(subject);
       await publish([
@@ -108,16 +115,50 @@ export async function reportCloudsnap(
   return { volume, outcome: "failed", cloudsnap };
 }
 
+/** A scheduled snapshot's event: its operation took the snapshot and applied retention both. */
+async function reportSnapshot(
+  outcome: CloudsnapReport["outcome"],
+  subject: Subject,
+  common: { clusterName: string; execution: string; volume: string; schedule?: string },
+  publish: (events: StrataEventEntry[]) => Promise<unknown>,
+): Promise<CloudsnapReport> {
+  const result = ScheduledSnapshotResult.safeParse(subject.status?.result);
+  if (outcome === "completed" && result.success) {
+    const { snapshot, volumes, deleted } = result.data;
+    await publish([
+      strataEvent(StrataDetailType.snapshotCompleted, {
+        ...common,
+        volumes,
+        snapshot,
+        expired: deleted,
+      } satisfies SnapshotCompletedDetail),
+    ]);
+    return { volume: common.volume, outcome: "completed", snapshot };
+  }
+  await publish([
+    strataEvent(StrataDetailType.snapshotFailed, {
+      ...common,
+      reason: whyFailed(subject),
+    } satisfies SnapshotFailedDetail),
+  ]);
+  return { volume: common.volume, outcome: "failed" };
+}
+
+/** What a scheduled-snapshot operation returns (agent/volumes/scheduled-snapshots.ts). */
+const ScheduledSnapshotResult = z.object({
+  snapshot: z.string(),
+  volumes: z.array(z.string()),
+  deleted: z.array(z.string()),
+});
+
 /** A task's error (its Catch output) says most; else the failed operation's own error. */
 function whyFailed(subject: Subject): string {
-  if (subject.error !== undefined) return `${subject.error.Error}: ${causeOf(subject.error.Cause)}`;
+  if (subject.error !== undefined) return describeTaskError(subject.error);
   return subject.status?.error ?? "the operation did not succeed";
 }
 
 function whyRetentionFailed(subject: Subject): string | undefined {
-  if (subject.retentionError !== undefined) {
-    return `${subject.retentionError.Error}: ${causeOf(subject.retentionError.Cause)}`;
-  }
+  if (subject.retentionError !== undefined) return describeTaskError(subject.retentionError);
   const status = subject.retentionStatus;
   if (status === undefined || status.state === "succeeded") return undefined;
   return status.error ?? `the retention operation ended ${status.state}`;

@@ -7,7 +7,7 @@ import {
   type StrataEventEntry,
   strataEvent,
 } from "../../core/events.js";
-import { causeOf } from "../shared/errors.js";
+import { describeTaskError, TaskError } from "../shared/errors.js";
 
 /** One volume's outcome, as the workflows' operation loop leaves it. */
 const VolumeOutcome = z.discriminatedUnion("outcome", [
@@ -27,7 +27,7 @@ export const ReportRecoveryInput = z.object({
   results: z.array(VolumeOutcome).default([]),
   unplanned: z.array(z.object({ volume: z.string(), reason: z.string() })).default([]),
   /** A Catch path's error output ({Error, Cause}), when the workflow stopped short. */
-  error: z.object({ Error: z.string(), Cause: z.string().optional() }).optional(),
+  error: TaskError.optional(),
 });
 export type ReportRecoveryInput = z.infer<typeof ReportRecoveryInput>;
 
@@ -65,7 +65,7 @@ export async function reportRecovery(
       bytesCopied: result.bytesCopied,
     } satisfies RedundancyRestoredDetail),
   );
-  const error = input.error === undefined ? undefined : `${input.error.Error}: ${causeOf(input.error.Cause)}`;
+  const error = input.error === undefined ? undefined : describeTaskError(input.error);
   events.push(
     strataEvent(StrataDetailType.recoveryFinished, {
       clusterName,

@@ -1,6 +1,5 @@
 import { StrataError } from "../../core/errors.js";
 import { StartOperationRequest, StoreOperationService } from "../../core/operations.js";
-import { RecordNotFoundError } from "../../core/state/errors.js";
 import type { ClusterAccess } from "../shared/cluster.js";
 import { RefusedError } from "../shared/errors.js";
 
@@ -30,12 +29,15 @@ export async function startOperation(
     const operation = await service.startOperation(request);
     return { operationId: operation.id, state: operation.state };
   } catch (error) {
-    if (error instanceof RecordNotFoundError || isRefusal(error)) throw new RefusedError(error.message);
+    if (isRefusal(error)) throw new RefusedError(error.message);
     throw error;
   }
 }
 
-/** A start the cluster refused as asked (a restore into a name in use): retrying cannot change it. */
+/**
+ * A start the cluster refused as asked (a restore into a name in use, a volume the store does not
+ * have: RecordNotFoundError is a NOT_FOUND): retrying cannot change it.
+ */
 function isRefusal(error: unknown): error is StrataError {
   return (
     error instanceof StrataError &&

@@ -9,6 +9,7 @@ import { strataWorkflows } from "../workflows.js";
 import { findBuilt, packageRoot } from "./agent-entry.js";
 import { awsEvent } from "./aws/aws-event.js";
 import { type LocalAwsEndpoints, startLocalAwsEndpoints } from "./aws/endpoints.js";
+import { LocalKms } from "./aws/kms-endpoint.js";
 import { type DriveChange, LocalEc2, type LocalEc2Listeners } from "./aws/local-ec2.js";
 import { EVENTS_FILE, workflowMachine } from "./cloud-names.js";
 import { LocalEventBus } from "./event-bus/bus.js";
@@ -20,6 +21,8 @@ export { EVENTS_FILE, workflowMachine };
 
 /** `<dir>/ec2.json`: the local cloud's instances and drives, so they outlive a restart. */
 export const EC2_FILE = "ec2.json";
+/** `<dir>/kms.json`: the local KMS's keys, so what they wrapped still unwraps after a restart. */
+export const KMS_FILE = "kms.json";
 
 const DEFAULT_CLOUDSNAP_SCHEDULE_MS = 60_000;
 
@@ -156,7 +159,11 @@ export class LocalCloud {
       retryIntervalCapMs: options.timing.retryCapMs,
       ...(options.onExecutionChange ? { onExecutionChange: options.onExecutionChange } : {}),
     });
-    const endpoints = await startLocalAwsEndpoints({ stepFunctions, eventBus: bus, ec2 });
+    const kmsFile = join(dir, KMS_FILE);
+    const kms: LocalKms = await LocalKms.load(kmsFile, undefined, () => {
+      cloud?.persist(KMS_FILE, () => kms.saveTo(kmsFile));
+    });
+    const endpoints = await startLocalAwsEndpoints({ stepFunctions, eventBus: bus, ec2, kms });
     Object.assign(process.env, endpoints.environment, {
       STRATA_NODE_LOSS_STATE_MACHINE_ARN: stepFunctions.stateMachineArn(workflowMachine("node-loss")),
       STRATA_AZ_FAILURE_STATE_MACHINE_ARN: stepFunctions.stateMachineArn(workflowMachine("az-failure")),
@@ -235,9 +242,14 @@ export class LocalCloud {
 
   private save(): void {
     const snapshot = this.ec2.snapshot();
+    this.persist(EC2_FILE, () => writeJsonAtomic(join(this.options.dir, EC2_FILE), snapshot));
+  }
+
+  /** Writes one of the cloud's files after those already queued, reporting a failure. */
+  private persist(file: string, write: () => Promise<void>): void {
     this.saving = this.saving
-      .then(() => writeJsonAtomic(join(this.options.dir, EC2_FILE), snapshot))
-      .catch((error: unknown) => this.options.report(`cannot save ${EC2_FILE}: ${(error as Error).message}`));
+      .then(write)
+      .catch((error: unknown) => this.options.report(`cannot save ${file}: ${(error as Error).message}`));
   }
 }
 

@@ -515,6 +515,47 @@ describe("event summaries", () => {
     ).toBe("node-loss of node-2: 5 restored, 0 failed; stopped short: Strata.Refused: no lease");
   });
 
+  it("says which cloudsnap a volume got or why it did not, and what a restore made", () => {
+    const common = { clusterName: "local", execution: "scheduled-1", volume: "pg-data" };
+    const id = "cac99368-ba9a-4536-a6b4-a174f30f092f-20261203T141601671Z";
+    const completed = { ...common, cloudsnap: id, schedule: "interval", expired: ["a", "b"] };
+    expect(summarizeEvent(busEvent("strata", "Strata Cloudsnap Completed", completed))).toBe(
+      `pg-data: ${id} (interval), 2 expired`,
+    );
+    expect(
+      summarizeEvent(
+        busEvent("strata", "Strata Cloudsnap Completed", {
+          ...completed,
+          schedule: undefined,
+          expired: [],
+          retentionError: "Strata.Transient: the bucket is unreachable",
+        }),
+      ),
+    ).toBe(`pg-data: ${id} (by hand); retention stopped: Strata.Transient: the bucket is unreachable`);
+    expect(
+      summarizeEvent(
+        busEvent("strata", "Strata Cloudsnap Failed", {
+          ...common,
+          schedule: "daily",
+          reason: "hook failed",
+        }),
+      ),
+    ).toBe("pg-data (daily): hook failed");
+    const snapshot = { ...common, volumes: ["pg-data", "pg-wal"], snapshot: "daily-20261203T0200Z" };
+    expect(
+      summarizeEvent(
+        busEvent("strata", "Strata Snapshot Completed", { ...snapshot, expired: ["pg-data@daily-x"] }),
+      ),
+    ).toBe("pg-data, pg-wal: snapshot daily-20261203T0200Z, 1 expired");
+    const restore = { ...common, volume: "pg-copy", cloudsnap: id };
+    expect(summarizeEvent(busEvent("strata", "Strata Restore Completed", restore))).toBe(
+      `pg-copy from ${id}`,
+    );
+    expect(
+      summarizeEvent(busEvent("strata", "Strata Restore Failed", { ...restore, reason: "no live node" })),
+    ).toBe(`pg-copy from ${id}: no live node`);
+  });
+
   it("lists the detail's keys for a type it does not know, or one missing its fields", () => {
     expect(summarizeEvent(busEvent("custom.app", "Something Happened", { a: 1, b: "x" }))).toBe("{a, b}");
     expect(summarizeEvent(busEvent("aws.ec2", "EC2 Instance State-change Notification", { state: 5 }))).toBe(

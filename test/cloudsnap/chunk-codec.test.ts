@@ -32,6 +32,25 @@ describe("a cloudsnap chunk", () => {
     expect(sealed.includes(Buffer.from("balance"))).toBe(false);
   });
 
+  it("stores a chunk whose start does not compress without deflating the rest, and deflates one whose start does", async () => {
+    const PROBE = 64 * 1024;
+    const randomHead = Buffer.concat([randomBytes(PROBE), Buffer.alloc(CHUNK - PROBE)]);
+    const stored = await encode(randomHead);
+    expect(stored.sealed.length).toBeGreaterThan(CHUNK);
+    expect(Buffer.compare(await decodeChunk(stored.id, stored.sealed, keys, "pack p1"), randomHead)).toBe(0);
+
+    const zeroHead = Buffer.concat([
+      Buffer.alloc(PROBE),
+      randomBytes(CHUNK / 2),
+      Buffer.alloc(CHUNK / 2 - PROBE),
+    ]);
+    const deflated = await encode(zeroHead);
+    expect(deflated.sealed.length).toBeLessThan(CHUNK / 2 + PROBE);
+    expect(Buffer.compare(await decodeChunk(deflated.id, deflated.sealed, keys, "pack p1"), zeroHead)).toBe(
+      0,
+    );
+  });
+
   it("names equal chunks alike under one volume's keys (dedupe), and differently under another's", async () => {
     const data = randomBytes(4096);
     const first = await encode(data);

@@ -47,6 +47,22 @@ describe("a cloudsnap repository on an S3-compatible bucket", () => {
     expect((await repo.list(volume.id)).map((c) => c.id)).toEqual([full.id, second.id]);
   });
 
+  it("writes the neighbouring chunks of a fetched range as one request, not one per chunk", async () => {
+    const volume = new MemoryVolume(SIZE);
+    volume.write(0, randomBytes(20 * MiB));
+    const { id } = await take(repo, volume);
+
+    const { target, progress, writes } = await restored(repo, id, SIZE);
+
+    expect(Buffer.compare(target, volume.bytes)).toBe(0);
+    expect(progress.chunks).toBe(20);
+    // The suite's packs hold 4 chunks, which the upload's workers interleave: about one write per
+    // pack, and far fewer than one per chunk.
+    expect(writes.length).toBeLessThan(progress.chunks / 2);
+    expect(writes.every(([, length]) => length <= 8 * MiB)).toBe(true);
+    expect(writes.reduce((sum, [, length]) => sum + length, 0)).toBe(20 * MiB);
+  });
+
   it("uploads no chunk data for an unchanged volume, incremental or read in full", async () => {
     const volume = new MemoryVolume(SIZE);
     volume.write(4 * MiB, randomBytes(6 * MiB));

@@ -6,7 +6,7 @@ import { afterAll, beforeAll } from "vitest";
 import type { ByteRange } from "../../agent/block-device.js";
 import { CloudsnapRepository } from "../../agent/cloudsnap/repository.js";
 import type { UploadSource } from "../../agent/cloudsnap/upload.js";
-import { PassphraseProtector } from "../../agent/cloudsnap/volume-key.js";
+import { VolumeKeyProtection } from "../../agent/cloudsnap/volume-key.js";
 import { CloudsnapBucket } from "../../core/cloud/cloudsnap-bucket.js";
 import { cloudsnapS3Config } from "../../core/cloud/s3-client.js";
 import type { HeldLease } from "../../core/state/leases.js";
@@ -95,7 +95,11 @@ export function repositoryOn(
   passphrase = "correct horse battery staple",
   packs = { targetBytes: 4 * MiB, concurrency: 2 },
 ): CloudsnapRepository {
-  return new CloudsnapRepository(bucket, new PassphraseProtector(async () => passphrase), packs);
+  return new CloudsnapRepository(
+    bucket,
+    VolumeKeyProtection.passphraseOnly(async () => passphrase),
+    packs,
+  );
 }
 
 /** Takes a cloudsnap of the volume: of what changed since its latest one, or of everything. */
@@ -118,13 +122,15 @@ export async function take(
   );
 }
 
-/** Restores a cloudsnap into memory. */
+/** Restores a cloudsnap into memory; `writes` are the requests the target got, as [offset, length]. */
 export async function restored(repo: CloudsnapRepository, cloudsnapId: string, sizeBytes: number) {
   const target = Buffer.alloc(sizeBytes);
+  const writes: [number, number][] = [];
   const progress = await repo.restore(cloudsnapId, async (offset, data) => {
+    writes.push([offset, data.length]);
     data.copy(target, offset);
   });
-  return { target, progress };
+  return { target, progress, writes };
 }
 
 export async function keysUnder(bucket: CloudsnapBucket, prefix: string): Promise<string[]> {

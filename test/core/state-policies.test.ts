@@ -1,4 +1,7 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { describe, expect, it } from "vitest";
+import { policyKey } from "../../core/state/keys.js";
 import type { StateStore } from "../../core/state/store.js";
 import { freshStorePerTest } from "./state-harness.js";
 
@@ -26,6 +29,36 @@ describe("schedule policies", () => {
     await expect(store.policies.delete("hourly")).rejects.toThrow('policy "hourly" not found');
   });
 
+  it("take cron schedules, retention by age, and local snapshot schedules; one stored before those reads as it was", async () => {
+    const policy = {
+      name: "gold",
+      schedules: { cron: { expression: "0 */6 * * *", retain: 4, maxAge: "2d" } },
+      snapshots: { interval: { minutes: 15, maxAge: "12h" }, daily: { time: "02:00", retain: 7 } },
+    };
+    expect(await store.policies.create(policy)).toEqual({ ...policy, createdAt: "2026-12-03T10:00:00.000Z" });
+    expect(await store.policies.get("gold")).toEqual({ ...policy, createdAt: "2026-12-03T10:00:00.000Z" });
+    expect(
+      (
+        await store.policies.create({
+          name: "snaps-only",
+          snapshots: { weekly: { day: "sunday", time: "03:00", retain: 2 } },
+        })
+      ).schedules,
+    ).toBeUndefined();
+
+    // What the first policy writer stored: schedules only, each with retain.
+    const raw = DynamoDBDocumentClient.from(new DynamoDBClient({}));
+    const old = { name: "legacy", schedules: hourly, createdAt: "2026-01-01T00:00:00.000Z" };
+    await raw.send(new PutCommand({ TableName: store.tableName, Item: { ...policyKey("legacy"), ...old } }));
+    raw.destroy();
+    expect(await store.policies.get("legacy")).toEqual(old);
+    expect((await store.policies.list()).map((found) => found.name).sort()).toEqual([
+      "gold",
+      "legacy",
+      "snaps-only",
+    ]);
+  });
+
   it.each([
     [{ interval: { minutes: 0, retain: 1 } }, "schedules.interval.minutes must be at least 1 minute"],
     [
@@ -37,10 +70,48 @@ describe("schedule policies", () => {
       "schedules.monthly.date must be a day of the month, 1 to 28",
     ],
     [{ weekly: { day: "someday", time: "01:00", retain: 1 } }, "schedules.weekly.day must be a weekday"],
-    [{ daily: { time: "01:00", retain: 0 } }, "schedules.daily.retain must keep at least 1 cloudsnap"],
-    [{}, "schedules a policy needs at least one schedule: interval, daily, weekly or monthly"],
+    [{ daily: { time: "01:00", retain: 0 } }, "schedules.daily.retain must keep at least 1 copy"],
+    [
+      {},
+      "invalid schedule policy: a policy needs at least one schedule: interval, daily, weekly, monthly or cron, under schedules (cloudsnaps) or snapshots",
+    ],
     [{ hourly: { retain: 1 } }, 'Unrecognized key: "hourly"'],
+    [
+      { daily: { time: "01:00" } },
+      "schedules.daily needs retain (how many copies to keep), maxAge (how long to keep them), or both",
+    ],
+    [
+      { daily: { time: "01:00", maxAge: "7 days" } },
+      'schedules.daily.maxAge must be a duration like 30m, 12h, 7d or 2w (a whole number and m, h, d or w), not "7 days"',
+    ],
+    [{ daily: { time: "01:00", maxAge: "30s" } }, "schedules.daily.maxAge must be a duration like"],
+    [{ daily: { time: "01:00", maxAge: "0m" } }, "schedules.daily.maxAge must be at least 1m"],
+    [
+      { daily: { time: "01:00", maxAge: "4000d" } },
+      "schedules.daily.maxAge must be at most 3650d (10 years)",
+    ],
+    [
+      { cron: { expression: "0 25 * * *", retain: 1 } },
+      'schedules.cron.expression field 2 (hour) "25" is not valid: it takes 0-23, *, lists (1,5), ranges (1-5) and steps (*/5)',
+    ],
+    [
+      { cron: { expression: "0 0 0 * *", retain: 1 } },
+      'schedules.cron.expression field 3 (day-of-month) "0" is not valid: it takes 1-31',
+    ],
+    [
+      { cron: { expression: "*/10 * * * * *", retain: 1 } },
+      "schedules.cron.expression has 6 fields: a seconds field would fire more often than once a minute, and the workflow runs every minute",
+    ],
+    [
+      { cron: { expression: "0 6 * *", retain: 1 } },
+      'schedules.cron.expression must have 5 fields "minute hour day-of-month month day-of-week" in UTC, e.g. "0 */6 * * *"; "0 6 * *" has 4',
+    ],
+    [
+      { cron: { expression: "0 0 30 2 *", retain: 1 } },
+      "schedules.cron.expression never fires: no date matches it",
+    ],
   ])("refuses an impossible schedule %j, naming the field", async (schedules, message) => {
+    // `as never`: the point is what the store does with a request its type would not allow.
     const refused = store.policies.create({ name: "bad", schedules } as never);
     await expect(refused).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
     await expect(store.policies.create({ name: "bad", schedules } as never)).rejects.toThrow(message);

@@ -55,7 +55,7 @@ describe("scheduled cloudsnaps", () => {
     const refused = await strata.cli("policy", "create", "bad", "--daily", "25:00", "--daily-retain", "2");
     expect(refused.code).toBe(2);
     expect(oneSentence(refused)).toBe(
-      'invalid schedule policy: daily.time must be a UTC time "HH:MM" from 00:00 to 23:59',
+      'invalid schedule policy: schedules.daily.time must be a UTC time "HH:MM" from 00:00 to 23:59',
     );
     const none = await strata.cli("policy", "create", "empty");
     expect(oneSentence(none)).toContain("a policy needs at least one schedule");
@@ -64,7 +64,7 @@ describe("scheduled cloudsnaps", () => {
   it("a volume following an interval policy gets cloudsnaps by itself, and retention keeps `retain` of them and every manual one", async () => {
     await strata.json("policy", "create", "every-minute", "--interval", "1", "--retain", "1");
     const policies = await strata.cli("policy", "list");
-    expect(policies.stdout).toMatch(/every-minute\s+every 1 min, keep 1/);
+    expect(policies.stdout).toMatch(/every-minute\s+interval\s+-/);
 
     const volume = await strata.json<Volume>("volume", "create", "orders", "--size", "16MiB");
     const { nbdUri } = await strata.json<{ nbdUri: string }>("volume", "attach", "orders");

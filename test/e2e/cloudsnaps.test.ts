@@ -107,6 +107,20 @@ describe("cloudsnaps", () => {
     const existing = await a.cli("cloudsnap", "restore", taken[0]!.cloudsnap.id, "--to", "db");
     expect(existing.code).toBe(1);
     expect(oneSentence(existing)).toBe('volume "db" already exists: restore into a new name');
+    // As the restore workflow, the refusal is check-restore's own sentence, not the Fail state's summary.
+    const byWorkflow = await a.cli(
+      "cloudsnap",
+      "restore",
+      taken[0]!.cloudsnap.id,
+      "--to",
+      "db",
+      "--workflow",
+      "--wait",
+    );
+    expect(byWorkflow.code).toBe(1);
+    expect(oneSentence(byWorkflow)).toMatch(
+      /^the restore workflow restore-db-\d{8}T\d{6}Z failed: volume "db" already exists: restore into a new name$/,
+    );
     const malformed = await a.cli("cloudsnap", "show", "db-backup");
     expect(malformed.code).toBe(1);
     expect(oneSentence(malformed)).toContain('"db-backup" is not a cloudsnap id');
@@ -143,7 +157,7 @@ describe("cloudsnaps", () => {
     expect((await a.cli("volume", "inspect", "gold")).code).toBe(1);
   }, 120_000);
 
-  it("restores into another cluster that has only the bucket and the passphrase", async () => {
+  it("restores into another cluster that has only the bucket and the passphrase, through its restore workflow", async () => {
     const endpoint = clusterA!.file.cloud?.endpoints["AWS_ENDPOINT_URL_S3"];
     expect(endpoint).toBeDefined();
     clusterB = await clusterUp(dirB, [
@@ -168,9 +182,19 @@ describe("cloudsnaps", () => {
       "db",
       "--repl",
       "2",
+      "--workflow",
       "--wait",
     );
     expect(await digestOf(dirB, clusterB, restored)).toBe(latest.digest);
+    const executions = await b.json<{ executions: { name: string; status: string }[] }>(
+      "workflow",
+      "list",
+      "--workflow",
+      "restore",
+    );
+    expect(executions.executions).toEqual([
+      expect.objectContaining({ name: expect.stringMatching(/^restore-db-/), status: "SUCCEEDED" }),
+    ]);
   }, 240_000);
 
   it("deletes a cloudsnap and keeps what the others need", async () => {

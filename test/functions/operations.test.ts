@@ -38,6 +38,32 @@ describe("starting an operation", () => {
     expect(await store.operations.list()).toHaveLength(1);
   });
 
+  it("starts one restore for one request token, also when the retry finds the volume that restore made", async () => {
+    const restoreInto = (volume: string) =>
+      StartOperationInput.parse({
+        kind: "restore",
+        volume,
+        node: "node-1",
+        requestToken: "restore:restore-copy",
+        params: { cloudsnap: "0b8e7c39-4a3a-4bd4-9a62-3f8c9a3c2b10-20300101T000000000Z" },
+      });
+    const first = await startOperation(restoreInto("copy"), clusterOver(store));
+    const again = await startOperation(restoreInto("copy"), clusterOver(store));
+    expect(again).toEqual(first);
+
+    // The agent made the volume under the id the start chose; the reply of a third start was lost.
+    const { volumeId } = await store.operations.get(first.operationId);
+    await store.volumes.create({ id: volumeId, name: "copy", sizeBytes: 4096, replicationFactor: 1 });
+    expect(await startOperation(restoreInto("copy"), clusterOver(store))).toEqual(first);
+    expect(await store.operations.list()).toHaveLength(1);
+
+    // Another restore into that name is refused, however its token reads.
+    await volumeWith(store, "taken", [replica("node-1")]);
+    await expect(startOperation(restoreInto("taken"), clusterOver(store))).rejects.toThrow(
+      'volume "taken" already exists: restore into a new name',
+    );
+  });
+
   it("refuses a node the cluster does not know", async () => {
     const refused = startOperation(repairOn("node-9"), clusterOver(store));
     await expect(refused).rejects.toBeInstanceOf(RefusedError);

@@ -51,6 +51,7 @@ describe("the endpoint variables", () => {
       "AWS_ENDPOINT_URL_EC2",
       "AWS_ENDPOINT_URL_EKS",
       "AWS_ENDPOINT_URL_EVENTBRIDGE",
+      "AWS_ENDPOINT_URL_KMS",
       "AWS_ENDPOINT_URL_SFN",
     ]);
     const urls = Object.values(variables);

@@ -1,5 +1,6 @@
 import { readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
 import {
   DescribeExecutionCommand,
   type DescribeExecutionOutput,
@@ -13,10 +14,11 @@ import { CloudsnapBucket } from "../../core/cloud/cloudsnap-bucket.js";
 import { emptyCatalog, readCatalog, writeCatalog } from "../../core/cloud/cloudsnap-catalog.js";
 import { cloudsnapS3Client } from "../../core/cloud/s3-client.js";
 import type { Cloudsnap } from "../../core/cloudsnaps.js";
+import { scheduledSnapshotName } from "../../core/schedule-policies.js";
 import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import { OperationParams } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
-import { EVENTS_FILE, LocalCloud, workflowMachine } from "../../infra/local/cloud.js";
+import { EVENTS_FILE, KMS_FILE, LocalCloud, workflowMachine } from "../../infra/local/cloud.js";
 import { type CloudsnapStorage, startCloudsnapStorage } from "../../infra/local/cloudsnap-storage.js";
 import { capturingLogger } from "../api/harness.js";
 import { prepareClusterDir } from "../cli/strata-process.js";
@@ -24,6 +26,7 @@ import { nodeRecord } from "../core/fixtures.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
 import { catalogEntry } from "../functions/support.js";
 import { eventually } from "../support/eventually.js";
+import { type InProcessAgent, startInProcessAgent } from "../support/in-process-agent.js";
 
 /**
  * The cloudsnap and restore workflows from their ASL files, run by the local cloud with the
@@ -285,5 +288,123 @@ describe("the restore workflow, from its ASL file", () => {
         }),
       ],
     ]);
+  });
+});
+
+describe("snapshot schedules in the cloudsnap workflow, from its ASL file", () => {
+  let agent: InProcessAgent;
+  beforeAll(async () => {
+    // A real agent: its scheduled-snapshot executor takes and deletes snapshots on its replicas.
+    agent = await startInProcessAgent({
+      store,
+      nodeId: "node-2",
+      zone: "local-a",
+      log: capturingLogger().log,
+    });
+  });
+  afterAll(async () => {
+    await agent?.close();
+  });
+
+  const DAY_MS = 86_400_000;
+  const snapshotNames = async (volume: string) =>
+    (await agent.volumes.listSnapshots(volume)).map((snapshot) => snapshot.name).sort();
+  /** A snapshot taken `days` ago: taken now on the replicas, its record dated back. */
+  const takenDaysAgo = async (volume: string, name: string, days: number) => {
+    await agent.volumes.createSnapshot(volume, name);
+    const { id: volumeId } = await store.volumes.getByName(volume);
+    const record = await store.snapshots.get(volumeId, name);
+    await store.snapshots.delete(volumeId, name);
+    await store.snapshots.create({
+      ...record,
+      createdAt: new Date(Date.now() - days * DAY_MS).toISOString(),
+    });
+  };
+
+  it("snapshots a group together and a volume alone, and retention deletes the scheduled ones beyond retain or maxAge, never one taken by hand", async () => {
+    for (const name of ["pg-data", "pg-wal", "solo"]) {
+      await agent.volumes.createVolume({
+        name,
+        sizeBytes: 4 * 1024 ** 2,
+        replicationFactor: 1,
+        labels: {},
+        nodeSelector: {},
+      });
+    }
+    await store.policies.create({
+      name: "nightly-snapshots",
+      snapshots: { daily: { time: "00:00", retain: 2, maxAge: "3d" } },
+    });
+    for (const name of ["pg-data", "pg-wal"]) {
+      const { id } = await store.volumes.getByName(name);
+      await store.policies.assign({
+        volumeId: id,
+        volumeName: name,
+        policy: "nightly-snapshots",
+        group: "pg",
+      });
+    }
+    const solo = await store.volumes.getByName("solo");
+    await store.policies.assign({ volumeId: solo.id, volumeName: "solo", policy: "nightly-snapshots" });
+    const daysAgo = (days: number) => scheduledSnapshotName("daily", new Date(Date.now() - days * DAY_MS));
+    const [tenDays, twoDays, oneDay] = [daysAgo(10), daysAgo(2), daysAgo(1)];
+    await takenDaysAgo("solo", "before-upgrade", 20);
+    await takenDaysAgo("solo", tenDays, 10);
+    await takenDaysAgo("solo", twoDays, 2);
+    await takenDaysAgo("solo", oneDay, 1);
+
+    const { execution, states } = await run("cloudsnap", "snapshots-1", {});
+    expect(execution.status).toBe("SUCCEEDED");
+    expect(states).toContain("Retention?");
+
+    const [taken] = (await snapshotNames("pg-data")).filter((name) => !name.startsWith("cloudsnap-"));
+    expect(taken).toMatch(/^daily-\d{8}T0000Z$/);
+    expect(await snapshotNames("pg-wal")).toEqual([taken]);
+    // Ten days old is past maxAge and beyond the last 2; two days old is only beyond the last 2.
+    expect(await snapshotNames("solo")).toEqual(["before-upgrade", oneDay, taken].sort());
+    const events = (await strataEvents("Strata Snapshot")).map((event) => [
+      event["detail-type"],
+      event.detail,
+    ]);
+    expect(events).toEqual(
+      expect.arrayContaining([
+        [
+          "Strata Snapshot Completed",
+          expect.objectContaining({
+            volume: "pg-data",
+            volumes: ["pg-data", "pg-wal"],
+            snapshot: taken,
+            expired: [],
+          }),
+        ],
+        [
+          "Strata Snapshot Completed",
+          expect.objectContaining({
+            volume: "solo",
+            volumes: ["solo"],
+            snapshot: taken,
+            schedule: "daily",
+            expired: [`solo@${tenDays}`, `solo@${twoDays}`],
+          }),
+        ],
+      ]),
+    );
+    expect(events).toHaveLength(2);
+
+    // Another run the same day finds the slot taken: nothing new, nothing deleted.
+    await run("cloudsnap", "snapshots-2", {});
+    expect(await snapshotNames("solo")).toEqual(["before-upgrade", oneDay, taken].sort());
+    expect(await strataEvents("Strata Snapshot")).toHaveLength(2);
+  });
+});
+
+describe("the local cloud's KMS", () => {
+  it("keeps the keys made through its endpoint in the cluster directory, for cloudsnaps a restarted cluster restores", async () => {
+    const kms = new KMSClient({ endpoint: cloud.environment.AWS_ENDPOINT_URL_KMS });
+    const { KeyMetadata } = await kms.send(new CreateKeyCommand({ Description: "cloudsnaps" }));
+    kms.destroy();
+    const saved = async () =>
+      (await readFile(join(dir, KMS_FILE), "utf8").catch(() => "")).includes(KeyMetadata!.KeyId!);
+    await eventually(saved, `${KMS_FILE} holding key ${KeyMetadata!.KeyId}`);
   });
 });

@@ -4,6 +4,7 @@ import { ec2Protocol } from "./ec2-endpoint.js";
 import { eksProtocol } from "./eks-endpoint.js";
 import { type EventBusApi, eventBridgeProtocol } from "./eventbridge-endpoint.js";
 import { type AwsEndpoint, type AwsProtocolHandler, startAwsEndpoint } from "./http.js";
+import { kmsProtocol, LocalKms } from "./kms-endpoint.js";
 import type { LocalEc2 } from "./local-ec2.js";
 import { stepFunctionsProtocol } from "./step-functions-endpoint.js";
 
@@ -12,6 +13,8 @@ export interface LocalAwsServices {
   stepFunctions: StepFunctionsApi;
   eventBus: EventBusApi;
   ec2: LocalEc2;
+  /** Keys for cloudsnaps protected by KMS; a fresh, empty one unless given. */
+  kms?: LocalKms;
 }
 
 /**
@@ -24,6 +27,7 @@ export const ENDPOINT_VARIABLES = {
   ec2: "AWS_ENDPOINT_URL_EC2",
   autoScaling: "AWS_ENDPOINT_URL_AUTO_SCALING",
   eks: "AWS_ENDPOINT_URL_EKS",
+  kms: "AWS_ENDPOINT_URL_KMS",
 } as const;
 
 export type LocalAwsService = keyof typeof ENDPOINT_VARIABLES;
@@ -49,6 +53,7 @@ export async function startLocalAwsEndpoints(
     ec2: ec2Protocol(services.ec2),
     autoScaling: autoScalingProtocol(services.ec2),
     eks: eksProtocol(services.ec2),
+    kms: kmsProtocol(services.kms ?? new LocalKms()),
   };
   const started: AwsEndpoint[] = [];
   const close = async () => {

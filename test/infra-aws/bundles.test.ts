@@ -1,0 +1,200 @@
+import { execFile } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { StrataDetailType } from "../../core/events.js";
+import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
+import type { StateStore } from "../../core/state/store.js";
+import { PROJECT_ROOT } from "../../infra/aws/app.js";
+import { strataFunctions } from "../../infra/workflows.js";
+import { freshStore, startDynamoDb } from "../core/state-harness.js";
+import { liveNode, staleNode } from "../functions/support.js";
+import { type LocalCloud, STATE_MACHINE_ARN, startLocalCloud } from "../local-cloud/aws-harness.js";
+
+/**
+ * The Lambdas as `npx cdk synth` bundles them (cdk.json, the local esbuild, no AWS account), each
+ * loaded in a process of its own, with the environment the template gives it (its references
+ * pointed at the local cloud), and handed an event.
+ */
+const run = promisify(execFile);
+let outdir: string;
+let template: { Resources: Record<string, { Type: string; Properties: Record<string, unknown> }> };
+let dynamoDb: LocalDynamoDb;
+let cloud: LocalCloud;
+let store: StateStore;
+
+beforeAll(async () => {
+  outdir = mkdtempSync(join(tmpdir(), "strata-cdk-"));
+  await run("npx", ["cdk", "synth", "--quiet", "--output", outdir], {
+    cwd: PROJECT_ROOT,
+    timeout: 600_000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  template = JSON.parse(readFileSync(join(outdir, "strata-strata.template.json"), "utf8"));
+  dynamoDb = await startDynamoDb();
+  cloud = await startLocalCloud({ clusterName: "strata" });
+  store = await freshStore();
+}, 900_000);
+
+afterAll(async () => {
+  store?.close();
+  await cloud?.close();
+  await dynamoDb?.close();
+  if (outdir !== undefined) rmSync(outdir, { recursive: true, force: true });
+});
+
+interface Deployed {
+  /** The bundle the function's asset holds. */
+  file: string;
+  environment: Record<string, string>;
+}
+
+/**
+ * `name`'s bundle and its environment, each reference to a stack resource replaced by its local
+ * counterpart: the table by the test's, the bus by the local cloud's (the default one), a state
+ * machine by the local Step Functions' one.
+ */
+function deployed(name: string): Deployed {
+  const fn = Object.values(template.Resources).find(
+    (resource) =>
+      resource.Type === "AWS::Lambda::Function" && resource.Properties["FunctionName"] === `strata-${name}`,
+  );
+  if (fn === undefined) throw new Error(`the template has no function strata-${name}`);
+  const key = (fn.Properties["Code"] as { S3Key: string }).S3Key.replace(/\.zip$/, "");
+  const variables = (fn.Properties["Environment"] as { Variables: Record<string, unknown> }).Variables;
+  const local = (value: unknown): string => {
+    if (typeof value === "string") return value;
+    const ref = (value as { Ref?: string }).Ref ?? "";
+    const type = template.Resources[ref]?.Type;
+    if (type === "AWS::DynamoDB::Table") return store.tableName;
+    if (type === "AWS::Events::EventBus") return "default";
+    if (type === "AWS::StepFunctions::StateMachine") return STATE_MACHINE_ARN;
+    if (type === "AWS::S3::Bucket") return "strata-cloudsnaps";
+    throw new Error(`${name}'s environment refers to ${JSON.stringify(value)}, which this test does not map`);
+  };
+  return {
+    file: join(outdir, `asset.${key}`, "index.mjs"),
+    environment: Object.fromEntries(
+      Object.entries(variables).map(([variable, value]) => [variable, local(value)]),
+    ),
+  };
+}
+
+type Outcome = { result: unknown } | { error: { name: string; message: string } };
+
+/**
+ * Loads `name`'s bundle in a new Node.js process, as Lambda's runtime does, and invokes its handler
+ * once. The invocation's remaining time is short, so the health sweep sweeps once.
+ */
+async function invoke(name: string, event: unknown): Promise<Outcome> {
+  const { file, environment } = deployed(name);
+  const program = `
+    const { handler } = await import(${JSON.stringify(pathToFileURL(file).href)});
+    const context = {
+      functionName: "strata-${name}", functionVersion: "$LATEST", awsRequestId: "request-1",
+      invokedFunctionArn: "arn:aws:lambda:local:000000000000:function:strata-${name}",
+      memoryLimitInMB: "512", logGroupName: "/aws/lambda/strata-${name}", logStreamName: "stream",
+      callbackWaitsForEmptyEventLoop: false, getRemainingTimeInMillis: () => 1000,
+    };
+    try {
+      process.stdout.write(JSON.stringify({ result: await handler(${JSON.stringify(event)}, context) }));
+    } catch (error) {
+      process.stdout.write(JSON.stringify({ error: { name: error.name, message: error.message } }));
+    }`;
+  const { stdout } = await run(process.execPath, ["--input-type=module", "-e", program], {
+    env: {
+      ...process.env,
+      ...environment,
+      // No CloudWatch here, and the logs would only fill the test's output.
+      POWERTOOLS_METRICS_DISABLED: "true",
+      POWERTOOLS_LOG_LEVEL: "SILENT",
+    },
+    timeout: 60_000,
+  });
+  return JSON.parse(stdout) as Outcome;
+}
+
+describe("the bundles `npx cdk synth` deploys", () => {
+  it("are one ES module per function of the catalog, with its source map", () => {
+    for (const definition of strataFunctions) {
+      const { file } = deployed(definition.name);
+      expect(existsSync(file), definition.name).toBe(true);
+      expect(existsSync(`${file}.map`), definition.name).toBe(true);
+    }
+  });
+
+  it.each(strataFunctions.map((fn) => fn.name).filter((name) => name !== "health-sweep"))(
+    "%s loads and refuses an input that fails its schema, naming what is wrong",
+    async (name) => {
+      const outcome = await invoke(name, { unexpected: true });
+
+      expect(outcome).toEqual({
+        error: { name: "Strata.Refused", message: expect.stringMatching(/^invalid input: \S+/) },
+      });
+    },
+  );
+
+  it("event intake starts node-loss for a terminated instance of a registered node", async () => {
+    await store.nodes.register(
+      liveNode("node-b1", "local-b", { instanceId: "i-0b1", registeredAt: "2026-12-01T08:00:00.000Z" }),
+    );
+    const fixture = JSON.parse(
+      readFileSync(
+        join(PROJECT_ROOT, "test/fixtures/aws-events/ec2-instance-state-change-terminated.json"),
+        "utf8",
+      ),
+    );
+    const event = { ...fixture, id: "bundle-1", detail: { ...fixture.detail, "instance-id": "i-0b1" } };
+
+    const outcome = await invoke("event-intake", event);
+
+    expect(outcome).toEqual({
+      result: {
+        action: "started",
+        workflow: "node-loss",
+        execution: "node-loss-node-b1-20261201T080000000Z",
+      },
+    });
+    expect([...cloud.stepFunctions.executions.values()].map((execution) => execution.name)).toContain(
+      "node-loss-node-b1-20261201T080000000Z",
+    );
+  });
+
+  it("the health sweep finds a stale node and puts its Node Offline event on the bus", async () => {
+    await store.nodes.register(
+      staleNode("node-c1", "local-c", { lastHeartbeat: "2020-01-01T00:00:00.000Z" }),
+    );
+
+    const outcome = await invoke("health-sweep", { "detail-type": "Scheduled Event" });
+
+    expect(outcome).toMatchObject({
+      result: { sweeps: 1, offlineNodes: expect.arrayContaining(["node-c1"]) },
+    });
+    expect(
+      cloud.eventBus.received.filter(
+        (entry) => entry.detailType === StrataDetailType.nodeOffline && entry.detail["nodeId"] === "node-c1",
+      ),
+    ).toHaveLength(1);
+  });
+
+  it("report-recovery puts a recovery's events on the bus", async () => {
+    const outcome = await invoke("report-recovery", {
+      workflow: "node-loss",
+      execution: "node-loss-node-x",
+      subject: "node-x",
+      results: [{ volume: "vol-1", outcome: "restored", bytesCopied: 4096 }],
+    });
+
+    expect(outcome).toMatchObject({ result: expect.any(Object) });
+    expect(
+      cloud.eventBus.received.filter(
+        (entry) =>
+          entry.detailType === StrataDetailType.recoveryFinished &&
+          entry.detail["execution"] === "node-loss-node-x",
+      ),
+    ).toHaveLength(1);
+  });
+});
