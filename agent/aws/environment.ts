@@ -1,3 +1,4 @@
+import { CLOUDSNAP_KMS_KEY_VARIABLE } from "../../core/cloud/kms-client.js";
 import { CLOUDSNAP_BUCKET_VARIABLE } from "../../core/cloud/s3-client.js";
 
 /** The key agents of one cluster authenticate each other with; without it the agent serves no replicas. */
@@ -12,11 +13,6 @@ export const INSTANCE_ID_VARIABLE = "STRATA_INSTANCE_ID";
 export const CLUSTER_NAME_VARIABLE = "STRATA_CLUSTER_NAME";
 /** Where the links from EBS volume ids to NVMe devices are; elsewhere only in tests. */
 export const DISK_BY_ID_VARIABLE = "STRATA_DISK_BY_ID_DIR";
-/**
- * The KMS key that wraps cloudsnap data keys in AWS, read by the cloudsnap key protector
- * (agent/cloudsnap/): named here too, as this list is what the DaemonSet is checked against.
- */
-export const CLOUDSNAP_KMS_KEY_VARIABLE = "STRATA_CLOUDSNAP_KMS_KEY_ID";
 /** The SDK's region variable: every AWS client of the agent (DynamoDB, S3, KMS, EC2) takes it. */
 export const REGION_VARIABLE = "AWS_REGION";
 
