@@ -8,6 +8,8 @@ import { InstanceUnknownError } from "../core/state/errors.js";
 import { type LocalDynamoDb, startLocalDynamoDb } from "../core/state/local-dynamodb.js";
 import { StateStore } from "../core/state/store.js";
 import { startControlApi } from "./api/server.js";
+import { CLUSTER_SECRET_VARIABLE, DEFAULT_LISTEN, INSTANCE_ID_VARIABLE } from "./aws/environment.js";
+import { ec2Node } from "./aws/startup.js";
 import { carryOverNodeLocalVolumes } from "./carry-over.js";
 import { configuredRepository } from "./cloudsnap/configured.js";
 import { writeJsonAtomic } from "./durable-file.js";
@@ -28,20 +30,12 @@ import { ClusterVolumes } from "./volumes/service.js";
 
 const AGENT_VERSION = "0.1.0";
 const USAGE = `usage: strata-agent --data-dir DIR [--node-id ID] [--zone ZONE] [--drive PATH[:SIZE] ...]
+       [--ec2-drives]
        [--api-listen HOST:PORT] [--nbd-listen HOST:PORT] [--nbd-socket PATH]
        [--replication-listen HOST:PORT] [--state-table TABLE]`;
 
 /** The agent's discovery file: the supervisor and the CLI read it to find the agent's endpoints. */
 export const AGENT_FILE = "agent.json";
-/** Where the replica server listens when the cluster secret is set and no --replication-listen is given. */
-const DEFAULT_REPLICATION_LISTEN = "127.0.0.1:9510";
-/** The key agents of one cluster authenticate each other with; without it the agent serves no replicas. */
-const CLUSTER_SECRET_ENV = "STRATA_CLUSTER_SECRET";
-/**
- * The instance the agent runs on, recorded so EC2's events about it reach this node's workflows. Set
- * by the DaemonSet from the instance metadata in AWS, and by the local cloud for its instances.
- */
-const INSTANCE_ID_ENV = "STRATA_INSTANCE_ID";
 /** A standalone agent's own state store: <data-dir>/state, a table of one node. */
 const STANDALONE_STATE_DIR = "state";
 const STANDALONE_STATE_TABLE = "strata-standalone";
@@ -68,11 +62,13 @@ function readOptions() {
   const { values } = parseArgs({
     options: {
       "data-dir": { type: "string" },
-      "node-id": { type: "string", default: "node-1" },
-      zone: { type: "string", default: "local-a" },
+      "node-id": { type: "string" },
+      zone: { type: "string" },
       drive: { type: "string", multiple: true },
-      "api-listen": { type: "string", default: "127.0.0.1:9410" },
-      "nbd-listen": { type: "string", default: "127.0.0.1:10809" },
+      // In AWS: the node id, zone and drives come from the EBS volumes attached to the instance.
+      "ec2-drives": { type: "boolean", default: false },
+      "api-listen": { type: "string", default: DEFAULT_LISTEN.api },
+      "nbd-listen": { type: "string", default: DEFAULT_LISTEN.nbd },
       "nbd-socket": { type: "string" },
       // The replica server's address (needs STRATA_CLUSTER_SECRET); the bound one is registered.
       "replication-listen": { type: "string" },
@@ -84,12 +80,19 @@ function readOptions() {
   });
   const dataDir = values["data-dir"];
   if (!dataDir) throw new Error("--data-dir is required");
+  const ec2Drives = values["ec2-drives"];
+  if (ec2Drives && (values["node-id"] ?? values.zone ?? values.drive) !== undefined)
+    throw new Error(
+      "--ec2-drives finds the node id, zone and drives itself: leave out --node-id, --zone and --drive",
+    );
   const drives: DriveSpec[] = (values.drive ?? [join(dataDir, "drives", "d0")]).map(parseDriveSpec);
   return {
     dataDir,
-    nodeId: values["node-id"],
-    zone: values.zone,
+    nodeId: values["node-id"] ?? "node-1",
+    zone: values.zone ?? "local-a",
     drives,
+    ec2Drives,
+    instanceId: process.env[INSTANCE_ID_VARIABLE] || undefined,
     api: parseHostPort(values["api-listen"], "--api-listen"),
     nbd: parseHostPort(values["nbd-listen"], "--nbd-listen"),
     nbdSocket: values["nbd-socket"] ?? null,
@@ -103,19 +106,19 @@ function readOptions() {
  * A weak secret, or --replication-listen without any, is a mistake worth refusing to start over.
  */
 function replicationListen(flag: string | undefined) {
-  const text = process.env[CLUSTER_SECRET_ENV];
+  const text = process.env[CLUSTER_SECRET_VARIABLE];
   if (text === undefined || text === "") {
     if (flag !== undefined) {
       throw new Error(
-        `--replication-listen needs ${CLUSTER_SECRET_ENV} (at least ${MIN_SECRET_BYTES} bytes)`,
+        `--replication-listen needs ${CLUSTER_SECRET_VARIABLE} (at least ${MIN_SECRET_BYTES} bytes)`,
       );
     }
     return null;
   }
   if (Buffer.byteLength(text, "utf8") < MIN_SECRET_BYTES) {
-    throw new Error(`${CLUSTER_SECRET_ENV} must be at least ${MIN_SECRET_BYTES} bytes`);
+    throw new Error(`${CLUSTER_SECRET_VARIABLE} must be at least ${MIN_SECRET_BYTES} bytes`);
   }
-  return { ...parseHostPort(flag ?? DEFAULT_REPLICATION_LISTEN, "--replication-listen"), secret: text };
+  return { ...parseHostPort(flag ?? DEFAULT_LISTEN.replication, "--replication-listen"), secret: text };
 }
 
 /** A wildcard bind is reachable on loopback; addresses handed to others must name a real one. */
@@ -124,7 +127,10 @@ function reachableAddress({ host, port }: { host: string; port: number }): strin
 }
 
 async function main(): Promise<void> {
-  const config = parseCommandLine();
+  const options = parseCommandLine();
+  const config = options.ec2Drives
+    ? { ...options, ...(await ec2Node({ root: options.dataDir, stateTable: options.stateTable, log })) }
+    : options;
   await mkdir(config.dataDir, { recursive: true });
   const pool = await Pool.open(config.drives);
   const replicas = await ReplicaHost.open(pool, log);
@@ -201,14 +207,14 @@ async function main(): Promise<void> {
   });
   log.info({ ...volumes.endpoints, replicationAddress, drives: config.drives }, "agent ready");
   if (config.stateTable !== null && replicationAddress === null) {
-    log.warn(`no ${CLUSTER_SECRET_ENV}: this node serves no replicas to its peers`);
+    log.warn(`no ${CLUSTER_SECRET_VARIABLE}: this node serves no replicas to its peers`);
   }
   const membership = NodeMembership.start({
     tableName,
     node: {
       id: config.nodeId,
       zone: config.zone,
-      ...(process.env[INSTANCE_ID_ENV] ? { instanceId: process.env[INSTANCE_ID_ENV] } : {}),
+      ...(config.instanceId ? { instanceId: config.instanceId } : {}),
       addresses: {
         api: api.url,
         nbd: volumes.endpoints.nbdAddress,

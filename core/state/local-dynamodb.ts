@@ -1,18 +1,6 @@
-import type { Server } from "node:http";
-import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
-
-/** The subset of dynalite's options local mode uses (dynalite ships no type declarations). */
-interface DynaliteOptions {
-  /** A LevelDB directory, so the table outlives restarts of the local cluster; in memory without. */
-  path?: string;
-  createTableMs: number;
-  deleteTableMs: number;
-  updateTableMs: number;
-}
-
-const require = createRequire(import.meta.url);
-const dynalite = require("dynalite") as (options: DynaliteOptions) => Server;
+// Imported, not required at run time, so the agent image's bundle carries it (scripts/build.mjs).
+import dynalite from "dynalite";
 
 export interface LocalDynamoDbOptions {
   /** 0 (the default) lets the system pick a free port. */

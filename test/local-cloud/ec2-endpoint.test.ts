@@ -1,5 +1,6 @@
 import {
   AttachVolumeCommand,
+  CreateTagsCommand,
   DescribeInstancesCommand,
   DescribeVolumesCommand,
   DetachVolumeCommand,
@@ -293,6 +294,24 @@ describe("TerminateInstances", () => {
     expect(again.TerminatingInstances?.[0]?.PreviousState?.Name).toBe("terminated");
   });
 
+  it("deletes the volumes made to go with the instance, a root volume's way", async () => {
+    const { instance, drive } = node("local-c");
+    const root = cloud.world.createVolume({
+      zone: "local-c",
+      sizeBytes: 64 * 1024 ** 2,
+      tags: { ...tag },
+      attachTo: { instanceId: instance.id, device: "/dev/xvda", deleteOnTermination: true },
+    });
+    const described = await ec2.send(new DescribeVolumesCommand({ VolumeIds: [root.id, drive.id] }));
+    const deleteOnTermination = Object.fromEntries(
+      described.Volumes!.map((v) => [v.VolumeId, v.Attachments?.[0]?.DeleteOnTermination]),
+    );
+    expect(deleteOnTermination).toEqual({ [root.id]: true, [drive.id]: false });
+    await ec2.send(new TerminateInstancesCommand({ InstanceIds: [instance.id] }));
+    const left = await ec2.send(new DescribeVolumesCommand({ Filters: [runFilter()] }));
+    expect(left.Volumes?.map((v) => v.VolumeId)).toEqual([drive.id]);
+  });
+
   it("refuses the whole call when one id is unknown", async () => {
     const { instance } = node("local-c");
     const unknown = await refusal(
@@ -300,6 +319,41 @@ describe("TerminateInstances", () => {
     );
     expect(unknown.name).toBe("InvalidInstanceID.NotFound");
     expect(cloud.world.instance(instance.id).state).toBe("running");
+  });
+});
+
+describe("CreateTags", () => {
+  it("tags volumes and instances, a tag already there taking the new value", async () => {
+    const { instance, drive } = node("local-a");
+    await ec2.send(
+      new CreateTagsCommand({
+        Resources: [drive.id, instance.id],
+        Tags: [
+          { Key: "strata:drive-set", Value: "node-7" },
+          { Key: "strata:test-run", Value: "retagged" },
+        ],
+      }),
+    );
+    for (const tags of [cloud.world.volume(drive.id).tags, cloud.world.instance(instance.id).tags])
+      expect(tags).toMatchObject({ "strata:drive-set": "node-7", "strata:test-run": "retagged" });
+    const found = await ec2.send(
+      new DescribeVolumesCommand({ Filters: [{ Name: "tag:strata:drive-set", Values: ["node-7"] }] }),
+    );
+    expect(found.Volumes?.map((v) => v.VolumeId)).toEqual([drive.id]);
+  });
+
+  it("tags nothing when one resource does not exist", async () => {
+    const { drive } = node("local-a");
+    const unknown = await refusal(
+      ec2.send(
+        new CreateTagsCommand({
+          Resources: [drive.id, "vol-0123456789abcdef0"],
+          Tags: [{ Key: "strata:drive-set", Value: "node-8" }],
+        }),
+      ),
+    );
+    expect(unknown.name).toBe("InvalidVolume.NotFound");
+    expect(cloud.world.volume(drive.id).tags["strata:drive-set"]).toBeUndefined();
   });
 });
 

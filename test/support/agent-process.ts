@@ -30,6 +30,8 @@ export class AgentProcess {
     private readonly extraArgs: string[] = [],
     /** Added to the agent's environment (e.g. STRATA_CLUSTER_SECRET). */
     private readonly env: Record<string, string> = {},
+    /** The agent's bundle: dist/agent.mjs, or the image's (test/eks). */
+    private readonly bundle: string = AGENT_BUNDLE,
   ) {
     this.dataDir = join(root, "node");
   }
@@ -41,7 +43,7 @@ export class AgentProcess {
       process.execPath,
       [
         ...AGENT_NODE_FLAGS,
-        AGENT_BUNDLE,
+        this.bundle,
         "--data-dir",
         this.dataDir,
         "--api-listen",

@@ -18,7 +18,8 @@ export const EC2_NAMESPACE = "http://ec2.amazonaws.com/doc/2016-11-15/";
 
 /**
  * EC2 on the wire (the EC2 query protocol), answering the calls the workflows make from the local
- * cloud's own instances and drives: describe instances and volumes, move a volume, terminate.
+ * cloud's own instances and drives: describe instances and volumes, move a volume, terminate, and
+ * tag (an agent names its new drives).
  */
 export function ec2Protocol(world: LocalEc2): AwsProtocolHandler {
   return queryProtocol(ec2Dialect(EC2_NAMESPACE), {
@@ -71,6 +72,16 @@ export function ec2Protocol(world: LocalEc2): AwsProtocolHandler {
         volumeId,
         "detaching",
       );
+    },
+    CreateTags: (params) => {
+      const ids = params.list("ResourceId");
+      const tags = params.tags("Tag");
+      if (ids.length === 0)
+        throw new AwsServiceError("MissingParameter", "The request must contain the parameter resourceIdSet");
+      if (Object.keys(tags).length === 0)
+        throw new AwsServiceError("MissingParameter", "The request must contain the parameter tagSet");
+      world.createTags(ids, tags);
+      return { return: true };
     },
     TerminateInstances: (params) => {
       const ids = params.list("InstanceId");
@@ -261,7 +272,7 @@ function instanceXml(world: LocalEc2, instance: LocalInstance): XmlObject {
         volumeId: volume.id,
         status: volume.attachment!.state,
         attachTime: new Date(volume.attachment!.attachTime),
-        deleteOnTermination: false,
+        deleteOnTermination: volume.attachment!.deleteOnTermination ?? false,
       },
     })),
     tagSet: tagSetXml(instance.tags),
@@ -285,7 +296,7 @@ function volumeXml(volume: LocalVolume): XmlObject {
             device: attachment.device,
             status: attachment.state,
             attachTime: new Date(attachment.attachTime),
-            deleteOnTermination: false,
+            deleteOnTermination: attachment.deleteOnTermination ?? false,
           },
         ]
       : [],

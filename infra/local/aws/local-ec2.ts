@@ -62,6 +62,11 @@ export interface VolumeAttachment {
   state: AttachmentState;
   /** Epoch milliseconds. */
   attachTime: number;
+  /**
+   * Deleted when its instance terminates, as a launch template's root volume is; absent, false, as
+   * AttachVolume always leaves it (and drives are made: they outlive their instance).
+   */
+  deleteOnTermination?: boolean;
 }
 
 export interface LocalVolume {
@@ -358,7 +363,7 @@ export class LocalEc2 {
     zone: string;
     sizeBytes: number;
     tags?: Record<string, string>;
-    attachTo?: { instanceId: string; device?: string };
+    attachTo?: { instanceId: string; device?: string; deleteOnTermination?: boolean };
   }): LocalVolume {
     const volume: LocalVolume = {
       id: hexId("vol"),
@@ -374,6 +379,7 @@ export class LocalEc2 {
         instanceId: spec.attachTo.instanceId,
         device: spec.attachTo.device ?? this.freeDevice(spec.attachTo.instanceId),
       });
+    if (spec.attachTo?.deleteOnTermination) volume.attachment!.deleteOnTermination = true;
     return this.volume(volume.id);
   }
 
@@ -446,6 +452,15 @@ export class LocalEc2 {
       tags: { ...volume.tags },
     });
     return { ...attachment, state: "detaching" };
+  }
+
+  /**
+   * EC2's CreateTags on instances and volumes: every id must exist or nothing is tagged; a tag
+   * already there takes the new value. A drive set's agent names its new drives this way.
+   */
+  createTags(resourceIds: string[], tags: Record<string, string>): void {
+    const resources = resourceIds.map((id) => (id.startsWith("vol-") ? this.volume(id) : this.instance(id)));
+    for (const resource of resources) Object.assign(resource.tags, tags);
   }
 
   // --- Auto Scaling lifecycle actions ---
@@ -579,11 +594,18 @@ export class LocalEc2 {
       if (action.instanceId === instanceId) this.forget(action.token);
   }
 
-  /** shutting-down, then terminated; its drives are detached (they outlive it, as data volumes do). */
+  /**
+   * shutting-down, then terminated; its drives are detached (they outlive it, as data volumes do),
+   * and the volumes made to be deleted with it are.
+   */
   private shutDown(instance: LocalInstance) {
     if (instance.state !== "shutting-down") this.changeState(instance, "shutting-down");
     for (const volume of this.volumes())
-      if (volume.attachment?.instanceId === instance.id) this.detachVolume({ volumeId: volume.id });
+      if (volume.attachment?.instanceId === instance.id) {
+        const deleted = volume.attachment.deleteOnTermination === true;
+        this.detachVolume({ volumeId: volume.id });
+        if (deleted) this.volumeMap.delete(volume.id);
+      }
     delete instance.lifecycleState;
     this.changeState(instance, "terminated");
   }
@@ -674,6 +696,7 @@ export const LocalEc2Snapshot = z.object({
           device: z.string(),
           state: z.enum(["attaching", "attached", "detaching", "detached"]),
           attachTime: z.number(),
+          deleteOnTermination: z.boolean().optional(),
         })
         .optional(),
     }),

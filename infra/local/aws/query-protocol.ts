@@ -147,6 +147,16 @@ export class QueryParams {
     }));
   }
 
+  /** A tag set, `<prefix>.N.Key` with `<prefix>.N.Value` (a missing value is empty, as EC2 takes it). */
+  tags(prefix: string): Record<string, string> {
+    return Object.fromEntries(
+      this.indexes(prefix, ".Key").map((index) => [
+        this.form.get(`${prefix}.${index}.Key`)!,
+        this.form.get(`${prefix}.${index}.Value`) ?? "",
+      ]),
+    );
+  }
+
   private indexes(prefix: string, suffix = ""): number[] {
     const pattern = new RegExp(`^${prefix.replaceAll(".", "\\.")}\\.(\\d+)${suffix.replaceAll(".", "\\.")}$`);
     const found: number[] = [];
