@@ -2,7 +2,8 @@
 # Installs the external tools the tests drive, if they are missing: the NBD clients qemu-io
 # (qemu-utils), nbdinfo/nbdcopy (libnbd-bin) and fio with its nbd engine; nbdkit, the reference
 # server; ip (iproute2) and nft (nftables), which build the network namespaces and partitions of
-# test/e2e/partition.test.ts.
+# test/e2e/partition.test.ts; losetup, blkid and mount (util-linux, mount) and mkfs.ext4
+# (e2fsprogs), with which test/eks formats and mounts loop devices as an agent does EBS drives.
 set -euo pipefail
 
 declare -A package_of=(
@@ -13,6 +14,10 @@ declare -A package_of=(
   [nbdkit]=nbdkit
   [ip]=iproute2
   [nft]=nftables
+  [losetup]=util-linux
+  [blkid]=util-linux
+  [mount]=mount
+  [mkfs.ext4]=e2fsprogs
 )
 
 missing=()
@@ -20,7 +25,7 @@ for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "test dependencies: all present (qemu-io, nbdinfo, nbdcopy, fio, nbdkit, ip, nft)"
+  echo "test dependencies: all present (qemu-io, nbdinfo, nbdcopy, fio, nbdkit, ip, nft, losetup, blkid, mount, mkfs.ext4)"
   exit 0
 fi
 

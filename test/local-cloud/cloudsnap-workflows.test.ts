@@ -212,11 +212,7 @@ describe("the cloudsnap workflow, from its ASL file", () => {
     // orders: the new cloudsnap and the latest earlier one kept, the oldest scheduled one deleted,
     // the manual one untouched.
     const kept = await readCatalog(bucket, orders.id);
-    expect(kept.cloudsnaps.map((entry) => entry.schedule ?? "manual")).toEqual([
-      "manual",
-      "daily",
-      "daily",
-    ]);
+    expect(kept.cloudsnaps.map((entry) => entry.schedule ?? "manual")).toEqual(["manual", "daily", "daily"]);
     expect(kept.cloudsnaps[1]!.id).toBe(earlier[1]!.id);
     const completed = await strataEvents("Strata Cloudsnap Completed");
     expect(completed.map((event) => event.detail)).toEqual([
