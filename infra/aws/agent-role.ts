@@ -1,7 +1,6 @@
 import { Stack } from "aws-cdk-lib";
 import type { Table } from "aws-cdk-lib/aws-dynamodb";
 import { CfnPodIdentityAssociation } from "aws-cdk-lib/aws-eks";
-import type { EventBus } from "aws-cdk-lib/aws-events";
 import { PolicyStatement, Role, ServicePrincipal, SessionTagsPrincipal } from "aws-cdk-lib/aws-iam";
 import type { Key } from "aws-cdk-lib/aws-kms";
 import type { Bucket } from "aws-cdk-lib/aws-s3";
@@ -24,13 +23,12 @@ export interface AgentPodRoleProps {
   table: Table;
   bucket: Bucket;
   key: Key;
-  eventBus: EventBus;
 }
 
 /**
  * The agent pods' AWS identity, through EKS Pod Identity: only the cluster's `strata-agent`
  * service account in `strata-system` may take it (the session tags Pod Identity sets are checked
- * on the way in), and it reaches only the stack's table, bucket, key and bus, plus the cluster's
+ * on the way in), and it reaches only the stack's table, bucket and key, plus the cluster's
  * drives. Attaching drives is not the agent's job (the node-loss workflow moves them).
  */
 export class AgentPodRole extends Construct {
@@ -111,7 +109,6 @@ function agentStatements(stack: Stack, props: AgentPodRoleProps): ReasonedStatem
         },
       }),
     ),
-    scoped(new PolicyStatement({ actions: ["events:PutEvents"], resources: [props.eventBus.eventBusArn] })),
     {
       statement: new PolicyStatement({ actions: ["ec2:DescribeVolumes"], resources: ["*"] }),
       wildcard:

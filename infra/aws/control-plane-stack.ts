@@ -115,7 +115,6 @@ export class ControlPlaneStack extends Stack {
       table: this.table,
       bucket: this.bucket,
       key: this.key,
-      eventBus: this.eventBus,
     });
     new StrataAlarms(this, "Alarms", {
       prefix: settings.prefix,
