@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DescribeExecutionOutput } from "@aws-sdk/client-sfn";
+import type { RestoreRequest } from "../core/cloudsnaps.js";
 import type { OperationService } from "../core/operations.js";
-import type { RestoreRequest } from "../functions/check-restore/check.js";
 import type { WorkflowSource } from "./commands/workflow.js";
 import { CliError } from "./failures.js";
 import { followOperation } from "./progress.js";

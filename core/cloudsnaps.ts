@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { Labels, ReplicationFactor, ResourceName } from "./model.js";
 import { ScheduleKind } from "./schedule-policies.js";
 
 /**
@@ -44,3 +45,18 @@ export interface CloudsnapService {
   /** Unlists it, deletes its manifest and the packs no other cloudsnap of the volume needs. */
   deleteCloudsnap(id: string): Promise<Cloudsnap>;
 }
+
+/**
+ * The restore workflow's input, as an operator gives it to StartExecution (README, "Restore
+ * workflow"). Strict: a misspelt field is refused rather than silently ignored.
+ */
+export const RestoreRequest = z.strictObject({
+  cloudsnap: z.string().min(1).max(128),
+  /** The new volume's name: it must be free. */
+  volume: ResourceName,
+  replicationFactor: ReplicationFactor.optional(),
+  labels: Labels.optional(),
+  /** Its replicas go only to nodes carrying these labels, as with `volume create --selector`. */
+  nodeSelector: Labels.optional(),
+});
+export type RestoreRequest = z.infer<typeof RestoreRequest>;

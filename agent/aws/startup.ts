@@ -1,9 +1,12 @@
 import { EC2Client } from "@aws-sdk/client-ec2";
 import { textFromEnv } from "../../core/env-settings.js";
 import type { LeaseStore } from "../../core/state/leases.js";
+import {
+  claimReplacement,
+  ReplacementClaimedError,
+  replacementHolder,
+} from "../../core/state/replacement-claims.js";
 import { StateStore } from "../../core/state/store.js";
-import { RefusedError } from "../../functions/shared/errors.js";
-import { claimReplacement, replacementHolder } from "../../functions/shared/replacement-claims.js";
 import type { Logger } from "../log.js";
 import { DEFAULT_DISK_BY_ID_DIR } from "./drive-devices.js";
 import { type ClaimedDriveSet, claimDriveSet } from "./drive-set.js";
@@ -62,7 +65,7 @@ export async function ec2Node(
 
 /**
  * Claims the instance for a new node the way a lost node's recovery claims its replacement
- * (functions/shared/replacement-claims.ts), so that of the two only one has it. Resolves with the
+ * (core/state/replacement-claims.ts), so that of the two only one has it. Resolves with the
  * node the instance is taken for.
  */
 export async function takeInstance(leases: LeaseStore, instanceId: string, nodeId: string): Promise<string> {
@@ -71,7 +74,7 @@ export async function takeInstance(leases: LeaseStore, instanceId: string, nodeI
       await claimReplacement(leases, instanceId, nodeId);
       return nodeId;
     } catch (error) {
-      if (!(error instanceof RefusedError)) throw error;
+      if (!(error instanceof ReplacementClaimedError)) throw error;
     }
     const holder = await replacementHolder(leases, instanceId);
     // Released (the recovery gave up on this instance) between the two reads: claim it again.

@@ -1,3 +1,4 @@
+import { volumeOfCloudsnap } from "../../core/cloud/cloudsnap-layout.js";
 import { OperationParams } from "../../core/state/records.js";
 import type { Rebuild } from "../replication/coordinator/rebuild.js";
 import type { VolumeCloudsnaps } from "../volumes/cloudsnaps.js";
@@ -100,12 +101,17 @@ export function volumeExecutors(
     },
     "cloudsnap-retention": async (operation) => {
       const params = OperationParams["cloudsnap-retention"].parse(operation.params);
-      const deleted = await cloudsnaps.deleteCloudsnaps(
-        operation.volumeId,
-        params.cloudsnaps,
-        `${nodeId}/${operation.id}`,
-      );
-      return { deleted: deleted.map((entry) => entry.id) };
+      // A group's retention names its other volumes' cloudsnaps too: each volume under its own lease.
+      const byVolume = new Map<string, string[]>();
+      for (const id of params.cloudsnaps) {
+        byVolume.set(volumeOfCloudsnap(id), [...(byVolume.get(volumeOfCloudsnap(id)) ?? []), id]);
+      }
+      const deleted: string[] = [];
+      for (const [volumeId, ids] of byVolume) {
+        const gone = await cloudsnaps.deleteCloudsnaps(volumeId, ids, `${nodeId}/${operation.id}`);
+        deleted.push(...gone.map((entry) => entry.id));
+      }
+      return { deleted };
     },
     "scheduled-snapshot": async (operation) => {
       const params = OperationParams["scheduled-snapshot"].parse(operation.params);

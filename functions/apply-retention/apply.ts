@@ -9,6 +9,8 @@ import { expiredCopies } from "./retention.js";
 export const ApplyRetentionInput = z.object({
   volume: z.string().min(1),
   volumeId: z.string().min(1),
+  /** The other volumes of its group, uploaded with it: their cloudsnaps expire by the same policy. */
+  with: z.array(z.object({ volume: z.string().min(1), volumeId: z.string().min(1) })).default([]),
   /** The node that uploaded the cloudsnap: it deletes too. */
   node: z.string().min(1),
   policy: z.string().min(1),
@@ -20,7 +22,7 @@ export const ApplyRetentionInput = z.object({
    */
   at: z.iso.datetime({ offset: true }),
 });
-export type ApplyRetentionInput = z.infer<typeof ApplyRetentionInput>;
+export type ApplyRetentionInput = z.input<typeof ApplyRetentionInput>;
 
 export interface RetentionStarted {
   /** The cloudsnaps the policy no longer keeps, oldest first per schedule (at most 1000: the rest go next time). */
@@ -30,8 +32,8 @@ export interface RetentionStarted {
 }
 
 /**
- * Decides what the volume's policy no longer keeps, from its catalog, and starts the operation that
- * deletes it. The deletion itself runs on an agent: deleting a cloudsnap rewrites the volume's
+ * Decides what the volume's policy no longer keeps, from its catalog (and its group's volumes', from
+ * theirs), and starts the one operation that deletes it. The deletion itself runs on an agent: deleting a cloudsnap rewrites the volume's
  * catalog and collects its unreferenced packs, which must hold the volume's cloudsnap lease (one
  * writer per catalog) and can take long (garbage collection reads every manifest left), and the
  * cloudsnap engine (keys, packs) is the agents'. The Lambda only starts, polls and accounts.
@@ -42,13 +44,17 @@ export async function applyRetention(
   catalogs: CloudsnapCatalogs,
 ): Promise<RetentionStarted> {
   const { schedules } = await cluster.store.policies.get(input.policy);
-  const expired =
-    schedules === undefined
-      ? []
-      : expiredCopies(schedules, await catalogs(input.volumeId), new Date(input.at)).slice(
-          0,
-          MAX_EXPIRED_PER_OPERATION,
-        );
+  if (schedules === undefined) return { expired: [], operationId: null };
+  const volumeIds = [input.volumeId, ...(input.with ?? []).map((other) => other.volumeId)];
+  const expired = (
+    await Promise.all(
+      volumeIds.map(async (volumeId) =>
+        expiredCopies(schedules, await catalogs(volumeId), new Date(input.at)),
+      ),
+    )
+  )
+    .flat()
+    .slice(0, MAX_EXPIRED_PER_OPERATION);
   if (expired.length === 0) return { expired, operationId: null };
   const started = await startOperation(
     {

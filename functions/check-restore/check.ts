@@ -1,27 +1,12 @@
 import { z } from "zod";
 import { volumeOfCloudsnap } from "../../core/cloud/cloudsnap-layout.js";
-import { Labels, ReplicationFactor, ResourceName } from "../../core/model.js";
+import { RestoreRequest } from "../../core/cloudsnaps.js";
 import { RecordNotFoundError } from "../../core/state/errors.js";
 import type { CloudsnapCatalogs } from "../shared/cloudsnap-catalogs.js";
 import type { ClusterAccess } from "../shared/cluster.js";
 import { RefusedError } from "../shared/errors.js";
 import { liveNodeFor } from "../shared/nodes.js";
 import { requestToken } from "../shared/request-tokens.js";
-
-/**
- * The restore workflow's input, as an operator gives it to StartExecution (README, "Restore
- * workflow"). Strict: a misspelt field is refused rather than silently ignored.
- */
-export const RestoreRequest = z.strictObject({
-  cloudsnap: z.string().min(1).max(128),
-  /** The new volume's name: it must be free. */
-  volume: ResourceName,
-  replicationFactor: ReplicationFactor.optional(),
-  labels: Labels.optional(),
-  /** Its replicas go only to nodes carrying these labels, as with `volume create --selector`. */
-  nodeSelector: Labels.optional(),
-});
-export type RestoreRequest = z.infer<typeof RestoreRequest>;
 
 export const CheckRestoreInput = z.object({ execution: z.string().min(1), request: RestoreRequest });
 export type CheckRestoreInput = z.infer<typeof CheckRestoreInput>;

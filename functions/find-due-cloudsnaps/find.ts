@@ -5,6 +5,7 @@ import {
   SCHEDULE_KINDS_COARSEST_FIRST,
   type ScheduleKind,
   type SchedulePolicy,
+  type Schedules,
   scheduledSnapshotName,
   scheduleOfSnapshot,
 } from "../../core/schedule-policies.js";
@@ -44,13 +45,15 @@ interface OperationStart {
 }
 
 /**
- * One item of the workflow's Map: a volume to upload (`copy: "cloudsnap"`) or a volume and its group
- * to snapshot (`copy: "snapshot"`), and how to try once more if it fails.
+ * One item of the workflow's Map: a volume and its group to upload (`copy: "cloudsnap"`) or to
+ * snapshot (`copy: "snapshot"`), and how to try once more if it fails.
  */
 export interface DueCopy {
   copy: "cloudsnap" | "snapshot";
   volume: string;
   volumeId: string;
+  /** The other volumes of its group, taken with it at one point of their write streams (else none). */
+  with: { volume: string; volumeId: string }[];
   policy: string;
   schedule: ScheduleKind;
   slot: string;
@@ -170,17 +173,20 @@ async function readAll<T, R>(
   return found;
 }
 
-/** The item of one due copy, with its two attempts' operations. */
+/** The item of one due copy of a group (its first volume names it), with its two attempts' operations. */
 function dueCopy(
   copy: DueCopy["copy"],
-  { volume, policy }: Following,
+  group: readonly Following[],
   due: DueSchedule,
   start: (attempt: string) => OperationStart,
 ): DueCopy {
+  const [first, ...others] = group;
+  const { volume, policy } = first!;
   return {
     copy,
     volume: volume.name,
     volumeId: volume.id,
+    with: others.map((other) => ({ volume: other.volume.name, volumeId: other.volume.id })),
     policy: policy.name,
     schedule: due.schedule,
     slot: due.slot.toISOString(),
@@ -189,6 +195,68 @@ function dueCopy(
   };
 }
 
+/**
+ * The volumes that follow one policy in one group (`volume policy VOL POLICY --group G`) are taken
+ * together, at one point of their write streams; a volume without a group alone. Sorted by name, so
+ * a group's first volume, which names its operations, is the same from run to run.
+ */
+function groupsOf(following: readonly Following[]): Following[][] {
+  const groups = new Map<string, Following[]>();
+  for (const item of following) {
+    const key = `${item.policy.name}/${item.assignment.group ?? `volume:${item.volume.id}`}`;
+    groups.set(key, [...(groups.get(key) ?? []), item]);
+  }
+  return [...groups.values()].map((group) =>
+    group.sort((a, b) => a.volume.name.localeCompare(b.volume.name)),
+  );
+}
+
+/**
+ * What every group's due copy needs: the copies made so far of each volume (`made`, read a few at a
+ * time), the group not busy and not too large, the coarsest due schedule, a node to run on. `take`
+ * builds the item; a group that cannot be taken is skipped with the reason.
+ */
+async function findDueOf<C extends ScheduledCopy>(
+  groups: readonly Following[][],
+  what: { busy: string; schedules: (policy: SchedulePolicy) => Schedules | undefined },
+  busy: ReadonlySet<string>,
+  made: (volume: VolumeRecord) => Promise<C[]>,
+  now: Date,
+  chooseNode: NodeChooser,
+  result: DueCopies,
+  take: (group: Following[], due: DueSchedule, made: Map<string, C[]>, node: string) => DueCopy,
+): Promise<void> {
+  const ready: Following[][] = [];
+  for (const group of groups) {
+    const first = group[0]!;
+    if (group.some(({ volume }) => busy.has(volume.id))) {
+      result.skipped.push({ volume: first.volume.name, reason: `${what.busy} is still running` });
+    } else if (group.length > MAX_GROUP_VOLUMES) {
+      result.skipped.push({
+        volume: first.volume.name,
+        reason: `its group "${first.assignment.group}" has ${group.length} volumes: at most ${MAX_GROUP_VOLUMES} are taken together`,
+      });
+    } else ready.push(group);
+  }
+  const copies = await readAll(
+    ready.flat(),
+    ({ volume }) => volume.id,
+    ({ volume }) => made(volume),
+  );
+  for (const group of ready) {
+    const schedules = what.schedules(group[0]!.policy)!;
+    const due = coarsestDue(group.map(({ volume }) => dueSchedule(schedules, copies.get(volume.id)!, now)));
+    if (due === undefined) continue;
+    const chosen = chooseNode(group.map(({ volume }) => volume));
+    if ("reason" in chosen) {
+      result.skipped.push({ volume: group[0]!.volume.name, reason: chosen.reason });
+      continue;
+    }
+    result.due.push(take(group, due, copies, chosen.node));
+  }
+}
+
+/** Cloudsnap schedules: each group uploaded by one `cloudsnap` operation, its volumes snapshotted together. */
 async function findDueCloudsnapsOf(
   following: readonly Following[],
   busy: ReadonlySet<string>,
@@ -197,45 +265,34 @@ async function findDueCloudsnapsOf(
   chooseNode: NodeChooser,
   result: DueCopies,
 ): Promise<void> {
-  const scheduled = following.filter(({ policy }) => policy.schedules !== undefined);
-  for (const { volume } of scheduled.filter(({ volume }) => busy.has(volume.id))) {
-    result.skipped.push({ volume: volume.name, reason: "a cloudsnap or retention of it is still running" });
-  }
-  const ready = scheduled.filter(({ volume }) => !busy.has(volume.id));
-  const read = await readAll(
-    ready,
-    ({ volume }) => volume.id,
-    ({ volume }) => catalogs(volume.id),
-  );
-  for (const item of ready) {
-    const { volume, assignment, policy } = item;
-    const due = dueSchedule(policy.schedules!, read.get(volume.id)!, now);
-    if (due === undefined) continue;
-    const chosen = chooseNode([volume]);
-    if ("reason" in chosen) {
-      result.skipped.push({ volume: volume.name, reason: chosen.reason });
-      continue;
-    }
-    const slot = due.slot.toISOString();
-    result.due.push(
-      dueCopy("cloudsnap", item, due, (attempt) => ({
+  await findDueOf(
+    groupsOf(following.filter(({ policy }) => policy.schedules !== undefined)),
+    { busy: "a cloudsnap or retention of it", schedules: (policy) => policy.schedules },
+    busy,
+    (volume) => catalogs(volume.id),
+    now,
+    chooseNode,
+    result,
+    (group, due, _made, node) => {
+      const [first, ...others] = group;
+      const { volume, assignment } = first!;
+      const slot = due.slot.toISOString();
+      return dueCopy("cloudsnap", group, due, (attempt) => ({
         kind: "cloudsnap",
         volume: volume.name,
-        node: chosen.node,
+        node,
         requestToken: requestToken("cloudsnap", volume.id, due.schedule, slot, attempt),
         params: {
           schedule: due.schedule,
           ...(assignment.group === undefined ? {} : { group: assignment.group }),
+          ...(others.length === 0 ? {} : { with: others.map((other) => other.volume.name) }),
         },
-      })),
-    );
-  }
+      }));
+    },
+  );
 }
 
-/**
- * Snapshot schedules: the volumes of one group (same policy, same group) are snapshotted together,
- * in one operation, when a schedule is due for any of them; a volume without a group alone.
- */
+/** Snapshot schedules: each group snapshotted by one `scheduled-snapshot` operation, which also expires. */
 async function findDueSnapshotsOf(
   following: readonly Following[],
   busy: ReadonlySet<string>,
@@ -244,79 +301,49 @@ async function findDueSnapshotsOf(
   chooseNode: NodeChooser,
   result: DueCopies,
 ): Promise<void> {
-  const groups = new Map<string, Following[]>();
-  for (const item of following.filter(({ policy }) => policy.snapshots !== undefined)) {
-    const key = `${item.policy.name}/${item.assignment.group ?? `volume:${item.volume.id}`}`;
-    groups.set(key, [...(groups.get(key) ?? []), item]);
-  }
-  const members = [...groups.values()].flat();
-  const snapshots = await readAll(
-    members,
-    ({ volume }) => volume.id,
-    async ({ volume }) =>
+  await findDueOf(
+    groupsOf(following.filter(({ policy }) => policy.snapshots !== undefined)),
+    { busy: "a scheduled snapshot of it", schedules: (policy) => policy.snapshots },
+    busy,
+    async (volume) =>
       (await store.snapshots.list(volume.id))
-        .map((snapshot) => ({ ...snapshot, schedule: scheduleOfSnapshot(snapshot.name) }))
-        .filter((snapshot) => snapshot.schedule !== undefined)
+        .map((snapshot) => ({ ...snapshot, id: snapshot.name, schedule: scheduleOfSnapshot(snapshot.name) }))
+        .filter((snapshot): snapshot is typeof snapshot & ScheduledCopy => snapshot.schedule !== undefined)
         .sort((a, b) => a.createdAt.localeCompare(b.createdAt)),
-  );
-  for (const group of groups.values()) {
-    group.sort((a, b) => a.volume.name.localeCompare(b.volume.name));
-    const first = group[0]!;
-    const schedules = first.policy.snapshots!;
-    if (group.some(({ volume }) => busy.has(volume.id))) {
-      result.skipped.push({
-        volume: first.volume.name,
-        reason: "a scheduled snapshot of it is still running",
-      });
-      continue;
-    }
-    if (group.length > MAX_GROUP_VOLUMES) {
-      result.skipped.push({
-        volume: first.volume.name,
-        reason: `its group "${first.assignment.group}" has ${group.length} volumes: at most ${MAX_GROUP_VOLUMES} are snapshotted together`,
-      });
-      continue;
-    }
-    const due = coarsestDue(
-      group.map(({ volume }) => dueSchedule(schedules, snapshots.get(volume.id)!, now)),
-    );
-    if (due === undefined) continue;
-    const chosen = chooseNode(group.map(({ volume }) => volume));
-    if ("reason" in chosen) {
-      result.skipped.push({ volume: first.volume.name, reason: chosen.reason });
-      continue;
-    }
-    const snapshot = scheduledSnapshotName(due.schedule, due.slot);
-    const taken: ScheduledCopy = { createdAt: now.toISOString(), schedule: due.schedule };
-    const expire = group
-      .flatMap(({ volume }) => {
-        const made = snapshots.get(volume.id)!.map((copy) => ({ ...copy, id: copy.name }));
-        const withNew = made.some((copy) => copy.id === snapshot)
-          ? made
-          : [...made, { ...taken, id: snapshot }];
-        return expiredCopies(schedules, withNew, now).map((expired) => ({
-          volume: volume.name,
-          snapshot: expired,
-        }));
-      })
-      .slice(0, MAX_EXPIRED_PER_OPERATION);
-    const others = group.slice(1).map(({ volume }) => volume.name);
-    const slot = due.slot.toISOString();
-    result.due.push(
-      dueCopy("snapshot", first, due, (attempt) => ({
+    now,
+    chooseNode,
+    result,
+    (group, due, made, node) => {
+      const [first, ...others] = group;
+      const { volume, policy } = first!;
+      const schedules = policy.snapshots!;
+      const snapshot = scheduledSnapshotName(due.schedule, due.slot);
+      const taken = { id: snapshot, createdAt: now.toISOString(), schedule: due.schedule };
+      const expire = group
+        .flatMap((member) => {
+          const copies = made.get(member.volume.id)!;
+          const withNew = copies.some((copy) => copy.id === snapshot) ? copies : [...copies, taken];
+          return expiredCopies(schedules, withNew, now).map((expired) => ({
+            volume: member.volume.name,
+            snapshot: expired,
+          }));
+        })
+        .slice(0, MAX_EXPIRED_PER_OPERATION);
+      const slot = due.slot.toISOString();
+      return dueCopy("snapshot", group, due, (attempt) => ({
         kind: "scheduled-snapshot",
-        volume: first.volume.name,
-        node: chosen.node,
-        requestToken: requestToken("snapshot", first.volume.id, due.schedule, slot, attempt),
+        volume: volume.name,
+        node,
+        requestToken: requestToken("snapshot", volume.id, due.schedule, slot, attempt),
         params: {
           snapshot,
           schedule: due.schedule,
-          ...(others.length === 0 ? {} : { with: others }),
+          ...(others.length === 0 ? {} : { with: others.map((other) => other.volume.name) }),
           ...(expire.length === 0 ? {} : { expire }),
         },
-      })),
-    );
-  }
+      }));
+    },
+  );
 }
 
 /** Of the schedules due for a group's volumes, the coarsest (they share a policy, so its slot too). */

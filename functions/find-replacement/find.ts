@@ -8,8 +8,8 @@ import { DescribeNodegroupCommand, type EKSClient } from "@aws-sdk/client-eks";
 import { z } from "zod";
 import { DriveTag, NodeGroupTag } from "../../core/drive-sets.js";
 import { millisecondsFromEnv } from "../../core/env-settings.js";
+import { type ReplacementLeases, replacementHolder } from "../../core/state/replacement-claims.js";
 import { classifyEc2Error } from "../shared/ec2-errors.js";
-import { type ReplacementLeases, replacementHolder } from "../shared/replacement-claims.js";
 
 export const FindReplacementInput = z.object({
   nodeId: z.string().min(1),
@@ -41,7 +41,7 @@ export const REPLACEMENT_WAIT_MS = 5 * 60_000;
 export interface ReplacementClients {
   ec2: EC2Client;
   eks: EKSClient;
-  /** Where move-drives claims a replacement for a lost node (see shared/replacement-claims.ts). */
+  /** Where move-drives claims a replacement for a lost node (see core/state/replacement-claims.ts). */
   leases: ReplacementLeases;
   clock?: () => Date;
 }

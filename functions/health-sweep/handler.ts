@@ -1,8 +1,9 @@
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { z } from "zod";
 import { awsClients } from "../shared/clients.js";
 import { clusterAccess } from "../shared/cluster.js";
 import { publishEvents } from "../shared/event-publisher.js";
-import { workflowTask } from "../shared/powertools.js";
+import { metrics, workflowTask } from "../shared/powertools.js";
 import { sweepOverThePeriod } from "./minute.js";
 import { sweepHealth } from "./sweep.js";
 
@@ -17,6 +18,9 @@ export const handler = workflowTask(ScheduledInvocation, async (_event, context)
     { sweeps: settings.STRATA_SWEEPS_PER_INVOCATION, remainingMs: () => context.getRemainingTimeInMillis() },
   );
   const last = results.at(-1);
+  // What the stale-heartbeat alarm watches: offline while it stays above 0, not only when it changed.
+  metrics.addMetric("NodesOffline", MetricUnit.Count, last?.offlineNodes.length ?? 0);
+  metrics.addMetric("ZonesOffline", MetricUnit.Count, last?.offlineZones.length ?? 0);
   return {
     sweeps: results.length,
     offlineNodes: last?.offlineNodes ?? [],

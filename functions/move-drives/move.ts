@@ -1,10 +1,14 @@
 import { DescribeInstancesCommand, type EC2Client, type Instance } from "@aws-sdk/client-ec2";
 import { z } from "zod";
 import { millisecondsFromEnv } from "../../core/env-settings.js";
+import {
+  claimReplacement,
+  ReplacementClaimedError,
+  type ReplacementLeases,
+} from "../../core/state/replacement-claims.js";
 import { attach, type DriveSetClients, detach, driveSet } from "../shared/drive-set.js";
 import { classifyEc2Error } from "../shared/ec2-errors.js";
 import { RefusedError, TransientError } from "../shared/errors.js";
-import { claimReplacement, type ReplacementLeases } from "../shared/replacement-claims.js";
 
 export const MoveDrivesInput = z.object({
   nodeId: z.string().min(1),
@@ -35,7 +39,7 @@ export const NODE_RETURN_WAIT_MS = 2 * 60_000;
 const DEVICE_NAMES = "fghijklmnop".split("").map((letter) => `/dev/sd${letter}`);
 
 export interface DriveMoveClients extends DriveSetClients {
-  /** Where the replacement is claimed for the lost node (see shared/replacement-claims.ts). */
+  /** Where the replacement is claimed for the lost node (see core/state/replacement-claims.ts). */
   leases: ReplacementLeases;
   clock?: () => Date;
 }
@@ -58,7 +62,11 @@ export async function moveDrives(input: MoveDrivesInput, clients: DriveMoveClien
       );
     }
   }
-  await claimReplacement(clients.leases, input.toInstanceId, input.nodeId);
+  await claimReplacement(clients.leases, input.toInstanceId, input.nodeId).catch((error: unknown) => {
+    // Taken for another lost node: moving these drives there can never succeed.
+    if (error instanceof ReplacementClaimedError) throw new RefusedError(error.message);
+    throw error;
+  });
   const pending: string[] = [];
   for (const drive of drives) {
     const attachment = drive.Attachments?.[0];

@@ -1,7 +1,7 @@
 import { z } from "zod";
+import { type ReplacementLeases, releaseReplacement } from "../../core/state/replacement-claims.js";
 import { type DriveSetClients, detach, driveSet } from "../shared/drive-set.js";
 import { TransientError } from "../shared/errors.js";
-import { type ReplacementLeases, releaseReplacement } from "../shared/replacement-claims.js";
 
 export const ReleaseReplacementInput = z.object({
   nodeId: z.string().min(1),

@@ -7,14 +7,12 @@ import {
   TreatMissingData,
 } from "aws-cdk-lib/aws-cloudwatch";
 import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
-import { type EventBus, Rule } from "aws-cdk-lib/aws-events";
 import { ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { Key } from "aws-cdk-lib/aws-kms";
 import { Topic } from "aws-cdk-lib/aws-sns";
 import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
-import { STRATA_EVENT_SOURCE, StrataDetailType } from "../../core/events.js";
-import type { StrataLambdas } from "./lambdas.js";
+import { METRICS_NAMESPACE, type StrataLambdas } from "./lambdas.js";
 import type { StrataStateMachines } from "./state-machines.js";
 
 export interface StrataAlarmsProps {
@@ -22,7 +20,6 @@ export interface StrataAlarmsProps {
   alarmEmail?: string;
   stateMachines: StrataStateMachines;
   lambdas: StrataLambdas;
-  eventBus: EventBus;
 }
 
 /**
@@ -71,24 +68,16 @@ export class StrataAlarms extends Construct {
       });
     }
 
-    const staleHeartbeats = new Rule(this, "StaleHeartbeats", {
-      ruleName: `${props.prefix}-stale-heartbeats`,
-      description:
-        "Counts the health sweep's Node Offline and Zone Offline events for the stale-heartbeat alarm",
-      eventBus: props.eventBus,
-      eventPattern: {
-        source: [STRATA_EVENT_SOURCE],
-        detailType: [StrataDetailType.nodeOffline, StrataDetailType.zoneOffline],
-      },
-    });
+    // The health sweep's own metric (functions/health-sweep/handler.ts): the nodes offline at its
+    // last pass, so the alarm stays on while a node stays lost, and clears when it is back.
     this.add("heartbeats-stale", {
       description:
-        "The health sweep found a node (or a zone) whose heartbeats are stale: node-loss or az-failure starts; watch it in the Step Functions console",
+        "The health sweep finds nodes whose heartbeats are stale: node-loss or az-failure takes them on; watch it in the Step Functions console",
       metric: new Metric({
-        namespace: "AWS/Events",
-        metricName: "MatchedEvents",
-        dimensionsMap: { EventBusName: props.eventBus.eventBusName, RuleName: staleHeartbeats.ruleName },
-        statistic: "Sum",
+        namespace: METRICS_NAMESPACE,
+        metricName: "NodesOffline",
+        dimensionsMap: { service: "health-sweep" },
+        statistic: "Maximum",
         period: Duration.minutes(1),
       }),
       threshold: 1,

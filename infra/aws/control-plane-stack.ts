@@ -121,7 +121,6 @@ export class ControlPlaneStack extends Stack {
       ...(settings.alarmEmail === undefined ? {} : { alarmEmail: settings.alarmEmail }),
       stateMachines: this.stateMachines,
       lambdas: this.lambdas,
-      eventBus: this.eventBus,
     });
 
     // What the agent DaemonSet's ConfigMap and an operator's CLI need.

@@ -61,24 +61,30 @@ describe("scheduled cloudsnaps", () => {
     expect(oneSentence(none)).toContain("a policy needs at least one schedule");
   });
 
-  it("a volume following an interval policy gets cloudsnaps by itself, and retention keeps `retain` of them and every manual one", async () => {
+  it("volumes following an interval policy in a group get cloudsnaps together by themselves, and retention keeps `retain` of them and every manual one", async () => {
     await strata.json("policy", "create", "every-minute", "--interval", "1", "--retain", "1");
     const policies = await strata.cli("policy", "list");
     expect(policies.stdout).toMatch(/every-minute\s+interval\s+-/);
 
     const volume = await strata.json<Volume>("volume", "create", "orders", "--size", "16MiB");
+    await strata.json<Volume>("volume", "create", "orders-log", "--size", "16MiB");
     const { nbdUri } = await strata.json<{ nbdUri: string }>("volume", "attach", "orders");
+    await strata.json("volume", "attach", "orders-log");
     await run("qemu-io", ["-f", "raw", nbdUri, "-c", `write -P 0x5a 0 ${3 * MiB}`]);
     digest = [...new Set((await replicaDigests(dir, cluster!.file, volume)).values())][0]!;
     const manual = await strata.json<Cloudsnap>("cloudsnap", "create", "orders", "--wait");
-    await strata.json("volume", "policy", "orders", "every-minute");
+    for (const name of ["orders", "orders-log"]) {
+      await strata.json("volume", "policy", name, "every-minute", "--group", "books");
+    }
+    const scheduledOf = async (name: string) =>
+      (await cloudsnapsOf(name)).filter((cloudsnap) => cloudsnap.schedule === "interval");
 
-    // The first scheduled one comes with the next run; the second with the next minute's slot,
-    // after which retention (retain 1) deletes the first.
+    // The first scheduled ones come with the next run; the second with the next minute's slot,
+    // after which retention (retain 1) deletes the first of each volume.
     let first: Cloudsnap | undefined;
     await eventually(
       async () => {
-        first = (await cloudsnapsOf("orders")).find((cloudsnap) => cloudsnap.schedule === "interval");
+        first = (await scheduledOf("orders"))[0];
         return first !== undefined;
       },
       "a scheduled cloudsnap",
@@ -86,23 +92,35 @@ describe("scheduled cloudsnaps", () => {
     );
     await eventually(
       async () => {
-        const scheduled = (await cloudsnapsOf("orders")).filter(
-          (cloudsnap) => cloudsnap.schedule === "interval",
-        );
-        return scheduled.length === 1 && scheduled[0]!.id !== first!.id;
+        const [orders, log] = [await scheduledOf("orders"), await scheduledOf("orders-log")];
+        return orders.length === 1 && orders[0]!.id !== first!.id && log.length === 1;
       },
-      "the next minute's cloudsnap, and the first one deleted",
+      "the next minute's cloudsnaps, and the first ones deleted",
       100_000,
     );
     const listed = await cloudsnapsOf("orders");
     expect(listed[0]!.id).toBe(manual.id);
     expect(listed.map((cloudsnap) => cloudsnap.schedule ?? "manual")).toEqual(["manual", "interval"]);
     kept = listed[1]!;
+    // Taken together: one group tag for both volumes' cloudsnaps of the slot, by one operation.
+    const [log] = await scheduledOf("orders-log");
+    expect(kept.group).toMatch(/^books@/);
+    expect(log!.group).toBe(kept.group);
+    const uploads = (
+      await strata.json<{ operations: { kind: string; params: { with?: string[] } }[] }>(
+        "operation",
+        "list",
+        "--volume",
+        "orders",
+      )
+    ).operations.filter((operation) => operation.kind === "cloudsnap" && operation.params.with !== undefined);
+    expect(uploads.length).toBeGreaterThanOrEqual(2);
+    expect(uploads.every((operation) => operation.params.with?.join() === "orders-log")).toBe(true);
 
     const assigned = await strata.cli("policy", "delete", "every-minute");
     expect(assigned.code).toBe(1);
-    expect(oneSentence(assigned)).toContain('policy "every-minute" is assigned to volume(s) "orders"');
-    await strata.json("volume", "policy", "orders", "--none");
+    expect(oneSentence(assigned)).toContain('policy "every-minute" is assigned to volume(s)');
+    for (const name of ["orders", "orders-log"]) await strata.json("volume", "policy", name, "--none");
     await strata.json("policy", "delete", "every-minute");
   }, 150_000);
 

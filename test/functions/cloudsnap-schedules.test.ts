@@ -340,6 +340,68 @@ describe("the cloudsnap workflow's tasks on a store", () => {
     }
   };
 
+  it("uploads a group's volumes in one cloudsnap operation (one point of their write streams), and expires theirs in one retention", async () => {
+    await registerAll(store, [liveNode("node-1", "a"), liveNode("node-2", "b")]);
+    const data = await volumeWith(store, "pg-data", [replica("node-1"), replica("node-2")], "node-1");
+    const wal = await volumeWith(store, "pg-wal", [replica("node-1"), replica("node-2")], "node-1");
+    await store.policies.create({ name: "keep-1", schedules: { interval: { minutes: 1, retain: 1 } } });
+    await followInGroup([wal, data], "keep-1", "pg");
+    const at = "2030-01-01T00:02:30.000Z";
+
+    const found = await findDueCloudsnaps({ at }, clusterOver(store), readCatalogs);
+    expect(found.skipped).toEqual([]);
+    expect(found.due).toHaveLength(1);
+    expect(found.due[0]).toMatchObject({
+      copy: "cloudsnap",
+      volume: "pg-data",
+      with: [{ volume: "pg-wal", volumeId: wal.id }],
+      operation: {
+        kind: "cloudsnap",
+        volume: "pg-data",
+        node: "node-1",
+        params: { schedule: "interval", group: "pg", with: ["pg-wal"] },
+      },
+    });
+
+    // Attached to two nodes, the group cannot be snapshotted at one point: skipped, saying so.
+    await store.volumes.updateIfEpoch(wal.id, (await store.volumes.get(wal.id)).epoch, {
+      attachedNode: "node-2",
+    });
+    const split = await findDueCloudsnaps({ at }, clusterOver(store), readCatalogs);
+    expect(split.due).toEqual([]);
+    expect(split.skipped).toEqual([
+      { volume: "pg-data", reason: "its group's volumes are attached to different nodes (node-1, node-2)" },
+    ]);
+    await store.volumes.updateIfEpoch(wal.id, (await store.volumes.get(wal.id)).epoch, {
+      attachedNode: "node-1",
+    });
+
+    // Each volume has two scheduled cloudsnaps now: the older of each goes, in one operation.
+    for (const volume of [data, wal]) {
+      catalogs.set(volume.id, [
+        entry(volume.id, "20300101T000100000Z", "interval"),
+        entry(volume.id, "20300101T000200000Z", "interval"),
+      ]);
+    }
+    const started = await applyRetention(
+      {
+        volume: "pg-data",
+        volumeId: data.id,
+        with: found.due[0]!.with,
+        node: "node-1",
+        policy: "keep-1",
+        cloudsnap: `${data.id}-20300101T000200000Z`,
+        at,
+      },
+      clusterOver(store),
+      readCatalogs,
+    );
+    expect(started.expired).toEqual([`${data.id}-20300101T000100000Z`, `${wal.id}-20300101T000100000Z`]);
+    expect((await store.operations.get(started.operationId!)).params).toEqual({
+      cloudsnaps: started.expired,
+    });
+  });
+
   it("snapshots a group's volumes together and a volume alone, on their node, expiring what the policy no longer keeps", async () => {
     await registerAll(store, [liveNode("node-1", "a"), liveNode("node-2", "b")]);
     const data = await volumeWith(store, "pg-data", [replica("node-2")], "node-2");

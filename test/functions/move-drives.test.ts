@@ -8,10 +8,10 @@ import {
 import { type AwsClientStub, mockClient } from "aws-sdk-client-mock";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DriveTag } from "../../core/drive-sets.js";
+import { claimReplacement } from "../../core/state/replacement-claims.js";
 import { type MovedDrives, moveDrives, NODE_RETURN_WAIT_MS } from "../../functions/move-drives/move.js";
 import { releaseReplacementInstance } from "../../functions/release-replacement/release.js";
 import { RefusedError, TransientError } from "../../functions/shared/errors.js";
-import { claimReplacement } from "../../functions/shared/replacement-claims.js";
 import type { LocalInstance } from "../../infra/local/aws/local-ec2.js";
 import { GiB } from "../core/fixtures.js";
 import { storePerSuite } from "../core/state-harness.js";

@@ -11,7 +11,7 @@ import type { StateStore } from "../../core/state/store.js";
 import { PROJECT_ROOT } from "../../infra/aws/app.js";
 import { strataFunctions } from "../../infra/workflows.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
-import { liveNode, staleNode } from "../functions/support.js";
+import { liveNode, replica, staleNode, volumeWith } from "../functions/support.js";
 import { type LocalCloud, STATE_MACHINE_ARN, startLocalCloud } from "../local-cloud/aws-harness.js";
 
 /**
@@ -85,11 +85,17 @@ function deployed(name: string): Deployed {
 
 type Outcome = { result: unknown } | { error: { name: string; message: string } };
 
+interface Invocation {
+  outcome: Outcome;
+  /** The CloudWatch metrics it published (Embedded Metric Format lines on stdout, as in Lambda). */
+  metrics: Record<string, unknown>[];
+}
+
 /**
  * Loads `name`'s bundle in a new Node.js process, as Lambda's runtime does, and invokes its handler
  * once. The invocation's remaining time is short, so the health sweep sweeps once.
  */
-async function invoke(name: string, event: unknown): Promise<Outcome> {
+async function invocation(name: string, event: unknown): Promise<Invocation> {
   const { file, environment } = deployed(name);
   const program = `
     const { handler } = await import(${JSON.stringify(pathToFileURL(file).href)});
@@ -100,21 +106,29 @@ async function invoke(name: string, event: unknown): Promise<Outcome> {
       callbackWaitsForEmptyEventLoop: false, getRemainingTimeInMillis: () => 1000,
     };
     try {
-      process.stdout.write(JSON.stringify({ result: await handler(${JSON.stringify(event)}, context) }));
+      const result = await handler(${JSON.stringify(event)}, context);
+      process.stdout.write("\\n" + JSON.stringify({ result }));
     } catch (error) {
-      process.stdout.write(JSON.stringify({ error: { name: error.name, message: error.message } }));
+      process.stdout.write("\\n" + JSON.stringify({ error: { name: error.name, message: error.message } }));
     }`;
   const { stdout } = await run(process.execPath, ["--input-type=module", "-e", program], {
     env: {
       ...process.env,
       ...environment,
-      // No CloudWatch here, and the logs would only fill the test's output.
-      POWERTOOLS_METRICS_DISABLED: "true",
+      // The logs would only fill the test's output; metrics go to stdout as in Lambda (EMF).
       POWERTOOLS_LOG_LEVEL: "SILENT",
     },
     timeout: 60_000,
   });
-  return JSON.parse(stdout) as Outcome;
+  const lines = stdout
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  return { outcome: lines.at(-1) as Outcome, metrics: lines.filter((line) => "_aws" in line) };
+}
+
+async function invoke(name: string, event: unknown): Promise<Outcome> {
+  return (await invocation(name, event)).outcome;
 }
 
 describe("the bundles `npx cdk synth` deploys", () => {
@@ -168,7 +182,7 @@ describe("the bundles `npx cdk synth` deploys", () => {
       staleNode("node-c1", "local-c", { lastHeartbeat: "2020-01-01T00:00:00.000Z" }),
     );
 
-    const outcome = await invoke("health-sweep", { "detail-type": "Scheduled Event" });
+    const { outcome, metrics } = await invocation("health-sweep", { "detail-type": "Scheduled Event" });
 
     expect(outcome).toMatchObject({
       result: { sweeps: 1, offlineNodes: expect.arrayContaining(["node-c1"]) },
@@ -178,6 +192,61 @@ describe("the bundles `npx cdk synth` deploys", () => {
         (entry) => entry.detailType === StrataDetailType.nodeOffline && entry.detail["nodeId"] === "node-c1",
       ),
     ).toHaveLength(1);
+    // What the stale-heartbeat alarm watches (infra/aws/alarms.ts): the nodes offline at the sweep.
+    expect(metrics).toContainEqual(
+      expect.objectContaining({ service: "health-sweep", NodesOffline: expect.any(Number) }),
+    );
+    const [published] = metrics.filter((line) => "NodesOffline" in line);
+    expect(published!["NodesOffline"]).toBeGreaterThanOrEqual(1);
+  });
+
+  it("the workflows' state-table tasks handle the inputs their state machines give them", async () => {
+    // node-d2 went silent an hour ago; vol-d has a replica there and one on the live node-d1.
+    const now = new Date();
+    await store.nodes.register(liveNode("node-d1", "local-d", { lastHeartbeat: now.toISOString() }));
+    await store.nodes.register(
+      staleNode("node-d2", "local-e", { lastHeartbeat: new Date(now.getTime() - 3_600_000).toISOString() }),
+    );
+    await volumeWith(store, "vol-d", [replica("node-d1"), replica("node-d2")]);
+    const execution = "node-loss-node-d2-bundle";
+
+    const check = await invoke("check-node", {
+      purpose: "still-lost",
+      nodeId: "node-d2",
+      graceUntil: new Date(now.getTime() - 60_000).toISOString(),
+    });
+    expect(check).toMatchObject({ result: { status: "gave-up" } });
+
+    const marked = await invoke("mark-zone", { zone: "local-e", available: false, reason: "bundle test" });
+    expect(marked).toMatchObject({ result: { zone: "local-e", offlineNodes: ["node-d2"] } });
+    await invoke("mark-zone", { zone: "local-e", available: true, reason: "bundle test" });
+
+    const fenced = await invoke("fence-node", { nodeId: "node-d2", reason: "lost in the bundle test" });
+    expect(JSON.stringify(fenced)).toContain("vol-d");
+    expect((await store.volumes.getByName("vol-d")).replicas.map((r) => [r.node, r.state])).toEqual([
+      ["node-d1", "in-sync"],
+      ["node-d2", "failed"],
+    ]);
+
+    const planned = await invoke("plan-operations", { purpose: "repair", execution, lostNodes: ["node-d2"] });
+    expect(JSON.stringify(planned)).toContain("vol-d");
+
+    const started = await invoke("start-operation", {
+      kind: "repair",
+      volume: "vol-d",
+      node: "node-d1",
+      requestToken: `${execution}:repair:vol-d`,
+      params: {},
+    });
+    expect(started).toMatchObject({ result: { operationId: expect.any(String), state: "pending" } });
+    const { operationId } = (started as { result: { operationId: string } }).result;
+    expect(await invoke("poll-operation", { operationId })).toMatchObject({
+      result: { state: "pending" },
+    });
+
+    expect(await invoke("find-due-cloudsnaps", { at: now.toISOString() })).toMatchObject({
+      result: expect.any(Object),
+    });
   });
 
   it("report-recovery puts a recovery's events on the bus", async () => {

@@ -35,8 +35,8 @@ describe("the control plane stack, synthesized with cdk.json's defaults", () => 
     template.resourceCountIs("AWS::Events::EventBus", 1);
     template.resourceCountIs("AWS::Lambda::Function", strataFunctions.length);
     template.resourceCountIs("AWS::StepFunctions::StateMachine", strataWorkflows.length);
-    // The rules of infra/event-rules.ts and the one the stale-heartbeat alarm counts.
-    template.resourceCountIs("AWS::Events::Rule", strataEventRules.length + 1);
+    // The rules of infra/event-rules.ts, and no other.
+    template.resourceCountIs("AWS::Events::Rule", strataEventRules.length);
     // The schedules of infra/schedules.ts and the health sweep's.
     template.resourceCountIs("AWS::Scheduler::Schedule", strataSchedules.length + 1);
     template.resourceCountIs("AWS::SQS::Queue", 2);
@@ -44,6 +44,14 @@ describe("the control plane stack, synthesized with cdk.json's defaults", () => 
     template.resourceCountIs("AWS::SNS::Topic", 1);
     // Failed executions per workflow, stale heartbeats, the sweep failing and stopped, two DLQs.
     template.resourceCountIs("AWS::CloudWatch::Alarm", strataWorkflows.length + 1 + 2 + 2);
+    // Stale heartbeats: the health sweep's own count of the nodes offline, while they stay offline.
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      Namespace: "Strata",
+      MetricName: "NodesOffline",
+      Dimensions: [{ Name: "service", Value: "health-sweep" }],
+      Statistic: "Maximum",
+      Threshold: 1,
+    });
   });
 
   it("keeps the state table on demand, recoverable, undeletable, retained, with the key schema core/state uses", () => {

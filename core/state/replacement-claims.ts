@@ -2,12 +2,12 @@
  * Which lost node a replacement instance is taken for. Two nodes lost in one zone may both find the
  * same new instance free (it holds no drive set until a move attaches one), and two drive sets on
  * one instance would be two nodes on one agent. So move-drives claims the instance, naming the lost
- * node, before it attaches anything: a lease (core/state/leases.ts) in the state table, taken by a
- * conditional put, that find-replacement reads to skip instances another node's recovery took.
+ * node, before it attaches anything: a lease (leases.ts) in the state table, taken by a conditional
+ * put, that find-replacement reads to skip instances another node's recovery took. An agent starting
+ * on a new instance takes the same claim before it names a new node (agent/aws/startup.ts).
  */
-import { StrataError } from "../../core/errors.js";
-import type { LeaseStore } from "../../core/state/leases.js";
-import { RefusedError } from "./errors.js";
+import { StrataError } from "../errors.js";
+import type { LeaseStore } from "./leases.js";
 
 /**
  * As long as the node-loss that took it may run (its executions time out after a day). A claim
@@ -18,6 +18,14 @@ export const REPLACEMENT_CLAIM_TTL_MS = 24 * 60 * 60_000;
 const leaseName = (instanceId: string) => `replacement/${instanceId}`;
 
 export type ReplacementLeases = Pick<LeaseStore, "acquire" | "holder" | "release">;
+
+/** The instance is another node's replacement already. */
+export class ReplacementClaimedError extends StrataError {
+  constructor(message: string) {
+    super("FAILED_PRECONDITION", message);
+    this.name = "ReplacementClaimedError";
+  }
+}
 
 /** Takes `instanceId` for `nodeId` (again, on a retry); refused when another node's recovery took it. */
 export async function claimReplacement(
@@ -30,7 +38,7 @@ export async function claimReplacement(
   } catch (error) {
     if (!(error instanceof StrataError && error.code === "FAILED_PRECONDITION")) throw error;
     const holder = await leases.holder(leaseName(instanceId));
-    throw new RefusedError(
+    throw new ReplacementClaimedError(
       `instance ${instanceId} is the replacement of ${holder ?? "another lost node"} already: the drives of ${nodeId} do not move there`,
     );
   }
