@@ -5,10 +5,12 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DriveTag } from "../../core/drive-sets.js";
 import { StrataDetailType } from "../../core/events.js";
 import type { LocalDynamoDb } from "../../core/state/local-dynamodb.js";
 import type { StateStore } from "../../core/state/store.js";
 import { PROJECT_ROOT } from "../../infra/aws/app.js";
+import { type LocalS3, startLocalS3 } from "../../infra/local/s3/local-s3.js";
 import { strataFunctions } from "../../infra/workflows.js";
 import { freshStore, startDynamoDb } from "../core/state-harness.js";
 import { liveNode, replica, staleNode, volumeWith } from "../functions/support.js";
@@ -25,6 +27,7 @@ let template: { Resources: Record<string, { Type: string; Properties: Record<str
 let dynamoDb: LocalDynamoDb;
 let cloud: LocalCloud;
 let store: StateStore;
+let s3: LocalS3;
 
 beforeAll(async () => {
   outdir = mkdtempSync(join(tmpdir(), "strata-cdk-"));
@@ -37,9 +40,14 @@ beforeAll(async () => {
   dynamoDb = await startDynamoDb();
   cloud = await startLocalCloud({ clusterName: "strata" });
   store = await freshStore();
+  // The cloudsnap bucket the template names, on s3rver: the catalogs the cloudsnap tasks read.
+  s3 = await startLocalS3({ dir: join(outdir, "s3"), bucket: "strata-cloudsnaps" });
+  process.env.AWS_ENDPOINT_URL_S3 = s3.endpoint;
 }, 900_000);
 
 afterAll(async () => {
+  delete process.env.AWS_ENDPOINT_URL_S3;
+  await s3?.close();
   store?.close();
   await cloud?.close();
   await dynamoDb?.close();
@@ -247,6 +255,91 @@ describe("the bundles `npx cdk synth` deploys", () => {
     expect(await invoke("find-due-cloudsnaps", { at: now.toISOString() })).toMatchObject({
       result: expect.any(Object),
     });
+  });
+
+  it("the drive tasks move a lost node's drives through the local EC2, and give them back", async () => {
+    const lost = cloud.world.launchInstance({ nodegroup: "strata-local-a" });
+    const drive = cloud.world.createVolume({
+      zone: lost.zone,
+      sizeBytes: 100 * 1024 ** 3,
+      tags: { [DriveTag.cluster]: "strata", [DriveTag.driveSet]: "node-f1" },
+      attachTo: { instanceId: lost.id },
+    });
+    cloud.world.terminateInstance(lost.id);
+    const fresh = cloud.world.launchInstance({ nodegroup: "strata-local-a" });
+
+    const found = await invoke("find-replacement", {
+      nodeId: "node-f1",
+      zone: lost.zone,
+      instanceId: lost.id,
+      lifecycle: null,
+      detectedAt: new Date().toISOString(),
+    });
+    expect(JSON.stringify(found)).toContain(fresh.id);
+
+    // A drive still detaching is Strata.Transient: the state machine retries it, as this loop does.
+    let moved: Outcome | undefined;
+    for (let attempt = 0; attempt < 10 && !(moved !== undefined && "result" in moved); attempt++) {
+      moved = await invoke("move-drives", { nodeId: "node-f1", zone: lost.zone, toInstanceId: fresh.id });
+      if ("error" in moved) expect(moved.error.name).toBe("Strata.Transient");
+    }
+    expect(moved).toMatchObject({ result: { volumeIds: [drive.id] } });
+
+    const released = await invoke("release-replacement", { nodeId: "node-f1", toInstanceId: fresh.id });
+    expect(released).toMatchObject({ result: { detached: [drive.id] } });
+
+    // An action no longer pending (completed, or timed out) is done, not an error.
+    expect(
+      await invoke("complete-lifecycle", {
+        lifecycle: {
+          autoScalingGroupName: "strata-local-a",
+          lifecycleHookName: "strata-drain",
+          lifecycleActionToken: "00000000-0000-4000-8000-000000000000",
+        },
+        instanceId: lost.id,
+      }),
+    ).toMatchObject({ result: expect.anything() });
+  });
+
+  it("the cloudsnap tasks read the bucket and account for a restore", async () => {
+    const volume = await store.volumes.create({ name: "vol-g", sizeBytes: 4096, replicationFactor: 1 });
+    await store.policies.create({ name: "keep-3", schedules: { daily: { time: "01:00", retain: 3 } } });
+    const retention = await invoke("apply-retention", {
+      volume: "vol-g",
+      volumeId: volume.id,
+      node: "node-d1",
+      policy: "keep-3",
+      cloudsnap: `${volume.id}-20261203T010000000Z`,
+      at: new Date().toISOString(),
+    });
+    expect(retention).toEqual({ result: { expired: [], operationId: null } });
+
+    const unlisted = `${volume.id}-20261203T010000000Z`;
+    const checked = await invoke("check-restore", {
+      execution: "restore-bundle",
+      request: { cloudsnap: unlisted, volume: "vol-g-copy" },
+    });
+    expect(checked).toMatchObject({
+      error: { name: "Strata.Refused", message: expect.stringContaining(unlisted) },
+    });
+
+    const reported = await invoke("report-cloudsnap", {
+      workflow: "restore",
+      outcome: "failed",
+      execution: "restore-bundle",
+      subject: {
+        cloudsnap: unlisted,
+        volume: "vol-g-copy",
+        error: { Error: "Strata.Refused", Cause: JSON.stringify({ errorMessage: "not in the catalog" }) },
+      },
+    });
+    expect(reported).toMatchObject({ result: expect.anything() });
+    expect(
+      cloud.eventBus.received.filter(
+        (entry) =>
+          entry.detailType === StrataDetailType.restoreFailed && entry.detail["volume"] === "vol-g-copy",
+      ),
+    ).toHaveLength(1);
   });
 
   it("report-recovery puts a recovery's events on the bus", async () => {
