@@ -31,3 +31,21 @@ export const strataSchedules: readonly WorkflowScheduleDefinition[] = [
     input: {},
   },
 ];
+
+const RATE = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/;
+const UNIT_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
+
+/**
+ * A `rate(...)` schedule's period: what the local cloud's timers run at. The local cloud takes only
+ * rates (Strata's schedules are all rates; a cron or at() one would need Scheduler's own clock).
+ */
+export function ratePeriodMs(schedule: WorkflowScheduleDefinition): number {
+  const match = RATE.exec(schedule.scheduleExpression);
+  if (match === null) {
+    throw new Error(
+      `schedule ${schedule.name}: the local cloud runs rate(N minutes|hours|days) schedules, not ${schedule.scheduleExpression}`,
+    );
+  }
+  const unit = match[2]!.replace(/s$/, "") as keyof typeof UNIT_MS;
+  return Number(match[1]) * UNIT_MS[unit];
+}

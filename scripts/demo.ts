@@ -32,7 +32,7 @@ const DEMO_ENV = {
   STRATA_REPLACEMENT_WAIT_MS: "20000",
   // The cloudsnap workflow starts every 5 s instead of every minute; a policy's finest schedule is
   // still a minute, so the demo waits for the schedule's slots as a user would.
-  STRATA_CLOUDSNAP_SCHEDULE_MS: "5000",
+  STRATA_SCHEDULE_MS: "5000",
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
 };
 

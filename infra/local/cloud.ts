@@ -4,7 +4,7 @@ import type { DescribeExecutionOutput } from "@aws-sdk/client-sfn";
 import { writeJsonAtomic } from "../../agent/durable-file.js";
 import { millisecondsFromEnv } from "../../core/env-settings.js";
 import { strataEventRules } from "../event-rules.js";
-import { strataSchedules } from "../schedules.js";
+import { ratePeriodMs, strataSchedules, type WorkflowScheduleDefinition } from "../schedules.js";
 import { strataWorkflows } from "../workflows.js";
 import { findBuilt, packageRoot } from "./agent-entry.js";
 import { awsEvent } from "./aws/aws-event.js";
@@ -24,17 +24,15 @@ export const EC2_FILE = "ec2.json";
 /** `<dir>/kms.json`: the local KMS's keys, so what they wrapped still unwraps after a restart. */
 export const KMS_FILE = "kms.json";
 
-const DEFAULT_CLOUDSNAP_SCHEDULE_MS = 60_000;
-
 /** How the local cloud's schedules and waits run; shortened for tests and the demo. */
 export interface LocalCloudTiming {
   /** The health sweep's period (a minute in AWS). */
   healthSweepMs: number;
   /**
-   * How often the cloudsnap workflow starts (infra/schedules.ts: a minute in AWS); absent, the
-   * default. Tests shorten it, or lengthen it to start the workflow themselves.
+   * How often each schedule of infra/schedules.ts starts its workflow; absent, at the schedule's own
+   * rate, as in AWS. Tests and the demo shorten it, or lengthen it to start workflows themselves.
    */
-  cloudsnapScheduleMs?: number;
+  scheduleMs?: number;
   /** Every Wait state of the workflows waits at most this long. */
   waitCapMs: number;
   /** Every Retry waits at most this long between attempts. */
@@ -44,17 +42,14 @@ export interface LocalCloudTiming {
 /**
  * Local defaults: a sweep every 2 s, so a lost node is seen within the heartbeat timeout and a
  * beat; waits and retries of seconds, because everything here is on one machine. The environment
- * (STRATA_HEALTH_SWEEP_MS, STRATA_CLOUDSNAP_SCHEDULE_MS, STRATA_WORKFLOW_WAIT_CAP_MS,
- * STRATA_WORKFLOW_RETRY_CAP_MS) changes them. The cloudsnap schedule runs every minute, as in AWS.
+ * (STRATA_HEALTH_SWEEP_MS, STRATA_SCHEDULE_MS, STRATA_WORKFLOW_WAIT_CAP_MS,
+ * STRATA_WORKFLOW_RETRY_CAP_MS) changes them. The schedules run at their own rates, as in AWS.
  */
 export function localCloudTiming(env: NodeJS.ProcessEnv = process.env): LocalCloudTiming {
+  const scheduleMs = millisecondsFromEnv("STRATA_SCHEDULE_MS", 0, env);
   return {
     healthSweepMs: millisecondsFromEnv("STRATA_HEALTH_SWEEP_MS", 2_000, env),
-    cloudsnapScheduleMs: millisecondsFromEnv(
-      "STRATA_CLOUDSNAP_SCHEDULE_MS",
-      DEFAULT_CLOUDSNAP_SCHEDULE_MS,
-      env,
-    ),
+    ...(scheduleMs === 0 ? {} : { scheduleMs }),
     waitCapMs: millisecondsFromEnv("STRATA_WORKFLOW_WAIT_CAP_MS", 2_000, env),
     retryCapMs: millisecondsFromEnv("STRATA_WORKFLOW_RETRY_CAP_MS", 1_000, env),
   };
@@ -90,9 +85,9 @@ export interface LocalCloudOptions {
 export class LocalCloud {
   private sweep: NodeJS.Timeout | undefined;
   private sweeping = false;
-  private cloudsnapSchedule: NodeJS.Timeout | undefined;
-  /** The execution the cloudsnap schedule started last, while it runs. */
-  private scheduledCloudsnaps: string | undefined;
+  private schedules: NodeJS.Timeout[] = [];
+  /** The execution each schedule started last, while it runs. */
+  private readonly scheduled = new Map<string, string>();
   private saving: Promise<void> = Promise.resolve();
 
   private constructor(
@@ -171,9 +166,8 @@ export class LocalCloud {
     cloud = new LocalCloud(options, ec2, bus, stepFunctions, functions, endpoints);
     cloud.save();
     cloud.sweep = setInterval(() => cloud?.runHealthSweep(), options.timing.healthSweepMs);
-    cloud.cloudsnapSchedule = setInterval(
-      () => cloud?.startScheduledCloudsnaps(),
-      options.timing.cloudsnapScheduleMs ?? DEFAULT_CLOUDSNAP_SCHEDULE_MS,
+    cloud.schedules = strataSchedules.map((schedule) =>
+      setInterval(() => cloud?.startScheduled(schedule), options.timing.scheduleMs ?? ratePeriodMs(schedule)),
     );
     return cloud;
   }
@@ -189,7 +183,7 @@ export class LocalCloud {
    */
   async stopAutomation(): Promise<void> {
     clearInterval(this.sweep);
-    clearInterval(this.cloudsnapSchedule);
+    for (const timer of this.schedules) clearInterval(timer);
     await this.stepFunctions.close();
     await this.bus.close();
   }
@@ -216,27 +210,28 @@ export class LocalCloud {
   }
 
   /**
-   * What the cloudsnap schedule (infra/schedules.ts) does in AWS. A run still going when the next is
-   * due is left to finish instead (on one machine, overlapping runs only compete for it); in AWS they
-   * may overlap, which the workflow allows: a volume being uploaded is skipped.
+   * What a schedule of infra/schedules.ts does in AWS. A run still going when the next is due is left
+   * to finish instead (on one machine, overlapping runs only compete for it); in AWS they may
+   * overlap, which the workflows allow (the cloudsnap workflow skips a volume being uploaded).
    */
-  private startScheduledCloudsnaps(): void {
-    const previous = this.scheduledCloudsnaps;
-    const stateMachineArn = this.stepFunctions.stateMachineArn(workflowMachine("cloudsnap"));
+  private startScheduled(schedule: WorkflowScheduleDefinition): void {
+    const previous = this.scheduled.get(schedule.name);
+    const stateMachineArn = this.stepFunctions.stateMachineArn(workflowMachine(schedule.workflow));
     void (async () => {
       if (previous !== undefined) {
         const { status } = await this.stepFunctions.describeExecution({ executionArn: previous });
         if (status === "RUNNING") return;
       }
-      const schedule = strataSchedules.find((candidate) => candidate.workflow === "cloudsnap");
       const started = await this.stepFunctions.startExecution({
         stateMachineArn,
-        name: `scheduled-${new Date().toISOString().replace(/[-:.]/g, "")}`,
-        input: JSON.stringify(schedule?.input ?? {}),
+        name: `${schedule.name}-${new Date().toISOString().replace(/[-:.]/g, "")}`,
+        input: JSON.stringify(schedule.input),
       });
-      this.scheduledCloudsnaps = started.executionArn;
+      if (started.executionArn !== undefined) this.scheduled.set(schedule.name, started.executionArn);
     })().catch((error: unknown) =>
-      this.options.report(`the cloudsnap schedule could not start its workflow: ${(error as Error).message}`),
+      this.options.report(
+        `the ${schedule.name} schedule could not start its workflow: ${(error as Error).message}`,
+      ),
     );
   }
 

@@ -35,12 +35,12 @@ const strata = clusterCli(() => dir);
 
 beforeAll(async () => {
   dir = await prepareClusterDir("strata-cs-auto-");
-  process.env.STRATA_CLOUDSNAP_SCHEDULE_MS = "3000";
+  process.env.STRATA_SCHEDULE_MS = "3000";
   cluster = await clusterUp(dir, ["--nodes", "2", "--zones", "2"]);
 }, 180_000);
 
 afterAll(async () => {
-  delete process.env.STRATA_CLOUDSNAP_SCHEDULE_MS;
+  delete process.env.STRATA_SCHEDULE_MS;
   await tearDownCluster(dir, cluster);
 }, 60_000);
 

@@ -66,7 +66,7 @@ beforeAll(async () => {
     stateTable: store.tableName,
     zones: ["local-a"],
     // The tests start the workflows themselves.
-    timing: { healthSweepMs: 3_600_000, cloudsnapScheduleMs: 3_600_000, waitCapMs: 100, retryCapMs: 200 },
+    timing: { healthSweepMs: 3_600_000, scheduleMs: 3_600_000, waitCapMs: 100, retryCapMs: 200 },
     functionEnvironment: storage.environment,
     report: () => {},
     onDriveChange: () => {},
