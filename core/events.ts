@@ -96,6 +96,8 @@ export const CloudsnapCompletedDetail = z.object({
   execution: z.string().min(1),
   volume: z.string(),
   cloudsnap: z.string(),
+  /** Every cloudsnap made: a group's, one per volume, taken at one point of their write streams. */
+  cloudsnaps: z.array(z.string()),
   schedule: z.string().optional(),
   /** The cloudsnaps retention deleted (none when it kept them all). */
   expired: z.array(z.string()),

@@ -75,11 +75,14 @@ export async function reportCloudsnap(
     }
     if (input.outcome === "completed" && made !== undefined) {
       const retentionError = whyRetentionFailed(subject);
+      // A group's one operation made a cloudsnap of each of its volumes.
+      const all = z.array(z.string()).safeParse(subject.status?.result?.["cloudsnaps"]);
       await publish([
         strataEvent(StrataDetailType.cloudsnapCompleted, {
           ...common,
           ...scheduled,
           cloudsnap: made,
+          cloudsnaps: all.success ? all.data : [made],
           expired: retentionError === undefined ? (subject.retention?.expired ?? []) : [],
           ...(retentionError === undefined ? {} : { retentionError }),
         } satisfies CloudsnapCompletedDetail),

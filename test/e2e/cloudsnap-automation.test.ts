@@ -116,6 +116,17 @@ describe("scheduled cloudsnaps", () => {
     ).operations.filter((operation) => operation.kind === "cloudsnap" && operation.params.with !== undefined);
     expect(uploads.length).toBeGreaterThanOrEqual(2);
     expect(uploads.every((operation) => operation.params.with?.join() === "orders-log")).toBe(true);
+    // Its Completed event names both volumes' cloudsnaps.
+    const events = (await strata.cli("events", "--json")).stdout
+      .split("\n")
+      .filter((line) => line !== "")
+      .map((line) => JSON.parse(line) as { "detail-type": string; detail: { cloudsnaps?: string[] } });
+    expect(events).toContainEqual(
+      expect.objectContaining({
+        "detail-type": "Strata Cloudsnap Completed",
+        detail: expect.objectContaining({ cloudsnaps: [kept.id, log!.id] }),
+      }),
+    );
 
     const assigned = await strata.cli("policy", "delete", "every-minute");
     expect(assigned.code).toBe(1);

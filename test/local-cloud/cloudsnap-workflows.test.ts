@@ -221,6 +221,7 @@ describe("the cloudsnap workflow, from its ASL file", () => {
         volume: "orders",
         schedule: "daily",
         cloudsnap: kept.cloudsnaps[2]!.id,
+        cloudsnaps: [kept.cloudsnaps[2]!.id],
         expired: [earlier[0]!.id],
       }),
     ]);
