@@ -1,12 +1,14 @@
 import type { Command } from "commander";
-import type { ControlClient } from "../core/control-client.js";
+import { ControlClient } from "../core/control-client.js";
 import { controlClient, resolveClusterDir } from "./cluster-dir.js";
+import { usageError } from "./failures.js";
 import { printJson } from "./output.js";
 
 export interface GlobalOptions {
   dir?: string;
   json?: boolean;
   node?: string;
+  api?: string;
 }
 
 /** What every command needs: where the cluster is, how to talk to it, how to print. */
@@ -22,10 +24,27 @@ export function contextOf(command: Command): CliContext {
   const options = command.optsWithGlobals<GlobalOptions>();
   const dir = resolveClusterDir(options.dir);
   const json = options.json === true;
+  const api = agentApi(options.api ?? process.env.STRATA_API_URL, options.node);
   return {
     dir,
     json,
-    client: () => controlClient(dir, options.node),
+    client: async () => (api === undefined ? controlClient(dir, options.node) : new ControlClient(api)),
     emit: (value, human) => (json ? printJson(value) : human(value)),
   };
+}
+
+/**
+ * The one agent `--api` names (an agent on EKS has no local cluster file to find it by), as the base
+ * URL the client prefixes paths with; undefined when none is given. `--node` chooses among a local
+ * cluster's agents, so the two together are a contradiction.
+ */
+function agentApi(url: string | undefined, node: string | undefined): string | undefined {
+  if (url === undefined || url === "") return undefined;
+  if (node !== undefined)
+    throw usageError("give --api or --node, not both: --api names the agent to talk to");
+  const parsed = URL.canParse(url) ? new URL(url) : undefined;
+  if (parsed?.protocol !== "http:" && parsed?.protocol !== "https:") {
+    throw usageError(`--api must be an http:// or https:// URL of an agent's control API, got "${url}"`);
+  }
+  return parsed.href.replace(/\/+$/, "");
 }

@@ -20,6 +20,10 @@ export function buildProgram(): Command {
     .option("--dir <dir>", "local cluster directory (default: $STRATA_HOME, else ./.strata)")
     .option("--json", "print the API's JSON instead of tables")
     .option("--node <id>", "node that volume and snapshot commands go to (default: the first node)")
+    .option(
+      "--api <url>",
+      "the control API of one agent to talk to instead of a local cluster's, e.g. an agent on EKS: http://<node IP>:9410 (default: $STRATA_API_URL)",
+    )
     .showSuggestionAfterError(true);
 
   program.addCommand(clusterCommand());

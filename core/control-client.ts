@@ -192,7 +192,7 @@ export class ControlClient implements VolumeService, OperationService, Cloudsnap
       // fetch only throws for transport failures (refused, reset, DNS): the agent is not there.
       throw new StrataError(
         "UNAVAILABLE",
-        `cannot reach the Strata agent at ${this.baseUrl}: is \`strata cluster up\` running?`,
+        `cannot reach the Strata agent at ${this.baseUrl}: is it running (locally, \`strata cluster up\`), and is its API port open to you?`,
       );
     }
     if (!response.ok) {

@@ -434,7 +434,7 @@ describe("strata when the cluster is not there", () => {
       const outcome = await strata(["volume", "list"], { STRATA_HOME: orphanDir });
       expect(outcome.code).toBe(1);
       expect(oneSentence(outcome)).toBe(
-        `cannot reach the Strata agent at ${apiUrl}: is \`strata cluster up\` running?`,
+        `cannot reach the Strata agent at ${apiUrl}: is it running (locally, \`strata cluster up\`), and is its API port open to you?`,
       );
     } finally {
       await rm(orphanDir, { recursive: true, force: true });

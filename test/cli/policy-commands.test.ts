@@ -158,3 +158,33 @@ describe("strata policy", () => {
     });
   });
 });
+
+describe("strata --api", () => {
+  it("talks to the one agent it names, with no cluster directory; refuses a bad URL as usage, and says an unreachable agent in one sentence", async () => {
+    const api = (await store.nodes.get("node-1")).addresses.api;
+    // No cluster directory anywhere: STRATA_HOME names one that does not exist.
+    const env = { STRATA_HOME: join(dir, "no-such-cluster") };
+    await strata(["--api", api, "policy", "create", "by-api", "--interval", "30m", "--retain", "2"], env);
+    const listed = await strata(["--api", `${api}/`, "--json", "policy", "list"], env);
+    expect(listed.code).toBe(0);
+    expect(JSON.parse(listed.stdout).policies.map((policy: { name: string }) => policy.name)).toContain(
+      "by-api",
+    );
+    // As an agent on EKS is given to every command of a shell: the environment.
+    expect((await strata(["policy", "show", "by-api"], { ...env, STRATA_API_URL: api })).code).toBe(0);
+
+    const ftp = await strata(["--api", "ftp://10.0.0.1", "policy", "list"], env);
+    expect(ftp.code).toBe(2);
+    expect(oneSentence(ftp)).toBe(
+      '--api must be an http:// or https:// URL of an agent\'s control API, got "ftp://10.0.0.1"',
+    );
+    const both = await strata(["--api", api, "--node", "node-1", "policy", "list"], env);
+    expect(both.code).toBe(2);
+    expect(oneSentence(both)).toContain("give --api or --node, not both");
+    const gone = await strata(["--api", "http://127.0.0.1:1", "policy", "list"], env);
+    expect(gone.code).toBe(1);
+    expect(oneSentence(gone)).toBe(
+      "cannot reach the Strata agent at http://127.0.0.1:1: is it running (locally, `strata cluster up`), and is its API port open to you?",
+    );
+  });
+});
