@@ -40,11 +40,13 @@ const SUMMARIES: Record<string, (detail: Detail) => string | undefined> = {
   [StrataDetailType.cloudsnapCompleted]: (d) => {
     const expired = d.list("expired")?.length ?? 0;
     const retention = d.text("retentionError");
+    const others = (d.list("cloudsnaps")?.length ?? 1) - 1;
     return join(
       d.text("volume"),
       ": ",
       d.text("cloudsnap"),
       ` (${d.text("schedule") ?? "by hand"})`,
+      others > 0 ? ` with ${others} more of its group` : "",
       retention === undefined ? `, ${expired} expired` : `; retention stopped: ${retention}`,
     );
   },

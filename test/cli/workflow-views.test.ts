@@ -532,6 +532,10 @@ describe("event summaries", () => {
         }),
       ),
     ).toBe(`pg-data: ${id} (by hand); retention stopped: Strata.Transient: the bucket is unreachable`);
+    const group = { ...completed, cloudsnaps: [id, `${id}-wal`], expired: [] };
+    expect(summarizeEvent(busEvent("strata", "Strata Cloudsnap Completed", group))).toBe(
+      `pg-data: ${id} (interval) with 1 more of its group, 0 expired`,
+    );
     expect(
       summarizeEvent(
         busEvent("strata", "Strata Cloudsnap Failed", {
