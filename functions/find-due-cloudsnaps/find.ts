@@ -281,7 +281,7 @@ async function findDueCloudsnapsOf(
         kind: "cloudsnap",
         volume: volume.name,
         node,
-        requestToken: requestToken("cloudsnap", volume.id, due.schedule, slot, attempt),
+        requestToken: requestToken("cloudsnap", ...memberIds(group), due.schedule, slot, attempt),
         params: {
           schedule: due.schedule,
           ...(assignment.group === undefined ? {} : { group: assignment.group }),
@@ -334,7 +334,7 @@ async function findDueSnapshotsOf(
         kind: "scheduled-snapshot",
         volume: volume.name,
         node,
-        requestToken: requestToken("snapshot", volume.id, due.schedule, slot, attempt),
+        requestToken: requestToken("snapshot", ...memberIds(group), due.schedule, slot, attempt),
         params: {
           snapshot,
           schedule: due.schedule,
@@ -345,6 +345,12 @@ async function findDueSnapshotsOf(
     },
   );
 }
+
+/**
+ * What a group's tokens name: all its volumes, so a volume that joins the group within a slot makes
+ * a new operation taking them all, not the one its first volume's earlier copy of that slot made.
+ */
+const memberIds = (group: readonly Following[]) => group.map(({ volume }) => volume.id);
 
 /** Of the schedules due for a group's volumes, the coarsest (they share a policy, so its slot too). */
 function coarsestDue(dues: readonly (DueSchedule | undefined)[]): DueSchedule | undefined {

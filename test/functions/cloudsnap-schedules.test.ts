@@ -362,6 +362,10 @@ describe("the cloudsnap workflow's tasks on a store", () => {
         params: { schedule: "interval", group: "pg", with: ["pg-wal"] },
       },
     });
+    // Named by all its volumes: one that joins the group within a slot makes a new operation.
+    expect(found.due[0]!.operation.requestToken).toBe(
+      `cloudsnap:${data.id}:${wal.id}:interval:2030-01-01T00:02:00.000Z:1`,
+    );
 
     // Attached to two nodes, the group cannot be snapshotted at one point: skipped, saying so.
     await store.volumes.updateIfEpoch(wal.id, (await store.volumes.get(wal.id)).epoch, {
