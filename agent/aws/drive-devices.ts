@@ -1,7 +1,8 @@
 import { execFile } from "node:child_process";
-import { mkdir, open, readFile, realpath, stat, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { writeJsonAtomic } from "../durable-file.js";
 
 const run = promisify(execFile);
 
@@ -154,8 +155,9 @@ export async function readDriveOwner(mountPoint: string): Promise<DriveOwner | u
   }
 }
 
-export async function writeDriveOwner(mountPoint: string, owner: DriveOwner): Promise<void> {
-  await writeFile(join(mountPoint, DRIVE_MARKER), `${JSON.stringify(owner)}\n`, { flush: true });
+/** Written atomically: a marker torn by a crash would make the drive refuse to start. */
+export function writeDriveOwner(mountPoint: string, owner: DriveOwner): Promise<void> {
+  return writeJsonAtomic(join(mountPoint, DRIVE_MARKER), owner);
 }
 
 function commandFailure(command: string, device: string, error: unknown): Error {

@@ -104,7 +104,8 @@ export function volumeExecutors(
       // A group's retention names its other volumes' cloudsnaps too: each volume under its own lease.
       const byVolume = new Map<string, string[]>();
       for (const id of params.cloudsnaps) {
-        byVolume.set(volumeOfCloudsnap(id), [...(byVolume.get(volumeOfCloudsnap(id)) ?? []), id]);
+        const volumeId = volumeOfCloudsnap(id);
+        byVolume.set(volumeId, [...(byVolume.get(volumeId) ?? []), id]);
       }
       const deleted: string[] = [];
       for (const [volumeId, ids] of byVolume) {
