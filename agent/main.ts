@@ -198,17 +198,26 @@ async function main(): Promise<void> {
   // Volumes that were attached here before a restart are exported again before the agent says it
   // is ready, so a client that waits for the agent finds them.
   await volumes.resume();
-  await writeJsonAtomic(join(config.dataDir, AGENT_FILE), {
-    nodeId: config.nodeId,
-    zone: config.zone,
-    pid: process.pid,
-    ...volumes.endpoints,
-    replicationAddress,
-  });
-  log.info({ ...volumes.endpoints, replicationAddress, drives: config.drives }, "agent ready");
-  if (config.stateTable !== null && replicationAddress === null) {
-    log.warn(`no ${CLUSTER_SECRET_VARIABLE}: this node serves no replicas to its peers`);
-  }
+  let stopping = false;
+  // Called only once `membership` below is set: by a refusal from it, or by a signal.
+  const stop = async (reason: string, exitCode = 0) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ reason }, "agent stopping");
+    // Down in the store first, so the cluster stops counting on this node before it goes.
+    await membership.stop();
+    await operations.stop();
+    // Peers' requests in flight are answered before their replicas close.
+    await replication?.close();
+    await nbd.close();
+    await api.close();
+    await volumes.close();
+    await replicas.close();
+    store.close();
+    await embedded?.close();
+    log.info("agent stopped; every volume flushed");
+    process.exit(exitCode);
+  };
   const membership = NodeMembership.start({
     tableName,
     node: {
@@ -229,29 +238,24 @@ async function main(): Promise<void> {
     onRefused: (error) => void stop(error.message, error instanceof InstanceUnknownError ? 1 : 0),
   });
 
-  let stopping = false;
-  const stop = async (reason: string, exitCode = 0) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ reason }, "agent stopping");
-    // Down in the store first, so the cluster stops counting on this node before it goes.
-    await membership.stop();
-    await operations.stop();
-    // Peers' requests in flight are answered before their replicas close.
-    await replication?.close();
-    await nbd.close();
-    await api.close();
-    await volumes.close();
-    await replicas.close();
-    store.close();
-    await embedded?.close();
-    log.info("agent stopped; every volume flushed");
-    process.exit(exitCode);
-  };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
   // Started by a supervisor with an IPC channel: when the supervisor dies, so do we.
   process.on("disconnect", () => void stop("supervisor gone"));
+  // Registered (or refused by an unreachable store) before it says it is ready: a volume created
+  // the moment the agent is ready finds this node in placement.
+  await membership.registrationTried();
+  await writeJsonAtomic(join(config.dataDir, AGENT_FILE), {
+    nodeId: config.nodeId,
+    zone: config.zone,
+    pid: process.pid,
+    ...volumes.endpoints,
+    replicationAddress,
+  });
+  log.info({ ...volumes.endpoints, replicationAddress, drives: config.drives }, "agent ready");
+  if (config.stateTable !== null && replicationAddress === null) {
+    log.warn(`no ${CLUSTER_SECRET_VARIABLE}: this node serves no replicas to its peers`);
+  }
 }
 
 /**

@@ -52,6 +52,10 @@ export class NodeMembership {
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | undefined;
+  private triedRegistration!: () => void;
+  private readonly firstAttempt = new Promise<void>((resolve) => {
+    this.triedRegistration = resolve;
+  });
 
   private constructor(private readonly options: MembershipOptions) {
     this.store = new StateStore({ tableName: options.tableName, requestTimeoutMs: STORE_REQUEST_TIMEOUT_MS });
@@ -64,11 +68,22 @@ export class NodeMembership {
     return membership;
   }
 
+  /**
+   * Settles once the first registration was tried, whatever its outcome, or after one request's
+   * timeout (a blackholed store must not hold the agent's start): an agent that says it is ready
+   * only after this is one placement can count on at once whenever the store answers, and still
+   * serves local I/O when it does not.
+   */
+  async registrationTried(): Promise<void> {
+    await Promise.race([this.firstAttempt, sleep(STORE_REQUEST_TIMEOUT_MS)]);
+  }
+
   /** Stops heartbeating and marks the node down, waiting at most a few seconds for the store. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
+    this.triedRegistration();
     const { log, node } = this.options;
     const markDown = async () => {
       await this.beating;
@@ -94,6 +109,7 @@ export class NodeMembership {
     this.timer = setTimeout(() => {
       this.beating = this.beat().finally(() => {
         this.beating = undefined;
+        this.triedRegistration();
       });
     }, delayMs);
   }

@@ -39,6 +39,10 @@ afterAll(async () => {
 });
 
 async function startAgent(tableName: string, nodeId: string): Promise<AgentProcess> {
+  return agentOf(tableName, nodeId).start();
+}
+
+function agentOf(tableName: string, nodeId: string): AgentProcess {
   const agent = new AgentProcess(
     undefined,
     [
@@ -54,7 +58,7 @@ async function startAgent(tableName: string, nodeId: string): Promise<AgentProce
     CLUSTER_ENV,
   );
   agents.push(agent);
-  return agent.start();
+  return agent;
 }
 
 async function registered(nodeId: string, check: (node: NodeRecord) => boolean = () => true) {
@@ -101,8 +105,10 @@ describe("an agent with --state-table", () => {
         registeredAt: now,
       }),
     );
-    const agent = await startAgent(store.tableName, "node-m3");
+    const agent = agentOf(store.tableName, "node-m3");
 
+    // Refused at its first registration, it never says it is ready.
+    await expect(agent.start()).rejects.toThrow(/agent did not start \(exit 1\)/);
     expect(await agent.exited()).toBe(1);
     const errors = agent.stderr
       .split("\n")

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { pino } from "pino";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { NodeMembership } from "../../agent/membership.js";
@@ -56,6 +57,25 @@ it("keeps the pool's provisioned bytes, file size limit and filesystem in the no
     await membership.stop();
   }
 }, 30_000);
+
+it("has its node registered once the first registration was tried, so placement counts on an agent that says it is ready", async () => {
+  const membership = NodeMembership.start({
+    tableName: store.tableName,
+    node: { id: "node-ready", zone: "a", addresses: { api: "http://r", replication: "r:1", nbd: "r:2" } },
+    // A slow pool report: the record is written well after start() returns.
+    pool: async () => {
+      await sleep(300);
+      return { capacityBytes: GiB, freeBytes: GiB, provisionedBytes: 0 };
+    },
+    log: pino({ level: "silent" }),
+  });
+  try {
+    await membership.registrationTried();
+    expect((await store.nodes.get("node-ready")).state).toBe("up");
+  } finally {
+    await membership.stop();
+  }
+});
 
 it("registers its node up again when node-loss marked it down while the agent still serves it", async () => {
   const membership = NodeMembership.start({

@@ -15,7 +15,6 @@ import { clusterTiming } from "../../agent/volumes/cluster-context.js";
 import { ClusterVolumes } from "../../agent/volumes/service.js";
 import { HEARTBEAT_TIMEOUT_MS } from "../../core/liveness.js";
 import type { StateStore } from "../../core/state/store.js";
-import { eventually } from "./eventually.js";
 
 /** An agent's parts in this process, for tests that reach into them (spies, a node's replicas). */
 export interface InProcessAgent {
@@ -99,10 +98,7 @@ export async function startInProcessAgent(options: InProcessAgentOptions): Promi
     pool: async () => (await volumes.nodeStatus()).pool,
     log,
   });
-  await eventually(
-    async () => (await store.nodes.list()).some((node) => node.id === nodeId),
-    `${nodeId} registers`,
-  );
+  await membership.registrationTried();
   return {
     nodeId,
     volumes,
