@@ -8,6 +8,7 @@ import {
   type Snapshot,
   type Volume,
 } from "../../core/model.js";
+import { scheduleOfSnapshot } from "../../core/schedule-policies.js";
 import { RecordExistsError, RecordNotFoundError } from "../../core/state/errors.js";
 import type { NodeRecord, VolumeRecord } from "../../core/state/records.js";
 import type { StateStore } from "../../core/state/store.js";
@@ -397,6 +398,12 @@ export class ClusterVolumes implements VolumeService, ExportRegistry {
 
   /** Taken by the coordinator at one point of the write stream on every replica. */
   async createSnapshot(volume: string, name?: string): Promise<Snapshot> {
+    if (name !== undefined && scheduleOfSnapshot(name) !== undefined) {
+      // Retention deletes what carries a schedule's name: a snapshot taken by hand must never be one.
+      throw invalid(
+        `snapshot name ${name} has the form policy schedules name their snapshots by (<schedule>-<UTC minute>), and their retention would delete it; choose another name`,
+      );
+    }
     return this.changeVolume(volume, "snapshot it", async ({ coordinator }, { id: volumeId }) => {
       const snapshotName =
         name ?? defaultSnapshotName(new Set((await this.store.snapshots.list(volumeId)).map((s) => s.name)));

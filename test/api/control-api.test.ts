@@ -110,8 +110,16 @@ describe("volumes and snapshots", () => {
     const unnamed = await request("POST", "/v1/volumes/db/snapshots");
     expect(unnamed.status).toBe(201);
 
+    // A schedule's name by hand would be deleted by the schedule's retention: refused, nothing taken.
+    const reserved = await request("POST", "/v1/volumes/db/snapshots", { name: "daily-20261203T0200Z" });
+    expect(reserved.status).toBe(400);
+    expect(errorOf(reserved).message).toBe(
+      "snapshot name daily-20261203T0200Z has the form policy schedules name their snapshots by (<schedule>-<UTC minute>), and their retention would delete it; choose another name",
+    );
+
     const listed = await request("GET", "/v1/volumes/db/snapshots");
     expect((listed.body as { snapshots: Snapshot[] }).snapshots.map((s) => s.name)).toContain("s1");
+    expect((listed.body as { snapshots: Snapshot[] }).snapshots).toHaveLength(2);
 
     const clone = await request("POST", "/v1/volumes/db/snapshots/s1/clone", { target: "db-copy" });
     expect(clone.status).toBe(201);

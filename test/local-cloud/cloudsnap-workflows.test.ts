@@ -307,9 +307,9 @@ describe("snapshot schedules in the cloudsnap workflow, from its ASL file", () =
   const DAY_MS = 86_400_000;
   const snapshotNames = async (volume: string) =>
     (await agent.volumes.listSnapshots(volume)).map((snapshot) => snapshot.name).sort();
-  /** A snapshot taken `days` ago: taken now on the replicas, its record dated back. */
+  /** A snapshot taken `days` ago (as its schedule would: by hand, the name is refused), its record dated back. */
   const takenDaysAgo = async (volume: string, name: string, days: number) => {
-    await agent.volumes.createSnapshot(volume, name);
+    await agent.volumes.createGroupSnapshot([volume], name);
     const { id: volumeId } = await store.volumes.getByName(volume);
     const record = await store.snapshots.get(volumeId, name);
     await store.snapshots.delete(volumeId, name);
