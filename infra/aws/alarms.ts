@@ -70,13 +70,16 @@ export class StrataAlarms extends Construct {
 
     // The health sweep's own metric (functions/health-sweep/handler.ts): the nodes offline at its
     // last pass, so the alarm stays on while a node stays lost, and clears when it is back.
+    const sweepName = "health-sweep";
+    const sweep = props.lambdas.get(sweepName);
     this.add("heartbeats-stale", {
       description:
         "The health sweep finds nodes whose heartbeats are stale: node-loss or az-failure takes them on; watch it in the Step Functions console",
       metric: new Metric({
         namespace: METRICS_NAMESPACE,
         metricName: "NodesOffline",
-        dimensionsMap: { service: "health-sweep" },
+        // Powertools' service dimension: the function's POWERTOOLS_SERVICE_NAME, its catalog name.
+        dimensionsMap: { service: sweepName },
         statistic: "Maximum",
         period: Duration.minutes(1),
       }),
@@ -84,14 +87,13 @@ export class StrataAlarms extends Construct {
       missing: TreatMissingData.NOT_BREACHING,
     });
 
-    const sweep = props.lambdas.get("health-sweep");
-    this.add("health-sweep-failing", {
+    this.add(`${sweepName}-failing`, {
       description: "The health sweep fails: lost heartbeats go unnoticed until it works again",
       metric: sweep.metricErrors({ statistic: "Sum", period: Duration.minutes(5) }),
       threshold: 1,
       missing: TreatMissingData.NOT_BREACHING,
     });
-    this.add("health-sweep-stopped", {
+    this.add(`${sweepName}-stopped`, {
       description: "The health sweep has not run for 5 minutes (its schedule is off or failing)",
       metric: sweep.metricInvocations({ statistic: "Sum", period: Duration.minutes(5) }),
       threshold: 1,
