@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { ControlClient } from "../core/control-client.js";
+import { DEFAULT_PREFIX } from "../infra/workflows.js";
 import { controlClient, resolveClusterDir } from "./cluster-dir.js";
 import { usageError } from "./failures.js";
 import { printJson } from "./output.js";
@@ -9,12 +10,17 @@ export interface GlobalOptions {
   json?: boolean;
   node?: string;
   api?: string;
+  stackPrefix?: string;
 }
 
 /** What every command needs: where the cluster is, how to talk to it, how to print. */
 export interface CliContext {
   dir: string;
   json: boolean;
+  /** The one agent the command talks to (--api), for a cluster with no local cluster file. */
+  api: string | undefined;
+  /** With `api`: the prefix of the control plane deployed in AWS, whose workflows it runs. */
+  stackPrefix: string;
   client(): Promise<ControlClient>;
   /** Prints `value` as JSON under --json, otherwise calls `human` to print it for people. */
   emit<T>(value: T, human: (value: T) => void): void;
@@ -28,6 +34,8 @@ export function contextOf(command: Command): CliContext {
   return {
     dir,
     json,
+    api,
+    stackPrefix: options.stackPrefix ?? (process.env.STRATA_STACK_PREFIX || DEFAULT_PREFIX),
     client: async () => (api === undefined ? controlClient(dir, options.node) : new ControlClient(api)),
     emit: (value, human) => (json ? printJson(value) : human(value)),
   };

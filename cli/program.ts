@@ -24,6 +24,10 @@ export function buildProgram(): Command {
       "--api <url>",
       "the control API of one agent to talk to instead of a local cluster's, e.g. an agent on EKS: http://<node IP>:9410 (default: $STRATA_API_URL)",
     )
+    .option(
+      "--stack-prefix <prefix>",
+      "with --api, the workflows are the control plane's deployed in AWS (region and credentials from the AWS environment): the prefix it was deployed with (default: $STRATA_STACK_PREFIX, else strata)",
+    )
     .showSuggestionAfterError(true);
 
   program.addCommand(clusterCommand());

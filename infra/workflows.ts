@@ -112,3 +112,9 @@ export const strataWorkflows: readonly StrataWorkflow[] = [
   { name: "cloudsnap", definitionFile: "state-machines/cloudsnap.asl.json" },
   { name: "restore", definitionFile: "state-machines/restore.asl.json" },
 ];
+
+/** The prefix of every named resource of a deployment (infra/aws) unless it names another. */
+export const DEFAULT_PREFIX = "strata";
+
+/** The state machine that runs `workflow`: `<prefix>-<workflow>`, in AWS and in the local cloud. */
+export const stateMachineName = (prefix: string, workflow: WorkflowName) => `${prefix}-${workflow}`;

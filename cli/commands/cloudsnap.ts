@@ -163,7 +163,7 @@ export function cloudsnapCommand(): Command {
           const request = { cloudsnap: id, volume: target, ...restoreParams };
           const startedAt = new Date();
           const name = restoreExecutionName(target, startedAt);
-          await withWorkflows(context.dir, async (source) => {
+          await withWorkflows(context, async (source) => {
             const executionArn = await source.start("restore", name, request);
             if (options.wait === true) {
               await followRestoreWorkflow(source, client, executionArn, request, startedAt);

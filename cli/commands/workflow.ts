@@ -8,19 +8,20 @@ import {
   type HistoryEvent,
   InvalidArn,
   ListExecutionsCommand,
+  ListStateMachinesCommand,
   SFNClient,
   StartExecutionCommand,
   StateMachineDoesNotExist,
 } from "@aws-sdk/client-sfn";
 import { Command, Option } from "commander";
-import { useLocalAws } from "../../core/local-aws-environment.js";
+import { LOCAL_CREDENTIALS, useLocalAws } from "../../core/local-aws-environment.js";
 import { ENDPOINT_VARIABLES } from "../../infra/local/aws/endpoints.js";
 import { LOCAL_ACCOUNT_ID, localRegion } from "../../infra/local/aws/identity.js";
 import { workflowMachine } from "../../infra/local/cloud-names.js";
-import { executionArn, stateMachineArn } from "../../infra/local/step-functions/arns.js";
-import { strataWorkflows, type WorkflowName } from "../../infra/workflows.js";
+import { stateMachineArn } from "../../infra/local/step-functions/arns.js";
+import { stateMachineName, strataWorkflows, type WorkflowName } from "../../infra/workflows.js";
 import { runningCluster } from "../cluster-dir.js";
-import { contextOf } from "../context.js";
+import { type CliContext, contextOf } from "../context.js";
 import { CliError } from "../failures.js";
 import { print } from "../output.js";
 import { workflowSteps } from "../workflow-steps.js";
@@ -34,7 +35,9 @@ export function workflowCommand(): Command {
   const workflow = new Command("workflow")
     .alias("workflows")
     .alias("wf")
-    .description("the recovery workflows (node-loss, az-failure): their executions and steps");
+    .description(
+      "the workflows (node-loss, az-failure, cloudsnap, restore): their executions and steps, from the local cloud or, with --api, the control plane deployed in AWS",
+    );
 
   workflow
     .command("list")
@@ -45,7 +48,7 @@ export function workflowCommand(): Command {
     .action(async (options: { status?: ExecutionStatus; workflow?: WorkflowName }, command: Command) => {
       const context = contextOf(command);
       const chosen = options.workflow === undefined ? WORKFLOWS : [options.workflow];
-      const items = await withWorkflows(context.dir, async (source) =>
+      const items = await withWorkflows(context, async (source) =>
         (await Promise.all(chosen.map((name) => source.listExecutions(name, options.status)))).flat(),
       );
       const executions = items
@@ -62,7 +65,7 @@ export function workflowCommand(): Command {
     .argument("<execution>", "execution name (as `workflow list` shows it) or ARN")
     .action(async (nameOrArn: string, _options: object, command: Command) => {
       const context = contextOf(command);
-      const { execution, events } = await withWorkflows(context.dir, async (source) => {
+      const { execution, events } = await withWorkflows(context, async (source) => {
         const execution = await source.find(nameOrArn);
         return { execution, events: await source.history(execution.executionArn!) };
       });
@@ -93,8 +96,16 @@ export interface WorkflowSource {
   close(): void;
 }
 
-export async function withWorkflows<T>(dir: string, use: (source: WorkflowSource) => Promise<T>): Promise<T> {
-  const source = await stepFunctions(dir);
+/**
+ * Runs `use` against the workflows of the cluster the command talks to: a local cluster's cloud, or,
+ * when the command talks to an agent by --api (a cluster on EKS), the control plane deployed in AWS.
+ */
+export async function withWorkflows<T>(
+  context: Pick<CliContext, "dir" | "api" | "stackPrefix">,
+  use: (source: WorkflowSource) => Promise<T>,
+): Promise<T> {
+  const source =
+    context.api === undefined ? await stepFunctions(context.dir) : deployedStepFunctions(context.stackPrefix);
   try {
     return await use(source);
   } finally {
@@ -114,33 +125,80 @@ export async function stepFunctions(dir: string): Promise<WorkflowSource> {
   // As `cluster status` does: the local cluster's region and placeholder credentials, and no SDK
   // warning about Node versions on every command.
   useLocalAws(cluster.dynamodb.endpoint);
-  return workflowSource(endpoint, localRegion());
+  const location = { region: localRegion(), account: LOCAL_ACCOUNT_ID };
+  const machines = new Map(
+    WORKFLOWS.map((workflow) => [workflow, stateMachineArn(location, workflowMachine(workflow))]),
+  );
+  return workflowSource(
+    // The local endpoints take any signature; these keep the SDK from looking for real ones.
+    new SFNClient({ endpoint, region: location.region, credentials: LOCAL_CREDENTIALS, maxAttempts: 2 }),
+    `the cluster's Step Functions endpoint ${endpoint}`,
+    async () => machines,
+  );
 }
 
-/** `region` must be the one the cluster's ARNs carry ("local" for a local cluster). */
-export function workflowSource(endpoint: string, region: string): WorkflowSource {
-  const client = new SFNClient({
-    endpoint,
-    region,
-    // The local endpoints take any signature; these keep the SDK from looking for real ones.
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    maxAttempts: 2,
+/**
+ * The control plane the CDK app deployed (infra/aws): its state machines, `<prefix>-<workflow>`,
+ * found by name with ListStateMachines, so neither the account nor the partition has to be known.
+ * Region and credentials come from the standard AWS environment, as for the aws CLI.
+ */
+export function deployedStepFunctions(prefix: string): WorkflowSource {
+  const client = new SFNClient({});
+  let machines: Promise<Map<WorkflowName, string>> | undefined;
+  const where = () => `Step Functions in ${process.env.AWS_REGION ?? "the configured region"}`;
+  const list = async () => {
+    const byName = new Map<string, string>();
+    let nextToken: string | undefined;
+    do {
+      const page = await client.send(
+        new ListStateMachinesCommand({ maxResults: 1000, ...(nextToken === undefined ? {} : { nextToken }) }),
+      );
+      for (const machine of page.stateMachines ?? []) byName.set(machine.name!, machine.stateMachineArn!);
+      nextToken = page.nextToken;
+    } while (nextToken);
+    const found = new Map<WorkflowName, string>();
+    for (const workflow of WORKFLOWS) {
+      const arn = byName.get(stateMachineName(prefix, workflow));
+      if (arn !== undefined) found.set(workflow, arn);
+    }
+    if (found.size === 0)
+      throw new CliError(
+        `${where()} has no Strata state machines named ${stateMachineName(prefix, "node-loss")} and so on: ` +
+          "deploy the control plane there (docs/deploy-aws.md), or give its prefix with --stack-prefix",
+      );
+    return found;
+  };
+  return workflowSource(client, where(), () => {
+    machines ??= list();
+    return machines;
   });
-  const location = { region, account: LOCAL_ACCOUNT_ID };
-  const machineArn = (workflow: WorkflowName) => stateMachineArn(location, workflowMachine(workflow));
+}
+
+/**
+ * The workflow calls on one Step Functions: `machines` names each workflow's state machine ARN (an
+ * execution's ARN is its machine's with the execution's name), `where` says which service an error
+ * is about.
+ */
+function workflowSource(
+  client: SFNClient,
+  where: string,
+  machines: () => Promise<Map<WorkflowName, string>>,
+): WorkflowSource {
+  const machineArn = async (workflow: WorkflowName) => {
+    const arn = (await call(machines)).get(workflow);
+    if (arn === undefined) throw new CliError(`${where} has no state machine for the ${workflow} workflow`);
+    return arn;
+  };
+  const executionOf = async (workflow: WorkflowName, name: string) =>
+    `${(await machineArn(workflow)).replace(":stateMachine:", ":execution:")}:${name}`;
   const call = async <T>(send: () => Promise<T>): Promise<T> => {
     try {
       return await send();
     } catch (error) {
       if (error instanceof StateMachineDoesNotExist)
-        throw new CliError(
-          `the Step Functions at ${endpoint} has no Strata state machines in region "${region}"`,
-        );
+        throw new CliError(`${where} has no Strata state machines: ${error.message}`);
       if (error instanceof ExecutionDoesNotExist || error instanceof InvalidArn) throw error;
-      const code = (error as { code?: string }).code;
-      if (code === "ECONNREFUSED")
-        throw new CliError(`the cluster's Step Functions endpoint ${endpoint} does not answer`);
-      throw error;
+      throw awsCallFailure(error, where);
     }
   };
   const describe = async (arn: string) => {
@@ -156,12 +214,13 @@ export function workflowSource(endpoint: string, region: string): WorkflowSource
   return {
     async listExecutions(workflow, status) {
       const items: ExecutionListItem[] = [];
+      const stateMachineArn = await machineArn(workflow);
       let nextToken: string | undefined;
       do {
         const page = await call(() =>
           client.send(
             new ListExecutionsCommand({
-              stateMachineArn: machineArn(workflow),
+              stateMachineArn,
               maxResults: 1000,
               ...(status === undefined ? {} : { statusFilter: status }),
               ...(nextToken === undefined ? {} : { nextToken }),
@@ -182,7 +241,9 @@ export function workflowSource(endpoint: string, region: string): WorkflowSource
       }
       const found = (
         await Promise.all(
-          WORKFLOWS.map((workflow) => describe(executionArn(location, workflowMachine(workflow), nameOrArn))),
+          [...(await call(machines)).keys()].map(async (workflow) =>
+            describe(await executionOf(workflow, nameOrArn)),
+          ),
         )
       ).filter((execution) => execution !== undefined);
       if (found.length === 0) throw new CliError(`no workflow execution named "${nameOrArn}"`);
@@ -214,10 +275,11 @@ export function workflowSource(endpoint: string, region: string): WorkflowSource
     },
 
     async start(workflow, name, input) {
+      const stateMachineArn = await machineArn(workflow);
       const started = await call(() =>
         client.send(
           new StartExecutionCommand({
-            stateMachineArn: machineArn(workflow),
+            stateMachineArn,
             name,
             input: JSON.stringify(input),
           }),
@@ -228,4 +290,19 @@ export function workflowSource(endpoint: string, region: string): WorkflowSource
 
     close: () => client.destroy(),
   };
+}
+
+/**
+ * An AWS call's failure as one sentence where the cause is the environment (nothing listening, no
+ * region, no credentials); anything else as it came.
+ */
+function awsCallFailure(error: unknown, where: string): unknown {
+  if (error instanceof CliError) return error;
+  const { code, name, message } = error as { code?: string; name?: string; message?: string };
+  if (code === "ECONNREFUSED") return new CliError(`${where} does not answer`);
+  if (name === "CredentialsProviderError")
+    return new CliError(`no AWS credentials to call ${where} with (${message})`);
+  if (message === "Region is missing")
+    return new CliError("set AWS_REGION to the region the Strata control plane is deployed in");
+  return error;
 }

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { strataSchedules } from "../schedules.js";
+import { DEFAULT_PREFIX } from "../workflows.js";
 
 /**
  * What one deployment of the control plane is for, from the CDK context: cdk.json holds the
@@ -124,7 +125,7 @@ const Context = z.object({
 const OPTIONAL_KEYS = new Set<string>(["bucketName", "alarmEmail"]);
 
 const DEFAULTS = {
-  prefix: "strata",
+  prefix: DEFAULT_PREFIX,
   zones: [],
   schedules: {},
   logLevel: "INFO",

@@ -5,7 +5,13 @@ import { PolicyStatement } from "aws-cdk-lib/aws-iam";
 import { LogGroup, RetentionDays } from "aws-cdk-lib/aws-logs";
 import { DefinitionBody, LogLevel, StateMachine, StateMachineType } from "aws-cdk-lib/aws-stepfunctions";
 import { Construct } from "constructs";
-import { type StrataWorkflow, strataFunctions, strataWorkflows, type WorkflowName } from "../workflows.js";
+import {
+  type StrataWorkflow,
+  stateMachineName,
+  strataFunctions,
+  strataWorkflows,
+  type WorkflowName,
+} from "../workflows.js";
 import type { StrataLambdas } from "./lambdas.js";
 
 /** `${Name}`: a DefinitionSubstitutions placeholder, as the local cloud reads them too. */
@@ -15,9 +21,6 @@ const PLACEHOLDER = /\$\{([^}]*)\}/g;
 export function placeholdersIn(definition: string): string[] {
   return [...new Set([...definition.matchAll(PLACEHOLDER)].map((match) => match[1]!))];
 }
-
-/** The state machine that runs `workflow`: `<prefix>-<workflow>`, as locally `strata-<workflow>`. */
-export const stateMachineName = (prefix: string, workflow: WorkflowName) => `${prefix}-${workflow}`;
 
 export interface StrataStateMachinesProps {
   projectRoot: string;

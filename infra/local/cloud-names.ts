@@ -1,4 +1,4 @@
-import type { WorkflowName } from "../workflows.js";
+import { DEFAULT_PREFIX, stateMachineName, type WorkflowName } from "../workflows.js";
 
 /**
  * The local cloud's names that its readers need without loading it (the CLI reads the event log
@@ -9,4 +9,4 @@ import type { WorkflowName } from "../workflows.js";
 export const EVENTS_FILE = "events.jsonl";
 
 /** The state machine that runs `workflow` in the local cloud. */
-export const workflowMachine = (workflow: WorkflowName) => `strata-${workflow}`;
+export const workflowMachine = (workflow: WorkflowName) => stateMachineName(DEFAULT_PREFIX, workflow);

@@ -313,12 +313,24 @@ let sfn: LocalStepFunctions;
 let endpoints: LocalAwsEndpoints;
 let ec2: LocalEc2;
 
+/** The fixture's Step Functions behind the local AWS endpoints, and a directory for the cluster file. */
+async function startFixture(prefix: string): Promise<void> {
+  dir = await mkdtemp(join(tmpdir(), prefix));
+  sfn = await fixtureStepFunctions();
+  ec2 = LocalEc2.create({ clusterName: "strata-test", nodegroups: [{ zone: "local-a" }] });
+  endpoints = await startLocalAwsEndpoints({ stepFunctions: sfn, eventBus: new FakeEventBus(), ec2 });
+}
+
+async function stopFixture(): Promise<void> {
+  await sfn?.close();
+  await endpoints?.close();
+  ec2?.close();
+  await rm(dir, { recursive: true, force: true });
+}
+
 describe("strata workflow list/show against the local Step Functions endpoint", () => {
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), "strata-workflow-views-"));
-    sfn = await fixtureStepFunctions();
-    ec2 = LocalEc2.create({ clusterName: "strata-test", nodegroups: [{ zone: "local-a" }] });
-    endpoints = await startLocalAwsEndpoints({ stepFunctions: sfn, eventBus: new FakeEventBus(), ec2 });
+    await startFixture("strata-workflow-views-");
     await writeClusterFile(dir, {
       pid: process.pid,
       startedAt: new Date().toISOString(),
@@ -337,12 +349,7 @@ describe("strata workflow list/show against the local Step Functions endpoint", 
     });
   });
 
-  afterAll(async () => {
-    await sfn?.close();
-    await endpoints?.close();
-    ec2?.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(stopFixture);
 
   it("says so when no workflow has run", async () => {
     expect(await strata("workflow", "list")).toEqual({
@@ -430,6 +437,86 @@ describe("strata workflow list/show against the local Step Functions endpoint", 
     expect(both.code).toBe(1);
     expect(both.stderr).toMatch(
       /^error: both workflows have an execution named "twice": give its ARN, arn:.*\n$/,
+    );
+  });
+});
+
+describe("strata --api: the workflows of the control plane deployed in AWS", () => {
+  // The AWS environment as an operator has it, the endpoint pointing at the local Step Functions:
+  // the CLI finds the state machines by name, as it must in an account it knows nothing of.
+  const environment = () => ({
+    AWS_ENDPOINT_URL_SFN: endpoints.environment.AWS_ENDPOINT_URL_SFN!,
+    AWS_REGION: "local",
+    AWS_ACCESS_KEY_ID: "operator",
+    AWS_SECRET_ACCESS_KEY: "operator",
+  });
+  const withEnvironment = async <T>(variables: Record<string, string | undefined>, run: () => Promise<T>) => {
+    const saved = Object.fromEntries(Object.keys(variables).map((name) => [name, process.env[name]]));
+    const assign = (values: Record<string, string | undefined>) => {
+      for (const [name, value] of Object.entries(values)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    };
+    assign(variables);
+    try {
+      return await run();
+    } finally {
+      assign(saved);
+    }
+  };
+  // An agent's API that is never called: --api only says the cluster is not a local one.
+  const remote = ["--api", "http://127.0.0.1:1"];
+
+  beforeAll(async () => {
+    await startFixture("strata-workflow-aws-");
+    const { executionArn } = await sfn.startExecution({
+      stateMachineArn: sfn.stateMachineArn("strata-az-failure"),
+      name: "az-failure-local-b",
+      input: JSON.stringify({ zone: "local-b" }),
+    });
+    await closedExecution(sfn, executionArn!);
+  });
+
+  afterAll(stopFixture);
+
+  it("lists and shows executions with no local cluster, by the deployed state machines' names", async () => {
+    await withEnvironment(environment(), async () => {
+      const listed = await strata(...remote, "workflow", "list", "--json");
+      expect(listed.stderr).toBe("");
+      const { executions } = JSON.parse(listed.stdout) as { executions: { status: string }[] };
+      expect({ executions }).toEqual({
+        executions: [
+          expect.objectContaining({
+            name: "az-failure-local-b",
+            workflow: "az-failure",
+            executionArn: "arn:aws:states:local:000000000000:execution:strata-az-failure:az-failure-local-b",
+          }),
+        ],
+      });
+      const shown = await strata(...remote, "workflow", "show", "az-failure-local-b");
+      expect(shown.code).toBe(0);
+      expect(shown.stdout).toMatch(/^Name:\s+az-failure-local-b$/m);
+      expect(shown.stdout).toMatch(new RegExp(`^Status:\\s+${executions[0]!.status}$`, "m"));
+    });
+  });
+
+  it("says in one sentence that no control plane has the prefix, or that no region is set", async () => {
+    await withEnvironment(environment(), async () => {
+      expect(await strata(...remote, "--stack-prefix", "prod", "workflow", "list")).toEqual({
+        code: 1,
+        stdout: "",
+        stderr:
+          "error: Step Functions in local has no Strata state machines named prod-node-loss and so on: deploy the control plane there (docs/deploy-aws.md), or give its prefix with --stack-prefix\n",
+      });
+    });
+    await withEnvironment(
+      { ...environment(), AWS_REGION: undefined, AWS_DEFAULT_REGION: undefined },
+      async () => {
+        expect((await strata(...remote, "workflow", "list")).stderr).toBe(
+          "error: set AWS_REGION to the region the Strata control plane is deployed in\n",
+        );
+      },
     );
   });
 });

@@ -8,6 +8,8 @@ import type {
   HistoryEvent,
   ListExecutionsInput,
   ListExecutionsOutput,
+  ListStateMachinesInput,
+  ListStateMachinesOutput,
   StartExecutionInput,
   StartExecutionOutput,
   StopExecutionInput,
@@ -72,6 +74,19 @@ export class FakeStepFunctions implements StepFunctionsApi {
         startDate,
       })),
       ...(end < all.length ? { nextToken: String(end) } : {}),
+    };
+  }
+
+  /** The machines executions were started on: the fake has no definitions of its own. */
+  async listStateMachines(_input: ListStateMachinesInput): Promise<ListStateMachinesOutput> {
+    const arns = new Set([...this.executions.values()].map((e) => e.stateMachineArn!));
+    return {
+      stateMachines: [...arns].map((arn) => ({
+        stateMachineArn: arn,
+        name: arn.slice(arn.lastIndexOf(":") + 1),
+        type: "STANDARD",
+        creationDate: new Date(0),
+      })),
     };
   }
 

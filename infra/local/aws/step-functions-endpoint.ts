@@ -2,6 +2,7 @@ import type {
   DescribeExecutionInput,
   GetExecutionHistoryInput,
   ListExecutionsInput,
+  ListStateMachinesInput,
   StartExecutionInput,
   StopExecutionInput,
 } from "@aws-sdk/client-sfn";
@@ -22,6 +23,7 @@ export function stepFunctionsProtocol(api: StepFunctionsApi): AwsProtocolHandler
       StartExecution: (input) => api.startExecution(input as unknown as StartExecutionInput),
       DescribeExecution: (input) => api.describeExecution(input as unknown as DescribeExecutionInput),
       ListExecutions: (input) => api.listExecutions(input as unknown as ListExecutionsInput),
+      ListStateMachines: (input) => api.listStateMachines(input as unknown as ListStateMachinesInput),
       GetExecutionHistory: (input) => api.getExecutionHistory(input as unknown as GetExecutionHistoryInput),
       StopExecution: (input) => api.stopExecution(input as unknown as StopExecutionInput),
     },

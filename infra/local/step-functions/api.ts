@@ -5,6 +5,8 @@ import type {
   GetExecutionHistoryOutput,
   ListExecutionsInput,
   ListExecutionsOutput,
+  ListStateMachinesInput,
+  ListStateMachinesOutput,
   StartExecutionInput,
   StartExecutionOutput,
   StopExecutionInput,
@@ -21,6 +23,7 @@ export interface StepFunctionsApi {
   startExecution(input: StartExecutionInput): Promise<StartExecutionOutput>;
   describeExecution(input: DescribeExecutionInput): Promise<DescribeExecutionOutput>;
   listExecutions(input: ListExecutionsInput): Promise<ListExecutionsOutput>;
+  listStateMachines(input: ListStateMachinesInput): Promise<ListStateMachinesOutput>;
   getExecutionHistory(input: GetExecutionHistoryInput): Promise<GetExecutionHistoryOutput>;
   stopExecution(input: StopExecutionInput): Promise<StopExecutionOutput>;
 }

@@ -10,6 +10,8 @@ import type {
   HistoryEvent,
   ListExecutionsInput,
   ListExecutionsOutput,
+  ListStateMachinesInput,
+  ListStateMachinesOutput,
   StartExecutionInput,
   StartExecutionOutput,
   StopExecutionInput,
@@ -128,10 +130,13 @@ export class LocalStepFunctions implements StepFunctionsApi {
   private readonly clock: () => Date;
   private seq = 0;
   private closing = false;
+  /** The machines were all created with the runner: their creation date. */
+  private readonly createdAt: Date;
 
   constructor(private readonly options: LocalStepFunctionsOptions) {
     this.location = { region: options.region ?? localRegion(), account: LOCAL_ACCOUNT_ID };
     this.clock = options.clock ?? (() => new Date());
+    this.createdAt = this.clock();
     for (const { name, definition } of options.stateMachines) {
       checkName(name);
       const arn = stateMachineArn(this.location, name);
@@ -223,6 +228,23 @@ export class LocalStepFunctions implements StepFunctionsApi {
 
   async describeExecution(input: DescribeExecutionInput): Promise<DescribeExecutionOutput> {
     return describe(this.execution(input.executionArn));
+  }
+
+  async listStateMachines(input: ListStateMachinesInput): Promise<ListStateMachinesOutput> {
+    const size = pageSize(input.maxResults);
+    const scope = "state machines";
+    const from = decodeToken(input.nextToken, scope) ?? 0;
+    const all = [...this.machines.values()].sort((a, b) => a.name.localeCompare(b.name));
+    const page = all.slice(from, from + size);
+    return {
+      stateMachines: page.map(({ arn, name }) => ({
+        stateMachineArn: arn,
+        name,
+        type: "STANDARD",
+        creationDate: this.createdAt,
+      })),
+      nextToken: from + size < all.length ? encodeToken(scope, from + size) : undefined,
+    };
   }
 
   async listExecutions(input: ListExecutionsInput): Promise<ListExecutionsOutput> {
