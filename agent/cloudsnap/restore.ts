@@ -1,8 +1,9 @@
 import type { CloudsnapBucket } from "../../core/cloud/cloudsnap-bucket.js";
 import { eachConcurrently } from "../../core/concurrency.js";
 import { decodeChunk } from "./chunk-codec.js";
+import { decodeDelta } from "./delta-codec.js";
 import type { VolumeKeys } from "./keys.js";
-import type { ChunkLocation, Manifest } from "./manifest.js";
+import type { ChunkDelta, ChunkLocation, Manifest } from "./manifest.js";
 import { placeOf, planPackReads, readPack } from "./pack-reads.js";
 
 /** Ranges fetched, decrypted and written at once. */
@@ -33,9 +34,20 @@ export interface RestoreRequest {
   onProgress?: (progress: RestoreProgress) => void;
 }
 
-/** A stored chunk and every volume chunk index it fills (equal chunks are stored once). */
+/**
+ * A stored full chunk: every volume chunk index it fills, and the deltas that rebuild other chunks
+ * on it (keyed by place). A base no index names itself has no indexes.
+ */
 interface StoredChunk {
   location: ChunkLocation;
+  indexes: number[];
+  deltas: Map<string, StoredDelta>;
+}
+
+/** A stored delta and every volume chunk index the chunk it rebuilds fills. */
+interface StoredDelta {
+  location: ChunkLocation;
+  delta: ChunkDelta;
   indexes: number[];
 }
 
@@ -43,16 +55,13 @@ interface StoredChunk {
  * Writes every chunk the manifest names into the target; the chunks it does not name are zeros,
  * which a new (thin) volume already reads. Every chunk is checked after decryption against its id,
  * and a chunk whose size does not fit its place is refused: a failure names the object and the
- * chunk, and the caller discards what was written.
+ * chunk, and the caller discards what was written. Full chunks are fetched in ranged reads of
+ * neighbours (pack-reads.ts), bases with them; the deltas on the bases of one read are fetched
+ * next, in ranged reads of their own, and applied while that read is still in memory.
  */
 export async function restoreCloudsnap(request: RestoreRequest): Promise<RestoreProgress> {
   const { bucket, keys, manifest } = request;
-  const stored = new Map<string, StoredChunk>();
-  for (const [index, location] of manifest.chunks) {
-    const found = stored.get(placeOf(location));
-    if (found === undefined) stored.set(placeOf(location), { location, indexes: [index] });
-    else found.indexes.push(index);
-  }
+  const stored = storedChunks(manifest);
   const progress: RestoreProgress = {
     restoredBytes: 0,
     totalBytes: 0,
@@ -61,30 +70,92 @@ export async function restoreCloudsnap(request: RestoreRequest): Promise<Restore
     requests: 0,
   };
   for (const index of manifest.chunks.keys()) progress.totalBytes += spanOf(manifest, index);
+  const place = async (
+    plaintext: Buffer,
+    indexes: readonly number[],
+    what: string,
+    writes: CoalescedWrites,
+  ) => {
+    for (const index of indexes) {
+      if (plaintext.length > spanOf(manifest, index)) {
+        throw new Error(`${what} holds ${plaintext.length} bytes, more than chunk ${index} of the volume`);
+      }
+      await writes.add(index * manifest.chunkBytes, plaintext);
+      progress.restoredBytes += plaintext.length;
+      progress.chunks++;
+    }
+  };
   await eachConcurrently(planPackReads(stored.values()), FETCH_CONCURRENCY, async (read) => {
     const chunks = await readPack(bucket, manifest.volumeId, read);
     progress.requests++;
     const writes = new CoalescedWrites(request.write);
     // Upload workers interleave a pack's chunks; in volume order, neighbours join into one write.
-    chunks.sort((a, b) => a.chunk.indexes[0]! - b.chunk.indexes[0]!);
+    chunks.sort((a, b) => firstIndex(a.chunk) - firstIndex(b.chunk));
     for (const { chunk, sealed, where } of chunks) {
+      if (chunk.indexes.length === 0) continue;
       const plaintext = await decodeChunk(chunk.location.id, sealed, keys, where);
-      for (const index of chunk.indexes) {
-        if (plaintext.length > spanOf(manifest, index)) {
-          throw new Error(
-            `chunk ${chunk.location.id} in ${where} holds ${plaintext.length} bytes, more than chunk ${index} of the volume`,
-          );
-        }
-        await writes.add(index * manifest.chunkBytes, plaintext);
-        progress.restoredBytes += plaintext.length;
-        progress.chunks++;
-      }
+      await place(plaintext, chunk.indexes, `chunk ${chunk.location.id} in ${where}`, writes);
     }
     await writes.flush();
+
+    const bases = new Map(chunks.map((fetched) => [placeOf(fetched.chunk.location), fetched]));
+    const deltas = chunks.flatMap(({ chunk }) => [...chunk.deltas.values()]);
+    for (const deltaRead of planPackReads(deltas)) {
+      const fetched = await readPack(bucket, manifest.volumeId, deltaRead);
+      progress.requests++;
+      // By base, so that each base is decoded once per read of its deltas and only one is held.
+      fetched.sort(
+        (a, b) =>
+          a.chunk.delta.base.offset - b.chunk.delta.base.offset || firstIndex(a.chunk) - firstIndex(b.chunk),
+      );
+      let base: { place: string; plaintext: Buffer } | undefined;
+      for (const { chunk, sealed, where } of fetched) {
+        const basePlace = placeOf(chunk.delta.base);
+        if (base?.place !== basePlace) {
+          const from = bases.get(basePlace)!;
+          base = {
+            place: basePlace,
+            plaintext: await decodeChunk(from.chunk.location.id, from.sealed, keys, from.where),
+          };
+        }
+        const delta = { id: chunk.location.id, baseId: chunk.delta.base.id, blocks: chunk.delta.blocks };
+        const plaintext = await decodeDelta(delta, sealed, base.plaintext, keys, where);
+        await place(plaintext, chunk.indexes, `delta of chunk ${chunk.location.id} in ${where}`, writes);
+      }
+      await writes.flush();
+    }
     request.onProgress?.(progress);
   });
   return progress;
 }
+
+/** The full chunks to fetch, by place, each with the deltas on it (equal objects are fetched once). */
+function storedChunks(manifest: Manifest): Map<string, StoredChunk> {
+  const stored = new Map<string, StoredChunk>();
+  const full = (location: ChunkLocation) => {
+    const { id, pack, offset, length } = location;
+    let found = stored.get(placeOf(location));
+    if (found === undefined) {
+      found = { location: { id, pack, offset, length }, indexes: [], deltas: new Map() };
+      stored.set(placeOf(location), found);
+    }
+    return found;
+  };
+  for (const [index, entry] of manifest.chunks) {
+    if (entry.delta === undefined) {
+      full(entry).indexes.push(index);
+      continue;
+    }
+    const { deltas } = full(entry.delta.base);
+    const found = deltas.get(placeOf(entry));
+    if (found === undefined)
+      deltas.set(placeOf(entry), { location: entry, delta: entry.delta, indexes: [index] });
+    else found.indexes.push(index);
+  }
+  return stored;
+}
+
+const firstIndex = (chunk: { indexes: readonly number[] }) => chunk.indexes[0] ?? -1;
 
 /** Joins writes that continue one another into requests of up to WRITE_BYTES. */
 class CoalescedWrites {
