@@ -39,10 +39,11 @@ export interface CollectGarbage {
 
 /**
  * Garbage collection of one volume's objects. What is live is what the listed cloudsnaps'
- * manifests name, chunks and deltas and the bases of those deltas; the rest goes: packs nothing names, manifests no catalog lists (left by an upload
- * or a delete cut short), and packs mostly dead are repacked. Memory holds the places of the
- * volume's distinct live chunks (about 100 bytes per MiB of distinct data), read one manifest at a
- * time: it grows with the largest volume, not with the number of cloudsnaps or volumes.
+ * manifests name: chunks, deltas and the deltas' bases; the rest goes: packs nothing names,
+ * manifests no catalog lists (left by an upload or a delete cut short), and packs mostly dead are
+ * repacked. Memory holds the places of the volume's distinct live chunks (about 100 bytes per MiB
+ * of distinct data), read one manifest at a time: it grows with the largest volume, not with the
+ * number of cloudsnaps or volumes.
  *
  * Crash-safe in every order: new packs are complete before a manifest names them, each manifest
  * is replaced whole, and a pack is deleted only once no manifest names it. Runs under the

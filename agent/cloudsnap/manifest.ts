@@ -87,18 +87,20 @@ export async function sealManifest(manifest: Manifest, keys: VolumeKeys): Promis
     return ref;
   };
   const blocksBytes = bitmapBytes(manifest.chunkBytes);
-  const entries: Buffer[] = [];
+  const deltaBytes = LOCATION_BYTES + blocksBytes;
+  let deltas = 0;
+  for (const entry of manifest.chunks.values()) if (entry.delta !== undefined) deltas++;
+  // One buffer for all entries: a 1 TiB volume has a million of them.
+  const entries = Buffer.alloc(manifest.chunks.size * ENTRY_BYTES + deltas * deltaBytes);
+  let at = 0;
   for (const [index, entry] of [...manifest.chunks].sort(([a], [b]) => a - b)) {
     const { delta } = entry;
-    const bytes = Buffer.alloc(ENTRY_BYTES + (delta === undefined ? 0 : LOCATION_BYTES + blocksBytes));
-    let at = bytes.writeUInt32BE(index);
-    at = writeLocation(bytes, at, entry, refOf(entry.pack) | (delta === undefined ? 0 : DELTA_FLAG));
-    if (delta !== undefined) {
-      if (delta.blocks.length !== blocksBytes) throw new Error(`chunk ${index} has a malformed delta bitmap`);
-      at = writeLocation(bytes, at, delta.base, refOf(delta.base.pack));
-      delta.blocks.copy(bytes, at);
-    }
-    entries.push(bytes);
+    at = entries.writeUInt32BE(index, at);
+    at = writeLocation(entries, at, entry, refOf(entry.pack) | (delta === undefined ? 0 : DELTA_FLAG));
+    if (delta === undefined) continue;
+    if (delta.blocks.length !== blocksBytes) throw new Error(`chunk ${index} has a malformed delta bitmap`);
+    at = writeLocation(entries, at, delta.base, refOf(delta.base.pack));
+    at += delta.blocks.copy(entries, at);
   }
   const { chunks: _, ...header } = manifest;
   const headerJson = Buffer.from(JSON.stringify({ ...header, format: MANIFEST_FORMAT, packs }));
@@ -106,7 +108,7 @@ export async function sealManifest(manifest: Manifest, keys: VolumeKeys): Promis
   lengths.writeUInt32BE(headerJson.length);
   const count = Buffer.alloc(4);
   count.writeUInt32BE(manifest.chunks.size);
-  const plain = await deflate(Buffer.concat([lengths, headerJson, count, ...entries]));
+  const plain = await deflate(Buffer.concat([lengths, headerJson, count, entries]));
   return seal(plain, keys.manifestKey, associatedData(manifest.volumeId, manifest.cloudsnapId));
 }
 
@@ -148,7 +150,7 @@ export async function openManifest(
     const invalid = () => refuse(`has an invalid entry ${entry} (chunk ${index})`);
     const ref = bytes.readUInt32BE(at + 4);
     const isDelta = header.format >= 2 && (ref & DELTA_FLAG) !== 0;
-    const location = readLocation(bytes, at + 4, packs, ref & ~DELTA_FLAG);
+    const location = readLocation(bytes, at + 4, packs, isDelta ? ref & ~DELTA_FLAG : ref);
     at += ENTRY_BYTES;
     if (index <= previous || index >= chunkCount || location === undefined) throw invalid();
     previous = index;

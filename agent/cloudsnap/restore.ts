@@ -70,7 +70,7 @@ export async function restoreCloudsnap(request: RestoreRequest): Promise<Restore
     requests: 0,
   };
   for (const index of manifest.chunks.keys()) progress.totalBytes += spanOf(manifest, index);
-  const place = async (
+  const fill = async (
     plaintext: Buffer,
     indexes: readonly number[],
     what: string,
@@ -94,7 +94,7 @@ export async function restoreCloudsnap(request: RestoreRequest): Promise<Restore
     for (const { chunk, sealed, where } of chunks) {
       if (chunk.indexes.length === 0) continue;
       const plaintext = await decodeChunk(chunk.location.id, sealed, keys, where);
-      await place(plaintext, chunk.indexes, `chunk ${chunk.location.id} in ${where}`, writes);
+      await fill(plaintext, chunk.indexes, `chunk ${chunk.location.id} in ${where}`, writes);
     }
     await writes.flush();
 
@@ -120,7 +120,7 @@ export async function restoreCloudsnap(request: RestoreRequest): Promise<Restore
         }
         const delta = { id: chunk.location.id, baseId: chunk.delta.base.id, blocks: chunk.delta.blocks };
         const plaintext = await decodeDelta(delta, sealed, base.plaintext, keys, where);
-        await place(plaintext, chunk.indexes, `delta of chunk ${chunk.location.id} in ${where}`, writes);
+        await fill(plaintext, chunk.indexes, `delta of chunk ${chunk.location.id} in ${where}`, writes);
       }
       await writes.flush();
     }

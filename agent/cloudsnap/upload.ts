@@ -82,8 +82,9 @@ export async function uploadCloudsnap(request: UploadRequest): Promise<UploadRes
     if (entry.delta !== undefined && !known.has(entry.delta.base.id))
       known.set(entry.delta.base.id, entry.delta.base);
   }
-  // A chunk of another length than its base cannot be a delta on it: the volume was resized.
-  const deltaBase =
+  // What a changed chunk's delta builds on: the previous cloudsnap's entry at its index. None when
+  // the volume was resized, as a chunk of another length than its base cannot be a delta on it.
+  const previousEntries =
     incremental && base.manifest.sizeBytes === source.sizeBytes && base.manifest.chunkBytes === CHUNK_BYTES
       ? base.manifest.chunks
       : undefined;
@@ -112,7 +113,7 @@ export async function uploadCloudsnap(request: UploadRequest): Promise<UploadRes
         let location = known.get(id);
         if (location === undefined) {
           const blocks = touchedBlocks(chunkRuns, offset, data.length, CHUNK_BYTES);
-          const delta = planDelta(deltaBase?.get(index), blocks, data.length);
+          const delta = planDelta(previousEntries?.get(index), blocks, data.length);
           location =
             delta === undefined
               ? encodeChunk(id, data, keys).then((encoded) => writer.add(id, encoded.sealed))
