@@ -4,7 +4,7 @@ import { decodeChunk } from "./chunk-codec.js";
 import { decodeDelta } from "./delta-codec.js";
 import type { VolumeKeys } from "./keys.js";
 import type { ChunkDelta, ChunkLocation, Manifest } from "./manifest.js";
-import { placeOf, planPackReads, readPack } from "./pack-reads.js";
+import { type PackRead, placeOf, planPackReads, readPack } from "./pack-reads.js";
 
 /** Ranges fetched, decrypted and written at once. */
 const FETCH_CONCURRENCY = 4;
@@ -15,6 +15,14 @@ const FETCH_CONCURRENCY = 4;
  * more than the range.
  */
 const WRITE_BYTES = 8 * 1024 * 1024;
+/**
+ * The deltas on the bases of consecutive ranges are fetched together, up to this many sealed bytes
+ * and this many ranges: one upload's deltas sit together in its packs, so the deltas of a few
+ * ranges come in a request or two instead of a few per range, while what a restore holds stays at
+ * its concurrency × (a range + this), as before deltas, and enough batches remain to run at once.
+ */
+const DELTA_BATCH_BYTES = 8 * 1024 * 1024;
+const DELTA_BATCH_RANGES = 8;
 
 export interface RestoreProgress {
   /** Plaintext bytes written. */
@@ -56,12 +64,12 @@ interface StoredDelta {
  * which a new (thin) volume already reads. Every chunk is checked after decryption against its id,
  * and a chunk whose size does not fit its place is refused: a failure names the object and the
  * chunk, and the caller discards what was written. Full chunks are fetched in ranged reads of
- * neighbours (pack-reads.ts), bases with them; the deltas on the bases of one read are fetched
- * next, in ranged reads of their own, and applied while that read is still in memory.
+ * neighbours (pack-reads.ts), bases with them. The deltas on the bases of a few consecutive ranges
+ * are fetched first, together (they are small, and they sit together in the packs of the uploads
+ * that made them), then each range, whose bases rebuild their deltas' chunks.
  */
 export async function restoreCloudsnap(request: RestoreRequest): Promise<RestoreProgress> {
   const { bucket, keys, manifest } = request;
-  const stored = storedChunks(manifest);
   const progress: RestoreProgress = {
     restoredBytes: 0,
     totalBytes: 0,
@@ -85,49 +93,75 @@ export async function restoreCloudsnap(request: RestoreRequest): Promise<Restore
       progress.chunks++;
     }
   };
-  await eachConcurrently(planPackReads(stored.values()), FETCH_CONCURRENCY, async (read) => {
-    const chunks = await readPack(bucket, manifest.volumeId, read);
+  const fetch = async <T extends { location: ChunkLocation }>(read: PackRead<T>) => {
+    const fetched = await readPack(bucket, manifest.volumeId, read);
     progress.requests++;
-    const writes = new CoalescedWrites(request.write);
-    // Upload workers interleave a pack's chunks; in volume order, neighbours join into one write.
-    chunks.sort((a, b) => firstIndex(a.chunk) - firstIndex(b.chunk));
-    for (const { chunk, sealed, where } of chunks) {
-      if (chunk.indexes.length === 0) continue;
-      const plaintext = await decodeChunk(chunk.location.id, sealed, keys, where);
-      await fill(plaintext, chunk.indexes, `chunk ${chunk.location.id} in ${where}`, writes);
+    return fetched;
+  };
+  const ranges = planPackReads(storedChunks(manifest).values());
+  await eachConcurrently(batchesOf(ranges), FETCH_CONCURRENCY, async (batch) => {
+    const deltas = new Map<string, { sealed: Buffer; where: string }>();
+    for (const read of planPackReads(batch.flatMap(deltasOn))) {
+      for (const { chunk, sealed, where } of await fetch(read))
+        deltas.set(placeOf(chunk.location), { sealed, where });
     }
-    await writes.flush();
-
-    const bases = new Map(chunks.map((fetched) => [placeOf(fetched.chunk.location), fetched]));
-    const deltas = chunks.flatMap(({ chunk }) => [...chunk.deltas.values()]);
-    for (const deltaRead of planPackReads(deltas)) {
-      const fetched = await readPack(bucket, manifest.volumeId, deltaRead);
-      progress.requests++;
-      // By base, so that each base is decoded once per read of its deltas and only one is held.
-      fetched.sort(
-        (a, b) =>
-          a.chunk.delta.base.offset - b.chunk.delta.base.offset || firstIndex(a.chunk) - firstIndex(b.chunk),
-      );
-      let base: { place: string; plaintext: Buffer } | undefined;
-      for (const { chunk, sealed, where } of fetched) {
-        const basePlace = placeOf(chunk.delta.base);
-        if (base?.place !== basePlace) {
-          const from = bases.get(basePlace)!;
-          base = {
-            place: basePlace,
-            plaintext: await decodeChunk(from.chunk.location.id, from.sealed, keys, from.where),
-          };
+    for (const range of batch) {
+      const chunks = await fetch(range);
+      const writes = new CoalescedWrites(request.write);
+      // Upload workers interleave a pack's chunks; in volume order, neighbours join into one write.
+      chunks.sort((a, b) => firstIndex(a.chunk) - firstIndex(b.chunk));
+      for (const { chunk, sealed, where } of chunks) {
+        const plaintext = await decodeChunk(chunk.location.id, sealed, keys, where);
+        await fill(plaintext, chunk.indexes, `chunk ${chunk.location.id} in ${where}`, writes);
+        for (const stored of chunk.deltas.values()) {
+          const { id } = stored.location;
+          const fetched = deltas.get(placeOf(stored.location))!;
+          const delta = { id, baseId: stored.delta.base.id, blocks: stored.delta.blocks };
+          const rebuilt = await decodeDelta(delta, fetched.sealed, plaintext, keys, fetched.where);
+          await fill(rebuilt, stored.indexes, `delta of chunk ${id} in ${fetched.where}`, writes);
         }
-        const delta = { id: chunk.location.id, baseId: chunk.delta.base.id, blocks: chunk.delta.blocks };
-        const plaintext = await decodeDelta(delta, sealed, base.plaintext, keys, where);
-        await fill(plaintext, chunk.indexes, `delta of chunk ${chunk.location.id} in ${where}`, writes);
       }
       await writes.flush();
+      request.onProgress?.(progress);
     }
-    request.onProgress?.(progress);
   });
   return progress;
 }
+
+/**
+ * Consecutive ranges whose deltas are fetched together: up to DELTA_BATCH_BYTES of deltas and
+ * DELTA_BATCH_RANGES ranges. A range without deltas is a batch of its own, as every range was
+ * before deltas.
+ */
+function batchesOf(ranges: readonly PackRead<StoredChunk>[]): PackRead<StoredChunk>[][] {
+  const batches: PackRead<StoredChunk>[][] = [];
+  let current: { ranges: PackRead<StoredChunk>[]; bytes: number } | undefined;
+  for (const range of ranges) {
+    const bytes = deltasOn(range).reduce((sum, { location }) => sum + location.length, 0);
+    if (
+      bytes === 0 ||
+      current === undefined ||
+      current.bytes + bytes > DELTA_BATCH_BYTES ||
+      current.ranges.length >= DELTA_BATCH_RANGES
+    ) {
+      current = { ranges: [range], bytes };
+      batches.push(current.ranges);
+      if (bytes === 0) current = undefined;
+    } else {
+      current.ranges.push(range);
+      current.bytes += bytes;
+    }
+  }
+  return batches;
+}
+
+const deltasOn = (range: PackRead<StoredChunk>) => range.chunks.flatMap(({ deltas }) => [...deltas.values()]);
+
+const firstIndex = (chunk: StoredChunk) =>
+  Math.min(
+    chunk.indexes[0] ?? Number.MAX_SAFE_INTEGER,
+    ...[...chunk.deltas.values()].map((d) => d.indexes[0]!),
+  );
 
 /** The full chunks to fetch, by place, each with the deltas on it (equal objects are fetched once). */
 function storedChunks(manifest: Manifest): Map<string, StoredChunk> {
@@ -154,8 +188,6 @@ function storedChunks(manifest: Manifest): Map<string, StoredChunk> {
   }
   return stored;
 }
-
-const firstIndex = (chunk: { indexes: readonly number[] }) => chunk.indexes[0] ?? -1;
 
 /** Joins writes that continue one another into requests of up to WRITE_BYTES. */
 class CoalescedWrites {
