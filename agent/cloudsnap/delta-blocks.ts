@@ -56,14 +56,13 @@ export function blocksOf(bitmap: BlockBitmap): number[] {
 /**
  * How a changed chunk is stored on an incremental, given the entry the previous cloudsnap had at its
  * index: as a delta on that entry's full chunk (its base if it is a delta itself, with the blocks of
- * both), or full (undefined) when there is no previous entry or the delta would pass DELTA_MAX_SHARE.
+ * both), or full (undefined) when the delta would pass DELTA_MAX_SHARE.
  */
 export function planDelta(
-  previous: ChunkEntry | undefined,
+  previous: ChunkEntry,
   touched: BlockBitmap,
   chunkLength: number,
 ): ChunkDelta | undefined {
-  if (previous === undefined) return undefined;
   const blocks = Buffer.from(touched);
   if (previous.delta !== undefined) {
     if (previous.delta.blocks.length !== blocks.length) return undefined;

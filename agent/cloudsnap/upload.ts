@@ -112,8 +112,11 @@ export async function uploadCloudsnap(request: UploadRequest): Promise<UploadRes
         const id = chunkId(data, keys);
         let location = known.get(id);
         if (location === undefined) {
-          const blocks = touchedBlocks(chunkRuns, offset, data.length, CHUNK_BYTES);
-          const delta = planDelta(previousEntries?.get(index), blocks, data.length);
+          const previous = previousEntries?.get(index);
+          const delta =
+            previous === undefined
+              ? undefined
+              : planDelta(previous, touchedBlocks(chunkRuns, offset, data.length, CHUNK_BYTES), data.length);
           location =
             delta === undefined
               ? encodeChunk(id, data, keys).then((encoded) => writer.add(id, encoded.sealed))
