@@ -11,6 +11,7 @@
  *
  *   npm run bench:cloudsnap                                   # 1 GiB volume, 3 rounds
  *   BENCH_VOLUME_MIB=256 BENCH_SPARSE_MIB=32 BENCH_ROUNDS=1 npm run bench:cloudsnap   # quick check
+ *   BENCH_ONLY=incremental npm run bench:cloudsnap            # the incrementals alone, on one full upload
  */
 // First import: libuv sizes its thread pool once, when it first starts (as in the agent, whose
 // pool runs the chunks' compression as well as the replica's reads and writes).
@@ -59,6 +60,11 @@ const THROUGHPUT_GOAL = 0.8;
 const INCREMENTAL_GOAL = 1.1;
 /** The scattered writes' offsets come from this seed, so runs change the same blocks. */
 const SEED = 9;
+/**
+ * BENCH_ONLY=incremental skips the rounds against raw S3 and case (a): the fully written volume is
+ * uploaded once, as the incrementals' base, so their numbers come in a fraction of the run's time.
+ */
+const INCREMENTAL_ONLY = process.env.BENCH_ONLY === "incremental";
 
 const quiet = pino({ level: "silent" });
 /** This process is the only writer of the bench's volumes: the lease is always confirmed. */
@@ -423,11 +429,14 @@ async function changeAlignedExtents(source: Replica): Promise<number> {
   return extents * CHUNK_BYTES;
 }
 
-/** CHANGED_SHARE of the volume as 64 KiB writes at distinct random places: a database's page writes. */
-async function changeScattered(source: Replica): Promise<number> {
+/**
+ * CHANGED_SHARE of the volume as 64 KiB writes at distinct random places: a database's page writes.
+ * Each `seed` picks other places: a second round grows the deltas the first one made.
+ */
+async function changeScattered(source: Replica, seed: number): Promise<number> {
   const slots = VOLUME_BYTES / SCATTERED_WRITE_BYTES;
   const writes = Math.round(CHANGED_SHARE * slots);
-  const rng = random(SEED);
+  const rng = random(seed);
   const chosen = new Set<number>();
   while (chosen.size < writes) chosen.add(rng.int(slots));
   for (const slot of chosen) {
@@ -553,40 +562,16 @@ async function main(): Promise<void> {
     console.log("CPU: this process + s3rver, per GiB moved\n");
     await bench.warmUp();
     for (const kase of CASES) {
+      const fullyWritten = kase.dataBytes === VOLUME_BYTES;
+      if (INCREMENTAL_ONLY && !fullyWritten) continue;
       const source = await bench.createReplica("source");
       await kase.fill(source);
       const snapshot = await source.snapshot("full");
-      const rounds: Round[] = [];
-      for (let n = 0; n < ROUNDS; n++) {
-        const result = await runRound(bench, source, snapshot.id, kase, n);
-        printRound(kase, n, result);
-        rounds.push(result);
-        // The last round's cloudsnap of the fully written volume is the incrementals' base.
-        if (n < ROUNDS - 1 || kase.dataBytes < VOLUME_BYTES) await bench.forget(result.volumeId);
-      }
-      printSummary(kase, rounds);
-      if (kase.dataBytes === VOLUME_BYTES) {
-        const { volumeId } = rounds.at(-1)!;
-        const aligned = await runIncremental(
-          bench,
-          source,
-          volumeId,
-          snapshot.id,
-          "1 MiB-aligned extents",
-          () => changeAlignedExtents(source),
-        );
-        printIncremental(aligned);
-        const scattered = await runIncremental(
-          bench,
-          source,
-          volumeId,
-          aligned.entry.snapshotId,
-          "scattered 64 KiB writes",
-          () => changeScattered(source),
-        );
-        printIncremental(scattered);
-        await bench.forget(volumeId);
-      }
+      const base = INCREMENTAL_ONLY
+        ? await uploadBase(bench, source, snapshot.id)
+        : await runRounds(bench, source, snapshot.id, kase);
+      if (fullyWritten) await runIncrementals(bench, source, base, snapshot.id);
+      else await bench.forget(base);
       console.log("");
       await bench.destroyReplica(source, "source");
     }
@@ -595,6 +580,74 @@ async function main(): Promise<void> {
     await s3.close();
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The rounds of a case against raw S3; resolves to the volume of the last round's cloudsnap, kept
+ * as the incrementals' base.
+ */
+async function runRounds(bench: Bench, source: Replica, snapshotId: string, kase: Case): Promise<string> {
+  const rounds: Round[] = [];
+  for (let n = 0; n < ROUNDS; n++) {
+    const result = await runRound(bench, source, snapshotId, kase, n);
+    printRound(kase, n, result);
+    rounds.push(result);
+    if (n < ROUNDS - 1) await bench.forget(result.volumeId);
+  }
+  printSummary(kase, rounds);
+  return rounds.at(-1)!.volumeId;
+}
+
+/** One full cloudsnap of the source, measured, as the incrementals' base; resolves to its volume. */
+async function uploadBase(bench: Bench, source: Replica, snapshotId: string): Promise<string> {
+  const volumeId = randomUUID();
+  let entry: CatalogEntry | undefined;
+  const upload = await measured(bench.s3, bench.counter, VOLUME_BYTES, async () => {
+    entry = await bench.take(volumeId, source, snapshotId);
+  });
+  console.log(
+    `full cloudsnap (the incrementals' base): ${upload.mibPerSecond.toFixed(0)} MiB/s, CPU ${cpuPerGiB(upload.cpu)}; ` +
+      `${entry?.chunks} chunks; ${describeRequests(upload.requests)}`,
+  );
+  return volumeId;
+}
+
+/**
+ * The incrementals on the full cloudsnap of `volumeId`: aligned extents, scattered writes, scattered
+ * writes again (cumulative deltas); then a restore of the last one into a null sink, which reads
+ * bases and deltas.
+ */
+async function runIncrementals(bench: Bench, source: Replica, volumeId: string, fullSnapshot: string) {
+  const aligned = await runIncremental(bench, source, volumeId, fullSnapshot, "1 MiB-aligned extents", () =>
+    changeAlignedExtents(source),
+  );
+  printIncremental(aligned);
+  const scattered = await runIncremental(
+    bench,
+    source,
+    volumeId,
+    aligned.entry.snapshotId,
+    "scattered 64 KiB writes",
+    () => changeScattered(source, SEED),
+  );
+  printIncremental(scattered);
+  const again = await runIncremental(
+    bench,
+    source,
+    volumeId,
+    scattered.entry.snapshotId,
+    "scattered 64 KiB writes again (cumulative deltas)",
+    () => changeScattered(source, SEED + 1),
+  );
+  printIncremental(again);
+  const restore = await measured(bench.s3, bench.counter, VOLUME_BYTES, async () => {
+    await bench.repository.restore(again.entry.id, async () => {});
+  });
+  console.log(
+    `restore of the last incremental to a null sink: ${restore.mibPerSecond.toFixed(0)} MiB/s, CPU ${cpuPerGiB(restore.cpu)}; ` +
+      describeRequests(restore.requests),
+  );
+  await bench.forget(volumeId);
 }
 
 await main();

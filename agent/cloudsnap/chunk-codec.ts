@@ -49,10 +49,19 @@ export function isChunkId(id: string): boolean {
   return CHUNK_ID.test(id);
 }
 
-const associatedData = (id: string, header: Buffer) => Buffer.concat([Buffer.from(id, "hex"), header]);
+const associatedData = (id: string) => Buffer.from(id, "hex");
 
 /** Encodes a chunk whose id the caller computed already (it looks the id up before paying for this). */
 export async function encodeChunk(id: string, plaintext: Buffer, keys: VolumeKeys): Promise<EncodedChunk> {
+  return { id, sealed: await sealStored(plaintext, keys, associatedData(id)) };
+}
+
+/**
+ * Compresses (when worth it) and seals `plaintext` under `binding`, the associated data that says
+ * what the object is; the header follows the binding in the associated data. Deltas (delta-codec.ts)
+ * are sealed the same way under a binding of their own.
+ */
+export async function sealStored(plaintext: Buffer, keys: VolumeKeys, binding: Buffer): Promise<Buffer> {
   const compressed = (await worthDeflating(plaintext))
     ? await deflate(plaintext, { level: DEFLATE_LEVEL })
     : undefined;
@@ -61,13 +70,42 @@ export async function encodeChunk(id: string, plaintext: Buffer, keys: VolumeKey
       ? [Encoding.deflate, compressed]
       : [Encoding.stored, plaintext];
   const header = Buffer.from([FORMAT_VERSION, encoding]);
-  return { id, sealed: Buffer.concat([header, seal(body, keys.encryptionKey, associatedData(id, header))]) };
+  return Buffer.concat([header, seal(body, keys.encryptionKey, Buffer.concat([binding, header]))]);
 }
 
 async function worthDeflating(plaintext: Buffer): Promise<boolean> {
   if (plaintext.length <= PROBE_BYTES) return true;
   const probe = await deflate(plaintext.subarray(0, PROBE_BYTES), { level: DEFLATE_LEVEL });
   return probe.length <= PROBE_BYTES * (1 - PROBE_MIN_SAVING);
+}
+
+/**
+ * What sealStored sealed under `binding`, or a refusal from `refuse` (which names the object): a
+ * truncated object, an unknown header, or a tag that does not verify (a wrong key, a flipped bit,
+ * an object stored under another binding, which `undecryptable` may name).
+ */
+export async function openStored(
+  sealed: Buffer,
+  keys: VolumeKeys,
+  binding: Buffer,
+  refuse: (why: string) => Error,
+  undecryptable = "the key is wrong or the object was altered",
+): Promise<Buffer> {
+  if (sealed.length < HEADER_BYTES + SEAL_OVERHEAD_BYTES)
+    throw refuse(`is truncated (${sealed.length} bytes)`);
+  if (sealed[0] !== FORMAT_VERSION) throw refuse(`has format version ${sealed[0]}, not ${FORMAT_VERSION}`);
+  const encoding = sealed[1];
+  if (encoding !== Encoding.stored && encoding !== Encoding.deflate)
+    throw refuse(`has unknown encoding ${encoding}`);
+  const header = sealed.subarray(0, HEADER_BYTES);
+  const body = unseal(sealed.subarray(HEADER_BYTES), keys.encryptionKey, Buffer.concat([binding, header]));
+  if (body === undefined) throw refuse(`does not decrypt: ${undecryptable}`);
+  return encoding === Encoding.deflate ? await inflate(body) : body;
+}
+
+/** Whether `plaintext` is what chunk `id` holds (its keyed hash, compared in constant time). */
+export function holdsChunk(id: string, plaintext: Buffer, keys: VolumeKeys): boolean {
+  return timingSafeEqual(Buffer.from(chunkId(plaintext, keys), "hex"), Buffer.from(id, "hex"));
 }
 
 /**
@@ -83,17 +121,7 @@ export async function decodeChunk(
 ): Promise<Buffer> {
   const refuse = (why: string) => new Error(`chunk ${id} in ${where} ${why}`);
   if (!isChunkId(id)) throw refuse("has a malformed id (64 hex digits expected)");
-  if (sealed.length < HEADER_BYTES + SEAL_OVERHEAD_BYTES)
-    throw refuse(`is truncated (${sealed.length} bytes)`);
-  if (sealed[0] !== FORMAT_VERSION) throw refuse(`has format version ${sealed[0]}, not ${FORMAT_VERSION}`);
-  const encoding = sealed[1];
-  if (encoding !== Encoding.stored && encoding !== Encoding.deflate)
-    throw refuse(`has unknown encoding ${encoding}`);
-  const header = sealed.subarray(0, HEADER_BYTES);
-  const body = unseal(sealed.subarray(HEADER_BYTES), keys.encryptionKey, associatedData(id, header));
-  if (body === undefined) throw refuse("does not decrypt: the key is wrong or the object was altered");
-  const plaintext = encoding === Encoding.deflate ? await inflate(body) : body;
-  const actual = Buffer.from(chunkId(plaintext, keys), "hex");
-  if (!timingSafeEqual(actual, Buffer.from(id, "hex"))) throw refuse("holds other data than its id says");
+  const plaintext = await openStored(sealed, keys, associatedData(id), refuse);
+  if (!holdsChunk(id, plaintext, keys)) throw refuse("holds other data than its id says");
   return plaintext;
 }

@@ -39,10 +39,11 @@ export interface CollectGarbage {
 
 /**
  * Garbage collection of one volume's objects. What is live is what the listed cloudsnaps'
- * manifests name; the rest goes: packs nothing names, manifests no catalog lists (left by an upload
- * or a delete cut short), and packs mostly dead are repacked. Memory holds the places of the
- * volume's distinct live chunks (about 100 bytes per MiB of distinct data), read one manifest at a
- * time: it grows with the largest volume, not with the number of cloudsnaps or volumes.
+ * manifests name: chunks, deltas and the deltas' bases; the rest goes: packs nothing names,
+ * manifests no catalog lists (left by an upload or a delete cut short), and packs mostly dead are
+ * repacked. Memory holds the places of the volume's distinct live chunks (about 100 bytes per MiB
+ * of distinct data), read one manifest at a time: it grows with the largest volume, not with the
+ * number of cloudsnaps or volumes.
  *
  * Crash-safe in every order: new packs are complete before a manifest names them, each manifest
  * is replaced whole, and a pack is deleted only once no manifest names it. Runs under the
@@ -58,11 +59,16 @@ export async function collectGarbage(request: CollectGarbage): Promise<GarbageCo
     }
   };
   const live = new Map<string, Map<number, ChunkLocation>>();
+  const keep = (location: ChunkLocation) => {
+    const places = live.get(location.pack) ?? new Map<number, ChunkLocation>();
+    places.set(location.offset, location);
+    live.set(location.pack, places);
+  };
   for await (const manifest of manifests()) {
-    for (const location of manifest.chunks.values()) {
-      const places = live.get(location.pack) ?? new Map<number, ChunkLocation>();
-      places.set(location.offset, location);
-      live.set(location.pack, places);
+    for (const entry of manifest.chunks.values()) {
+      keep(entry);
+      // A delta is worth nothing without its base, wherever that is.
+      if (entry.delta !== undefined) keep(entry.delta.base);
     }
   }
 
@@ -128,7 +134,10 @@ async function repack(
   return moved;
 }
 
-/** Points a manifest's moved chunks at their new places and puts it back; false if none moved. */
+/**
+ * Points a manifest's moved chunks and bases at their new places and puts it back; false if none
+ * moved.
+ */
 async function rewriteManifest(
   bucket: CloudsnapBucket,
   manifest: Manifest,
@@ -136,10 +145,17 @@ async function rewriteManifest(
   keys: VolumeKeys,
 ): Promise<boolean> {
   let changed = false;
-  for (const [index, location] of manifest.chunks) {
-    const to = moved.get(placeOf(location));
-    if (to === undefined) continue;
-    manifest.chunks.set(index, to);
+  for (const [index, entry] of manifest.chunks) {
+    const to = moved.get(placeOf(entry)) ?? entry;
+    const baseTo = entry.delta === undefined ? undefined : moved.get(placeOf(entry.delta.base));
+    if (to === entry && baseTo === undefined) continue;
+    const { id, pack, offset, length } = to;
+    const delta =
+      entry.delta === undefined ? undefined : { ...entry.delta, base: baseTo ?? entry.delta.base };
+    manifest.chunks.set(
+      index,
+      delta === undefined ? { id, pack, offset, length } : { id, pack, offset, length, delta },
+    );
     changed = true;
   }
   if (changed) {

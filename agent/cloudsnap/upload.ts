@@ -3,15 +3,18 @@ import { manifestObject } from "../../core/cloud/cloudsnap-layout.js";
 import type { ByteRange } from "../block-device.js";
 import { mergeRuns } from "../replication/coordinator/rebuild.js";
 import { chunkId, encodeChunk } from "./chunk-codec.js";
+import { planDelta, touchedBlocks } from "./delta-blocks.js";
+import { encodeDelta } from "./delta-codec.js";
 import type { VolumeKeys } from "./keys.js";
-import { type ChunkLocation, type Manifest, sealManifest } from "./manifest.js";
+import { type ChunkEntry, type Manifest, sealManifest } from "./manifest.js";
 import { DEFAULT_PACK_OPTIONS, PackWriter, type PackWriterOptions } from "./pack-writer.js";
 
 /**
  * Chunks are fixed 1 MiB pieces of the volume, aligned to its 4 KiB blocks (block devices do not
  * shift data, so content-defined boundaries would find nothing more to dedupe). 1 MiB keeps a
- * manifest at 48 bytes per MiB of data and the requests per GiB low; the price is that a 4 KiB
- * write makes an incremental upload its whole chunk (docs/benchmarks.md measures both).
+ * manifest at 48 bytes per MiB of data and the requests per GiB low; an incremental stores a chunk
+ * that scattered writes changed as a delta of its 4 KiB blocks (delta-blocks.ts), so a 4 KiB write
+ * does not make it upload a whole chunk (docs/benchmarks.md measures both).
  */
 export const CHUNK_BYTES = 1024 * 1024;
 /** Chunks read, hashed and sealed at once: keeps the source, the CPU and the puts busy together. */
@@ -47,7 +50,8 @@ export interface UploadRequest {
   source: UploadSource;
   /**
    * The volume's latest cloudsnap. Every chunk it names is reused, not uploaded again (dedupe); when
-   * `incremental`, chunks outside the source's runs are unchanged and taken from it as they are.
+   * `incremental`, chunks outside the source's runs are unchanged and taken from it as they are, and
+   * a changed chunk it holds is stored as a delta on its full chunk while the delta stays small.
    */
   base?: { manifest: Manifest; incremental: boolean };
   packs?: PackWriterOptions;
@@ -69,9 +73,21 @@ export interface UploadResult {
 export async function uploadCloudsnap(request: UploadRequest): Promise<UploadResult> {
   const { bucket, keys, source, base } = request;
   const writer = new PackWriter(bucket, request.volumeId, request.packs ?? DEFAULT_PACK_OPTIONS);
-  const chunks = new Map<number, ChunkLocation>(base?.incremental === true ? base.manifest.chunks : []);
-  const known = new Map<string, ChunkLocation | Promise<ChunkLocation>>();
-  for (const location of base?.manifest.chunks.values() ?? []) known.set(location.id, location);
+  const incremental = base?.incremental === true;
+  const chunks = new Map<number, ChunkEntry>(incremental ? base.manifest.chunks : []);
+  const known = new Map<string, ChunkEntry | Promise<ChunkEntry>>();
+  for (const entry of base?.manifest.chunks.values() ?? []) {
+    known.set(entry.id, entry);
+    // A chunk written back to what its base held is that base again.
+    if (entry.delta !== undefined && !known.has(entry.delta.base.id))
+      known.set(entry.delta.base.id, entry.delta.base);
+  }
+  // What a changed chunk's delta builds on: the previous cloudsnap's entry at its index. None when
+  // the volume was resized, as a chunk of another length than its base cannot be a delta on it.
+  const previousEntries =
+    incremental && base.manifest.sizeBytes === source.sizeBytes && base.manifest.chunkBytes === CHUNK_BYTES
+      ? base.manifest.chunks
+      : undefined;
 
   const runs = mergeRuns(source.runs);
   const progress: UploadProgress = {
@@ -82,10 +98,10 @@ export async function uploadCloudsnap(request: UploadRequest): Promise<UploadRes
     uploadedBytes: 0,
   };
   const zeros = Buffer.alloc(CHUNK_BYTES);
-  const indexes = chunkIndexes(runs);
+  const touched = touchedChunks(runs);
   const worker = async () => {
-    for (let next = indexes.next(); next.done !== true; next = indexes.next()) {
-      const index = next.value;
+    for (let next = touched.next(); next.done !== true; next = touched.next()) {
+      const { index, runs: chunkRuns } = next.value;
       await writer.ready();
       const offset = index * CHUNK_BYTES;
       const data = await source.read(offset, Math.min(CHUNK_BYTES, source.sizeBytes - offset));
@@ -96,7 +112,17 @@ export async function uploadCloudsnap(request: UploadRequest): Promise<UploadRes
         const id = chunkId(data, keys);
         let location = known.get(id);
         if (location === undefined) {
-          location = encodeChunk(id, data, keys).then((encoded) => writer.add(id, encoded.sealed));
+          const previous = previousEntries?.get(index);
+          const delta =
+            previous === undefined
+              ? undefined
+              : planDelta(previous, touchedBlocks(chunkRuns, offset, data.length, CHUNK_BYTES), data.length);
+          location =
+            delta === undefined
+              ? encodeChunk(id, data, keys).then((encoded) => writer.add(id, encoded.sealed))
+              : encodeDelta({ id, baseId: delta.base.id, blocks: delta.blocks }, data, keys).then(
+                  (sealed): ChunkEntry => ({ ...writer.add(id, sealed), delta }),
+                );
           known.set(id, location);
           progress.newChunks++;
         }
@@ -110,7 +136,7 @@ export async function uploadCloudsnap(request: UploadRequest): Promise<UploadRes
   await writer.finish();
 
   const manifest: Manifest = {
-    format: 1,
+    format: 2,
     volumeId: request.volumeId,
     cloudsnapId: request.cloudsnapId,
     sizeBytes: source.sizeBytes,
@@ -129,19 +155,30 @@ export async function uploadCloudsnap(request: UploadRequest): Promise<UploadRes
   return { manifest, progress, dataBytes };
 }
 
-/** The indexes of the chunks that merged, sorted runs touch, each once, lazily (a volume may have millions). */
-function* chunkIndexes(runs: readonly ByteRange[]): Generator<number> {
-  let last = -1;
+/**
+ * The chunks that merged, sorted runs touch, each once with the runs that touch it, lazily (a volume
+ * may have millions).
+ */
+function* touchedChunks(runs: readonly ByteRange[]): Generator<{ index: number; runs: ByteRange[] }> {
+  let current: { index: number; runs: ByteRange[] } | undefined;
   for (const run of runs) {
-    const first = Math.max(Math.floor(run.offset / CHUNK_BYTES), last + 1);
+    const first = Math.floor(run.offset / CHUNK_BYTES);
     const end = Math.floor((run.offset + run.length - 1) / CHUNK_BYTES);
-    for (let index = first; index <= end; index++) yield index;
-    last = Math.max(last, end);
+    for (let index = first; index <= end; index++) {
+      if (current !== undefined && current.index !== index) {
+        yield current;
+        current = undefined;
+      }
+      current ??= { index, runs: [] };
+      current.runs.push(run);
+    }
   }
+  if (current !== undefined) yield current;
 }
 
 function chunkSpanBytes(runs: readonly ByteRange[], sizeBytes: number): number {
   let total = 0;
-  for (const index of chunkIndexes(runs)) total += Math.min(CHUNK_BYTES, sizeBytes - index * CHUNK_BYTES);
+  for (const { index } of touchedChunks(runs))
+    total += Math.min(CHUNK_BYTES, sizeBytes - index * CHUNK_BYTES);
   return total;
 }

@@ -8,10 +8,11 @@ import { type HeldLease, underLease } from "../../core/state/leases.js";
 import type { StateStore } from "../../core/state/store.js";
 import { freshStorePerTest } from "../core/state-harness.js";
 import { random } from "../store/helpers.js";
-import { bucketPerSuite, keysUnder, MiB, repositoryOn, restored } from "./support.js";
+import { bucketPerSuite, keysUnder, MiB, manifestOf, repositoryOn, restored } from "./support.js";
 
 /**
- * Retention's safety, as a property: whatever the order of uploads (full and incremental), deletes,
+ * Retention's safety, as a property: whatever the order of uploads (full and incremental, whose
+ * changed chunks become deltas, cumulative ones, and full again), deletes,
  * garbage collections (repacking at random thresholds) and restores, some of them at once, every
  * cloudsnap the catalog lists restores to exactly what the volume held when it was taken, and
  * once all are deleted nothing of the volume is left. Mutations take the volume's lease from a real
@@ -84,7 +85,23 @@ describe("garbage collection and retention", () => {
             held,
           );
           expected.set(cloudsnap.id, frozen);
+          if (base !== undefined) await countDeltas(latest!.id, cloudsnap.id);
         });
+      /** Deltas the incremental made, and those that grew a delta of the previous cloudsnap. */
+      const made = { deltas: 0, cumulative: 0 };
+      const countDeltas = async (previousId: string, id: string) => {
+        const before = (await manifestOf(storage.bucket, previousId)).manifest.chunks;
+        for (const [index, entry] of (await manifestOf(storage.bucket, id)).manifest.chunks) {
+          const previous = before.get(index);
+          if (
+            entry.delta === undefined ||
+            (previous?.pack === entry.pack && previous.offset === entry.offset)
+          )
+            continue;
+          made.deltas++;
+          if (previous?.delta !== undefined) made.cumulative++;
+        }
+      };
       const deleteOne = (step: number, id: string) =>
         exclusive(`delete-${step}`, async (held) => {
           await repo.delete(id, held);
@@ -100,8 +117,15 @@ describe("garbage collection and retention", () => {
 
       for (let step = 0; step < 36; step++) {
         for (let writes = 1 + rng.int(3); writes > 0; writes--) {
+          const kind = rng.int(7);
+          if (kind >= 4) {
+            // A database's pages: a few 4 KiB blocks here and there, which incrementals store as deltas.
+            for (let pages = 1 + rng.int(6); pages > 0; pages--) {
+              randomBytes(BLOCK * (1 + rng.int(2))).copy(volume.bytes, rng.int(SIZE / BLOCK - 1) * BLOCK);
+            }
+            continue;
+          }
           const at = rng.int(SIZE / MiB) * MiB + rng.int(4) * 64 * 1024;
-          const kind = rng.int(5);
           const data =
             kind === 0
               ? Buffer.alloc(MiB / 2) // zeros over whatever was there
@@ -125,6 +149,8 @@ describe("garbage collection and retention", () => {
         expect(new Set((await repo.list(volume.id)).map((c) => c.id))).toEqual(new Set(expected.keys()));
       }
 
+      expect(made.deltas).toBeGreaterThan(0);
+      expect(made.cumulative).toBeGreaterThan(0);
       for (const [id, wanted] of expected) await check(id, wanted);
       for (const id of expected.keys()) await deleteOne(-1, id);
       await exclusive("final-gc", (held) => repo.collectGarbage(volume.id, held));

@@ -1,18 +1,24 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { deflateRawSync } from "node:zlib";
 import { S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll } from "vitest";
 import type { ByteRange } from "../../agent/block-device.js";
+import type { VolumeKeys } from "../../agent/cloudsnap/keys.js";
+import { type Manifest, openManifest } from "../../agent/cloudsnap/manifest.js";
 import { CloudsnapRepository } from "../../agent/cloudsnap/repository.js";
+import { seal } from "../../agent/cloudsnap/sealing.js";
 import type { UploadSource } from "../../agent/cloudsnap/upload.js";
-import { VolumeKeyProtection } from "../../agent/cloudsnap/volume-key.js";
+import { loadVolumeKeys, VolumeKeyProtection } from "../../agent/cloudsnap/volume-key.js";
 import { CloudsnapBucket } from "../../core/cloud/cloudsnap-bucket.js";
+import { manifestObject, volumeOfCloudsnap } from "../../core/cloud/cloudsnap-layout.js";
 import { cloudsnapS3Config } from "../../core/cloud/s3-client.js";
 import type { HeldLease } from "../../core/state/leases.js";
 import { type LocalS3, startLocalS3 } from "../../infra/local/s3/local-s3.js";
 
 export const MiB = 1024 * 1024;
+const DEFAULT_PASSPHRASE = "correct horse battery staple";
 
 /** The suite's S3-compatible server (s3rver in its own process) and a bucket on it. */
 export interface TestBucket {
@@ -92,7 +98,7 @@ export const SOLE_WRITER: HeldLease = { confirm: async () => {} };
 
 export function repositoryOn(
   bucket: CloudsnapBucket,
-  passphrase = "correct horse battery staple",
+  passphrase = DEFAULT_PASSPHRASE,
   packs = { targetBytes: 4 * MiB, concurrency: 2 },
 ): CloudsnapRepository {
   return new CloudsnapRepository(
@@ -137,4 +143,51 @@ export async function keysUnder(bucket: CloudsnapBucket, prefix: string): Promis
   const keys: string[] = [];
   for await (const { key } of bucket.list(prefix)) keys.push(key);
   return keys;
+}
+
+/** The volume's keys, as a restore with the suite's passphrase recovers them (one scrypt per suite). */
+export function keysOf(bucket: CloudsnapBucket, volumeId: string): Promise<VolumeKeys> {
+  suiteProtection ??= VolumeKeyProtection.passphraseOnly(async () => DEFAULT_PASSPHRASE);
+  return loadVolumeKeys(bucket, volumeId, suiteProtection);
+}
+let suiteProtection: VolumeKeyProtection | undefined;
+
+/** A cloudsnap's manifest as the bucket holds it, and the keys that open it. */
+export async function manifestOf(bucket: CloudsnapBucket, cloudsnapId: string) {
+  const volumeId = volumeOfCloudsnap(cloudsnapId);
+  const keys = await keysOf(bucket, volumeId);
+  const key = manifestObject(volumeId, cloudsnapId);
+  const manifest = await openManifest(await bucket.get(key), { volumeId, cloudsnapId }, keys, key);
+  return { manifest, keys, key };
+}
+
+/**
+ * A manifest in format 1, the layout before deltas, as the code of that time wrote it:
+ *
+ *   header length (u32) | header JSON (with the pack ids) | entry count (u32) |
+ *   entries: chunk index (u32) | pack (u32, into the header's list) | offset (u32) | length (u32) | id (32)
+ */
+export function sealFormat1Manifest(manifest: Manifest, keys: VolumeKeys): Buffer {
+  const packs = [...new Set([...manifest.chunks.values()].map((location) => location.pack))];
+  const entries = Buffer.alloc(manifest.chunks.size * 48);
+  let at = 0;
+  for (const [index, location] of [...manifest.chunks].sort(([a], [b]) => a - b)) {
+    if (location.delta !== undefined) throw new Error("format 1 has no deltas");
+    at = entries.writeUInt32BE(index, at);
+    at = entries.writeUInt32BE(packs.indexOf(location.pack), at);
+    at = entries.writeUInt32BE(location.offset, at);
+    at = entries.writeUInt32BE(location.length, at);
+    at += Buffer.from(location.id, "hex").copy(entries, at);
+  }
+  const { chunks: _, ...header } = manifest;
+  const headerJson = Buffer.from(JSON.stringify({ ...header, format: 1, packs }));
+  const lengths = Buffer.alloc(4);
+  lengths.writeUInt32BE(headerJson.length);
+  const count = Buffer.alloc(4);
+  count.writeUInt32BE(manifest.chunks.size);
+  return seal(
+    deflateRawSync(Buffer.concat([lengths, headerJson, count, entries])),
+    keys.manifestKey,
+    Buffer.from(`strata cloudsnap manifest ${manifest.volumeId} ${manifest.cloudsnapId}`),
+  );
 }
