@@ -1,5 +1,4 @@
 import type { ByteRange } from "../block-device.js";
-import type { ChunkDelta, ChunkEntry } from "./manifest.js";
 
 /**
  * A delta stores a chunk as the blocks of it that differ from a full base chunk. Blocks are the
@@ -7,16 +6,6 @@ import type { ChunkDelta, ChunkEntry } from "./manifest.js";
  * 1 MiB chunk.
  */
 export const DELTA_BLOCK_BYTES = 4096;
-/**
- * A delta holding more than this share of its chunk is not made: the chunk is stored full instead
- * and becomes the base of the next deltas. A delta is cumulative (it holds every block changed
- * since its base, so a restore reads two objects, never a chain), which makes each incremental
- * upload its chunk's delta again, grown; past half the chunk, the base plus the delta a restore
- * reads are over 1.5 chunks, and a full chunk costs the upload at most twice the delta it replaces
- * while starting the growth over from nothing.
- */
-export const DELTA_MAX_SHARE = 1 / 2;
-
 /**
  * Which blocks of a chunk a delta holds: bit b (byte b >> 3, most significant bit first) for the
  * block at b × DELTA_BLOCK_BYTES in the chunk. 32 bytes for a 1 MiB chunk.
@@ -51,26 +40,6 @@ export function blocksOf(bitmap: BlockBitmap): number[] {
   const blocks: number[] = [];
   for (let block = 0; block < bitmap.length * 8; block++) if (has(bitmap, block)) blocks.push(block);
   return blocks;
-}
-
-/**
- * How a changed chunk is stored on an incremental, given the entry the previous cloudsnap had at its
- * index: as a delta on that entry's full chunk (its base if it is a delta itself, with the blocks of
- * both), or full (undefined) when the delta would pass DELTA_MAX_SHARE.
- */
-export function planDelta(
-  previous: ChunkEntry,
-  touched: BlockBitmap,
-  chunkLength: number,
-): ChunkDelta | undefined {
-  const blocks = Buffer.from(touched);
-  if (previous.delta !== undefined) {
-    if (previous.delta.blocks.length !== blocks.length) return undefined;
-    for (let i = 0; i < blocks.length; i++) blocks[i]! |= previous.delta.blocks[i]!;
-  }
-  if (blocksOf(blocks).length * DELTA_BLOCK_BYTES > chunkLength * DELTA_MAX_SHARE) return undefined;
-  const { id, pack, offset, length } = previous.delta?.base ?? previous;
-  return { base: { id, pack, offset, length }, blocks };
 }
 
 /** The blocks of `plaintext` that `bitmap` names, one after the other: a delta's body. */

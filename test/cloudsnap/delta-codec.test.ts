@@ -5,10 +5,10 @@ import {
   applyBlocks,
   blocksOf,
   DELTA_BLOCK_BYTES,
-  planDelta,
   touchedBlocks,
 } from "../../agent/cloudsnap/delta-blocks.js";
 import { decodeDelta, encodeDelta } from "../../agent/cloudsnap/delta-codec.js";
+import { planDelta } from "../../agent/cloudsnap/delta-plan.js";
 import { newDataKey, volumeKeys } from "../../agent/cloudsnap/keys.js";
 import {
   type ChunkEntry,
