@@ -52,20 +52,17 @@ export class NodeMembership {
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
   private beating: Promise<void> | undefined;
-  private triedRegistration!: () => void;
-  private readonly firstAttempt = new Promise<void>((resolve) => {
-    this.triedRegistration = resolve;
-  });
+  /** The first registration attempt, begun at start (a beat never rejects: it logs and retries). */
+  private readonly firstAttempt: Promise<void>;
 
   private constructor(private readonly options: MembershipOptions) {
     this.store = new StateStore({ tableName: options.tableName, requestTimeoutMs: STORE_REQUEST_TIMEOUT_MS });
+    this.firstAttempt = this.beatNow();
   }
 
   /** Starts registering in the background: the agent serves whether or not the store answers. */
   static start(options: MembershipOptions): NodeMembership {
-    const membership = new NodeMembership(options);
-    membership.schedule(0);
-    return membership;
+    return new NodeMembership(options);
   }
 
   /**
@@ -83,7 +80,6 @@ export class NodeMembership {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
-    this.triedRegistration();
     const { log, node } = this.options;
     const markDown = async () => {
       await this.beating;
@@ -106,12 +102,14 @@ export class NodeMembership {
 
   private schedule(delayMs: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.beating = this.beat().finally(() => {
-        this.beating = undefined;
-        this.triedRegistration();
-      });
-    }, delayMs);
+    this.timer = setTimeout(() => void this.beatNow(), delayMs);
+  }
+
+  private beatNow(): Promise<void> {
+    this.beating = this.beat().finally(() => {
+      this.beating = undefined;
+    });
+    return this.beating;
   }
 
   private async beat(): Promise<void> {

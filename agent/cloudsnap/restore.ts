@@ -93,7 +93,7 @@ export async function restoreCloudsnap(request: RestoreRequest): Promise<Restore
       progress.chunks++;
     }
   };
-  const fetch = async <T extends { location: ChunkLocation }>(read: PackRead<T>) => {
+  const readRange = async <T extends { location: ChunkLocation }>(read: PackRead<T>) => {
     const fetched = await readPack(bucket, manifest.volumeId, read);
     progress.requests++;
     return fetched;
@@ -102,11 +102,11 @@ export async function restoreCloudsnap(request: RestoreRequest): Promise<Restore
   await eachConcurrently(batchesOf(ranges), FETCH_CONCURRENCY, async (batch) => {
     const deltas = new Map<string, { sealed: Buffer; where: string }>();
     for (const read of planPackReads(batch.flatMap(deltasOn))) {
-      for (const { chunk, sealed, where } of await fetch(read))
+      for (const { chunk, sealed, where } of await readRange(read))
         deltas.set(placeOf(chunk.location), { sealed, where });
     }
     for (const range of batch) {
-      const chunks = await fetch(range);
+      const chunks = await readRange(range);
       const writes = new CoalescedWrites(request.write);
       // Upload workers interleave a pack's chunks; in volume order, neighbours join into one write.
       chunks.sort((a, b) => firstIndex(a.chunk) - firstIndex(b.chunk));

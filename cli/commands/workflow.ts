@@ -114,7 +114,7 @@ export async function withWorkflows<T>(
 }
 
 /** The local cloud of the running cluster in `dir`, as its cluster.json names it. */
-export async function stepFunctions(dir: string): Promise<WorkflowSource> {
+async function stepFunctions(dir: string): Promise<WorkflowSource> {
   const cluster = await runningCluster(dir);
   const endpoint = cluster.cloud?.endpoints[ENDPOINT_VARIABLES.stepFunctions];
   if (endpoint === undefined)
@@ -144,8 +144,7 @@ export async function stepFunctions(dir: string): Promise<WorkflowSource> {
  */
 export function deployedStepFunctions(prefix: string): WorkflowSource {
   const client = new SFNClient({});
-  let machines: Promise<Map<WorkflowName, string>> | undefined;
-  const where = () => `Step Functions in ${process.env.AWS_REGION ?? "the configured region"}`;
+  const where = `Step Functions in ${process.env.AWS_REGION ?? "the configured region"}`;
   const list = async () => {
     const byName = new Map<string, string>();
     let nextToken: string | undefined;
@@ -163,29 +162,31 @@ export function deployedStepFunctions(prefix: string): WorkflowSource {
     }
     if (found.size === 0)
       throw new CliError(
-        `${where()} has no Strata state machines named ${stateMachineName(prefix, "node-loss")} and so on: ` +
+        `${where} has no Strata state machines named ${stateMachineName(prefix, "node-loss")} and so on: ` +
           "deploy the control plane there (docs/deploy-aws.md), or give its prefix with --stack-prefix",
       );
     return found;
   };
-  return workflowSource(client, where(), () => {
-    machines ??= list();
-    return machines;
-  });
+  return workflowSource(client, where, list);
 }
 
 /**
- * The workflow calls on one Step Functions: `machines` names each workflow's state machine ARN (an
- * execution's ARN is its machine's with the execution's name), `where` says which service an error
- * is about.
+ * The workflow calls on one Step Functions: `machines` names each workflow's state machine ARN,
+ * asked once (an execution's ARN is its machine's with the execution's name), `where` says which
+ * service an error is about.
  */
 function workflowSource(
   client: SFNClient,
   where: string,
   machines: () => Promise<Map<WorkflowName, string>>,
 ): WorkflowSource {
+  let known: Promise<Map<WorkflowName, string>> | undefined;
+  const machinesOnce = () => {
+    known ??= call(machines);
+    return known;
+  };
   const machineArn = async (workflow: WorkflowName) => {
-    const arn = (await call(machines)).get(workflow);
+    const arn = (await machinesOnce()).get(workflow);
     if (arn === undefined) throw new CliError(`${where} has no state machine for the ${workflow} workflow`);
     return arn;
   };
@@ -241,7 +242,7 @@ function workflowSource(
       }
       const found = (
         await Promise.all(
-          [...(await call(machines)).keys()].map(async (workflow) =>
+          [...(await machinesOnce()).keys()].map(async (workflow) =>
             describe(await executionOf(workflow, nameOrArn)),
           ),
         )
